@@ -1,0 +1,346 @@
+/**
+ * Addresses: the `Cidr` value object and `AddressSet`, a set of addresses of one family kept as
+ * sorted, disjoint, non-adjacent intervals. Parsing, validation and formatting are ipaddr.js's;
+ * what is here is only the set algebra normalisation needs (union, difference, minimal CIDR cover).
+ */
+import * as ipaddr from 'ipaddr.js';
+import { TwinwallError, show } from './errors';
+import { requireLiteral } from './tokens';
+
+export type Family = 4 | 6;
+
+const BITS: Record<Family, number> = { 4: 32, 6: 128 };
+
+/** Number of address bits in a family. */
+export function familyBits(family: Family): number {
+  return BITS[family];
+}
+
+function familyName(family: Family): string {
+  return family === 4 ? 'IPv4' : 'IPv6';
+}
+
+function bytesToBigInt(bytes: number[]): bigint {
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return v;
+}
+
+function bigIntToBytes(value: bigint, family: Family): number[] {
+  const n = BITS[family] / 8;
+  const out = new Array<number>(n);
+  let v = value;
+  for (let i = n - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** Canonical text of one address (dotted quad, or RFC 5952 for IPv6). */
+export function formatAddress(family: Family, value: bigint): string {
+  const addr = ipaddr.fromByteArray(bigIntToBytes(value, family));
+  return addr.kind() === 'ipv6' ? (addr as ipaddr.IPv6).toRFC5952String() : addr.toString();
+}
+
+/** Parse one address (no mask) strictly; returns its family and numeric value. */
+export function parseAddress(text: string): { family: Family; value: bigint } {
+  requireLiteral(text, 'The address', '"192.0.2.10"');
+  const trimmed = text.trim();
+  if (ipaddr.IPv4.isValidFourPartDecimal(trimmed)) {
+    return { family: 4, value: bytesToBigInt(ipaddr.IPv4.parse(trimmed).toByteArray()) };
+  }
+  if (ipaddr.IPv6.isValid(trimmed) && !trimmed.includes('%')) {
+    return { family: 6, value: bytesToBigInt(ipaddr.IPv6.parse(trimmed).toByteArray()) };
+  }
+  throw new TwinwallError('CIDR_INVALID', {
+    value: text,
+    problem: `${show(text)} is not an IPv4 address in dotted-quad form or an IPv6 address.`,
+    fix: 'write a literal address such as "192.0.2.10" or "2001:db8::10".',
+  });
+}
+
+/**
+ * One CIDR block, validated strictly: a prefix length is required, host bits must be zero, the
+ * family must be the expected one. `text` is the canonical spelling (RFC 5952 for IPv6).
+ */
+export class Cidr {
+  /** Parse an IPv4 or IPv6 CIDR, e.g. "198.51.100.0/24" or "2001:db8::/32". */
+  public static of(text: string): Cidr {
+    return Cidr.parse(text);
+  }
+
+  /** Parse a CIDR that must be IPv4. */
+  public static ipv4(text: string): Cidr {
+    return Cidr.parse(text, 4);
+  }
+
+  /** Parse a CIDR that must be IPv6. */
+  public static ipv6(text: string): Cidr {
+    return Cidr.parse(text, 6);
+  }
+
+  /** A single host: "192.0.2.10" → 192.0.2.10/32, "2001:db8::10" → /128. */
+  public static host(address: string): Cidr {
+    const { family, value } = parseAddress(address);
+    return new Cidr(family, value, BITS[family]);
+  }
+
+  /** 0.0.0.0/0 */
+  public static anyIpv4(): Cidr {
+    return new Cidr(4, 0n, 0);
+  }
+
+  /** ::/0 */
+  public static anyIpv6(): Cidr {
+    return new Cidr(6, 0n, 0);
+  }
+
+  /** Build from numbers; the caller guarantees the host bits are zero. */
+  public static fromParts(family: Family, network: bigint, prefix: number): Cidr {
+    const bits = BITS[family];
+    if (!Number.isInteger(prefix) || prefix < 0 || prefix > bits) {
+      throw new RangeError(`prefix ${prefix} out of range for ${familyName(family)}`);
+    }
+    const hostMask = (1n << BigInt(bits - prefix)) - 1n;
+    if ((network & hostMask) !== 0n || network < 0n || network >> BigInt(bits) !== 0n) {
+      throw new RangeError(`network ${network} has host bits set for /${prefix}`);
+    }
+    return new Cidr(family, network, prefix);
+  }
+
+  private static parse(text: string, expect?: Family): Cidr {
+    if (typeof text !== 'string') {
+      throw new TwinwallError('CIDR_INVALID', {
+        value: text,
+        problem: `${show(text)} is not a CIDR string.`,
+        fix: 'pass a string such as "198.51.100.0/24" or "2001:db8::/32".',
+      });
+    }
+    requireLiteral(text, 'The CIDR', '"10.0.0.0/16"');
+    const trimmed = text.trim();
+    const slash = trimmed.indexOf('/');
+    if (slash < 0) {
+      const asAddress = (() => {
+        try {
+          return parseAddress(trimmed);
+        } catch {
+          return undefined;
+        }
+      })();
+      const suggestion = asAddress ? `"${trimmed}/${BITS[asAddress.family]}" for that one host, or the network it belongs to` : '"198.51.100.0/24"';
+      throw new TwinwallError('CIDR_NO_MASK', {
+        value: text,
+        problem: `${show(text)} has no prefix length; twinwall never guesses one.`,
+        fix: `write the mask explicitly, e.g. ${suggestion}.`,
+      });
+    }
+    const addrText = trimmed.slice(0, slash);
+    const prefixText = trimmed.slice(slash + 1);
+    const { family, value } = parseAddress(addrText);
+    const bits = BITS[family];
+    if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > bits) {
+      throw new TwinwallError('CIDR_INVALID', {
+        value: text,
+        problem: `${show(text)} has prefix length ${show(prefixText)}, but an ${familyName(family)} prefix is an integer from 0 to ${bits}.`,
+        fix: `use a prefix length between 0 and ${bits}.`,
+      });
+    }
+    const prefix = Number(prefixText);
+    if (expect !== undefined && family !== expect) {
+      throw new TwinwallError('FAMILY_MISMATCH', {
+        value: text,
+        problem: `${show(text)} is an ${familyName(family)} CIDR where an ${familyName(expect)} CIDR is expected.`,
+        fix: expect === 4 ? 'use Cidr.ipv6()/Peer.ipv6() for IPv6 networks, or give the IPv4 network here.' : 'use Cidr.ipv4()/Peer.ipv4() for IPv4 networks, or give the IPv6 network here.',
+      });
+    }
+    const hostMask = (1n << BigInt(bits - prefix)) - 1n;
+    if ((value & hostMask) !== 0n) {
+      const network = formatAddress(family, value & ~hostMask);
+      throw new TwinwallError('CIDR_HOST_BITS', {
+        value: text,
+        problem: `${show(text)} has host bits set: its /${prefix} network is ${network}/${prefix}.`,
+        fix: `write "${network}/${prefix}" for the whole network, or "${formatAddress(family, value)}/${bits}" for the single host.`,
+      });
+    }
+    return new Cidr(family, value, prefix);
+  }
+
+  public readonly family: Family;
+  public readonly network: bigint;
+  public readonly prefix: number;
+  /** Canonical spelling, e.g. "2001:db8::/32". */
+  public readonly text: string;
+
+  private constructor(family: Family, network: bigint, prefix: number) {
+    this.family = family;
+    this.network = network;
+    this.prefix = prefix;
+    this.text = `${formatAddress(family, network)}/${prefix}`;
+    Object.freeze(this);
+  }
+
+  /** First address in the block. */
+  public get first(): bigint {
+    return this.network;
+  }
+
+  /** Last address in the block. */
+  public get last(): bigint {
+    return this.network + (1n << BigInt(BITS[this.family] - this.prefix)) - 1n;
+  }
+
+  /** True for 0.0.0.0/0 and ::/0. */
+  public get isAny(): boolean {
+    return this.prefix === 0;
+  }
+
+  public contains(other: Cidr): boolean {
+    return other.family === this.family && other.first >= this.first && other.last <= this.last;
+  }
+
+  public toString(): string {
+    return this.text;
+  }
+}
+
+/** [first, last], inclusive. */
+export type Interval = readonly [bigint, bigint];
+
+/**
+ * A set of addresses of one family, canonical: sorted, disjoint, non-adjacent intervals. Two sets
+ * holding the same addresses are structurally equal and have the same `key`.
+ */
+export class AddressSet {
+  public static empty(family: Family): AddressSet {
+    return new AddressSet(family, []);
+  }
+
+  public static of(family: Family, cidrs: Iterable<Cidr>): AddressSet {
+    const intervals: Interval[] = [];
+    for (const c of cidrs) {
+      if (c.family !== family) throw new RangeError(`${c.text} is not IPv${family}`);
+      intervals.push([c.first, c.last]);
+    }
+    return new AddressSet(family, AddressSet.canonical(intervals));
+  }
+
+  private static canonical(input: Interval[]): Interval[] {
+    const sorted = [...input].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const out: [bigint, bigint][] = [];
+    for (const [lo, hi] of sorted) {
+      const last = out[out.length - 1];
+      if (last && lo <= last[1] + 1n) {
+        if (hi > last[1]) last[1] = hi;
+      } else {
+        out.push([lo, hi]);
+      }
+    }
+    return out;
+  }
+
+  public readonly family: Family;
+  public readonly intervals: readonly Interval[];
+
+  private constructor(family: Family, intervals: Interval[]) {
+    this.family = family;
+    this.intervals = intervals;
+  }
+
+  public get isEmpty(): boolean {
+    return this.intervals.length === 0;
+  }
+
+  /** A string that is equal for equal sets. */
+  public get key(): string {
+    return `${this.family}:` + this.intervals.map(([a, b]) => `${a.toString(16)}-${b.toString(16)}`).join(',');
+  }
+
+  public equals(other: AddressSet): boolean {
+    return this.family === other.family && this.key === other.key;
+  }
+
+  public contains(address: bigint): boolean {
+    // binary search over sorted intervals
+    let lo = 0;
+    let hi = this.intervals.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const [a, b] = this.intervals[mid];
+      if (address < a) hi = mid - 1;
+      else if (address > b) lo = mid + 1;
+      else return true;
+    }
+    return false;
+  }
+
+  public intersects(other: AddressSet): boolean {
+    return !this.intersect(other).isEmpty;
+  }
+
+  public union(other: AddressSet): AddressSet {
+    this.sameFamily(other);
+    return new AddressSet(this.family, AddressSet.canonical([...this.intervals, ...other.intervals]));
+  }
+
+  public intersect(other: AddressSet): AddressSet {
+    this.sameFamily(other);
+    const out: Interval[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < this.intervals.length && j < other.intervals.length) {
+      const [a1, b1] = this.intervals[i];
+      const [a2, b2] = other.intervals[j];
+      const lo = a1 > a2 ? a1 : a2;
+      const hi = b1 < b2 ? b1 : b2;
+      if (lo <= hi) out.push([lo, hi]);
+      if (b1 < b2) i++;
+      else j++;
+    }
+    return new AddressSet(this.family, out);
+  }
+
+  public subtract(other: AddressSet): AddressSet {
+    this.sameFamily(other);
+    const out: Interval[] = [];
+    let j = 0;
+    for (const [a, b] of this.intervals) {
+      let lo = a;
+      while (j < other.intervals.length && other.intervals[j][1] < lo) j++;
+      let k = j;
+      while (lo <= b && k < other.intervals.length && other.intervals[k][0] <= b) {
+        const [c, d] = other.intervals[k];
+        if (c > lo) out.push([lo, c - 1n]);
+        if (d + 1n > lo) lo = d + 1n;
+        k++;
+      }
+      if (lo <= b) out.push([lo, b]);
+    }
+    return new AddressSet(this.family, out);
+  }
+
+  /** The minimal list of CIDR blocks covering exactly this set, in address order. */
+  public toCidrs(): Cidr[] {
+    const bits = BITS[this.family];
+    const out: Cidr[] = [];
+    for (const [first, last] of this.intervals) {
+      let lo = first;
+      while (lo <= last) {
+        let size = 0; // log2 of block size
+        while (size < bits) {
+          const next = BigInt(size + 1);
+          const aligned = (lo >> next) << next === lo;
+          if (!aligned || lo + (1n << next) - 1n > last) break;
+          size++;
+        }
+        out.push(Cidr.fromParts(this.family, lo, bits - size));
+        lo += 1n << BigInt(size);
+      }
+    }
+    return out;
+  }
+
+  private sameFamily(other: AddressSet): void {
+    if (other.family !== this.family) throw new RangeError(`cannot combine IPv${this.family} and IPv${other.family} sets`);
+  }
+}

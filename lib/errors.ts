@@ -1,0 +1,131 @@
+/**
+ * The one error type of twinwall. Every failure carries a stable code (safe to match on in
+ * scripts and tests), the offending value, and the fix, so a synth failure reads like a review
+ * comment rather than a stack trace.
+ */
+
+/** Stable error codes. Never renumber or rename one: users match on them. */
+export const ERROR_CODES = {
+  /** A CIDR was given without a prefix length ("10.0.0.5"). */
+  CIDR_NO_MASK: 'TW101',
+  /** A CIDR has bits set to the right of its prefix ("10.0.0.5/24"). */
+  CIDR_HOST_BITS: 'TW102',
+  /** Text that is not an IPv4 or IPv6 address at all. */
+  CIDR_INVALID: 'TW103',
+  /** IPv6 where IPv4 was expected, or the reverse (also ICMP vs ICMPv6). */
+  FAMILY_MISMATCH: 'TW104',
+  /** A port outside 0–65535, or not an integer. */
+  PORT_OUT_OF_RANGE: 'TW111',
+  /** A port range whose start is above its end. */
+  PORT_RANGE_REVERSED: 'TW112',
+  /** An ICMP type or code outside 0–255. */
+  ICMP_OUT_OF_RANGE: 'TW113',
+  /** A role with no flows. */
+  ROLE_EMPTY: 'TW121',
+  /** Two roles with the same name composed into one host. */
+  ROLE_DUPLICATE: 'TW122',
+  /** A role or host name that is not a short identifier. */
+  NAME_INVALID: 'TW123',
+  /** A flow without a reason. */
+  REASON_MISSING: 'TW124',
+  /** A security-group reference without the CIDRs the host wall needs. */
+  SG_NO_HOST_CIDR: 'TW131',
+  /** One security group referenced with two different host-side CIDR lists. */
+  SG_HOST_CIDR_CONFLICT: 'TW132',
+  /** A managed prefix list without its CIDRs. */
+  PREFIX_LIST_EMPTY: 'TW133',
+  /** One prefix list id declared with two different CIDR lists. */
+  PREFIX_LIST_CONFLICT: 'TW134',
+  /** A Terraform token (unresolved at synth) where a literal is needed. */
+  UNRESOLVED_TOKEN: 'TW141',
+  /** A list that must not be empty is empty (admin networks, resolvers, clients …). */
+  PEERS_EMPTY: 'TW151',
+  /** SSH administration opened to the whole Internet without an explicit override. */
+  SSH_FROM_ANYWHERE: 'TW152',
+  /** A recursive resolver that would answer the whole Internet. */
+  OPEN_RESOLVER: 'TW153',
+  /** A service name that is not in the catalog. */
+  UNKNOWN_SERVICE: 'TW154',
+  /** An option value that is not one of the accepted values. */
+  OPTION_INVALID: 'TW161',
+} as const;
+
+export type ErrorName = keyof typeof ERROR_CODES;
+export type ErrorCode = (typeof ERROR_CODES)[ErrorName];
+
+export interface TwinwallErrorDetails {
+  /** What was wrong, naming the bad value. */
+  readonly problem: string;
+  /** How to fix it. */
+  readonly fix: string;
+  /** The offending value, as the user wrote it. */
+  readonly value?: unknown;
+  /** Where it happened (construct path, role name, …), outermost first. */
+  readonly path?: readonly string[];
+}
+
+/**
+ * twinwall's single error class. `code` is stable (TWnnn), `name` is the symbolic name
+ * (e.g. CIDR_HOST_BITS). The message has the shape
+ * `TW102 CIDR_HOST_BITS at web/sshAdmin: "10.0.0.5/24" has host bits set … Fix: …`.
+ */
+export class TwinwallError extends Error {
+  public readonly code: ErrorCode;
+  public readonly errorName: ErrorName;
+  public readonly problem: string;
+  public readonly fix: string;
+  public readonly value: unknown;
+  public readonly path: readonly string[];
+
+  public constructor(name: ErrorName, details: TwinwallErrorDetails) {
+    const path = details.path ?? [];
+    super(TwinwallError.format(name, details.problem, details.fix, path));
+    this.name = 'TwinwallError';
+    this.code = ERROR_CODES[name];
+    this.errorName = name;
+    this.problem = details.problem;
+    this.fix = details.fix;
+    this.value = details.value;
+    this.path = path;
+  }
+
+  /** The same error, located under `segment` (e.g. the construct path or role name). */
+  public within(segment: string): TwinwallError {
+    return new TwinwallError(this.errorName, {
+      problem: this.problem,
+      fix: this.fix,
+      value: this.value,
+      path: [segment, ...this.path],
+    });
+  }
+
+  private static format(name: ErrorName, problem: string, fix: string, path: readonly string[]): string {
+    const where = path.length > 0 ? ` at ${path.join('/')}` : '';
+    return `${ERROR_CODES[name]} ${name}${where}: ${problem} Fix: ${fix}`;
+  }
+}
+
+/** Quote a user value for a message: strings in double quotes, everything else as JSON. */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return value.toString();
+  if (value === undefined) return 'undefined';
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/**
+ * Run `fn`, and if it throws a TwinwallError, rethrow it located under `segment`.
+ * Used to attach role names and construct paths to errors raised deep in the core.
+ */
+export function locate<T>(segment: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof TwinwallError) throw e.within(segment);
+    throw e;
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Peers: the other end of a flow. A CIDR block; a security group (which the network wall can
+ * reference directly, but the host wall only through the CIDRs the user declares for it); or a
+ * managed prefix list (referenced by id on the network wall, expanded to its CIDRs on the host).
+ */
+import { Cidr, Family, parseAddress, formatAddress } from './address';
+import { TwinwallError, show } from './errors';
+import { requireLiteral } from './tokens';
+
+export type PeerKind = 'cidr' | 'securityGroup' | 'prefixList';
+
+/**
+ * Addresses of the EC2 services that AWS security groups never filter: the host wall alone
+ * decides whether a process may reach them.
+ */
+export const AWS_LINK_LOCAL = {
+  /** Amazon-provided DNS (Route 53 Resolver) on the link-local addresses. */
+  dnsResolver: { 4: '169.254.169.253', 6: 'fd00:ec2::253' },
+  /** The instance metadata service (IMDS). */
+  instanceMetadata: { 4: '169.254.169.254', 6: 'fd00:ec2::254' },
+  /** Amazon Time Sync Service. */
+  timeSync: { 4: '169.254.169.123', 6: 'fd00:ec2::123' },
+} as const;
+
+export type AwsLinkLocalService = keyof typeof AWS_LINK_LOCAL;
+
+function nonEmptyId(value: string, what: string, example: string): void {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw new TwinwallError('OPTION_INVALID', {
+      value,
+      problem: `${what} ${show(value)} is empty.`,
+      fix: `pass the ${what.toLowerCase()}, e.g. ${example}.`,
+    });
+  }
+}
+
+export class Peer {
+  /** An IPv4 network, e.g. Peer.ipv4("198.51.100.0/24"). */
+  public static ipv4(cidr: string): Peer {
+    return Peer.fromCidr(Cidr.ipv4(cidr));
+  }
+
+  /** An IPv6 network, e.g. Peer.ipv6("2001:db8::/32"). */
+  public static ipv6(cidr: string): Peer {
+    return Peer.fromCidr(Cidr.ipv6(cidr));
+  }
+
+  /** A network of either family, e.g. Peer.cidr("203.0.113.0/24"). */
+  public static cidr(cidr: string): Peer {
+    return Peer.fromCidr(Cidr.of(cidr));
+  }
+
+  /** One address as a /32 or /128. */
+  public static host(address: string): Peer {
+    return Peer.fromCidr(Cidr.host(address));
+  }
+
+  /** Every IPv4 address (0.0.0.0/0). */
+  public static anyIpv4(): Peer {
+    return Peer.fromCidr(Cidr.anyIpv4());
+  }
+
+  /** Every IPv6 address (::/0). */
+  public static anyIpv6(): Peer {
+    return Peer.fromCidr(Cidr.anyIpv6());
+  }
+
+  /** Every address of both families: [0.0.0.0/0, ::/0]. */
+  public static anywhere(): Peer[] {
+    return [Peer.anyIpv4(), Peer.anyIpv6()];
+  }
+
+  public static fromCidr(cidr: Cidr): Peer {
+    return new Peer('cidr', cidr.text, [cidr], cidr.isAny ? `any IPv${cidr.family}` : cidr.text);
+  }
+
+  /**
+   * Another security group. The network wall references it by id (which may be a Terraform
+   * reference such as `otherGroup.id`); the host wall cannot see groups, so `hostCidrs` must
+   * list the addresses its members use (e.g. the subnet they live in).
+   */
+  public static securityGroup(groupId: string, hostCidrs: readonly string[], label?: string): Peer {
+    nonEmptyId(groupId, 'Security group id', '"sg-0123456789abcdef0" or otherGroup.id');
+    if (!Array.isArray(hostCidrs) || hostCidrs.length === 0) {
+      throw new TwinwallError('SG_NO_HOST_CIDR', {
+        value: groupId,
+        problem: `the security-group reference ${show(label ?? groupId)} has no host-side CIDRs; a host firewall cannot match a security group.`,
+        fix: 'pass the CIDRs its members use, e.g. Peer.securityGroup(app.id, ["10.0.2.0/24"]) (their subnet or fixed addresses).',
+      });
+    }
+    const cidrs = hostCidrs.map((c) => Cidr.of(c));
+    return new Peer('securityGroup', groupId, cidrs, label ?? `security group ${groupId}`);
+  }
+
+  /**
+   * A managed prefix list, referenced by id on the network wall, with the CIDRs it holds for the
+   * host wall.
+   */
+  public static prefixList(prefixListId: string, cidrs: readonly string[], label?: string): Peer {
+    nonEmptyId(prefixListId, 'Prefix list id', '"pl-0123456789abcdef0"');
+    if (!Array.isArray(cidrs) || cidrs.length === 0) {
+      throw new TwinwallError('PREFIX_LIST_EMPTY', {
+        value: prefixListId,
+        problem: `the prefix list ${show(label ?? prefixListId)} has no CIDRs; the host wall would admit nothing while the network wall admits its entries.`,
+        fix: 'pass the entries of the prefix list as CIDRs, e.g. Peer.prefixList("pl-0123…", ["198.51.100.0/24"]).',
+      });
+    }
+    return new Peer('prefixList', prefixListId, cidrs.map((c) => Cidr.of(c)), label ?? `prefix list ${prefixListId}`);
+  }
+
+  /**
+   * The Amazon-provided DNS resolver on its link-local addresses (169.254.169.253 and
+   * fd00:ec2::253). Security groups never filter it, so only the host wall admits or denies it.
+   */
+  public static awsDnsResolver(): Peer[] {
+    return Peer.linkLocal('dnsResolver');
+  }
+
+  /** Amazon Time Sync Service (169.254.169.123 and fd00:ec2::123); host wall only. */
+  public static awsTimeSync(): Peer[] {
+    return Peer.linkLocal('timeSync');
+  }
+
+  /**
+   * The VPC resolver at the VPC's base address + 2 (10.0.0.2 in 10.0.0.0/16). To the walls it is
+   * an ordinary address, so it appears on both.
+   */
+  public static vpcResolver(vpcCidr: string): Peer {
+    const vpc = Cidr.ipv4(vpcCidr);
+    if (vpc.prefix > 28) {
+      throw new TwinwallError('OPTION_INVALID', {
+        value: vpcCidr,
+        problem: `${show(vpcCidr)} is not a VPC CIDR: VPCs are /16 to /28, so base+2 would not be inside it.`,
+        fix: 'pass the VPC\'s primary IPv4 CIDR, e.g. "10.0.0.0/16".',
+      });
+    }
+    return Peer.fromCidr(Cidr.host(formatAddress(4, vpc.network + 2n)));
+  }
+
+  private static linkLocal(service: keyof typeof AWS_LINK_LOCAL): Peer[] {
+    const addrs = AWS_LINK_LOCAL[service];
+    return [Peer.host(addrs[4]), Peer.host(addrs[6])];
+  }
+
+  public readonly kind: PeerKind;
+  /** The CIDR text, security group id or prefix list id. */
+  public readonly id: string;
+  /** The CIDRs the host wall matches for this peer. */
+  public readonly hostCidrs: readonly Cidr[];
+  /** Short human label for descriptions and reports. */
+  public readonly label: string;
+
+  private constructor(kind: PeerKind, id: string, hostCidrs: readonly Cidr[], label: string) {
+    this.kind = kind;
+    this.id = id;
+    this.hostCidrs = Object.freeze([...hostCidrs]);
+    this.label = label;
+    Object.freeze(this);
+  }
+
+  /** The families this peer has addresses in. */
+  public get families(): Family[] {
+    const fams = new Set(this.hostCidrs.map((c) => c.family));
+    return ([4, 6] as Family[]).filter((f) => fams.has(f));
+  }
+
+  public toString(): string {
+    return this.label;
+  }
+}
+
+/** True when `address` (text, no mask) is one of the AWS link-local service addresses. */
+export function awsLinkLocalService(address: string): AwsLinkLocalService | undefined {
+  requireLiteral(address, 'The address', '"169.254.169.253"');
+  const { family, value } = parseAddress(address);
+  for (const [name, addrs] of Object.entries(AWS_LINK_LOCAL) as [AwsLinkLocalService, Record<Family, string>][]) {
+    if (parseAddress(addrs[family]).value === value) return name;
+  }
+  return undefined;
+}

@@ -1,0 +1,234 @@
+/**
+ * Server roles: small functions over the service catalog. Each role lists what the host accepts
+ * and — just as deliberately — what it may send. The reasoning follows Brian Hatch's "Egress
+ * filtering for a healthier Internet": once a host is compromised it becomes the attacker, so it
+ * may only send what its job needs.
+ */
+import { ServiceName, serve, service, use } from './catalog';
+import { TwinwallError, show } from './errors';
+import { Flow, Role } from './flow';
+import { Peer } from './peer';
+import { Port } from './port';
+
+function requirePeers(peers: readonly Peer[] | undefined, what: string, example: string): readonly Peer[] {
+  if (!Array.isArray(peers) || peers.length === 0) {
+    throw new TwinwallError('PEERS_EMPTY', {
+      value: peers,
+      problem: `${what} is empty, so the role could never be used.`,
+      fix: `list at least one peer, e.g. ${example}.`,
+    });
+  }
+  return peers;
+}
+
+/** Peers whose host-side CIDRs include a block at least as wide as /minV4 or /minV6. */
+function widePeers(peers: readonly Peer[], minV4: number, minV6: number): Peer[] {
+  return peers.filter((p) => p.hostCidrs.some((c) => c.prefix < (c.family === 4 ? minV4 : minV6)));
+}
+
+export interface Upstream {
+  /** A catalog service ("http-alt"), or give `port`. */
+  readonly service?: ServiceName;
+  readonly port?: Port;
+  readonly peers: readonly Peer[];
+  readonly reason: string;
+}
+
+function upstreamFlows(upstreams: readonly Upstream[]): Flow[] {
+  return upstreams.flatMap((u) => {
+    requirePeers(u.peers, `The upstream ${show(u.reason)}'s peers`, 'Peer.ipv4("10.0.2.0/24")');
+    if (u.service !== undefined) return use(u.service, u.peers, u.reason);
+    if (u.port === undefined) {
+      throw new TwinwallError('OPTION_INVALID', {
+        value: u.reason,
+        problem: `the upstream ${show(u.reason)} names neither a service nor a port.`,
+        fix: 'give service: "http-alt" (or another catalog name) or port: Port.tcp(8080).',
+      });
+    }
+    return u.peers.map((p) => Flow.egress(u.port as Port, p, u.reason));
+  });
+}
+
+export interface WebServerOptions {
+  readonly name?: string;
+  /** Who may browse; default anywhere (IPv4 and IPv6). */
+  readonly sources?: readonly Peer[];
+  /** Serve plain HTTP on 80 (default true: redirects to HTTPS need it). */
+  readonly http?: boolean;
+  /** Serve HTTPS on 443 (default true). */
+  readonly https?: boolean;
+  /** Declared back ends the server calls (e.g. an app tier on tcp/8080). */
+  readonly upstreams?: readonly Upstream[];
+}
+
+/**
+ * A web server accepts HTTP/HTTPS and sends nothing of its own: a web server that starts fetching
+ * pages is running someone's dropper. Name lookups come from the dnsClient role; back ends it
+ * calls are declared as upstreams.
+ */
+export function webServer(options: WebServerOptions = {}): Role {
+  const sources = requirePeers(options.sources ?? Peer.anywhere(), 'webServer sources', 'Peer.anywhere()');
+  const flows: Flow[] = [];
+  if (options.http ?? true) flows.push(...serve('http', sources));
+  if (options.https ?? true) flows.push(...serve('https', sources));
+  flows.push(...upstreamFlows(options.upstreams ?? []));
+  return Role.of(options.name ?? 'webServer', 'Serves HTTP/HTTPS; sends nothing but declared upstream calls.', flows);
+}
+
+export type MailClientService = 'submission' | 'smtps' | 'imaps' | 'pop3s';
+
+export interface MailServerOptions {
+  readonly name?: string;
+  /** Who may deliver mail on tcp/25; default anywhere. */
+  readonly sources?: readonly Peer[];
+  /** Mail-user services to offer too (587, 465, 993, 995). */
+  readonly clientServices?: readonly MailClientService[];
+  /** Who may use the client services; default anywhere. */
+  readonly clientSources?: readonly Peer[];
+  /** Where outbound mail may go on tcp/25; default anywhere (direct delivery). Use a relay's CIDR to narrow it. */
+  readonly deliverTo?: readonly Peer[];
+}
+
+/**
+ * A mail server accepts SMTP and sends SMTP — to and from port 25 — and nothing else: it has no
+ * business making HTTP connections, and a mail server that does has been taken over.
+ */
+export function mailServer(options: MailServerOptions = {}): Role {
+  const sources = requirePeers(options.sources ?? Peer.anywhere(), 'mailServer sources', 'Peer.anywhere()');
+  const deliverTo = requirePeers(options.deliverTo ?? Peer.anywhere(), 'mailServer deliverTo', 'Peer.anywhere() or a relay');
+  const clientSources = requirePeers(options.clientSources ?? Peer.anywhere(), 'mailServer clientSources', 'Peer.ipv4("198.51.100.0/24")');
+  const clientServices = [...new Set(options.clientServices ?? [])].sort();
+  for (const s of clientServices) {
+    if (!['submission', 'smtps', 'imaps', 'pop3s'].includes(s)) {
+      throw new TwinwallError('OPTION_INVALID', {
+        value: s,
+        problem: `${show(s)} is not a mail client service.`,
+        fix: 'use "submission", "smtps", "imaps" or "pop3s".',
+      });
+    }
+  }
+  return Role.of(options.name ?? 'mailServer', 'Receives and delivers mail on tcp/25; nothing else out.', [
+    ...serve('smtp', sources),
+    ...clientServices.flatMap((s) => serve(s, clientSources)),
+    ...use('smtp', deliverTo),
+  ]);
+}
+
+export type DnsServerOptions =
+  | {
+      readonly name?: string;
+      readonly mode: 'authoritative';
+      /** Who may query; default anywhere (it answers only for its own zones). */
+      readonly sources?: readonly Peer[];
+      /** Secondaries this primary sends NOTIFY to (and which pull zone transfers from it). */
+      readonly secondaries?: readonly Peer[];
+      /** Primaries this server pulls zones from when it is itself a secondary. */
+      readonly primaries?: readonly Peer[];
+    }
+  | {
+      readonly name?: string;
+      readonly mode: 'recursive';
+      /** Who may query. Required, and never the whole Internet: open resolvers amplify DDoS. */
+      readonly clients: readonly Peer[];
+    };
+
+/**
+ * A DNS server. An authoritative server answers anyone but sends only NOTIFY and zone-transfer
+ * traffic to its declared secondaries/primaries. A recursive server answers only its declared
+ * clients (an open resolver is a reflection amplifier) and may query port 53 anywhere.
+ */
+export function dnsServer(options: DnsServerOptions): Role {
+  if (options === undefined || (options.mode !== 'authoritative' && options.mode !== 'recursive')) {
+    throw new TwinwallError('OPTION_INVALID', {
+      value: (options as { mode?: unknown } | undefined)?.mode,
+      problem: `dnsServer mode ${show((options as { mode?: unknown } | undefined)?.mode)} is not "authoritative" or "recursive".`,
+      fix: 'pass { mode: "authoritative" } or { mode: "recursive", clients: [...] }.',
+    });
+  }
+  if (options.mode === 'recursive') {
+    const clients = requirePeers(options.clients, 'dnsServer recursive clients', 'Peer.ipv4("10.0.0.0/16")');
+    const wide = widePeers(clients, 8, 16);
+    if (wide.length > 0) {
+      throw new TwinwallError('OPEN_RESOLVER', {
+        value: wide.map((p) => p.label),
+        problem: `a recursive resolver answering ${wide.map((p) => show(p.label)).join(', ')} is an open resolver, used to amplify DDoS attacks.`,
+        fix: 'list only the networks that should use it (e.g. the VPC CIDR); anything wider than /8 (IPv4) or /16 (IPv6) is refused.',
+      });
+    }
+    return Role.of(options.name ?? 'dnsServer', 'Recursive resolver for declared clients; queries port 53 anywhere.', [
+      ...serve('dns', clients, 'answering recursive queries from declared clients'),
+      ...use('dns', Peer.anywhere(), 'recursive resolution: querying authoritative servers'),
+    ]);
+  }
+  const sources = requirePeers(options.sources ?? Peer.anywhere(), 'dnsServer sources', 'Peer.anywhere()');
+  const flows = [...serve('dns', sources, 'answering queries for its own zones')];
+  if (options.secondaries !== undefined) {
+    requirePeers(options.secondaries, 'dnsServer secondaries', 'Peer.ipv4("198.51.100.53/32")');
+    flows.push(...use('dns', options.secondaries, 'NOTIFY to declared secondaries'));
+  }
+  if (options.primaries !== undefined) {
+    requirePeers(options.primaries, 'dnsServer primaries', 'Peer.ipv4("198.51.100.53/32")');
+    flows.push(...use('dns', options.primaries, 'zone transfers from declared primaries'));
+  }
+  return Role.of(options.name ?? 'dnsServer', 'Authoritative server; sends only NOTIFY/zone transfers to declared peers.', flows);
+}
+
+export interface SshAdminOptions {
+  readonly name?: string;
+  /** Admin networks that may log in. Required. */
+  readonly from: readonly Peer[];
+  /**
+   * Allow 0.0.0.0/0 or ::/0 (or anything wider than /8 / /32). Off by default: SSH open to the
+   * Internet is brute-forced within minutes. Setting it is a reviewed decision.
+   */
+  readonly forceOpenToInternet?: boolean;
+}
+
+/** SSH administration from declared admin networks only; sends nothing. */
+export function sshAdmin(options: SshAdminOptions): Role {
+  const from = requirePeers(options?.from, 'sshAdmin from', 'Peer.ipv4("192.0.2.0/24") (your admin LAN)');
+  const wide = widePeers(from, 8, 32);
+  if (wide.length > 0 && options.forceOpenToInternet !== true) {
+    throw new TwinwallError('SSH_FROM_ANYWHERE', {
+      value: wide.map((p) => p.label),
+      problem: `SSH from ${wide.map((p) => show(p.label)).join(', ')} opens administration to (nearly) the whole Internet.`,
+      fix: 'list your admin networks or bastion instead; if you really mean it, pass forceOpenToInternet: true.',
+    });
+  }
+  return Role.of(options.name ?? 'sshAdmin', 'SSH in from declared admin networks only; nothing out.', serve('ssh', from, 'administration from declared admin networks'));
+}
+
+export interface DnsClientOptions {
+  readonly name?: string;
+  /** The resolvers this host may query; default the Amazon-provided resolver (link-local). */
+  readonly resolvers?: readonly Peer[];
+}
+
+/**
+ * DNS lookups to declared resolvers only (reverse lookups for logs, DNSBL queries). A host that
+ * talks port 53 to anywhere can tunnel data out through DNS.
+ */
+export function dnsClient(options: DnsClientOptions = {}): Role {
+  const resolvers = requirePeers(options.resolvers ?? Peer.awsDnsResolver(), 'dnsClient resolvers', 'Peer.awsDnsResolver()');
+  return Role.of(options.name ?? 'dnsClient', 'DNS lookups to declared resolvers only.', use('dns', resolvers, 'name lookups (log resolution, DNSBL) via declared resolvers'));
+}
+
+export interface NtpClientOptions {
+  readonly name?: string;
+  /** Time servers; default Amazon Time Sync (link-local). */
+  readonly servers?: readonly Peer[];
+}
+
+/** NTP to declared time servers only. */
+export function ntpClient(options: NtpClientOptions = {}): Role {
+  const servers = requirePeers(options.servers ?? Peer.awsTimeSync(), 'ntpClient servers', 'Peer.awsTimeSync()');
+  return Role.of(options.name ?? 'ntpClient', 'NTP to declared time servers only.', use('ntp', servers, 'clock synchronisation'));
+}
+
+/** A role from explicit flows, for everything the catalog roles do not cover. */
+export function customRole(name: string, flows: readonly Flow[], description = 'Custom flows.'): Role {
+  return Role.of(name, description, flows);
+}
+
+/** Re-exported for roles written outside this file. */
+export { serve, use, service };

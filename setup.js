@@ -1,0 +1,3 @@
+// Registers cdktf's Jest matchers (toHaveResource, toHaveResourceWithProperties, …).
+const { Testing } = require('cdktf');
+Testing.setupJest();
