@@ -1,0 +1,67 @@
+/**
+ * One small host policy per role and option, shared by the golden renderer tests and the synth
+ * tests. Addresses come from the documentation ranges (RFC 5737, RFC 3849).
+ */
+import {
+  Flow,
+  HostPolicy,
+  Peer,
+  Port,
+  customRole,
+  dnsClient,
+  dnsServer,
+  mailServer,
+  ntpClient,
+  sshAdmin,
+  webServer,
+} from '../../lib';
+
+export const ADMIN_LAN = '192.0.2.0/24';
+export const ADMIN_LAN6 = '2001:db8:a::/48';
+export const RESOLVERS = ['198.51.100.53/32', '198.51.100.54/32'];
+export const APP_TIER = '10.0.2.0/24';
+
+/** The article's sample server: Apache, Postfix, SSH from the admin LAN, DNS to the resolvers. */
+export function sampleServer(options: { audit?: boolean } = {}): HostPolicy {
+  return HostPolicy.compose(
+    'sample',
+    [
+      webServer(),
+      mailServer(),
+      sshAdmin({ from: [Peer.ipv4(ADMIN_LAN), Peer.ipv6(ADMIN_LAN6)] }),
+      dnsClient({ resolvers: RESOLVERS.map((r) => Peer.ipv4(r)) }),
+    ],
+    options,
+  );
+}
+
+/** A named policy per role and per notable option. */
+export const ROLE_FIXTURES: Record<string, () => HostPolicy> = {
+  webServer: () => HostPolicy.compose('web', [webServer()]),
+  webServerUpstream: () =>
+    HostPolicy.compose('web', [
+      webServer({ http: false, upstreams: [{ service: 'http-alt', peers: [Peer.ipv4(APP_TIER)], reason: 'proxy to the app tier' }] }),
+    ]),
+  mailServer: () => HostPolicy.compose('mail', [mailServer()]),
+  mailServerClients: () =>
+    HostPolicy.compose('mail', [mailServer({ clientServices: ['submission', 'imaps'], clientSources: [Peer.ipv4('203.0.113.0/24')] })]),
+  dnsAuthoritative: () =>
+    HostPolicy.compose('ns1', [dnsServer({ mode: 'authoritative', secondaries: [Peer.ipv4('203.0.113.53/32'), Peer.ipv6('2001:db8:53::53/128')] })]),
+  dnsRecursive: () => HostPolicy.compose('resolver', [dnsServer({ mode: 'recursive', clients: [Peer.ipv4('10.0.0.0/16')] })]),
+  sshAdmin: () => HostPolicy.compose('bastion', [sshAdmin({ from: [Peer.ipv4(ADMIN_LAN)] })]),
+  dnsClient: () => HostPolicy.compose('client', [dnsClient()]),
+  ntpClient: () => HostPolicy.compose('clock', [ntpClient()]),
+  customRole: () =>
+    HostPolicy.compose('custom', [
+      customRole('monitoring', [
+        Flow.ingress(Port.tcp(9100), Peer.ipv4('10.0.9.0/24'), 'Prometheus scrapes node_exporter'),
+        Flow.ingress(Port.icmpType(8), Peer.ipv4('10.0.9.0/24'), 'ping from monitoring'),
+        Flow.ingress(Port.icmpv6Type(128), Peer.ipv6('2001:db8:9::/48'), 'ping6 from monitoring'),
+        Flow.egress(Port.udpRange(33434, 33534), Peer.ipv4('10.0.9.0/24'), 'traceroute to monitoring'),
+      ]),
+    ]),
+  metadataAllUsers: () => HostPolicy.compose('imds', [ntpClient()], { instanceMetadata: 'all-users' }),
+  metadataNone: () => HostPolicy.compose('imds', [ntpClient()], { instanceMetadata: 'none' }),
+  sample: () => sampleServer(),
+  sampleAudit: () => sampleServer({ audit: true }),
+};

@@ -1,0 +1,76 @@
+/**
+ * Test tiers with prerequisites (a terraform binary, root, network namespaces, cloud-init …).
+ * When a prerequisite is missing the tier is skipped and says why; under CI=true a missing
+ * prerequisite is a failure instead, so CI always runs every tier.
+ */
+import { execFileSync } from 'child_process';
+
+export interface Prerequisite {
+  readonly name: string;
+  /** Returns undefined when satisfied, or why not. */
+  readonly check: () => string | undefined;
+}
+
+export function onPath(command: string): Prerequisite {
+  return {
+    name: command,
+    check: () => {
+      try {
+        execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'pipe' });
+        return undefined;
+      } catch {
+        return `\`${command}\` is not on PATH`;
+      }
+    },
+  };
+}
+
+export const root: Prerequisite = {
+  name: 'root',
+  check: () => (process.getuid && process.getuid() === 0 ? undefined : 'not running as root'),
+};
+
+export const netns: Prerequisite = {
+  name: 'network namespaces',
+  check: () => {
+    const name = `twprobe${process.pid}`;
+    try {
+      execFileSync('ip', ['netns', 'add', name], { stdio: 'pipe' });
+      execFileSync('ip', ['netns', 'delete', name], { stdio: 'pipe' });
+      return undefined;
+    } catch (e) {
+      return `cannot create a network namespace (${(e as Error).message.split('\n')[0]})`;
+    }
+  },
+};
+
+/**
+ * `describe` for a tier: runs the block when every prerequisite holds; otherwise prints why and
+ * skips it — or, under CI=true, fails.
+ */
+export function describeTier(tier: string, prerequisites: readonly Prerequisite[], body: () => void): void {
+  const missing: string[] = [];
+  for (const p of prerequisites) {
+    const why = p.check();
+    if (why !== undefined) {
+      missing.push(why);
+      break; // later prerequisites usually depend on earlier ones (netns needs root and ip)
+    }
+  }
+  if (missing.length === 0) {
+    describe(tier, body);
+    return;
+  }
+  const reason = `${tier} tier skipped: ${missing.join('; ')}`;
+  if (process.env.CI === 'true') {
+    describe(tier, () => {
+      it('has its prerequisites (CI=true turns a skip into a failure)', () => {
+        throw new Error(`${reason}. CI must run every tier: install the prerequisite in .ci/run.`);
+      });
+    });
+    return;
+  }
+  // eslint-disable-next-line no-console
+  console.warn(reason);
+  describe.skip(tier, body);
+}
