@@ -1,0 +1,257 @@
+/**
+ * Unit tests of the pure core: value objects, the catalog, the roles and normalisation on
+ * hand-picked cases. The property tests (normalise.property.test.ts) cover the general case.
+ */
+import {
+  AddressSet,
+  Cidr,
+  Flow,
+  HostPolicy,
+  Peer,
+  Port,
+  SERVICES,
+  SERVICE_NAMES,
+  customRole,
+  dnsClient,
+  dnsServer,
+  formatAddress,
+  mailServer,
+  ntpClient,
+  sshAdmin,
+  webServer,
+  isNumberToken,
+  isStringToken,
+} from '../lib';
+
+const rules = (p: HostPolicy) => p.rules.map(String);
+
+describe('Cidr', () => {
+  it('canonicalises IPv6 spelling (RFC 5952)', () => {
+    expect(Cidr.of('2001:0DB8:0000::/32').text).toBe('2001:db8::/32');
+    expect(Cidr.host('2001:db8:0:0:0:0:0:1').text).toBe('2001:db8::1/128');
+  });
+
+  it('knows its bounds and containment', () => {
+    const c = Cidr.ipv4('198.51.100.0/24');
+    expect(formatAddress(4, c.first)).toBe('198.51.100.0');
+    expect(formatAddress(4, c.last)).toBe('198.51.100.255');
+    expect(c.contains(Cidr.ipv4('198.51.100.128/25'))).toBe(true);
+    expect(c.contains(Cidr.ipv4('198.51.101.0/25'))).toBe(false);
+    expect(Cidr.anyIpv6().contains(Cidr.ipv6('2001:db8::/32'))).toBe(true);
+  });
+
+  it('is a frozen value object', () => {
+    const c = Cidr.ipv4('10.0.0.0/8');
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+});
+
+describe('AddressSet', () => {
+  const set = (...cidrs: string[]) => AddressSet.of(4, cidrs.map((c) => Cidr.ipv4(c)));
+
+  it('merges adjacent and overlapping blocks into the minimal cover', () => {
+    expect(set('10.0.0.0/25', '10.0.0.128/25', '10.0.1.0/24').toCidrs().map(String)).toEqual(['10.0.0.0/23']);
+    expect(set('10.0.0.0/8', '10.1.0.0/16').toCidrs().map(String)).toEqual(['10.0.0.0/8']);
+  });
+
+  it('writes an unaligned range as the fewest blocks', () => {
+    expect(set('10.0.0.1/32', '10.0.0.2/31').toCidrs().map(String)).toEqual(['10.0.0.1/32', '10.0.0.2/31']);
+  });
+
+  it('subtracts and intersects', () => {
+    const diff = set('10.0.0.0/24').subtract(set('10.0.0.64/26'));
+    expect(diff.toCidrs().map(String)).toEqual(['10.0.0.0/26', '10.0.0.128/25']);
+    expect(set('10.0.0.0/24').intersect(set('10.0.0.128/25', '10.0.1.0/24')).toCidrs().map(String)).toEqual(['10.0.0.128/25']);
+    expect(set('10.0.0.0/24').subtract(set('0.0.0.0/0')).isEmpty).toBe(true);
+  });
+
+  it('handles the top of the IPv6 space', () => {
+    const all = AddressSet.of(6, [Cidr.anyIpv6()]);
+    expect(all.toCidrs().map(String)).toEqual(['::/0']);
+    const top = AddressSet.of(6, [Cidr.ipv6('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128')]);
+    expect(all.subtract(top).toCidrs().length).toBe(128);
+  });
+});
+
+describe('Port', () => {
+  it('prints readably', () => {
+    expect(String(Port.tcp(25))).toBe('tcp/25');
+    expect(String(Port.udpRange(33434, 33534))).toBe('udp/33434-33534');
+    expect(String(Port.allTcp())).toBe('tcp/all');
+    expect(String(Port.icmpTypeAndCode(3, 4))).toBe('icmp type 3 code 4');
+    expect(String(Port.allIcmpv6())).toBe('icmpv6/all');
+    expect(String(Port.allTraffic())).toBe('all');
+  });
+
+  it('maps ICMP type/code to one axis and back', () => {
+    expect(Port.icmpType(3).span).toEqual([768, 1023]);
+    expect(Port.fromSpan('icmp', 768, 1024).map(String)).toEqual(['icmp type 3', 'icmp type 4 code 0']);
+    expect(Port.fromSpan('icmpv6', 0, 65535).map(String)).toEqual(['icmpv6/all']);
+  });
+});
+
+describe('tokens', () => {
+  it('recognises cdktf string and number tokens without importing cdktf', () => {
+    expect(isStringToken('${TfToken[TOKEN.1]}')).toBe(true);
+    expect(isStringToken('#{TfToken[TOKEN.2]}')).toBe(true);
+    expect(isStringToken('10.0.0.0/16')).toBe(false);
+    expect(isNumberToken(-1.8881545897087626e289)).toBe(true);
+    expect(isNumberToken(22)).toBe(false);
+  });
+});
+
+describe('catalog', () => {
+  it('has the services the roles need, each with both meanings', () => {
+    for (const name of ['ssh', 'smtp', 'submission', 'smtps', 'imap', 'imaps', 'pop3', 'pop3s', 'http', 'https', 'dns', 'ntp', 'ldap', 'ldaps', 'rndc']) {
+      expect(SERVICE_NAMES).toContain(name);
+    }
+    for (const row of Object.values(SERVICES)) {
+      expect(row.server.length).toBeGreaterThan(0);
+      expect(row.client.length).toBeGreaterThan(0);
+      expect(row.ports.length).toBeGreaterThan(0);
+    }
+    expect(SERVICES.dns.ports.map(String)).toEqual(['udp/53', 'tcp/53']);
+    expect(SERVICES.rndc.ports.map(String)).toEqual(['tcp/953']);
+  });
+});
+
+describe('roles', () => {
+  it('webServer serves 80/443 to anywhere and sends nothing of its own', () => {
+    const r = webServer();
+    expect(r.flows.filter((f) => f.direction === 'egress')).toEqual([]);
+    expect(r.flows.map(String)).toEqual(['ingress tcp/80 from any IPv4', 'ingress tcp/80 from any IPv6', 'ingress tcp/443 from any IPv4', 'ingress tcp/443 from any IPv6']);
+  });
+
+  it('webServer upstreams are declared egress only', () => {
+    const r = webServer({ http: false, sources: [Peer.ipv4('203.0.113.0/24')], upstreams: [{ service: 'http-alt', peers: [Peer.ipv4('10.0.2.0/24')], reason: 'app tier' }] });
+    expect(r.flows.map(String)).toEqual(['ingress tcp/443 from 203.0.113.0/24', 'egress tcp/8080 to 10.0.2.0/24']);
+  });
+
+  it('mailServer sends SMTP and nothing else', () => {
+    const r = mailServer({ clientServices: ['imaps', 'submission'] });
+    const out = r.flows.filter((f) => f.direction === 'egress').map(String);
+    expect(out).toEqual(['egress tcp/25 to any IPv4', 'egress tcp/25 to any IPv6']);
+    const ins = r.flows.filter((f) => f.direction === 'ingress').map((f) => f.port.toString());
+    expect(new Set(ins)).toEqual(new Set(['tcp/25', 'tcp/587', 'tcp/993']));
+  });
+
+  it('authoritative DNS sends only to declared secondaries', () => {
+    const r = dnsServer({ mode: 'authoritative', secondaries: [Peer.ipv4('203.0.113.53/32')] });
+    expect(r.flows.filter((f) => f.direction === 'egress').map(String)).toEqual(['egress udp/53 to 203.0.113.53/32', 'egress tcp/53 to 203.0.113.53/32']);
+    const bare = dnsServer({ mode: 'authoritative' });
+    expect(bare.flows.every((f) => f.direction === 'ingress')).toBe(true);
+  });
+
+  it('recursive DNS answers declared clients and queries anywhere', () => {
+    const r = dnsServer({ mode: 'recursive', clients: [Peer.ipv4('10.0.0.0/16')] });
+    expect(r.flows.map(String)).toEqual([
+      'ingress udp/53 from 10.0.0.0/16',
+      'ingress tcp/53 from 10.0.0.0/16',
+      'egress udp/53 to any IPv4',
+      'egress udp/53 to any IPv6',
+      'egress tcp/53 to any IPv4',
+      'egress tcp/53 to any IPv6',
+    ]);
+  });
+
+  it('dnsClient defaults to the Amazon-provided resolver; ntpClient to Amazon Time Sync', () => {
+    expect(dnsClient().flows.map((f) => f.peer.label)).toEqual(['169.254.169.253/32', 'fd00:ec2::253/128', '169.254.169.253/32', 'fd00:ec2::253/128']);
+    expect(ntpClient().flows.map(String)).toEqual(['egress udp/123 to 169.254.169.123/32', 'egress udp/123 to fd00:ec2::123/128']);
+  });
+
+  it('vpcResolver is base+2', () => {
+    expect(Peer.vpcResolver('10.20.0.0/16').label).toBe('10.20.0.2/32');
+  });
+
+  it('sshAdmin keeps the admin networks it is given', () => {
+    expect(sshAdmin({ from: [Peer.ipv4('192.0.2.0/24')] }).flows.map(String)).toEqual(['ingress tcp/22 from 192.0.2.0/24']);
+  });
+});
+
+describe('normalisation', () => {
+  it('merges overlapping and adjacent port ranges', () => {
+    const p = HostPolicy.compose('h', [
+      customRole('r', [
+        Flow.egress(Port.tcpRange(1000, 1999), Peer.ipv4('10.0.0.0/8'), 'a'),
+        Flow.egress(Port.tcpRange(2000, 2999), Peer.ipv4('10.0.0.0/8'), 'b'),
+        Flow.egress(Port.tcpRange(2500, 3500), Peer.ipv4('10.0.0.0/8'), 'c'),
+      ]),
+    ]);
+    expect(rules(p)).toEqual(['egress tcp/1000-3500 to 10.0.0.0/8']);
+    expect(p.rules[0].because.map((b) => b.reason)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('merges adjacent CIDRs and drops covered ones', () => {
+    const p = HostPolicy.compose('h', [
+      customRole('r', [
+        Flow.ingress(Port.tcp(22), Peer.ipv4('192.0.2.0/25'), 'a'),
+        Flow.ingress(Port.tcp(22), Peer.ipv4('192.0.2.128/25'), 'b'),
+        Flow.ingress(Port.tcp(22), Peer.ipv4('192.0.2.7/32'), 'c'),
+      ]),
+    ]);
+    expect(rules(p)).toEqual(['ingress tcp/22 from 192.0.2.0/24']);
+  });
+
+  it('lets an all-protocols rule absorb narrower ones without fragmenting wider ones', () => {
+    const p = HostPolicy.compose('h', [
+      customRole('r', [
+        Flow.egress(Port.allTraffic(), Peer.ipv4('10.2.0.0/16'), 'all to 10.2'),
+        Flow.egress(Port.tcp(443), Peer.ipv4('10.2.3.0/24'), 'covered'),
+        Flow.egress(Port.tcp(25), Peer.anyIpv4(), 'mail'),
+      ]),
+    ]);
+    expect(rules(p)).toEqual(['egress all to 10.2.0.0/16', 'egress tcp/25 to 0.0.0.0/0']);
+  });
+
+  it('splits the port axis where the address sets differ', () => {
+    const p = HostPolicy.compose('h', [
+      customRole('r', [
+        Flow.egress(Port.tcpRange(80, 90), Peer.ipv4('10.0.0.0/8'), 'a'),
+        Flow.egress(Port.tcpRange(85, 443), Peer.ipv4('10.1.0.0/16'), 'b'),
+      ]),
+    ]);
+    expect(rules(p)).toEqual(['egress tcp/80-90 to 10.0.0.0/8', 'egress tcp/91-443 to 10.1.0.0/16']);
+  });
+
+  it('keeps security-group and prefix-list peers as identities, merging their ports', () => {
+    const app = Peer.securityGroup('sg-0a', ['10.0.2.0/24'], 'app');
+    const pl = Peer.prefixList('pl-1', ['198.51.100.0/24'], 'partners');
+    const p = HostPolicy.compose('h', [
+      customRole('r', [
+        Flow.egress(Port.tcp(8080), app, 'a'),
+        Flow.egress(Port.tcp(8081), app, 'b'),
+        Flow.egress(Port.tcp(8080), Peer.ipv4('10.0.2.0/24'), 'same addresses, different identity'),
+        Flow.egress(Port.tcp(443), pl, 'c'),
+      ]),
+    ]);
+    expect(rules(p)).toEqual(['egress tcp/8080 to 10.0.2.0/24', 'egress tcp/443 to partners', 'egress tcp/8080-8081 to app']);
+    expect(p.rules[2].hostCidrs.map(String)).toEqual(['10.0.2.0/24']);
+  });
+
+  it('sorts ingress before egress, IPv4 before IPv6, then protocol and port', () => {
+    const p = HostPolicy.compose('h', [mailServer(), webServer()]);
+    expect(rules(p)).toEqual([
+      'ingress tcp/25 from 0.0.0.0/0',
+      'ingress tcp/80 from 0.0.0.0/0',
+      'ingress tcp/443 from 0.0.0.0/0',
+      'ingress tcp/25 from ::/0',
+      'ingress tcp/80 from ::/0',
+      'ingress tcp/443 from ::/0',
+      'egress tcp/25 to 0.0.0.0/0',
+      'egress tcp/25 to ::/0',
+    ]);
+  });
+
+  it('records every role and reason behind a merged rule', () => {
+    const p = HostPolicy.compose('h', [dnsClient({ resolvers: [Peer.ipv4('198.51.100.53/32')] }), customRole('dnsbl', [Flow.egress(Port.udp(53), Peer.ipv4('198.51.100.53/32'), 'DNSBL lookups')])]);
+    const udp = p.rules.find((r) => r.port.protocol === 'udp');
+    expect(udp?.because).toEqual([
+      { role: 'dnsClient', service: 'dns', reason: 'name lookups (log resolution, DNSBL) via declared resolvers' },
+      { role: 'dnsbl', reason: 'DNSBL lookups' },
+    ]);
+  });
+
+  it('defaults IMDS to root only and audit off', () => {
+    expect(HostPolicy.compose('h', [ntpClient()]).options).toEqual({ instanceMetadata: 'root-only', audit: false });
+  });
+});
