@@ -8,3 +8,4 @@ export * from './flow';
 export * from './catalog';
 export * from './roles';
 export * from './policy';
+export * from './role-table';
