@@ -203,6 +203,14 @@ describe('normalisation', () => {
     expect(rules(p)).toEqual(['egress all to 10.2.0.0/16', 'egress tcp/25 to 0.0.0.0/0']);
   });
 
+  it('names the all-protocols flow when a block reaches into its addresses', () => {
+    const p = HostPolicy.compose('h', [
+      customRole('r', [Flow.egress(Port.allTraffic(), Peer.ipv4('10.2.0.0/16'), 'all to 10.2'), Flow.egress(Port.allTcp(), Peer.ipv4('10.3.0.0/16'), 'tcp to 10.3')]),
+    ]);
+    expect(rules(p)).toEqual(['egress all to 10.2.0.0/16', 'egress tcp/all to 10.2.0.0/15']);
+    expect(p.rules[1].because.map((b) => b.reason)).toEqual(['all to 10.2', 'tcp to 10.3']);
+  });
+
   it('splits the port axis where the address sets differ', () => {
     const p = HostPolicy.compose('h', [
       customRole('r', [

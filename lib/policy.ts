@@ -297,7 +297,9 @@ function normaliseCidrBucket(direction: Direction, family: Family, entries: read
         if (one.subtract(allSet).isEmpty) continue;
         for (const port of Port.fromSpan(protocol, span.lo, span.hi)) {
           const [lo, hi] = port.span;
-          const because = mine.filter((e) => e.lo <= hi && e.hi >= lo && e.set.intersects(one)).map((e) => e.prov);
+          // The block may reach into A (it was written over the union with A), so the
+          // all-protocols flows it overlaps are part of why it looks the way it does.
+          const because = [...mine, ...allEntries].filter((e) => e.lo <= hi && e.hi >= lo && e.set.intersects(one)).map((e) => e.prov);
           out.push(new PolicyRule(direction, port, { kind: 'cidr', cidr }, dedupeProvenance(because)));
         }
       }
