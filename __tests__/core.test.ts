@@ -211,6 +211,18 @@ describe('normalisation', () => {
     expect(p.rules[1].because.map((b) => b.reason)).toEqual(['all to 10.2', 'tcp to 10.3']);
   });
 
+  it('keeps a narrow block with its own port beside a wide all-ports block (addresses first)', () => {
+    const p = HostPolicy.compose('h', [
+      customRole('r', [
+        Flow.ingress(Port.allIcmp(), Peer.ipv4('10.6.0.0/16'), 'all ICMP from 10.6'),
+        Flow.ingress(Port.icmpTypeAndCode(3, 4), Peer.ipv4('10.5.0.0/16'), 'fragmentation needed from 10.5'),
+        Flow.egress(Port.allTcp(), Peer.ipv4('10.6.0.0/16'), 'all TCP to 10.6'),
+        Flow.egress(Port.tcp(25), Peer.ipv4('10.5.0.0/16'), 'SMTP to 10.5'),
+      ]),
+    ]);
+    expect(rules(p)).toEqual(['ingress icmp/all from 10.6.0.0/16', 'ingress icmp type 3 code 4 from 10.5.0.0/16', 'egress tcp/all to 10.6.0.0/16', 'egress tcp/25 to 10.5.0.0/16']);
+  });
+
   it('splits the port axis where the address sets differ', () => {
     const p = HostPolicy.compose('h', [
       customRole('r', [

@@ -225,6 +225,15 @@ export class AddressSet {
     return new AddressSet(family, AddressSet.canonical(intervals));
   }
 
+  /** A set from inclusive [first, last] intervals (any order, overlaps allowed). */
+  public static fromIntervals(family: Family, intervals: readonly Interval[]): AddressSet {
+    const max = (1n << BigInt(BITS[family])) - 1n;
+    for (const [a, b] of intervals) {
+      if (a < 0n || b > max || a > b) throw new RangeError(`interval ${a}-${b} is not within IPv${family}`);
+    }
+    return new AddressSet(family, AddressSet.canonical([...intervals]));
+  }
+
   private static canonical(input: Interval[]): Interval[] {
     const sorted = [...input].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     const out: [bigint, bigint][] = [];

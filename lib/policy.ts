@@ -16,7 +16,7 @@
  *
  * Every resulting rule keeps the provenance (role, service, reason) of every flow it came from.
  */
-import { AddressSet, Cidr, Family } from './address';
+import { AddressSet, Cidr, Family, Interval } from './address';
 import { TwinwallError, show, locate } from './errors';
 import { Direction, Flow, Role, checkName } from './flow';
 import { Port, Protocol } from './port';
@@ -280,30 +280,94 @@ function normaliseCidrBucket(direction: Direction, family: Family, entries: read
   for (const protocol of protocolsFor(family)) {
     const mine = entries.filter((e) => e.protocol === protocol);
     if (mine.length === 0) continue;
-    // Each piece admits (its flows' addresses) ∪ A. Writing that union as CIDRs and dropping the
-    // blocks A already covers keeps rules whole (tcp/25 to 0.0.0.0/0 stays one rule even when
-    // some /16 also has an all-protocols rule) and depends only on the admitted traffic.
-    const spans = sweep<AddressSet>(
-      mine,
-      (covering) => {
-        const s = covering.reduce((acc, e) => acc.union((e as CidrEntry).set), allSet);
-        return s.equals(allSet) ? undefined : s;
-      },
-      (s) => s.key,
-    );
-    for (const span of spans) {
-      for (const cidr of span.value.toCidrs()) {
+    // Two canonical layouts of the same admitted traffic; the one with fewer rules wins (ties go
+    // to ports-first). Each is a function of the admitted traffic alone, so the choice is too.
+    const portsFirst = portsFirstLayout(protocol, mine, allSet);
+    const addressFirst = addressFirstLayout(protocol, family, mine, allSet);
+    const layout = ruleCount(addressFirst, allSet) < ruleCount(portsFirst, allSet) ? addressFirst : portsFirst;
+    for (const item of layout) {
+      for (const cidr of item.set.toCidrs()) {
         const one = AddressSet.of(family, [cidr]);
         if (one.subtract(allSet).isEmpty) continue;
-        for (const port of Port.fromSpan(protocol, span.lo, span.hi)) {
-          const [lo, hi] = port.span;
-          // The block may reach into A (it was written over the union with A), so the
-          // all-protocols flows it overlaps are part of why it looks the way it does.
-          const because = [...mine, ...allEntries].filter((e) => e.lo <= hi && e.hi >= lo && e.set.intersects(one)).map((e) => e.prov);
-          out.push(new PolicyRule(direction, port, { kind: 'cidr', cidr }, dedupeProvenance(because)));
-        }
+        const [lo, hi] = item.port.span;
+        // The block may reach into A (layouts are written over the union with A), so the
+        // all-protocols flows it overlaps are part of why it looks the way it does.
+        const because = [...mine, ...allEntries].filter((e) => e.lo <= hi && e.hi >= lo && e.set.intersects(one)).map((e) => e.prov);
+        out.push(new PolicyRule(direction, item.port, { kind: 'cidr', cidr }, dedupeProvenance(because)));
       }
     }
+  }
+  return out;
+}
+
+/** One port (or ICMP type/code) and the addresses it is admitted to, A included. */
+interface LayoutItem {
+  readonly port: Port;
+  readonly set: AddressSet;
+}
+
+function ruleCount(layout: readonly LayoutItem[], allSet: AddressSet): number {
+  let n = 0;
+  for (const item of layout) {
+    for (const cidr of item.set.toCidrs()) if (!AddressSet.of(allSet.family, [cidr]).subtract(allSet).isEmpty) n++;
+  }
+  return n;
+}
+
+/**
+ * Ports first: cut the port axis at every flow boundary; each piece admits the union of its
+ * flows' addresses and A; neighbouring pieces with the same addresses merge. Compact when
+ * port ranges nest inside wide address blocks (tcp/80-90 to 10/8 plus tcp/85-443 to 10.1/16).
+ */
+function portsFirstLayout(protocol: Protocol, mine: readonly CidrEntry[], allSet: AddressSet): LayoutItem[] {
+  const spans = sweep<AddressSet>(
+    mine,
+    (covering) => {
+      const s = covering.reduce((acc, e) => acc.union((e as CidrEntry).set), allSet);
+      return s.equals(allSet) ? undefined : s;
+    },
+    (s) => s.key,
+  );
+  return spans.flatMap((span) => Port.fromSpan(protocol, span.lo, span.hi).map((port) => ({ port, set: span.value })));
+}
+
+/**
+ * Addresses first: cut the address axis at every flow boundary; each cell admits a set of
+ * ports, written as its maximal ranges (ICMP: whole types, single codes, or everything); each
+ * range admits the cells that have it, and A. Compact when narrow address blocks carry their
+ * own ports inside wide ones (all ICMP from 10.6/16 plus type 3 code 4 from 10.5/16).
+ */
+function addressFirstLayout(protocol: Protocol, family: Family, mine: readonly CidrEntry[], allSet: AddressSet): LayoutItem[] {
+  const cuts = new Set<bigint>();
+  for (const e of mine) for (const [a, b] of e.set.intervals) cuts.add(a).add(b + 1n);
+  for (const [a, b] of allSet.intervals) cuts.add(a).add(b + 1n);
+  const sorted = [...cuts].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const byPort = new Map<string, { port: Port; cells: Interval[] }>();
+  for (let i = 0; i + 1 < sorted.length; i++) {
+    const cell: Interval = [sorted[i], sorted[i + 1] - 1n];
+    if (allSet.contains(cell[0])) continue; // A's cells admit everything already
+    const covering = mine.filter((e) => e.set.contains(cell[0]));
+    if (covering.length === 0) continue;
+    for (const [lo, hi] of mergeSpans(covering)) {
+      for (const port of Port.fromSpan(protocol, lo, hi)) {
+        const key = port.toString();
+        const slot = byPort.get(key) ?? { port, cells: [] };
+        slot.cells.push(cell);
+        byPort.set(key, slot);
+      }
+    }
+  }
+  return [...byPort.values()].map(({ port, cells }) => ({ port, set: AddressSet.fromIntervals(family, cells).union(allSet) }));
+}
+
+/** The union of the entries' port spans as sorted, disjoint, non-adjacent intervals. */
+function mergeSpans(entries: readonly Entry[]): [number, number][] {
+  const spans = entries.map((e) => [e.lo, e.hi] as [number, number]).sort((a, b) => a[0] - b[0]);
+  const out: [number, number][] = [];
+  for (const [lo, hi] of spans) {
+    const last = out[out.length - 1];
+    if (last && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+    else out.push([lo, hi]);
   }
   return out;
 }
