@@ -1,0 +1,346 @@
+/**
+ * The host wall renderer: golden files for every role fixture, the properties every rendered
+ * ruleset must have, and (tier "iptables-restore") the real parser's verdict on each of them.
+ */
+import { execFileSync } from 'child_process';
+import { Flow, HostPolicy, Peer, Port, customRole, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
+import { COMMENT_MAX, IPTABLES_CHAINS, LOG_PREFIX_MAX, commentText, describeRule, logPrefix, renderIptables } from '../lib/render/iptables';
+import { expectGolden } from './support/golden';
+import { ADMIN_LAN, ROLE_FIXTURES, sampleServer } from './support/fixtures';
+import { describeTier, onPath, root } from './support/tiers';
+
+const FAMILIES = ['v4', 'v6'] as const;
+
+/** A policy that exercises the corners: all protocols, ranges, ICMP per family, SG and prefix-list peers, awkward text. */
+function edgePolicy(options: { audit?: boolean } = {}): HostPolicy {
+  const app = Peer.securityGroup('sg-0123456789abcdef0', ['10.0.2.0/24', '2001:db8:2::/64'], 'app tier');
+  const mirrors = Peer.prefixList('pl-0123456789abcdef0', ['198.51.100.0/25'], 'package mirrors');
+  return HostPolicy.compose(
+    'edge',
+    [
+      customRole('edgeCases', [
+        Flow.egress(Port.allTraffic(), Peer.ipv4('10.2.0.0/16'), 'backups: everything to the backup network'),
+        Flow.egress(Port.tcpRange(8000, 8999), app, 'the app tier\'s "admin" ports \\ legacy, see ticket #42 … ünïcode'),
+        Flow.ingress(Port.icmpType(8), app, 'ping from the app tier'),
+        Flow.ingress(Port.icmpTypeAndCode(3, 4), Peer.ipv4('10.9.0.0/16'), 'fragmentation needed from the VPN'),
+        Flow.ingress(Port.icmpv6Type(128), app, 'ping6 from the app tier'),
+        Flow.egress(Port.allUdp(), Peer.ipv6('2001:db8:5::/48'), 'x'.repeat(400)),
+        Flow.egress(Port.tcp(443), mirrors, 'package updates'),
+        Flow.egress(Port.allTcp(), Peer.ipv4('10.4.0.0/16'), 'every TCP port to the lab'),
+      ]),
+    ],
+    options,
+  );
+}
+
+function lines(text: string): string[] {
+  return text.split('\n').filter((l) => l !== '');
+}
+
+function chainLines(text: string, chain: string): string[] {
+  return lines(text).filter((l) => l.startsWith(`-A ${chain} `));
+}
+
+function comments(text: string): string[] {
+  return [...text.matchAll(/--comment "([^"]*)"/g)].map((m) => m[1]);
+}
+
+const ALL: Record<string, () => HostPolicy> = { ...ROLE_FIXTURES, edge: () => edgePolicy(), edgeAudit: () => edgePolicy({ audit: true }) };
+
+describe('renderIptables golden files', () => {
+  it.each(Object.keys(ROLE_FIXTURES))('%s', (name) => {
+    const rules = renderIptables(ROLE_FIXTURES[name]());
+    expectGolden(`iptables/${name}.v4`, rules.v4);
+    expectGolden(`iptables/${name}.v6`, rules.v6);
+  });
+});
+
+describe('renderIptables: properties of every ruleset', () => {
+  const cases = Object.entries(ALL).flatMap(([name, make]) => FAMILIES.map((f) => [`${name}.${f}`, make, f] as const));
+
+  it.each(cases)('%s: DROP policies in the file, one filter table, COMMIT', (_n, make, f) => {
+    const text = renderIptables(make())[f];
+    const body = lines(text).filter((l) => !l.startsWith('#'));
+    expect(body.slice(0, 4)).toEqual(['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]']);
+    expect(body[body.length - 1]).toBe('COMMIT');
+    expect(text.endsWith('COMMIT\n')).toBe(true);
+    expect(body.filter((l) => l.startsWith('*'))).toEqual(['*filter']);
+  });
+
+  it.each(cases)('%s: names no interface but lo', (_n, make, f) => {
+    const text = renderIptables(make())[f];
+    const interfaces = [...text.matchAll(/ -([io]) (\S+)/g)].map((m) => m[2]);
+    expect(interfaces.length).toBeGreaterThan(0);
+    expect(new Set(interfaces)).toEqual(new Set(['lo']));
+  });
+
+  it.each(cases)('%s: every chain referenced is declared, every declared chain is used', (_n, make, f) => {
+    const text = renderIptables(make())[f];
+    const declared = lines(text)
+      .filter((l) => l.startsWith(':'))
+      .map((l) => l.slice(1).split(' ')[0]);
+    const jumped = new Set([...text.matchAll(/-j (tw-\S+)/g)].map((m) => m[1]));
+    expect(new Set(declared.filter((c) => c.startsWith('tw-')))).toEqual(jumped);
+  });
+
+  it.each(cases)('%s: comments are quoted safely and fit; LOG prefixes fit and name a direction', (_n, make, f) => {
+    const text = renderIptables(make())[f];
+    for (const l of lines(text).filter((x) => x.includes('--comment'))) expect(l).toMatch(/--comment "[ !#-[\]-~]*" /);
+    for (const c of comments(text)) expect(Buffer.byteLength(c)).toBeLessThanOrEqual(COMMENT_MAX);
+    const prefixes = [...text.matchAll(/--log-prefix "([^"]*)"/g)].map((m) => m[1]);
+    expect(prefixes.length).toBeGreaterThanOrEqual(6);
+    for (const p of prefixes) {
+      expect(p.length).toBeLessThanOrEqual(LOG_PREFIX_MAX);
+      expect(p).toMatch(/^twinwall (ingress|egress|forward) (drop|audit)( inv| spoof| imds)?: $/);
+    }
+  });
+
+  it.each(cases)('%s: every LOG is rate-limited and comes right before its chain\'s verdict', (_n, make, f) => {
+    const policy = make();
+    const text = renderIptables(policy)[f];
+    const verdictChains = Object.values(IPTABLES_CHAINS).filter((c) => c !== IPTABLES_CHAINS.ingress && c !== IPTABLES_CHAINS.egress);
+    for (const chain of verdictChains) {
+      const body = chainLines(text, chain);
+      if (body.length === 0) continue; // tw-out-imds exists only when metadata access is narrowed
+      expect(body).toHaveLength(2);
+      expect(body[0]).toMatch(/ -m limit --limit \S+ --limit-burst \d+ -j LOG --log-prefix /);
+      expect(body[1]).toBe(`-A ${chain} -j ${policy.options.audit ? 'ACCEPT' : 'DROP'}`);
+    }
+  });
+
+  it.each(cases)('%s: one commented ACCEPT per policy rule and host CIDR of the family, in policy order', (_n, make, f) => {
+    const policy = make();
+    const family = f === 'v4' ? 4 : 6;
+    const text = renderIptables(policy)[f];
+    const expected = policy.rules.flatMap((rule) => {
+      const otherIcmp = (rule.port.protocol === 'icmp' && family === 6) || (rule.port.protocol === 'icmpv6' && family === 4);
+      if (otherIcmp) return [];
+      const chain = rule.direction === 'ingress' ? IPTABLES_CHAINS.ingress : IPTABLES_CHAINS.egress;
+      return rule.hostCidrs.filter((c) => c.family === family).map((c) => ({ chain, cidr: c, comment: commentText(describeRule(rule.because)) }));
+    });
+    const actual = lines(text).filter((l) => l.startsWith(`-A ${IPTABLES_CHAINS.ingress} `) || l.startsWith(`-A ${IPTABLES_CHAINS.egress} `));
+    expect(actual).toHaveLength(expected.length);
+    actual.forEach((l, i) => {
+      const e = expected[i];
+      expect(l.startsWith(`-A ${e.chain} `)).toBe(true);
+      expect(l.endsWith(` -m comment --comment "${e.comment}" -j ACCEPT`)).toBe(true);
+      if (e.cidr.isAny) expect(l).not.toMatch(/ -[sd] /);
+      else expect(l).toContain(`${e.chain === IPTABLES_CHAINS.ingress ? '-s' : '-d'} ${e.cidr.text} `);
+    });
+    // Each comment names the role and (for catalog flows) the service.
+    for (const rule of policy.rules) {
+      for (const p of rule.because) expect(describeRule(rule.because)).toContain(p.service === undefined ? `${p.role}: ` : `${p.role}/${p.service}: `);
+    }
+  });
+
+  it.each(cases)('%s: same policy, same bytes', (_n, make, f) => {
+    expect(renderIptables(make())[f]).toBe(renderIptables(make())[f]);
+  });
+});
+
+describe('renderIptables: the always-present rules', () => {
+  const { v4, v6 } = renderIptables(sampleServer());
+  const index = (text: string, needle: string | RegExp): number => lines(text).findIndex((l) => (typeof needle === 'string' ? l.includes(needle) : needle.test(l)));
+
+  it('accepts loopback first, in and out', () => {
+    for (const t of [v4, v6]) {
+      expect(chainLines(t, 'INPUT')[0]).toMatch(/^-A INPUT -i lo .* -j ACCEPT$/);
+      expect(chainLines(t, 'OUTPUT')[0]).toMatch(/^-A OUTPUT -o lo .* -j ACCEPT$/);
+    }
+  });
+
+  it('accepts replies both ways and sends INVALID to a log-and-drop chain', () => {
+    for (const t of [v4, v6]) {
+      for (const chain of ['INPUT', 'OUTPUT']) {
+        expect(chainLines(t, chain).some((l) => /--ctstate RELATED,ESTABLISHED .* -j ACCEPT$/.test(l))).toBe(true);
+        const invalid = chainLines(t, chain).find((l) => l.includes('--ctstate INVALID'));
+        expect(invalid).toMatch(chain === 'INPUT' ? / -j tw-in-invalid$/ : / -j tw-out-invalid$/);
+      }
+    }
+  });
+
+  it('keeps DHCP (v4: udp 68<->67) and DHCPv6 (udp 546<->547) working', () => {
+    expect(chainLines(v4, 'INPUT').some((l) => l.includes('-p udp -m udp --sport 67 --dport 68') && l.endsWith('-j ACCEPT'))).toBe(true);
+    expect(chainLines(v4, 'OUTPUT').some((l) => l.includes('-p udp -m udp --sport 68 --dport 67') && l.endsWith('-j ACCEPT'))).toBe(true);
+    expect(chainLines(v6, 'INPUT').some((l) => l.includes('-p udp -m udp --sport 547 --dport 546') && l.endsWith('-j ACCEPT'))).toBe(true);
+    expect(chainLines(v6, 'OUTPUT').some((l) => l.includes('-p udp -m udp --sport 546 --dport 547') && l.endsWith('-j ACCEPT'))).toBe(true);
+  });
+
+  it('accepts neighbour discovery (types 133-137, hop limit 255) before the INVALID drop, both ways', () => {
+    for (const chain of ['INPUT', 'OUTPUT']) {
+      const body = chainLines(v6, chain);
+      const invalid = body.findIndex((l) => l.includes('--ctstate INVALID'));
+      for (const type of [133, 134, 135, 136, 137]) {
+        const nd = body.findIndex((l) => l.includes(`--icmpv6-type ${type} -m hl --hl-eq 255`) && !l.includes('-s ::/128') && l.endsWith('-j ACCEPT'));
+        expect(nd).toBeGreaterThanOrEqual(0);
+        expect(nd).toBeLessThan(invalid);
+      }
+    }
+    expect(v6).not.toContain('--icmp-type');
+    expect(v4).not.toContain('icmpv6');
+  });
+
+  it('accepts packet-too-big and the other RFC 4890 errors inbound before the INVALID drop', () => {
+    const ptb = index(v6, /^-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 2 .*-j ACCEPT$/);
+    expect(ptb).toBeGreaterThanOrEqual(0);
+    expect(ptb).toBeLessThan(index(v6, /^-A INPUT .*--ctstate INVALID/));
+  });
+
+  it('drops outbound packets with a foreign source, after the unspecified-source exceptions (DHCPDISCOVER, DAD)', () => {
+    const spoof4 = index(v4, /^-A OUTPUT -m addrtype ! --src-type LOCAL .* -j tw-out-spoof$/);
+    const spoof6 = index(v6, /^-A OUTPUT -m addrtype ! --src-type LOCAL .* -j tw-out-spoof$/);
+    expect(spoof4).toBeGreaterThan(index(v4, '-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67'));
+    const dad = index(v6, '-s ::/128 -d ff02::1:ff00:0/104 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255');
+    expect(dad).toBeGreaterThanOrEqual(0);
+    expect(spoof6).toBeGreaterThan(dad);
+    // ... and before anything that accepts: replies, DHCP, metadata, the policy.
+    expect(spoof4).toBeLessThan(index(v4, /^-A OUTPUT .*--ctstate RELATED,ESTABLISHED/));
+    expect(spoof6).toBeLessThan(index(v6, /^-A OUTPUT .*--ctstate RELATED,ESTABLISHED/));
+  });
+
+  it('renders the sample server\'s policy lines exactly', () => {
+    expect(chainLines(v4, 'tw-in')).toEqual([
+      `-A tw-in -s ${ADMIN_LAN} -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -m comment --comment "sshAdmin/ssh: administration from declared admin networks" -j ACCEPT`,
+      '-A tw-in -p tcp -m tcp --dport 25 -m conntrack --ctstate NEW -m comment --comment "mailServer/smtp: receiving mail from other mail servers" -j ACCEPT',
+      '-A tw-in -p tcp -m tcp --dport 80 -m conntrack --ctstate NEW -m comment --comment "webServer/http: serving web pages" -j ACCEPT',
+      '-A tw-in -p tcp -m tcp --dport 443 -m conntrack --ctstate NEW -m comment --comment "webServer/https: serving web pages over TLS" -j ACCEPT',
+    ]);
+    expect(chainLines(v4, 'tw-out').map((l) => l.replace(/ -m comment .*/, ''))).toEqual([
+      '-A tw-out -p tcp -m tcp --dport 25 -m conntrack --ctstate NEW',
+      '-A tw-out -d 198.51.100.53/32 -p tcp -m tcp --dport 53 -m conntrack --ctstate NEW',
+      '-A tw-out -d 198.51.100.54/32 -p tcp -m tcp --dport 53 -m conntrack --ctstate NEW',
+      '-A tw-out -d 198.51.100.53/32 -p udp -m udp --dport 53 -m conntrack --ctstate NEW',
+      '-A tw-out -d 198.51.100.54/32 -p udp -m udp --dport 53 -m conntrack --ctstate NEW',
+    ]);
+    // No HTTP, FTP or udp/1434 out: only SMTP (any) and DNS (resolvers) leave.
+    expect(v4).not.toMatch(/-A tw-out .*--dport (80|443|21|1434)\b/);
+    expect(chainLines(v6, 'tw-out').map((l) => l.replace(/ -m comment .*/, ''))).toEqual(['-A tw-out -p tcp -m tcp --dport 25 -m conntrack --ctstate NEW']);
+  });
+});
+
+describe('renderIptables: the policy shapes', () => {
+  const { v4, v6 } = renderIptables(edgePolicy());
+
+  it('writes all-protocol rules without -p, full port ranges without --dport, ranges with a colon', () => {
+    expect(chainLines(v4, 'tw-out')).toContainEqual(expect.stringMatching(/^-A tw-out -d 10\.2\.0\.0\/16 -m comment --comment "edgeCases: backups: everything to the backup network" -j ACCEPT$/));
+    expect(chainLines(v4, 'tw-out')).toContainEqual(expect.stringMatching(/^-A tw-out -d 10\.4\.0\.0\/16 -p tcp -m conntrack --ctstate NEW -m comment /));
+    expect(chainLines(v4, 'tw-out')).toContainEqual(expect.stringMatching(/^-A tw-out -d 10\.0\.2\.0\/24 -p tcp -m tcp --dport 8000:8999 -m conntrack --ctstate NEW /));
+    expect(chainLines(v6, 'tw-out')).toContainEqual(expect.stringMatching(/^-A tw-out -d 2001:db8:2::\/64 -p tcp -m tcp --dport 8000:8999 -m conntrack --ctstate NEW /));
+  });
+
+  it('writes ICMP types and type/code per family, and leaves each family\'s ICMP out of the other table', () => {
+    expect(chainLines(v4, 'tw-in')).toContainEqual(expect.stringMatching(/^-A tw-in -s 10\.0\.2\.0\/24 -p icmp -m icmp --icmp-type 8 -m comment /));
+    expect(chainLines(v4, 'tw-in')).toContainEqual(expect.stringMatching(/^-A tw-in -s 10\.9\.0\.0\/16 -p icmp -m icmp --icmp-type 3\/4 -m comment /));
+    expect(chainLines(v6, 'tw-in')).toEqual([expect.stringMatching(/^-A tw-in -s 2001:db8:2::\/64 -p ipv6-icmp -m icmp6 --icmpv6-type 128 -m comment /)]);
+    expect(chainLines(v4, 'tw-in').join('\n')).not.toContain('icmp6');
+  });
+
+  it('expands security groups and prefix lists to their declared host CIDRs', () => {
+    expect(chainLines(v4, 'tw-out')).toContainEqual(expect.stringMatching(/^-A tw-out -d 198\.51\.100\.0\/25 -p tcp -m tcp --dport 443 .*"edgeCases: package updates"/));
+    expect(v6).not.toContain('198.51.100.0/25');
+  });
+
+  it('makes awkward reasons safe: no double quotes or backslashes, ASCII only, at most 255 bytes', () => {
+    expect(commentText('the app tier\'s "admin" ports \\ legacy … ünïcode')).toBe("the app tier's 'admin' ports / legacy ... ?n?code");
+    const long = comments(v6).find((c) => c.includes('xxxx')) as string;
+    expect(long).toHaveLength(COMMENT_MAX);
+    expect(long.endsWith('...')).toBe(true);
+    expect(commentText('a\n\tb')).toBe('a b');
+  });
+
+  it('never builds a LOG prefix over 29 characters', () => {
+    expect(logPrefix('egress', 'audit', 'spoof')).toBe('twinwall egress audit spoof: ');
+    expect(logPrefix('egress', 'audit', 'spoof').length).toBeLessThanOrEqual(LOG_PREFIX_MAX);
+  });
+
+  it('orders rules by the policy, not by the order roles were given', () => {
+    const a = HostPolicy.compose('h', [webServer(), mailServer(), sshAdmin({ from: [Peer.ipv4(ADMIN_LAN)] })]);
+    const b = HostPolicy.compose('h', [sshAdmin({ from: [Peer.ipv4(ADMIN_LAN)] }), mailServer(), webServer()]);
+    expect(renderIptables(a)).toEqual(renderIptables(b));
+  });
+});
+
+describe('renderIptables: instance metadata', () => {
+  const imdsLines = (text: string): string[] => chainLines(text, 'OUTPUT').filter((l) => /169\.254\.169\.254|fd00:ec2::254/.test(l));
+  // A role that opens tcp/80 to everywhere must still not reach the metadata service.
+  const withHttpOut = (instanceMetadata: 'root-only' | 'all-users' | 'none') =>
+    HostPolicy.compose('h', [customRole('fetcher', [Flow.egress(Port.tcp(80), Peer.anyIpv4(), 'fetch feeds')])], { instanceMetadata });
+
+  it('root-only (the default): root may connect to tcp/80, everyone else is logged and dropped', () => {
+    const { v4, v6 } = renderIptables(HostPolicy.compose('h', [ntpClient()]));
+    expect(imdsLines(v4)).toEqual([
+      expect.stringMatching(/^-A OUTPUT -d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -m owner --uid-owner 0 -m conntrack --ctstate NEW .* -j ACCEPT$/),
+      expect.stringMatching(/^-A OUTPUT -d 169\.254\.169\.254\/32 .* -j tw-out-imds$/),
+    ]);
+    expect(imdsLines(v6)).toEqual([
+      expect.stringMatching(/^-A OUTPUT -d fd00:ec2::254\/128 -p tcp -m tcp --dport 80 -m owner --uid-owner 0 .* -j ACCEPT$/),
+      expect.stringMatching(/^-A OUTPUT -d fd00:ec2::254\/128 .* -j tw-out-imds$/),
+    ]);
+    expect(chainLines(v4, 'tw-out-imds')).toEqual([expect.stringContaining('--log-prefix "twinwall egress drop imds: "'), '-A tw-out-imds -j DROP']);
+  });
+
+  it('all-users: anyone may connect to tcp/80, and there is no metadata drop chain', () => {
+    const { v4 } = renderIptables(ROLE_FIXTURES.metadataAllUsers());
+    expect(imdsLines(v4)).toEqual([expect.stringMatching(/^-A OUTPUT -d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate NEW .* -j ACCEPT$/)]);
+    expect(v4).not.toContain('--uid-owner');
+    expect(v4).not.toContain('tw-out-imds');
+  });
+
+  it('none: nothing reaches it', () => {
+    const { v4, v6 } = renderIptables(ROLE_FIXTURES.metadataNone());
+    expect(imdsLines(v4)).toEqual([expect.stringMatching(/^-A OUTPUT -d 169\.254\.169\.254\/32 .* -j tw-out-imds$/)]);
+    expect(imdsLines(v6)).toEqual([expect.stringMatching(/^-A OUTPUT -d fd00:ec2::254\/128 .* -j tw-out-imds$/)]);
+  });
+
+  it.each(['root-only', 'none'] as const)('%s: decided before the policy, so a role opening tcp/80 to 0.0.0.0/0 cannot reach it', (mode) => {
+    const { v4 } = renderIptables(withHttpOut(mode));
+    const out = chainLines(v4, 'OUTPUT');
+    const deny = out.findIndex((l) => l.endsWith('-j tw-out-imds'));
+    const policy = out.findIndex((l) => l.endsWith('-j tw-out'));
+    expect(deny).toBeGreaterThanOrEqual(0);
+    expect(deny).toBeLessThan(policy);
+    expect(chainLines(v4, 'tw-out')).toEqual([expect.stringMatching(/^-A tw-out -p tcp -m tcp --dport 80 /)]);
+  });
+});
+
+describe('renderIptables: audit mode', () => {
+  const enforce = renderIptables(sampleServer());
+  const audit = renderIptables(sampleServer({ audit: true }));
+
+  it.each(FAMILIES)('%s: drops nothing; every drop chain logs "audit" and accepts', (f) => {
+    expect(audit[f]).not.toMatch(/-j DROP\b/);
+    expect(enforce[f]).toMatch(/-j DROP\b/);
+    for (const chain of Object.values(IPTABLES_CHAINS)) {
+      const body = chainLines(audit[f], chain);
+      if (chain === IPTABLES_CHAINS.ingress || chain === IPTABLES_CHAINS.egress || body.length === 0) continue;
+      expect(body[0]).toMatch(/--log-prefix "twinwall (ingress|egress|forward) audit( inv| spoof| imds)?: "/);
+      expect(body[1]).toBe(`-A ${chain} -j ACCEPT`);
+    }
+    expect(audit[f]).toContain('# AUDIT MODE');
+    expect(enforce[f]).not.toContain('AUDIT');
+  });
+
+  it.each(FAMILIES)('%s: the same rules in the same order; only the verdicts differ', (f) => {
+    const isVerdictChain = (l: string): boolean => l.startsWith('-A tw-') && !l.startsWith('-A tw-in ') && !l.startsWith('-A tw-out ');
+    const strip = (t: string): string[] =>
+      lines(t)
+        .filter((l) => !l.startsWith('#'))
+        .map((l) => (isVerdictChain(l) ? l.replace(/ (drop|audit)( inv| spoof| imds)?: "/, ' VERDICT$2: "').replace(/-j (DROP|ACCEPT)$/, '-j VERDICT') : l));
+    expect(strip(audit[f])).toEqual(strip(enforce[f]));
+  });
+});
+
+describeTier('iptables-restore', [root, onPath('iptables-restore'), onPath('ip6tables-restore')], () => {
+  const cases = Object.entries(ALL).flatMap(([name, make]) => FAMILIES.map((f) => [`${name}.${f}`, make, f] as const));
+  it.each(cases)('%s is accepted by --test', (_n, make, f) => {
+    const text = renderIptables(make())[f];
+    const tool = f === 'v4' ? 'iptables-restore' : 'ip6tables-restore';
+    // --test parses and checks the whole ruleset against the kernel without committing it.
+    expect(() => execFileSync(tool, ['--test'], { input: text, stdio: ['pipe', 'pipe', 'pipe'] })).not.toThrow();
+  });
+
+  it('rejects a broken ruleset (the check is not vacuous)', () => {
+    const broken = renderIptables(sampleServer()).v4.replace('--ctstate NEW', '--ctstate NEWISH');
+    expect(() => execFileSync('iptables-restore', ['--test'], { input: broken, stdio: ['pipe', 'pipe', 'pipe'] })).toThrow();
+  });
+});
