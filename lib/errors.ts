@@ -48,6 +48,14 @@ export const ERROR_CODES = {
   UNKNOWN_SERVICE: 'TW154',
   /** An option value that is not one of the accepted values. */
   OPTION_INVALID: 'TW161',
+  /** One security group would hold more than 60 rules in one direction for one address family. */
+  SG_QUOTA_EXCEEDED: 'TW221',
+  /** A security-group or prefix-list peer labelled only by a Terraform token: no stable rule id. */
+  SG_PEER_UNLABELLED: 'TW222',
+  /** Two security-group rules would get the same construct id (two peers with one label). */
+  SG_RULE_ID_COLLISION: 'TW223',
+  /** The user-data exceeds EC2's 16,384 bytes even gzip-compressed. */
+  USER_DATA_TOO_LARGE: 'TW224',
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CODES;
