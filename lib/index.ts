@@ -9,3 +9,5 @@ export * from './catalog';
 export * from './roles';
 export * from './policy';
 export * from './role-table';
+export * from './render';
+export * from './summary';

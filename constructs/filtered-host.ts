@@ -1,0 +1,244 @@
+/**
+ * FilteredHost: one host policy, both walls. A thin adapter over the pure core in lib/: it
+ * composes (or takes) a HostPolicy, asks lib/render for the security-group rule specs and the
+ * user-data, and turns them into provider resources. No policy decision is made here.
+ */
+import { Annotations } from 'cdktf';
+import { Construct } from 'constructs';
+import { Instance } from '@cdktf/provider-aws/lib/instance';
+import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group';
+import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule';
+import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
+import { Cidr, HostPolicy, HostRendering, MetadataAccess, Peer, Role, SgRuleSpec, TwinwallError, renderHost, show } from '../lib';
+
+/** Settings for the optional aws_instance FilteredHost creates. */
+export interface FilteredHostInstanceProps {
+  readonly ami: string;
+  readonly instanceType: string;
+  readonly subnetId: string;
+  readonly keyName?: string;
+  /**
+   * A fixed private IPv4 address. When given, `asPeer()` without arguments uses it (as a /32)
+   * for the host wall of the hosts that reference this one.
+   */
+  readonly privateIp?: string;
+  readonly associatePublicIpAddress?: boolean;
+  readonly iamInstanceProfile?: string;
+  /** Extra tags for the instance (Name defaults to the host name). */
+  readonly tags?: Readonly<Record<string, string>>;
+}
+
+export interface FilteredHostProps {
+  /** The roles this host plays. Give either `roles` or a prebuilt `policy`. */
+  readonly roles?: readonly Role[];
+  /** A policy composed elsewhere (HostPolicy.compose). Carries its own name and options. */
+  readonly policy?: HostPolicy;
+  /** The VPC of the security group (may be a Terraform reference). */
+  readonly vpcId: string;
+  /** The host name used in the policy, descriptions, tags and log prefixes; default the construct id. */
+  readonly name?: string;
+  /** Who may reach the instance metadata service from the host (default "root-only"). Only with `roles`. */
+  readonly instanceMetadata?: MetadataAccess;
+  /** Log what the host wall would drop and accept it instead. Only with `roles`. */
+  readonly audit?: boolean;
+  /**
+   * The CIDRs this host's addresses lie in (its subnet, or its fixed address as a /32). Other
+   * hosts' host walls use them when they reference this host with `asPeer()`.
+   */
+  readonly addresses?: readonly string[];
+  /** When given, FilteredHost also creates the aws_instance, wired to the group and user-data. */
+  readonly instance?: FilteredHostInstanceProps;
+  /** Extra tags for the security group and the instance. */
+  readonly tags?: Readonly<Record<string, string>>;
+}
+
+/** cdktf's encoding of an unresolved token; it must never reach the rendered host wall. */
+const TOKEN_TEXT = /\$\{TfToken\[|#\{TfToken\[|&\{TfToken\[/;
+
+function invalid(what: string, value: unknown, fix: string): TwinwallError {
+  return new TwinwallError('OPTION_INVALID', { value, problem: `${what} ${show(value)} is not valid.`, fix });
+}
+
+function requireText(value: unknown, what: string, example: string): void {
+  if (typeof value !== 'string' || value.trim() === '') {
+    throw invalid(what, value, `pass a non-empty string, e.g. ${example}.`);
+  }
+}
+
+export class FilteredHost extends Construct {
+  /** The composed, normalised policy both walls were rendered from. */
+  public readonly policy: HostPolicy;
+  /** Every rendering of the policy (security-group specs, iptables text, user-data). */
+  public readonly rendering: HostRendering;
+  /** The network wall: one group, no inline rules. */
+  public readonly securityGroup: SecurityGroup;
+  /** The rule resources, in the order of the rendered specs. */
+  public readonly ingressRules: readonly VpcSecurityGroupIngressRule[];
+  public readonly egressRules: readonly VpcSecurityGroupEgressRule[];
+  /** The `#cloud-config` document, as text. */
+  public readonly cloudConfig: string;
+  /**
+   * The user-data, base64 (gzip first when the renderer needed it), computed at synth: pass it
+   * as `user_data_base64` of your own aws_instance or launch template, never as `user_data`.
+   */
+  public readonly userDataBase64: string;
+  /** The instance, when `instance` was given. */
+  public readonly instance?: Instance;
+  /** The CIDRs `asPeer()` gives other hosts' host walls: `addresses`, else the fixed private IP. */
+  public readonly addresses?: readonly string[];
+
+  public constructor(scope: Construct, id: string, props: FilteredHostProps) {
+    super(scope, id);
+    try {
+      this.policy = FilteredHost.policyFrom(id, props);
+      requireText(props.vpcId, 'vpcId', 'vpc.id or "vpc-0123456789abcdef0"');
+      this.rendering = renderHost(this.policy);
+      this.cloudConfig = this.rendering.userData.cloudConfig;
+      this.userDataBase64 = this.rendering.userData.base64;
+      if (TOKEN_TEXT.test(this.cloudConfig)) {
+        // A security-group id or label that is a Terraform reference leaked into the host wall.
+        throw new TwinwallError('UNRESOLVED_TOKEN', {
+          value: this.cloudConfig.match(/[$#&]\{TfToken\[[^\]]*\]\}/)?.[0],
+          problem: 'the rendered user-data contains a Terraform token, which only has a value at deploy time, but user-data is computed at synth.',
+          fix: 'give security-group peers a literal label (Peer.securityGroup(sg.id, cidrs, "app tier")) and pass literal CIDRs and names.',
+        });
+      }
+      // Checked now (masks, host bits, tokens), so a bad value fails here rather than in asPeer.
+      const fixedIp = props.instance?.privateIp;
+      this.addresses = props.addresses !== undefined ? [...props.addresses] : fixedIp !== undefined ? [`${fixedIp}/32`] : undefined;
+      for (const cidr of this.addresses ?? []) Cidr.of(cidr);
+
+      const hostName = this.policy.name;
+      const tags = { ...(props.tags ?? {}) };
+      // Deliberately no `ingress` / `egress` arguments: when Terraform's aws_security_group
+      // creates a VPC group it revokes the allow-all egress rule AWS adds by default, and
+      // leaving the inline blocks unset lets the separate rule resources below own every rule
+      // without fighting them. twinwall relies on that: every egress rule is written
+      // explicitly, so an egress rule missing from the policy really is denied.
+      // The description stays constant (changing it replaces the group); roles go in the tags.
+      this.securityGroup = new SecurityGroup(this, 'SecurityGroup', {
+        namePrefix: `twinwall-${hostName}-`,
+        description: `twinwall network wall of host ${hostName}`,
+        vpcId: props.vpcId,
+        tags: {
+          Name: hostName,
+          'twinwall:host': hostName,
+          'twinwall:roles': this.policy.roles.map((r) => r.name).join(' '),
+          ...tags,
+        },
+        // A replaced group (new VPC, say) is created first, so instances can move to it.
+        lifecycle: { createBeforeDestroy: true },
+      });
+
+      const ingress: VpcSecurityGroupIngressRule[] = [];
+      const egress: VpcSecurityGroupEgressRule[] = [];
+      for (const spec of this.rendering.securityGroups.rules) {
+        const config = this.ruleConfig(spec);
+        if (spec.direction === 'ingress') ingress.push(new VpcSecurityGroupIngressRule(this, spec.id, config));
+        else egress.push(new VpcSecurityGroupEgressRule(this, spec.id, config));
+      }
+      this.ingressRules = ingress;
+      this.egressRules = egress;
+
+      // Surface the host-only decisions a reviewer would not guess from the security group: a
+      // flow with no security-group rule at all, a referenced group whose host-side CIDRs hold a
+      // link-local service, and a non-default instance-metadata choice. (The rest, such as the
+      // link-local addresses inside a 0.0.0.0/0 rule, stay in rendering.securityGroups.hostOnly.)
+      for (const decision of this.rendering.securityGroups.hostOnly) {
+        const notable = decision.origin === 'exact' || decision.origin === 'reference' || (decision.origin === 'option' && decision.option?.value !== 'root-only');
+        if (notable) Annotations.of(this).addInfo(`twinwall host-only decision: ${decision.summary}`);
+      }
+
+      if (props.instance !== undefined) this.instance = this.createInstance(props.instance, hostName, tags);
+    } catch (e) {
+      if (e instanceof TwinwallError) throw e.within(this.node.path);
+      throw e;
+    }
+  }
+
+  /**
+   * This host as the peer of another host's flow. The network wall references this host's
+   * security group; the host wall, which cannot see groups, matches `hostCidrs` — by default the
+   * `addresses` given to this host, else its fixed private IP.
+   */
+  public asPeer(hostCidrs?: readonly string[], label?: string): Peer {
+    try {
+      const cidrs = hostCidrs ?? this.addresses ?? [];
+      return Peer.securityGroup(this.securityGroup.id, cidrs, label ?? `${this.policy.name} hosts`);
+    } catch (e) {
+      if (e instanceof TwinwallError) throw e.within(this.node.path);
+      throw e;
+    }
+  }
+
+  private ruleConfig(spec: SgRuleSpec) {
+    const targets = [spec.cidrIpv4, spec.cidrIpv6, spec.referencedSecurityGroupId, spec.prefixListId].filter((t) => t !== undefined);
+    if (targets.length !== 1) {
+      // The renderer guarantees exactly one; the provider would reject anything else at apply.
+      throw new Error(`twinwall bug: security-group rule spec ${spec.id} has ${targets.length} targets`);
+    }
+    return {
+      securityGroupId: this.securityGroup.id,
+      description: spec.description,
+      ipProtocol: spec.ipProtocol,
+      ...(spec.fromPort !== undefined ? { fromPort: spec.fromPort } : {}),
+      ...(spec.toPort !== undefined ? { toPort: spec.toPort } : {}),
+      ...(spec.cidrIpv4 !== undefined ? { cidrIpv4: spec.cidrIpv4 } : {}),
+      ...(spec.cidrIpv6 !== undefined ? { cidrIpv6: spec.cidrIpv6 } : {}),
+      ...(spec.referencedSecurityGroupId !== undefined ? { referencedSecurityGroupId: spec.referencedSecurityGroupId } : {}),
+      ...(spec.prefixListId !== undefined ? { prefixListId: spec.prefixListId } : {}),
+    };
+  }
+
+  private createInstance(props: FilteredHostInstanceProps, hostName: string, tags: Record<string, string>): Instance {
+    requireText(props.ami, 'instance.ami', '"ami-0123456789abcdef0"');
+    requireText(props.instanceType, 'instance.instanceType', '"t3.micro"');
+    requireText(props.subnetId, 'instance.subnetId', 'subnet.id or "subnet-0123456789abcdef0"');
+    return new Instance(this, 'Instance', {
+      ami: props.ami,
+      instanceType: props.instanceType,
+      subnetId: props.subnetId,
+      ...(props.keyName !== undefined ? { keyName: props.keyName } : {}),
+      ...(props.privateIp !== undefined ? { privateIp: props.privateIp } : {}),
+      ...(props.associatePublicIpAddress !== undefined ? { associatePublicIpAddress: props.associatePublicIpAddress } : {}),
+      ...(props.iamInstanceProfile !== undefined ? { iamInstanceProfile: props.iamInstanceProfile } : {}),
+      // Only this host's group: any other group would widen the network wall beyond the policy.
+      vpcSecurityGroupIds: [this.securityGroup.id],
+      // The host never forwards: packets it did not originate are not its to send.
+      sourceDestCheck: true,
+      // IMDSv2 only (session tokens), which blunts SSRF reads of the instance credentials.
+      metadataOptions: { httpTokens: 'required', httpEndpoint: 'enabled' },
+      // Computed at synth and passed base64, so Terraform never interpolates ${…} / %{…} in it.
+      userDataBase64: this.userDataBase64,
+      // The host wall lives in the user-data: a firewall change must replace the host, not be
+      // silently ignored by an instance that already ran cloud-init.
+      userDataReplaceOnChange: true,
+      tags: { Name: hostName, 'twinwall:host': hostName, ...tags, ...(props.tags ?? {}) },
+    });
+  }
+
+  private static policyFrom(id: string, props: FilteredHostProps): HostPolicy {
+    if (props === undefined || props === null || typeof props !== 'object') {
+      throw invalid('FilteredHost props', props, 'pass { roles: [...], vpcId: ... }.');
+    }
+    if (props.policy !== undefined) {
+      if (props.roles !== undefined) {
+        throw invalid('roles together with policy', props.roles.map((r) => r?.name), 'give either roles (and name/instanceMetadata/audit) or a prebuilt policy, not both.');
+      }
+      if (!(props.policy instanceof HostPolicy)) {
+        throw invalid('policy', props.policy, 'build it with HostPolicy.compose(name, roles, options).');
+      }
+      for (const key of ['name', 'instanceMetadata', 'audit'] as const) {
+        if (props[key] !== undefined) {
+          throw invalid(`${key} together with policy`, props[key], `set ${key} in HostPolicy.compose(…) instead; a prebuilt policy already carries it.`);
+        }
+      }
+      return props.policy;
+    }
+    const options = {
+      ...(props.instanceMetadata !== undefined ? { instanceMetadata: props.instanceMetadata } : {}),
+      ...(props.audit !== undefined ? { audit: props.audit } : {}),
+    };
+    return HostPolicy.compose(props.name ?? id, props.roles ?? [], options);
+  }
+}

@@ -1,0 +1,2 @@
+/** cdktf adapters over the pure core in lib/. */
+export * from './filtered-host';
