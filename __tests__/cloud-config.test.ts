@@ -10,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { gunzipSync } from 'zlib';
 import { parse } from 'yaml';
-import { ERROR_CODES, TwinwallError } from '../lib';
+import { ERROR_CODES } from '../lib';
 import { renderIptables } from '../lib/render/iptables';
 import {
   FIREWALL_UNIT,
@@ -28,19 +28,10 @@ import {
 import { expectGolden } from './support/golden';
 import { ROLE_FIXTURES } from './support/fixtures';
 import { Prerequisite, describeTier, netns, onPath, root } from './support/tiers';
+import { caught } from './support/caught';
 
 const V4 = ['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -i lo -j ACCEPT', '-A OUTPUT -o lo -j ACCEPT', 'COMMIT', ''].join('\n');
 const V6 = ['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -i lo -j ACCEPT', '-A OUTPUT -o lo -j ACCEPT', '-A OUTPUT -p ipv6-icmp -j ACCEPT', 'COMMIT', ''].join('\n');
-
-function caught(fn: () => unknown): TwinwallError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof TwinwallError) return e;
-    throw new Error(`expected a TwinwallError, got ${String(e)}`);
-  }
-  throw new Error('expected a TwinwallError, nothing was thrown');
-}
 
 interface WriteFile {
   path: string;

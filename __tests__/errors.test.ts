@@ -11,7 +11,6 @@ import {
   Peer,
   Port,
   Role,
-  TwinwallError,
   customRole,
   dnsClient,
   dnsServer,
@@ -21,16 +20,7 @@ import {
   sshAdmin,
   webServer,
 } from '../lib';
-
-function caught(fn: () => unknown): TwinwallError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof TwinwallError) return e;
-    throw new Error(`expected a TwinwallError, got ${String(e)}`);
-  }
-  throw new Error('expected a TwinwallError, nothing was thrown');
-}
+import { caught } from './support/caught';
 
 const smtpOut = () => Flow.egress(Port.tcp(25), Peer.anyIpv4(), 'deliver mail');
 

@@ -12,7 +12,6 @@ import {
   HostPolicy,
   Peer,
   Port,
-  TwinwallError,
   customRole,
   dnsClient,
   mailServer,
@@ -32,16 +31,7 @@ import {
 } from '../lib/render/security-groups';
 import { expectGolden } from './support/golden';
 import { ROLE_FIXTURES, sampleServer } from './support/fixtures';
-
-function caught(fn: () => unknown): TwinwallError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof TwinwallError) return e;
-    throw new Error(`expected a TwinwallError, got ${String(e)}`);
-  }
-  throw new Error('expected a TwinwallError, nothing was thrown');
-}
+import { caught } from './support/caught';
 
 const specs = (p: HostPolicy) => renderSecurityGroupRules(p).rules;
 const byId = (p: HostPolicy) => new Map(specs(p).map((s) => [s.id, s]));
