@@ -12,6 +12,7 @@ import { Family } from './address';
 import { Direction } from './flow';
 import { awsLinkLocalService } from './peer';
 import { HostRendering, IPTABLES_CHAINS, SgRuleSpec } from './render';
+import { parseRuleLine } from './check/iptables-parse';
 
 /** What one wall does with one kind of new connection. */
 export interface WallRow {
@@ -130,28 +131,21 @@ interface ParsedRule {
   readonly negated: boolean;
 }
 
-/** Parse one `-A CHAIN …` line into its options (comments removed; `!` noted, not interpreted). */
+/**
+ * Parse one `-A CHAIN …` line into its options (comments removed; `!` noted, not interpreted),
+ * with the checker's iptables-restore parser (lib/check/iptables-parse.ts), so twinwall has one.
+ */
 export function parseAppend(line: string): ParsedRule | undefined {
-  const m = /^-A (\S+)\s*(.*)$/.exec(line.trim());
-  if (!m) return undefined;
-  const words = m[2].replace(/-m comment --comment "[^"]*"/g, ' ').split(/\s+/).filter((w) => w !== '');
-  const options = new Map<string, string>();
-  let negated = false;
-  let target: string | undefined;
-  for (let i = 0; i < words.length; i++) {
-    const w = words[i];
-    if (w === '!') {
-      negated = true;
-      continue;
-    }
-    if (!w.startsWith('-')) continue;
-    const next = words[i + 1];
-    const value = next !== undefined && !next.startsWith('-') && next !== '!' ? next : '';
-    if (value !== '') i++;
-    if (w === '-j') target = value;
-    else if (w !== '-m') options.set(w, value);
+  if (!/^-A\s/.test(line.trim())) return undefined;
+  let rule;
+  try {
+    rule = parseRuleLine(line);
+  } catch {
+    return undefined;
   }
-  return { chain: m[1], target, options, negated };
+  const options = new Map<string, string>();
+  for (const o of rule.options) if (o.name !== '--comment') options.set(o.name, o.args.join(' '));
+  return { chain: rule.chain, target: rule.target?.name, options, negated: rule.options.some((o) => o.negated) };
 }
 
 function ruleTraffic(rule: ParsedRule): Traffic | undefined {
@@ -177,7 +171,7 @@ function ruleTraffic(rule: ParsedRule): Traffic | undefined {
  * New connections the host wall admits: every ACCEPT in the policy chains, and the ACCEPTs of
  * new connections in INPUT/OUTPUT (the host-only decisions, such as instance metadata).
  */
-function hostCells(text: string, family: Family): { cell: Cell; verdict: string }[] {
+function hostCells(text: string, family: Family, sets: ReadonlyMap<string, readonly string[]>): { cell: Cell; verdict: string }[] {
   const out: { cell: Cell; verdict: string }[] = [];
   for (const line of text.split('\n')) {
     const rule = parseAppend(line);
@@ -188,10 +182,12 @@ function hostCells(text: string, family: Family): { cell: Cell; verdict: string 
     const direction: Direction = rule.chain === 'INPUT' || rule.chain === IPTABLES_CHAINS.ingress ? 'ingress' : 'egress';
     const traffic = ruleTraffic(rule);
     if (traffic === undefined) continue;
-    const addr = rule.options.get(direction === 'ingress' ? '-s' : '-d') ?? (family === 4 ? '0.0.0.0/0' : '::/0');
     const uid = rule.options.get('--uid-owner');
     const verdict = rule.negated ? 'yes (negated match)' : uid !== undefined ? `uid ${uid} only` : 'yes';
-    out.push({ cell: { direction, traffic, remote: remoteLabel(addr), family }, verdict });
+    // An ipset match stands for one rule per member of the set (lib/render/iptables.ts).
+    const set = rule.options.get('--match-set')?.split(' ')[0];
+    const addrs = set !== undefined ? (sets.get(set) ?? []) : [rule.options.get(direction === 'ingress' ? '-s' : '-d') ?? (family === 4 ? '0.0.0.0/0' : '::/0')];
+    for (const addr of addrs) out.push({ cell: { direction, traffic, remote: remoteLabel(addr), family }, verdict });
   }
   return out;
 }
@@ -220,8 +216,10 @@ export function summariseHost(rendering: HostRendering): WallRow[] {
     cells.set(key, entry);
   };
   for (const { cell, verdict } of networkCells(rendering)) put(cell, 'network', verdict);
-  for (const { cell, verdict } of hostCells(rendering.iptables.v4, 4)) put(cell, 'host', verdict);
-  for (const { cell, verdict } of hostCells(rendering.iptables.v6, 6)) put(cell, 'host', verdict);
+  const sets = new Map<string, string[]>();
+  for (const m of (rendering.iptables.ipsets ?? '').matchAll(/^add (\S+) (\S+)$/gm)) sets.set(m[1], [...(sets.get(m[1]) ?? []), m[2]]);
+  for (const { cell, verdict } of hostCells(rendering.iptables.v4, 4, sets)) put(cell, 'host', verdict);
+  for (const { cell, verdict } of hostCells(rendering.iptables.v6, 6, sets)) put(cell, 'host', verdict);
 
   const rows: { row: WallRow; cell: Cell }[] = [];
   for (const { cell, network, host } of cells.values()) {

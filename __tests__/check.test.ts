@@ -1,0 +1,126 @@
+/**
+ * `twinwall check` on the example app's real synthesized artefacts: both walls agree on every
+ * host (with the documented exceptions listed), and each mutation — one change in one wall — is
+ * reported with a line naming the difference.
+ */
+import * as fs from 'fs';
+import { CheckReport, StackInput, checkStacks, formatReport, hasFindings } from '../lib/check';
+import { Json, clone, editTable, editUserData, readStacks, removeTable, resourceNamed, synthExample } from './support/artefacts';
+
+let outdir: string;
+let stacks: StackInput[];
+
+beforeAll(() => {
+  outdir = synthExample();
+  stacks = readStacks(outdir);
+}, 60000);
+
+afterAll(() => {
+  if (outdir !== undefined) fs.rmSync(outdir, { recursive: true, force: true });
+});
+
+/** Mutate the staging stack's JSON; check every stack; return the findings of staging/sample. */
+function mutate(change: (tf: Json) => void, host = 'staging/sample'): { report: CheckReport; lines: string[] } {
+  const copy = stacks.map((s) => ({ name: s.name, json: clone(s.json) }));
+  change((copy.find((s) => s.name === 'staging') as StackInput).json);
+  const report = checkStacks(copy);
+  const h = report.hosts.find((x) => x.label === host);
+  if (h === undefined) throw new Error(`no host ${host}`);
+  // Only the mutated host changes.
+  for (const other of report.hosts) if (other.label !== host) expect(other.findings).toEqual([]);
+  return { report, lines: h.findings.map((f) => f.text) };
+}
+
+const sampleInstance = (tf: Json): Json => resourceNamed(tf, 'aws_instance', 'sample_Instance_')[1];
+
+describe('twinwall check on the example app', () => {
+  it('finds the walls of every host in agreement', () => {
+    const report = checkStacks(stacks);
+    expect(report.hosts.map((h) => h.label)).toEqual([
+      'production/app', 'production/resolver', 'production/sample', 'production/web',
+      'staging/app', 'staging/resolver', 'staging/sample', 'staging/web',
+    ]);
+    for (const h of report.hosts) expect({ host: h.label, findings: h.findings.map((f) => f.text) }).toEqual({ host: h.label, findings: [] });
+    expect(hasFindings(report)).toBe(false);
+  });
+
+  it('lists the exceptions it applied: IMDS for root only, DHCP, and the app-tier reference through its CIDRs', () => {
+    const report = checkStacks(stacks);
+    const web = report.hosts.find((h) => h.label === 'staging/web');
+    const text = (web?.exceptions ?? []).join('\n');
+    expect(text).toMatch(/host-only destination 169\.254\.169\.254 \(instance metadata service, egress\).*tcp\/80 to 169\.254\.169\.254\/32 for uid 0 only/);
+    expect(text).toMatch(/host-only destination fd00:ec2::254/);
+    expect(text).toMatch(/DHCP client \(ingress udp\/68 \(source port 67\) from any IPv4\)/);
+    expect(text).toMatch(/security-group reference: aws_vpc_security_group_egress_rule\.web_egress-tcp-8080-to-sg-app-tier_\w+ names aws_security_group\.app_SecurityGroup_\w+; compared through its host-side CIDRs 10\.10\.2\.0\/24/);
+    expect(formatReport(report)).toMatch(/twinwall check: 8 host\(s\), the walls agree/);
+  });
+});
+
+describe('twinwall check reports each mutation of one wall', () => {
+  it('an egress rule dropped from the security group', () => {
+    const { lines } = mutate((tf) => {
+      const [name] = resourceNamed(tf, 'aws_vpc_security_group_egress_rule', 'sample_egress-tcp-25-to-0-0-0-0-0');
+      delete tf.resource.aws_vpc_security_group_egress_rule[name];
+    });
+    expect(lines).toEqual([
+      expect.stringMatching(/^egress tcp\/25 to any IPv4 except 169\.254\.169\.123\/32, 169\.254\.169\.253\/32, 169\.254\.169\.254\/32: the host wall admits it \(OUTPUT rule \d+ → tw-out rule 1 "mailServer\/smtp: delivering mail to other mail servers" \(ACCEPT\)\), the network wall does not$/),
+    ]);
+  });
+
+  it('a CIDR widened in the security group', () => {
+    const { lines } = mutate((tf) => {
+      const [, rule] = resourceNamed(tf, 'aws_vpc_security_group_ingress_rule', 'sample_ingress-tcp-22-from-192-0-2-0-24');
+      rule.cidr_ipv4 = '192.0.0.0/16';
+    });
+    expect(lines).toEqual([
+      expect.stringMatching(/^ingress tcp\/22 from 192\.0\.0\.0\/23, 192\.0\.3\.0\/24, 192\.0\.4\.0\/22, 192\.0\.8\.0\/21, 192\.0\.16\.0\/20, 192\.0\.32\.0\/19 … \(\+2 more\): the network wall admits it \(aws_vpc_security_group_ingress_rule\.sample_ingress-tcp-22-from-192-0-2-0-24_\w+ "sshAdmin: ssh - administration from declared admin networks"\), the host wall does not$/),
+    ]);
+  });
+
+  it('a port added to the iptables table', () => {
+    const { lines } = mutate((tf) =>
+      editUserData(sampleInstance(tf), (cfg) => editTable(cfg, 4, (t) => t.replace(/^(-A tw-in .*--dport 22 .*)$/m, '$1\n-A tw-in -p tcp -m tcp --dport 8443 -m conntrack --ctstate NEW -j ACCEPT'))),
+    );
+    expect(lines).toEqual([expect.stringMatching(/^ingress tcp\/8443 from any IPv4 except 169\.254\.169\.123\/32, 169\.254\.169\.253\/32, 169\.254\.169\.254\/32: the host wall admits it \(INPUT rule \d+ → tw-in rule 2 \(ACCEPT\)\), the network wall does not$/)]);
+  });
+
+  it('the IPv6 table removed from the user-data', () => {
+    const { lines } = mutate((tf) => editUserData(sampleInstance(tf), (cfg) => removeTable(cfg, 6)));
+    expect(lines[0]).toBe('the user-data ships no IPv6 table (no write_files /etc/iptables/rules.v6, no bootcmd copy): IPv6 is unfiltered on the host');
+    // With no table the kernel accepts everything: every IPv6 flow the groups do not admit (the
+    // link-local service addresses are host-only decisions, listed as exceptions instead).
+    const ll = 'any IPv6 except fd00:ec2::123/128, fd00:ec2::253/128, fd00:ec2::254/128';
+    expect(lines).toContain(`ingress tcp/0-24,26-79,81-442,444-65535 from ${ll}: the host wall admits it (INPUT no filter table loaded: the kernel accepts everything), the network wall does not`);
+    expect(lines).toContain(`egress tcp/0-24,26-65535 to ${ll}: the host wall admits it (OUTPUT no filter table loaded: the kernel accepts everything), the network wall does not`);
+    expect(lines).toContain(`ingress every other protocol from ${ll}: the host wall admits it (INPUT no filter table loaded: the kernel accepts everything), the network wall does not`);
+    expect(lines).toContainEqual(expect.stringMatching(/^egress .* to any IPv6 from a forged source address .*: the host wall lets it out/));
+  });
+
+  it('the source-address check removed from the iptables table', () => {
+    const { lines } = mutate((tf) => editUserData(sampleInstance(tf), (cfg) => editTable(cfg, 4, (t) => t.replace(/^-A OUTPUT -m addrtype ! --src-type LOCAL .*\n/m, ''))));
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines).toContainEqual(expect.stringMatching(/^egress tcp\/25 to any IPv4 except 169\.254\.169\.254\/32 from a forged source address \(not one of the host's\): the host wall lets it out \(OUTPUT rule \d+ → tw-out rule 1 .*packets with a forged source must be dropped$/));
+    expect(lines.every((l) => l.includes('forged source'))).toBe(true);
+  });
+
+  it('a bootcmd copy that no longer matches write_files', () => {
+    const { lines } = mutate((tf) =>
+      editUserData(sampleInstance(tf), (cfg) => {
+        const file = cfg.write_files.find((f: Json) => f.path === '/etc/iptables/rules.v4');
+        file.content = file.content.replace('--dport 25 ', '--dport 26 ');
+      }),
+    );
+    expect(lines[0]).toMatch(/^bootcmd's first-boot copy of the IPv4 table differs from \/etc\/iptables\/rules\.v4 \(line \d+: /);
+  });
+
+  it('an unreadable reference record is undecidable, not agreement', () => {
+    const { lines } = mutate((tf) => {
+      const [, rule] = resourceNamed(tf, 'aws_vpc_security_group_egress_rule', 'web_egress-tcp-8080-to-sg-app-tier');
+      delete rule.tags;
+    }, 'staging/web');
+    expect(lines).toEqual([
+      expect.stringMatching(/^egress tcp\/8080 to any IPv4: undecidable \(network wall: .*no host-side CIDRs are recorded for aws_security_group\.app_SecurityGroup_\w+/),
+      expect.stringMatching(/^egress tcp\/8080 to any IPv6: undecidable/),
+    ]);
+  });
+});

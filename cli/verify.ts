@@ -1,0 +1,185 @@
+/**
+ * `twinwall verify`: the kernel as the judge. For each host, a fresh pair of network namespaces
+ * (cli/netns.ts): the host's ipsets and iptables-restore tables are loaded into the "host" one,
+ * the "peer" one owns every remote address probed, and real TCP and UDP connections (plus raw
+ * packets with forged sources) go both ways over the veth pair between them. Each kernel verdict
+ * is compared with the security groups' (lib/check/probes.ts plans the probes and the expected
+ * verdicts), and with what the checker's model predicted. No packet leaves the two namespaces.
+ */
+import { execFileSync } from 'child_process';
+import { CheckReport, HostCheck, PlannedProbe, planProbes } from './lib-check';
+import { Agent, NetnsLab, Probe, ProbeResult, cleanUpOnSignals } from './netns';
+
+export interface VerifyOptions {
+  readonly timeoutMs: number;
+  readonly verbose: boolean;
+  readonly out: (s: string) => void;
+  readonly err: (s: string) => void;
+}
+
+export interface HostVerification {
+  readonly label: string;
+  readonly probes: number;
+  readonly byKind: Record<string, number>;
+  /** Kernel verdict differs from the security groups' (or from the documented exception). */
+  readonly disagreements: readonly string[];
+  /** Kernel verdict differs from what the checker's model predicted. */
+  readonly modelMismatches: readonly string[];
+  /** Tables the kernel refused to load, and similar. */
+  readonly problems: readonly string[];
+  readonly ms: number;
+}
+
+function onPath(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'pipe' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why verify cannot run here, or undefined. */
+export function verifyPrerequisites(): string | undefined {
+  if (process.platform !== 'linux') return `verify needs Linux network namespaces (this is ${process.platform})`;
+  if (process.getuid === undefined || process.getuid() !== 0) return 'verify needs root: it creates network namespaces and loads iptables rules into them (run it with sudo)';
+  const missing = ['ip', 'iptables-restore', 'ip6tables-restore', 'python3'].filter((c) => !onPath(c));
+  if (missing.length > 0) return `verify needs ${missing.join(', ')} on PATH (Debian: apt-get install iproute2 iptables python3)`;
+  return undefined;
+}
+
+function firstLine(e: unknown): string {
+  const err = e as { stderr?: Buffer | string; message?: string };
+  const text = err.stderr !== undefined && String(err.stderr).trim() !== '' ? String(err.stderr) : (err.message ?? String(e));
+  return text.trim().split('\n')[0];
+}
+
+function describeProbe(p: PlannedProbe): string {
+  const toFrom = p.direction === 'ingress' ? 'from' : 'to';
+  const how = p.how === 'forged' ? ` with forged source ${p.forgedSource}` : p.how === 'real-raw' ? ' (raw packet, the host\'s own source)' : '';
+  const who = p.uid !== undefined ? ` as uid ${p.uid}` : '';
+  return `${p.direction} ${p.protocol}/${p.port} ${toFrom} ${p.remote}${how}${who}`;
+}
+
+function admittedBy(p: PlannedProbe, r: ProbeResult | undefined, peer: Agent): boolean | string {
+  if (r === undefined) return 'no result';
+  if (p.how !== 'socket') return peer.saw(r.token).some((e) => e.ev === 'sniff');
+  switch (r.outcome) {
+    case 'ok':
+    case 'refused': // an RST or port-unreachable means the first packet got through the wall
+      return true;
+    case 'timeout':
+    case 'eperm':
+      return false;
+    default:
+      return r.outcome;
+  }
+}
+
+/** Run every host of the report through the kernel. Returns the exit code. */
+export async function runVerify(report: CheckReport, options: VerifyOptions): Promise<number> {
+  const why = verifyPrerequisites();
+  if (why !== undefined) {
+    options.err(`twinwall verify: ${why}\n`);
+    return 2;
+  }
+  cleanUpOnSignals((sig) => options.err(`twinwall verify: ${sig}: removing the namespaces\n`));
+  let findings = 0;
+  for (const h of report.hosts) {
+    const v = await verifyHost(h, options);
+    const kinds = Object.entries(v.byKind)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+    const bad = v.disagreements.length + v.modelMismatches.length + v.problems.length;
+    findings += bad;
+    options.out(`${v.label}: ${v.probes} probes (${kinds}): ${v.probes - v.disagreements.length} agree with the security groups, ${v.disagreements.length} disagree [${v.ms} ms]\n`);
+    for (const p of v.problems) options.out(`  ${v.label}: ${p}\n`);
+    for (const d of v.disagreements) options.out(`  ${v.label}: ${d}\n`);
+    for (const m of v.modelMismatches) options.out(`  ${v.label}: checker model wrong: ${m}\n`);
+  }
+  options.out(findings === 0 ? `twinwall verify: ${report.hosts.length} host(s), the kernel agrees with the security groups on every probe\n` : `twinwall verify: ${findings} finding(s)\n`);
+  return findings === 0 ? 0 : 1;
+}
+
+/** Verify one host in its own namespaces. */
+export async function verifyHost(check: HostCheck, options: Pick<VerifyOptions, 'timeoutMs' | 'verbose' | 'out'>): Promise<HostVerification> {
+  const t0 = Date.now();
+  const plan = planProbes(check);
+  const problems: string[] = [];
+  const probes = plan.probes;
+  const lab = await NetnsLab.create({
+    host: { addresses: [`${plan.host4}/32`, `${plan.host6}/128`], routes: [['-4', 'default', 'dev', '%dev'], ['-6', 'default', 'dev', '%dev']] },
+    peer: {
+      addresses: [...plan.peerAddresses[4].map((a) => `${a}/32`), ...plan.peerAddresses[6].map((a) => `${a}/128`)],
+      routes: [['-4', `${plan.host4}/32`, 'dev', '%dev'], ['-6', `${plan.host6}/128`, 'dev', '%dev']],
+    },
+  });
+  try {
+    const socket = (d: 'ingress' | 'egress', proto: 'tcp' | 'udp') => probes.filter((p) => p.how === 'socket' && p.direction === d && p.protocol === proto);
+    const hostAgent = await lab.startAgent('host', {
+      tcp: [...new Set(socket('ingress', 'tcp').map((p) => p.port))],
+      udp: [...new Map(socket('ingress', 'udp').map((p) => [`${p.family}|${p.port}`, [p.family === 4 ? plan.host4 : plan.host6, p.port] as const])).values()],
+    });
+    const peerAgent = await lab.startAgent('peer', {
+      tcp: [...new Set(socket('egress', 'tcp').map((p) => p.port))],
+      udp: [...new Map(socket('egress', 'udp').map((p) => [`${p.remote}|${p.port}`, [p.remote, p.port] as const])).values()],
+      sniff: true,
+    });
+    void hostAgent;
+    if (check.wall.ipsetScript !== '') {
+      try {
+        lab.exec('host', ['ipset', 'restore', '-exist'], check.wall.ipsetScript);
+      } catch (e) {
+        problems.push(`the kernel refuses the ipsets in the user-data: ${firstLine(e)}`);
+      }
+    }
+    for (const family of [4, 6] as const) {
+      const t = check.wall.tables[family];
+      if (t === undefined) continue; // nothing loaded: the kernel accepts everything, as the model says
+      try {
+        lab.exec('host', [family === 4 ? 'iptables-restore' : 'ip6tables-restore'], t.text);
+      } catch (e) {
+        problems.push(`the kernel refuses ${t.path} (${family === 4 ? 'iptables-restore' : 'ip6tables-restore'}): ${firstLine(e)}`);
+      }
+    }
+    const toProbe = (p: PlannedProbe): Probe => {
+      if (p.how === 'socket') {
+        if (p.direction === 'ingress') return { id: p.id, kind: p.protocol, dst: p.family === 4 ? plan.host4 : plan.host6, port: p.port, src: p.remote };
+        return { id: p.id, kind: p.protocol, dst: p.remote, port: p.port };
+      }
+      const own = p.family === 4 ? plan.host4 : plan.host6;
+      return { id: p.id, kind: 'raw', proto: p.protocol, src: p.how === 'forged' ? (p.forgedSource as string) : own, dst: p.remote, port: p.port };
+    };
+    const ingress = probes.filter((p) => p.direction === 'ingress');
+    const egressRoot = probes.filter((p) => p.direction === 'egress' && p.uid === undefined);
+    const byUid = new Map<number, PlannedProbe[]>();
+    for (const p of probes) if (p.direction === 'egress' && p.uid !== undefined) byUid.set(p.uid, [...(byUid.get(p.uid) ?? []), p]);
+    const batches = await Promise.all([
+      lab.probe('peer', ingress.map(toProbe), { timeoutMs: options.timeoutMs }),
+      lab.probe('host', egressRoot.map(toProbe), { timeoutMs: options.timeoutMs }),
+      ...[...byUid].map(([uid, list]) => lab.probe('host', list.map(toProbe), { timeoutMs: options.timeoutMs, uid })),
+    ]);
+    await new Promise((r) => setTimeout(r, 200)); // the last echoes and sniffed frames
+    const results = new Map<string, ProbeResult>();
+    for (const b of batches) for (const [k, v] of b) results.set(k, v);
+    const disagreements: string[] = [];
+    const modelMismatches: string[] = [];
+    const byKind: Record<string, number> = {};
+    for (const p of probes) {
+      const kind = `${p.direction} ${p.how === 'socket' ? p.protocol : p.how}`;
+      byKind[kind] = (byKind[kind] ?? 0) + 1;
+      const kernel = admittedBy(p, results.get(p.id), peerAgent);
+      const verdict = (b: boolean) => (b ? 'admits' : 'drops');
+      if (typeof kernel === 'string') {
+        disagreements.push(`${describeProbe(p)}: the probe failed (${kernel})`);
+        continue;
+      }
+      if (options.verbose) options.out(`  ${check.label}: ${describeProbe(p)}: kernel ${verdict(kernel)}; expected ${verdict(p.expected)} (${p.basis})\n`);
+      if (kernel !== p.expected) disagreements.push(`${describeProbe(p)}: the kernel ${verdict(kernel)} it, the security groups ${p.basis.startsWith('documented') || p.how !== 'socket' ? `(${p.basis}) say it ${p.expected ? 'is admitted' : 'is dropped'}` : `${verdict(p.expected)} it (${p.basis})`}`);
+      if (kernel !== p.model) modelMismatches.push(`${describeProbe(p)}: the kernel ${verdict(kernel)} it, the model predicted it ${verdict(p.model)} it`);
+    }
+    return { label: check.label, probes: probes.length, byKind, disagreements, modelMismatches, problems, ms: Date.now() - t0 };
+  } finally {
+    lab.destroy();
+  }
+}

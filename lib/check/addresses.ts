@@ -1,0 +1,144 @@
+/**
+ * Address helpers for the checker: lenient parsing of what iptables and Terraform accept
+ * (bare addresses, dotted masks, host bits), address classes, and readable set descriptions.
+ */
+import { Cidr, Family, formatAddress, parseAddress } from '../address';
+import { AWS_LINK_LOCAL, AwsLinkLocalService } from '../peer';
+import { IntervalSet } from './space';
+
+export function bitsOf(family: Family): number {
+  return family === 4 ? 32 : 128;
+}
+
+export function familyRange(family: Family): IntervalSet {
+  return IntervalSet.of(0n, (1n << BigInt(bitsOf(family))) - 1n);
+}
+
+function maskFromDotted(text: string): number | undefined {
+  const { family, value } = parseAddress(text);
+  if (family !== 4) return undefined;
+  const inv = ~value & 0xffffffffn;
+  if ((inv & (inv + 1n)) !== 0n) return undefined; // not contiguous
+  let n = 0;
+  for (let v = value; v & 0x80000000n; v = (v << 1n) & 0xffffffffn) n++;
+  return n;
+}
+
+/**
+ * "10.0.0.0/8", "10.1.2.3" (one host), "10.0.0.0/255.0.0.0", "2001:db8::/32" → the family and
+ * the inclusive interval. Host bits are masked off, as iptables does. Throws on anything else.
+ */
+export function parseCidrLenient(text: string): { family: Family; set: IntervalSet; text: string } {
+  const t = text.trim();
+  const slash = t.indexOf('/');
+  const addrText = slash < 0 ? t : t.slice(0, slash);
+  const { family, value } = parseAddress(addrText);
+  const bits = bitsOf(family);
+  let prefix = bits;
+  if (slash >= 0) {
+    const p = t.slice(slash + 1);
+    if (/^\d{1,3}$/.test(p)) prefix = Number(p);
+    else {
+      const m = family === 4 ? maskFromDotted(p) : undefined;
+      if (m === undefined) throw new Error(`${JSON.stringify(text)} has an unreadable mask`);
+      prefix = m;
+    }
+    if (prefix > bits) throw new Error(`${JSON.stringify(text)} has a prefix longer than ${bits}`);
+  }
+  const hostBits = BigInt(bits - prefix);
+  const first = (value >> hostBits) << hostBits;
+  const last = first + (1n << hostBits) - 1n;
+  return { family, set: IntervalSet.of(first, last), text: `${formatAddress(family, first)}/${prefix}` };
+}
+
+function cidrSet(text: string): IntervalSet {
+  return parseCidrLenient(text).set;
+}
+
+/** Addresses that can never be one of the host's own unicast addresses on its network interface. */
+const NOT_OWN: Record<Family, IntervalSet> = {
+  4: ['0.0.0.0/8', '127.0.0.0/8', '224.0.0.0/4', '240.0.0.0/4'].map(cidrSet).reduce((a, b) => a.union(b)),
+  6: ['::/128', '::1/128', 'ff00::/8', '::ffff:0:0/96'].map(cidrSet).reduce((a, b) => a.union(b)),
+};
+
+/**
+ * Sources a packet leaving by a non-loopback interface can carry: anything but a loopback
+ * address (the kernel refuses to route 127.0.0.0/8 or ::1 off the host).
+ */
+export function routableSources(family: Family): IntervalSet {
+  return familyRange(family).subtract(cidrSet(family === 4 ? '127.0.0.0/8' : '::1/128'));
+}
+
+/** The host's own addresses on its (non-loopback) interface: some unicast address of the family. */
+export function ownUnicast(family: Family): IntervalSet {
+  return familyRange(family).subtract(NOT_OWN[family]);
+}
+
+/** Address types as `-m addrtype` names them, for addresses that are not the host's own. */
+export function addressesOfType(family: Family, type: string): IntervalSet {
+  const all = familyRange(family);
+  const v4: Record<string, IntervalSet> = {
+    MULTICAST: cidrSet('224.0.0.0/4'),
+    BROADCAST: cidrSet('255.255.255.255/32').union(cidrSet('0.0.0.0/8')),
+    LOCAL: cidrSet('127.0.0.0/8'),
+  };
+  const v6: Record<string, IntervalSet> = {
+    MULTICAST: cidrSet('ff00::/8'),
+    UNSPEC: cidrSet('::/128'),
+    LOCAL: cidrSet('::1/128'),
+  };
+  const table = family === 4 ? v4 : v6;
+  if (type === 'UNICAST') return Object.values(table).reduce((rest, s) => rest.subtract(s), all);
+  return table[type] ?? IntervalSet.EMPTY;
+}
+
+export const ADDRESS_TYPES = ['UNSPEC', 'UNICAST', 'LOCAL', 'BROADCAST', 'ANYCAST', 'MULTICAST', 'BLACKHOLE', 'UNREACHABLE', 'PROHIBIT', 'THROW', 'NAT', 'XRESOLVE'];
+
+/** The link-local service addresses of a family, with their service. */
+export function linkLocalServices(family: Family): { service: AwsLinkLocalService; address: string; value: bigint }[] {
+  return (Object.keys(AWS_LINK_LOCAL) as AwsLinkLocalService[]).map((service) => {
+    const address = AWS_LINK_LOCAL[service][family];
+    return { service, address, value: parseAddress(address).value };
+  });
+}
+
+export const SERVICE_LABEL: Record<AwsLinkLocalService, string> = {
+  dnsResolver: 'Amazon-provided DNS resolver',
+  instanceMetadata: 'instance metadata service',
+  timeSync: 'Amazon Time Sync Service',
+};
+
+/** Minimal CIDR list covering exactly the set. */
+export function toCidrs(family: Family, set: IntervalSet): string[] {
+  const bits = bitsOf(family);
+  const out: string[] = [];
+  for (const [first, last] of set.intervals) {
+    let lo = first;
+    while (lo <= last) {
+      let size = 0;
+      while (size < bits) {
+        const next = BigInt(size + 1);
+        if ((lo >> next) << next !== lo || lo + (1n << next) - 1n > last) break;
+        size++;
+      }
+      out.push(Cidr.fromParts(family, lo, bits - size).text);
+      lo += 1n << BigInt(size);
+    }
+  }
+  return out;
+}
+
+function listText(items: string[], max = 6): string {
+  return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} … (+${items.length - max} more)`;
+}
+
+/** "10.0.0.0/8", "any IPv4", "any IPv6 except 2001:db8::/32", "10.0.0.1/32, 10.0.0.7/32". */
+export function describeAddresses(family: Family, set: IntervalSet, universe: IntervalSet = familyRange(family)): string {
+  const name = family === 4 ? 'IPv4' : 'IPv6';
+  if (universe.subtract(set).isEmpty) return universe.equals(familyRange(family)) ? `any ${name}` : `any ${name} address`;
+  const direct = toCidrs(family, set);
+  const whole = universe.equals(familyRange(family));
+  const missing = toCidrs(family, universe.subtract(set));
+  if (missing.length < direct.length) return `any ${name}${whole ? '' : ' address'} except ${listText(missing)}`;
+  return listText(direct);
+}

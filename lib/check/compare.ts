@@ -1,0 +1,304 @@
+/**
+ * `twinwall check`: rebuild both walls of every host from the synthesized artefacts (the
+ * security-group rules in the Terraform JSON, the iptables-restore tables in the user-data) and
+ * compare what they admit, exactly, over the whole flow space.
+ *
+ * The walls must admit the same first packets of new connections, except (DESIGN "Consistency"
+ * and "Host wall"), each listed in the report when it was applied:
+ * - the AWS link-local service addresses (169.254.169.253/.254/.123, fd00:ec2::253/254/123):
+ *   security groups never filter them, so the host wall alone decides (IMDS root-only included);
+ * - the DHCP client the host wall always keeps (udp 67→68 in, 68→67 out; DHCPv6 547→546 to a
+ *   link-local address, 546→547 out; the IPv4 DHCPDISCOVER from 0.0.0.0 to 255.255.255.255),
+ *   which security groups do not filter either;
+ * - security-group and prefix-list references, compared through their recorded host-side CIDRs.
+ * Outbound packets with a forged source address must be dropped by the host wall (the DHCP
+ * discover aside). Everything the checker cannot decide is reported as undecidable.
+ */
+import { Family } from '../address';
+import { Direction } from '../flow';
+import { SERVICE_LABEL, bitsOf, linkLocalServices, parseCidrLenient } from './addresses';
+import { describeFlow, describePath } from './describe';
+import { DirectionModel, ModelContext, PROTO, modelDirection, unmodelledTables } from './host-model';
+import { IptDocument, parseIptablesRestore } from './iptables-parse';
+import { NetworkDirectionModel, modelNetwork } from './network-model';
+import { Box, IntervalSet, Region, mergeBoxes } from './space';
+import { HostArtefact, readStack } from './terraform';
+import { HostWallSource, decodeUserData, readHostWall } from './user-data';
+
+export type FindingKind = 'host-only' | 'network-only' | 'forged-source' | 'undecidable' | 'artefact';
+
+export interface Finding {
+  readonly kind: FindingKind;
+  readonly direction?: Direction;
+  readonly family?: Family;
+  readonly box?: Box;
+  /** One line a reviewer understands (without the host prefix). */
+  readonly text: string;
+}
+
+export interface HostModels {
+  readonly host: Record<Direction, Record<Family, DirectionModel>>;
+  readonly network: Record<Direction, Record<Family, NetworkDirectionModel>>;
+}
+
+export interface HostCheck {
+  readonly host: HostArtefact;
+  /** "staging/sample". */
+  readonly label: string;
+  readonly wall: HostWallSource;
+  readonly documents: Partial<Record<Family, IptDocument>>;
+  readonly models: HostModels;
+  readonly findings: readonly Finding[];
+  /** The exceptions applied, one line each. */
+  readonly exceptions: readonly string[];
+  readonly ms: number;
+}
+
+export interface CheckReport {
+  readonly hosts: readonly HostCheck[];
+  /** Problems with the input as a whole (no stacks, unreadable stack). */
+  readonly problems: readonly string[];
+}
+
+export interface StackInput {
+  readonly name: string;
+  readonly json: unknown;
+}
+
+const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
+const FAMILIES: readonly Family[] = [4, 6];
+
+export interface ExceptionRegion {
+  readonly id: string;
+  readonly region: Region;
+  /** Applies in the forged-source space too. */
+  readonly forged: boolean;
+  readonly describe: (uses: readonly Box[], models: HostModels) => string;
+}
+
+function where(family: Family, c: Parameters<typeof Box.where>[1]): Box {
+  return Box.where(bitsOf(family), c);
+}
+
+function single(text: string): IntervalSet {
+  return parseCidrLenient(text).set;
+}
+
+/** The documented exceptions of one direction and family, as regions (see the file comment). */
+export function exceptionRegions(direction: Direction, family: Family): ExceptionRegion[] {
+  const out: ExceptionRegion[] = [];
+  const udp = IntervalSet.of(PROTO.udp);
+  const dhcp: Box[] = [];
+  if (family === 4) {
+    if (direction === 'ingress') dhcp.push(where(4, { proto: udp, sport: IntervalSet.of(67), point: IntervalSet.of(68) }));
+    else {
+      dhcp.push(where(4, { proto: udp, sport: IntervalSet.of(68), point: IntervalSet.of(67), kind: IntervalSet.of(0) }));
+      dhcp.push(where(4, { proto: udp, sport: IntervalSet.of(68), point: IntervalSet.of(67), kind: IntervalSet.of(1), local: single('0.0.0.0/32'), remote: single('255.255.255.255/32') }));
+    }
+  } else if (direction === 'ingress') dhcp.push(where(6, { proto: udp, sport: IntervalSet.of(547), point: IntervalSet.of(546), local: single('fe80::/10') }));
+  else dhcp.push(where(6, { proto: udp, sport: IntervalSet.of(546), point: IntervalSet.of(547), kind: IntervalSet.of(0) }));
+  out.push({
+    id: `dhcp ${direction} ${family}`,
+    region: Region.of(dhcp),
+    forged: true,
+    describe: (uses) =>
+      `DHCP client (${mergeBoxes(uses).map((b) => describeFlow(b, direction, family)).join('; ')}): the host wall keeps it so leases renew (DESIGN "Host wall"); security groups do not filter DHCP`,
+  });
+  for (const ll of linkLocalServices(family)) {
+    const box = where(family, { remote: IntervalSet.of(ll.value) });
+    out.push({
+      id: `link-local ${ll.address}`,
+      region: Region.of([box]),
+      forged: false,
+      describe: (_uses, models) => {
+        const host = models.host[direction][family].admitted.flatMap((a) => {
+          const i = a.box.intersect(box);
+          return i === undefined ? [] : [i];
+        });
+        const admits = host.length === 0 ? 'admits nothing' : `admits ${mergeBoxes(host).map((b) => describeFlow(b, direction, family).replace(/^(ingress|egress) /, '')).join('; ')}`;
+        return `host-only destination ${ll.address} (${SERVICE_LABEL[ll.service]}, ${direction}): security groups never filter it, so the host wall alone decides; it ${admits}${ll.service === 'instanceMetadata' && direction === 'egress' ? ' (instanceMetadata narrows it on purpose)' : ''}`;
+      },
+    });
+  }
+  return out;
+}
+
+function pathKey(path: readonly { chain: string; number?: number; action: string }[]): string {
+  return path.map((s) => `${s.chain}:${s.number ?? 'p'}:${s.action}`).join('>');
+}
+
+/** Merge pieces that share a label, then print each merged box once. */
+function lines<T>(pieces: readonly { box: Box; label: T }[], keyOf: (l: T) => string, print: (box: Box, label: T) => string): string[] {
+  const groups = new Map<string, { label: T; boxes: Box[] }>();
+  for (const p of pieces) {
+    const k = keyOf(p.label);
+    const g = groups.get(k) ?? { label: p.label, boxes: [] };
+    g.boxes.push(p.box);
+    groups.set(k, g);
+  }
+  const out: string[] = [];
+  for (const g of groups.values()) for (const b of mergeBoxes(g.boxes)) out.push(print(b, g.label));
+  return out;
+}
+
+function hostLabel(host: HostArtefact): string {
+  return `${host.stack}/${host.name}`;
+}
+
+/** Read the host wall of one host: user-data → tables → parsed documents. */
+export function readHostTables(host: HostArtefact): { wall: HostWallSource; documents: Partial<Record<Family, IptDocument>>; problems: string[] } {
+  const problems: string[] = [];
+  let wall: HostWallSource;
+  try {
+    if (host.userData === undefined) throw new Error('the host has no user-data, so it ships no host wall');
+    const decoded = decodeUserData(host.userData);
+    wall = readHostWall(decoded.text, decoded.gzipped);
+  } catch (e) {
+    wall = { gzipped: false, tables: {}, firstBoot: {}, ipsets: new Map(), ipsetScript: '', problems: [(e as Error).message] };
+  }
+  problems.push(...wall.problems);
+  const documents: Partial<Record<Family, IptDocument>> = {};
+  for (const family of FAMILIES) {
+    const t = wall.tables[family];
+    if (t === undefined) continue;
+    const doc = parseIptablesRestore(t.text);
+    documents[family] = doc;
+    for (const p of doc.problems) problems.push(`${t.path} line ${p.line}: ${p.message}`);
+    const other = unmodelledTables(doc);
+    if (other.length > 0) problems.push(`${t.path} has rules in the ${other.join(', ')} table(s), which twinwall does not model`);
+    if (!doc.tables.has('filter')) problems.push(`${t.path} has no *filter table`);
+  }
+  return { wall, documents, problems };
+}
+
+/** Build both walls' models of one host. */
+export function modelHost(host: HostArtefact, wall: HostWallSource, documents: Partial<Record<Family, IptDocument>>): HostModels {
+  const hostModels = {} as Record<Direction, Record<Family, DirectionModel>>;
+  const network = {} as Record<Direction, Record<Family, NetworkDirectionModel>>;
+  for (const direction of DIRECTIONS) {
+    hostModels[direction] = {} as Record<Family, DirectionModel>;
+    network[direction] = {} as Record<Family, NetworkDirectionModel>;
+    for (const family of FAMILIES) {
+      const ctx: ModelContext = { family, direction, ipsets: wall.ipsets };
+      const doc = documents[family];
+      const broken = doc !== undefined && (doc.problems.length > 0 || unmodelledTables(doc).length > 0);
+      let m = modelDirection(doc?.tables.get('filter'), ctx);
+      if (broken) {
+        // A table iptables-restore would reject, or one with unmodelled tables: nothing is certain.
+        m = { ...m, admitted: [], dropped: [], undecidable: m.universe.boxes.map((box) => ({ box, reason: `the IPv${family} table cannot be fully read (see the problems above)`, path: [] })) };
+      }
+      hostModels[direction][family] = m;
+      network[direction][family] = modelNetwork(host.rules, direction, family, host.problems);
+    }
+  }
+  return { host: hostModels, network };
+}
+
+/** Compare one host's walls. */
+export function checkHost(host: HostArtefact): HostCheck {
+  const t0 = Date.now();
+  const { wall, documents, problems } = readHostTables(host);
+  const models = modelHost(host, wall, documents);
+  const findings: Finding[] = problems.map((text) => ({ kind: 'artefact' as const, text }));
+  const exceptions: string[] = [];
+  for (const direction of DIRECTIONS) {
+    for (const family of FAMILIES) {
+      const hm = models.host[direction][family];
+      const nm = models.network[direction][family];
+      const bits = bitsOf(family);
+      const own = hm.universe.intersectBox(Box.where(bits, { kind: IntervalSet.of(0) }));
+      const forged = hm.universe.intersectBox(Box.where(bits, { kind: IntervalSet.of(1) }));
+      const hostAdmitted = Region.of(hm.admitted.map((a) => a.box));
+      const netAdmitted = Region.of(nm.admitted.map((a) => a.box));
+      // The network wall has no say over forged sources, so its undecidable parts count in the
+      // host's own address space only.
+      const netUndecidable = nm.undecidable.flatMap((u) => own.intersectBox(u.box).boxes.map((box) => ({ box, reason: u.reason })));
+      const undecided = Region.of([...hm.undecidable.map((u) => u.box), ...netUndecidable.map((u) => u.box)]);
+      const regions = exceptionRegions(direction, family);
+      const uses = new Map<string, Box[]>();
+      const classify = (region: Region, inForged: boolean): Region => {
+        let rest = region;
+        for (const e of regions) {
+          if (inForged && !e.forged) continue;
+          const used = rest.intersect(e.region);
+          if (used.isEmpty) continue;
+          uses.set(e.id, [...(uses.get(e.id) ?? []), ...used.boxes]);
+          rest = rest.subtract(e.region);
+        }
+        return rest;
+      };
+      const hostOnly = hm.admitted.flatMap((a) =>
+        classify(Region.of([a.box]).intersect(own).subtract(netAdmitted).subtract(undecided), false).boxes.map((box) => ({ box, label: a.path })),
+      );
+      const netOnly = nm.admitted.flatMap((a) =>
+        classify(Region.of([a.box]).intersect(own).subtract(hostAdmitted).subtract(undecided), false).boxes.map((box) => ({ box, label: a.rule })),
+      );
+      const forgedOut = hm.admitted.flatMap((a) => classify(Region.of([a.box]).intersect(forged).subtract(undecided), true).boxes.map((box) => ({ box, label: a.path })));
+      for (const text of lines(hostOnly, pathKey, (b, path) => `${describeFlow(b, direction, family)}: the host wall admits it (${describePath(path)}), the network wall does not`)) {
+        findings.push({ kind: 'host-only', direction, family, text });
+      }
+      for (const text of lines(netOnly, (r) => r.address, (b, r) => `${describeFlow(b, direction, family)}: the network wall admits it (${r.address}${r.description !== undefined ? ` "${r.description}"` : ''}), the host wall does not`)) {
+        findings.push({ kind: 'network-only', direction, family, text });
+      }
+      for (const text of lines(forgedOut, pathKey, (b, path) => `${describeFlow(b, direction, family)}: the host wall lets it out (${describePath(path)}); packets with a forged source must be dropped`)) {
+        findings.push({ kind: 'forged-source', direction, family, text });
+      }
+      const und = [...hm.undecidable.map((u) => ({ box: u.box, label: `host wall: ${u.reason}` })), ...netUndecidable.map((u) => ({ box: u.box, label: `network wall: ${u.reason}` }))];
+      for (const text of lines(und, (l) => l, (b, reason) => `${describeFlow(b, direction, family)}: undecidable (${reason})`)) {
+        findings.push({ kind: 'undecidable', direction, family, text });
+      }
+      for (const e of regions) {
+        const u = uses.get(e.id);
+        if (u !== undefined) exceptions.push(e.describe(u, models));
+      }
+      if (family === 4) {
+        for (const r of nm.references) {
+          const p = r.peer;
+          if (p === undefined || p.kind === 'cidr' || p.cidrs === undefined) continue;
+          exceptions.push(
+            `${p.kind === 'securityGroup' ? 'security-group' : 'prefix-list'} reference: ${r.address} names ${p.ref}; compared through its host-side CIDRs ${p.cidrs.map((c) => c.text).join(', ')} (${p.source})`,
+          );
+        }
+      }
+    }
+  }
+  if (host.sourceDestCheck === false) findings.push({ kind: 'artefact', text: `${host.address} sets source_dest_check = false: AWS would let this host send and receive traffic that is not its own` });
+  return { host, label: hostLabel(host), wall, documents, models, findings, exceptions: [...new Set(exceptions)], ms: Date.now() - t0 };
+}
+
+/** Check every host of every stack. */
+export function checkStacks(stacks: readonly StackInput[]): CheckReport {
+  const problems: string[] = [];
+  if (stacks.length === 0) problems.push('no stacks found');
+  const hosts: HostCheck[] = [];
+  for (const s of stacks) {
+    const found = readStack(s.name, s.json);
+    if (found.length === 0) problems.push(`stack ${s.name} has no aws_instance or aws_launch_template`);
+    for (const h of found) hosts.push(checkHost(h));
+  }
+  return { hosts, problems };
+}
+
+/** The report as text: per host, its findings and the exceptions applied. */
+export function formatReport(report: CheckReport, options: { verbose?: boolean } = {}): string {
+  const out: string[] = [];
+  for (const p of report.problems) out.push(`twinwall check: ${p}`);
+  for (const h of report.hosts) {
+    const n = h.findings.length;
+    out.push(`${h.label} (${h.host.address}): ${n === 0 ? 'the walls agree' : `${n} finding${n === 1 ? '' : 's'}`} [${h.ms} ms]`);
+    for (const f of h.findings) out.push(`  ${h.label}: ${f.kind === 'artefact' ? 'host wall artefact: ' : ''}${f.text}`);
+    if (options.verbose !== false) for (const e of h.exceptions) out.push(`  exception applied: ${e}`);
+  }
+  const total = report.hosts.reduce((n, h) => n + h.findings.length, 0);
+  out.push(
+    total === 0 && report.problems.length === 0
+      ? `twinwall check: ${report.hosts.length} host(s), the walls agree (exceptions listed above)`
+      : `twinwall check: ${total} finding(s) on ${report.hosts.filter((h) => h.findings.length > 0).length} of ${report.hosts.length} host(s)`,
+  );
+  return `${out.join('\n')}\n`;
+}
+
+/** Did the check find anything? */
+export function hasFindings(report: CheckReport): boolean {
+  return report.problems.length > 0 || report.hosts.some((h) => h.findings.length > 0);
+}

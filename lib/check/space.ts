@@ -1,0 +1,295 @@
+/**
+ * The flow space the checker reasons in, and exact set algebra over it.
+ *
+ * One point of the space is the first packet of one new connection, seen from the host, in one
+ * direction and one address family. Its coordinates (the axes below) are everything a security
+ * group or the filter table twinwall models can look at. A `Box` is a product of one
+ * `IntervalSet` per axis; a `Region` is a list of pairwise disjoint boxes. Intersection,
+ * difference and union are exact, so "the host admits exactly what the security group admits"
+ * is a statement about regions being empty, not about samples.
+ */
+
+/** A set of integers kept as sorted, disjoint, non-adjacent inclusive intervals. */
+export class IntervalSet {
+  public static readonly EMPTY = new IntervalSet([]);
+
+  public static of(lo: bigint | number, hi: bigint | number = lo): IntervalSet {
+    const a = BigInt(lo);
+    const b = BigInt(hi);
+    return a > b ? IntervalSet.EMPTY : new IntervalSet([[a, b]]);
+  }
+
+  public static from(intervals: readonly (readonly [bigint | number, bigint | number])[]): IntervalSet {
+    const list = intervals.map(([a, b]) => [BigInt(a), BigInt(b)] as [bigint, bigint]).filter(([a, b]) => a <= b);
+    list.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    const out: [bigint, bigint][] = [];
+    for (const [lo, hi] of list) {
+      const last = out[out.length - 1];
+      if (last !== undefined && lo <= last[1] + 1n) {
+        if (hi > last[1]) last[1] = hi;
+      } else out.push([lo, hi]);
+    }
+    return new IntervalSet(out);
+  }
+
+  public static points(values: Iterable<bigint | number>): IntervalSet {
+    return IntervalSet.from([...values].map((v) => [v, v] as const));
+  }
+
+  public readonly intervals: readonly (readonly [bigint, bigint])[];
+
+  private constructor(intervals: readonly (readonly [bigint, bigint])[]) {
+    this.intervals = intervals;
+  }
+
+  public get isEmpty(): boolean {
+    return this.intervals.length === 0;
+  }
+
+  public get first(): bigint {
+    return this.intervals[0][0];
+  }
+
+  public get last(): bigint {
+    return this.intervals[this.intervals.length - 1][1];
+  }
+
+  /** Number of integers in the set. */
+  public get size(): bigint {
+    return this.intervals.reduce((n, [a, b]) => n + (b - a + 1n), 0n);
+  }
+
+  public get key(): string {
+    return this.intervals.map(([a, b]) => (a === b ? a.toString(16) : `${a.toString(16)}-${b.toString(16)}`)).join(',');
+  }
+
+  public has(value: bigint | number): boolean {
+    const v = BigInt(value);
+    return this.intervals.some(([a, b]) => v >= a && v <= b);
+  }
+
+  public equals(other: IntervalSet): boolean {
+    return this.key === other.key;
+  }
+
+  public union(other: IntervalSet): IntervalSet {
+    return IntervalSet.from([...this.intervals, ...other.intervals]);
+  }
+
+  public intersect(other: IntervalSet): IntervalSet {
+    const out: [bigint, bigint][] = [];
+    let i = 0;
+    let j = 0;
+    while (i < this.intervals.length && j < other.intervals.length) {
+      const [a1, b1] = this.intervals[i];
+      const [a2, b2] = other.intervals[j];
+      const lo = a1 > a2 ? a1 : a2;
+      const hi = b1 < b2 ? b1 : b2;
+      if (lo <= hi) out.push([lo, hi]);
+      if (b1 < b2) i++;
+      else j++;
+    }
+    return new IntervalSet(out);
+  }
+
+  public subtract(other: IntervalSet): IntervalSet {
+    const out: [bigint, bigint][] = [];
+    for (const [a, b] of this.intervals) {
+      let lo = a;
+      for (const [c, d] of other.intervals) {
+        if (d < lo || c > b) continue;
+        if (c > lo) out.push([lo, c - 1n]);
+        lo = d + 1n;
+        if (lo > b) break;
+      }
+      if (lo <= b) out.push([lo, b]);
+    }
+    return new IntervalSet(out);
+  }
+
+  public contains(other: IntervalSet): boolean {
+    return other.subtract(this).isEmpty;
+  }
+}
+
+/** The axes of the flow space, in box order. */
+export const AXES = ['proto', 'point', 'sport', 'remote', 'kind', 'local', 'hl', 'uid'] as const;
+export type Axis = (typeof AXES)[number];
+const AXIS_INDEX: Record<Axis, number> = Object.fromEntries(AXES.map((a, i) => [a, i])) as Record<Axis, number>;
+
+/**
+ * What each axis means:
+ * - proto: IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6 …), 0–255.
+ * - point: destination port for tcp/udp; type×256+code for icmp/icmpv6; 0 for other protocols.
+ * - sport: source port for tcp/udp (the connecting side's), 0 otherwise.
+ * - remote: the other end's address (source of ingress, destination of egress).
+ * - kind: 0 when the host's end is one of its own unicast addresses; 1 when it is not (egress:
+ *   a forged source). Ingress is only considered to the host's own addresses.
+ * - local: the host's end's address (destination of ingress, source of egress).
+ * - hl: IPv4 TTL / IPv6 hop limit of the packet, 0–255.
+ * - uid: the user owning the sending socket (egress only; 0 stands in for "n/a" on ingress).
+ */
+export const FULL: Record<Axis, (bits: number) => IntervalSet> = {
+  proto: () => IntervalSet.of(0, 255),
+  point: () => IntervalSet.of(0, 65535),
+  sport: () => IntervalSet.of(0, 65535),
+  remote: (bits) => IntervalSet.of(0n, (1n << BigInt(bits)) - 1n),
+  kind: () => IntervalSet.of(0, 1),
+  local: (bits) => IntervalSet.of(0n, (1n << BigInt(bits)) - 1n),
+  hl: () => IntervalSet.of(0, 255),
+  uid: () => IntervalSet.of(0n, 0xffffffffn),
+};
+
+/** A product of one set per axis. Immutable. */
+export class Box {
+  public static full(bits: number): Box {
+    return new Box(AXES.map((a) => FULL[a](bits)));
+  }
+
+  /** The full space with some axes restricted. */
+  public static where(bits: number, constraints: Partial<Record<Axis, IntervalSet>>): Box {
+    return new Box(AXES.map((a) => constraints[a] ?? FULL[a](bits)));
+  }
+
+  public readonly sets: readonly IntervalSet[];
+
+  public constructor(sets: readonly IntervalSet[]) {
+    this.sets = sets;
+  }
+
+  public get(axis: Axis): IntervalSet {
+    return this.sets[AXIS_INDEX[axis]];
+  }
+
+  public with(axis: Axis, set: IntervalSet): Box {
+    const sets = [...this.sets];
+    sets[AXIS_INDEX[axis]] = set;
+    return new Box(sets);
+  }
+
+  public get isEmpty(): boolean {
+    return this.sets.some((s) => s.isEmpty);
+  }
+
+  public get key(): string {
+    return this.sets.map((s) => s.key).join('|');
+  }
+
+  public intersect(other: Box): Box | undefined {
+    const sets: IntervalSet[] = [];
+    for (let i = 0; i < this.sets.length; i++) {
+      const s = this.sets[i].intersect(other.sets[i]);
+      if (s.isEmpty) return undefined;
+      sets.push(s);
+    }
+    return new Box(sets);
+  }
+
+  /** this \ other, as disjoint boxes. */
+  public subtract(other: Box): Box[] {
+    const inter = this.intersect(other);
+    if (inter === undefined) return [this];
+    const out: Box[] = [];
+    const cur = [...this.sets];
+    for (let i = 0; i < cur.length; i++) {
+      const outside = cur[i].subtract(other.sets[i]);
+      if (!outside.isEmpty) {
+        const piece = [...cur];
+        piece[i] = outside;
+        out.push(new Box(piece));
+      }
+      cur[i] = cur[i].intersect(other.sets[i]);
+    }
+    return out;
+  }
+
+  public contains(other: Box): boolean {
+    return this.sets.every((s, i) => s.contains(other.sets[i]));
+  }
+}
+
+/** A set of points: pairwise disjoint boxes. */
+export class Region {
+  public static readonly EMPTY = new Region([]);
+
+  public static of(boxes: readonly Box[]): Region {
+    // Make disjoint.
+    let out: Box[] = [];
+    for (const b of boxes) {
+      if (b.isEmpty) continue;
+      let pieces = [b];
+      for (const o of out) pieces = pieces.flatMap((p) => p.subtract(o));
+      out = out.concat(pieces);
+    }
+    return new Region(out);
+  }
+
+  public readonly boxes: readonly Box[];
+
+  private constructor(boxes: readonly Box[]) {
+    this.boxes = boxes;
+  }
+
+  public get isEmpty(): boolean {
+    return this.boxes.length === 0;
+  }
+
+  public intersect(other: Region): Region {
+    const out: Box[] = [];
+    for (const a of this.boxes) for (const b of other.boxes) {
+      const i = a.intersect(b);
+      if (i !== undefined) out.push(i);
+    }
+    return new Region(out);
+  }
+
+  public intersectBox(box: Box): Region {
+    return new Region(this.boxes.map((b) => b.intersect(box)).filter((b): b is Box => b !== undefined));
+  }
+
+  public subtract(other: Region): Region {
+    let out = [...this.boxes];
+    for (const o of other.boxes) out = out.flatMap((b) => b.subtract(o));
+    return new Region(out);
+  }
+
+  public union(other: Region): Region {
+    return new Region([...this.boxes, ...other.subtract(this).boxes]);
+  }
+
+  /** Merge boxes that differ on one axis only, until nothing merges (fewer, larger boxes). */
+  public simplify(): Region {
+    return new Region(mergeBoxes(this.boxes));
+  }
+}
+
+/** Merge pairs of disjoint boxes equal on every axis but one. */
+export function mergeBoxes(input: readonly Box[]): Box[] {
+  let boxes = [...input];
+  for (let changed = true; changed; ) {
+    changed = false;
+    outer: for (let i = 0; i < boxes.length; i++) {
+      for (let j = i + 1; j < boxes.length; j++) {
+        const a = boxes[i];
+        const b = boxes[j];
+        let diff = -1;
+        let count = 0;
+        for (let k = 0; k < a.sets.length && count < 2; k++) {
+          if (!a.sets[k].equals(b.sets[k])) {
+            diff = k;
+            count++;
+          }
+        }
+        if (count === 1) {
+          const sets = [...a.sets];
+          sets[diff] = a.sets[diff].union(b.sets[diff]);
+          boxes[i] = new Box(sets);
+          boxes.splice(j, 1);
+          changed = true;
+          break outer;
+        }
+      }
+    }
+  }
+  return boxes;
+}

@@ -1,0 +1,181 @@
+/**
+ * The host wall as shipped: decode EC2 user-data (base64, gzip or not), parse the #cloud-config
+ * with `yaml`, and take the iptables-restore tables from write_files (/etc/iptables/rules.v4 and
+ * rules.v6), checking that bootcmd's first-boot copy is identical. Pure: strings in, data out.
+ */
+import { gunzipSync } from 'zlib';
+import { parse as parseYaml } from 'yaml';
+import { Family } from '../address';
+import { IpsetDefinition, ipsetScript, parseIpsets } from './ipset';
+
+/** Where ipset-persistent (and twinwall) keep the address sets. */
+export const IPSETS_PATHS: readonly string[] = ['/etc/iptables/ipsets'];
+
+export const RULES_PATHS: Record<Family, readonly string[]> = {
+  4: ['/etc/iptables/rules.v4', '/etc/sysconfig/iptables'],
+  6: ['/etc/iptables/rules.v6', '/etc/sysconfig/ip6tables'],
+};
+
+export interface HostWallSource {
+  /** The decoded user-data text (undefined when it could not be decoded). */
+  readonly text?: string;
+  readonly gzipped: boolean;
+  /** The tables the host loads at every boot (write_files), by family; absent when not shipped. */
+  readonly tables: Partial<Record<Family, { readonly path: string; readonly text: string }>>;
+  /** bootcmd's first-boot copies, by family. */
+  readonly firstBoot: Partial<Record<Family, string>>;
+  readonly ipsets: ReadonlyMap<string, IpsetDefinition>;
+  /** The ipset create/add lines found, as an `ipset restore` script ('' when none). */
+  readonly ipsetScript: string;
+  /** Why the host wall is not what it should be (each a finding). */
+  readonly problems: readonly string[];
+}
+
+/** Is this text a Terraform expression (unknown until apply)? */
+export function isTerraformExpression(text: string): boolean {
+  return /\$\{|%\{/.test(text);
+}
+
+function decodeContent(content: unknown, encoding: unknown): string {
+  if (typeof content !== 'string') throw new Error('content is not text');
+  const enc = typeof encoding === 'string' ? encoding.toLowerCase() : 'text/plain';
+  if (enc === 'text/plain') return content;
+  if (enc === 'b64' || enc === 'base64') return Buffer.from(content, 'base64').toString('utf8');
+  if (enc === 'gz+b64' || enc === 'gzip+base64' || enc === 'gz+base64' || enc === 'gzip+b64') return gunzipSync(Buffer.from(content, 'base64')).toString('utf8');
+  throw new Error(`encoding ${enc} is not supported`);
+}
+
+/** Heredoc bodies fed to a command (`CMD <<'DELIM' … DELIM`) in a shell script, by command. */
+export function heredocs(script: string): { command: string; body: string }[] {
+  const out: { command: string; body: string }[] = [];
+  const lines = script.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^(.*?)<<-?\s*(['"]?)([A-Za-z0-9_]+)\2/.exec(lines[i]);
+    if (!m) continue;
+    const delim = m[3];
+    const body: string[] = [];
+    let j = i + 1;
+    for (; j < lines.length && lines[j] !== delim; j++) body.push(lines[j]);
+    out.push({ command: m[1].trim(), body: body.length > 0 ? `${body.join('\n')}\n` : '' });
+    i = j;
+  }
+  return out;
+}
+
+function commandText(entry: unknown): string[] {
+  if (typeof entry === 'string') return [entry];
+  if (Array.isArray(entry)) return entry.filter((x): x is string => typeof x === 'string');
+  return [];
+}
+
+function firstDifference(a: string, b: string): string {
+  const la = a.split('\n');
+  const lb = b.split('\n');
+  for (let i = 0; i < Math.max(la.length, lb.length); i++) {
+    if (la[i] !== lb[i]) return `line ${i + 1}: ${JSON.stringify(la[i] ?? '(end)')} vs ${JSON.stringify(lb[i] ?? '(end)')}`;
+  }
+  return 'they differ';
+}
+
+/** Decode user-data given as base64 (user_data_base64, launch templates) or as plain text (user_data). */
+export function decodeUserData(value: { base64?: string; plain?: string }): { text: string; gzipped: boolean } {
+  let raw: Buffer;
+  if (value.base64 !== undefined) {
+    if (isTerraformExpression(value.base64)) throw new Error('the user-data is a Terraform expression, known only at apply time');
+    const clean = value.base64.replace(/\s+/g, '');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean)) throw new Error('the user-data is not valid base64');
+    raw = Buffer.from(clean, 'base64');
+  } else if (value.plain !== undefined) {
+    if (isTerraformExpression(value.plain)) throw new Error('the user-data is a Terraform expression, known only at apply time');
+    raw = Buffer.from(value.plain, 'utf8');
+  } else throw new Error('the host has no user-data');
+  const gzipped = raw.length > 2 && raw[0] === 0x1f && raw[1] === 0x8b;
+  if (gzipped) {
+    try {
+      raw = gunzipSync(raw);
+    } catch (e) {
+      throw new Error(`the user-data looks gzip-compressed but does not decompress (${(e as Error).message})`);
+    }
+  }
+  return { text: raw.toString('utf8'), gzipped };
+}
+
+/** Read the host wall out of decoded user-data text. */
+export function readHostWall(text: string, gzipped = false): HostWallSource {
+  const problems: string[] = [];
+  const tables: Partial<Record<Family, { path: string; text: string }>> = {};
+  const firstBoot: Partial<Record<Family, string>> = {};
+  if (!text.startsWith('#cloud-config')) {
+    problems.push('the user-data is not a #cloud-config document, so it ships no host wall twinwall can read');
+    return { text, gzipped, tables, firstBoot, ipsets: new Map(), ipsetScript: '', problems };
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { version: '1.1' });
+  } catch (e) {
+    problems.push(`the #cloud-config is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
+    return { text, gzipped, tables, firstBoot, ipsets: new Map(), ipsetScript: '', problems };
+  }
+  const cfg = (doc !== null && typeof doc === 'object' ? doc : {}) as Record<string, unknown>;
+  const writeFiles = Array.isArray(cfg.write_files) ? (cfg.write_files as Record<string, unknown>[]) : [];
+  const otherTexts: string[] = [];
+  let persistentSets: string | undefined;
+  let bootSets: string | undefined;
+  for (const f of writeFiles) {
+    if (f === null || typeof f !== 'object') continue;
+    const path = typeof f.path === 'string' ? f.path : '';
+    let content: string;
+    try {
+      content = decodeContent(f.content ?? '', f.encoding);
+    } catch (e) {
+      problems.push(`write_files ${path}: ${(e as Error).message}`);
+      continue;
+    }
+    const family = ([4, 6] as Family[]).find((fam) => RULES_PATHS[fam].includes(path));
+    if (IPSETS_PATHS.includes(path)) persistentSets = content;
+    else if (family !== undefined) {
+      if (tables[family] !== undefined) problems.push(`write_files writes the IPv${family} rules twice (${tables[family]?.path} and ${path})`);
+      if (f.append === true) problems.push(`write_files appends to ${path} instead of writing it`);
+      tables[family] = { path, text: content };
+    } else otherTexts.push(content);
+  }
+  const scripts = [...(Array.isArray(cfg.bootcmd) ? cfg.bootcmd : [])].flatMap(commandText);
+  const later = [...(Array.isArray(cfg.runcmd) ? cfg.runcmd : [])].flatMap(commandText);
+  for (const s of scripts) {
+    for (const h of heredocs(s)) {
+      const family: Family | undefined = /\bip6tables-restore\b/.test(h.command) ? 6 : /\biptables-restore\b/.test(h.command) ? 4 : undefined;
+      if (family === undefined) {
+        if (/\bipset\b/.test(h.command)) bootSets = h.body;
+        else otherTexts.push(h.body);
+        continue;
+      }
+      if (firstBoot[family] !== undefined) problems.push(`bootcmd loads IPv${family} rules twice`);
+      firstBoot[family] = h.body;
+    }
+  }
+  for (const fam of [4, 6] as Family[]) {
+    const name = `IPv${fam}`;
+    const persistent = tables[fam];
+    const boot = firstBoot[fam];
+    if (persistent === undefined && boot === undefined) {
+      problems.push(`the user-data ships no ${name} table (no write_files ${RULES_PATHS[fam][0]}, no bootcmd copy): ${name} is unfiltered on the host`);
+    } else if (persistent === undefined) {
+      problems.push(`the ${name} table is only in bootcmd (first boot), not in write_files ${RULES_PATHS[fam][0]}: later boots load no ${name} rules`);
+      tables[fam] = { path: `bootcmd (first boot)`, text: boot as string };
+    } else if (boot === undefined) {
+      problems.push(`bootcmd carries no copy of the ${name} table: on first boot the host runs without its ${name} wall until the next boot`);
+    } else if (boot !== persistent.text) {
+      problems.push(`bootcmd's first-boot copy of the ${name} table differs from ${persistent.path} (${firstDifference(boot, persistent.text)})`);
+    }
+  }
+  if (persistentSets !== undefined && bootSets !== undefined && persistentSets !== bootSets) {
+    problems.push(`bootcmd's first-boot copy of the ipsets differs from ${IPSETS_PATHS[0]} (${firstDifference(bootSets, persistentSets)})`);
+  } else if (persistentSets === undefined && bootSets !== undefined) {
+    problems.push(`the ipsets are only in bootcmd (first boot), not in write_files ${IPSETS_PATHS[0]}: later boots have no sets`);
+  }
+  const setsText = persistentSets ?? bootSets;
+  // Scripts are scanned for ipset commands too, but not the heredoc bodies already read above.
+  const scriptCommands = [...scripts, ...later].map((s) => heredocs(s).reduce((acc, h) => acc.replace(h.body, ''), s));
+  const sources = [...(setsText !== undefined ? [setsText] : []), ...otherTexts, ...scriptCommands];
+  return { text, gzipped, tables, firstBoot, ipsets: parseIpsets(sources), ipsetScript: ipsetScript(sources), problems };
+}
