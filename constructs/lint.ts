@@ -1,0 +1,156 @@
+/**
+ * Lint at synth: a cdktf Aspect that runs twinwall's lint checks (lib/lint) over every
+ * FilteredHost of a stack and reports each finding as an Annotation on the host — errors fail
+ * `cdktf synth`, warnings and notices are printed, suppressed findings are recorded as info with
+ * their reason.
+ *
+ * FilteredHost adds the Aspect to its stack itself (once per stack), so lint cannot be forgotten;
+ * adding it by hand (`Aspects.of(stack).add(new TwinwallLint())`) is harmless, it runs once.
+ *
+ * What it judges: the host's rendered network wall (with the exact role and reason of each rule),
+ * plus what only the whole stack shows — rules added by hand to the host's groups (any resource
+ * kind), other groups attached to its instances, an instance with IPv6, an instance that uses the
+ * group without the host's user-data (so it has no host wall). Those are read from the stack's
+ * resources, resolved as Terraform will see them, with the checker's artefact reader.
+ */
+import { Annotations, Aspects, DefaultTokenResolver, IAspect, StringConcat, TerraformResource, TerraformStack, Tokenization } from 'cdktf';
+import { IConstruct } from 'constructs';
+import { HostRendering } from '../lib/render';
+import { readStack } from '../lib/check/terraform';
+import { LintFinding, formatFinding, lintHost } from '../lib/lint/engine';
+import { ipv6Evidence, lintGroupsFromArtefact, lintRuleFromArtefact, metadataEndpoint } from '../lib/lint/from-artefacts';
+import { subjectFromRendering } from '../lib/lint/from-rendering';
+import { LintGroup, LintSgRule, Suppression } from '../lib/lint/model';
+
+/** What the Aspect needs of a host (FilteredHost has all of it). */
+export interface LintableHost extends IConstruct {
+  readonly rendering: HostRendering;
+  readonly securityGroup: TerraformResource;
+  readonly securityGroups?: readonly TerraformResource[];
+  readonly ingressRules: readonly TerraformResource[];
+  readonly egressRules: readonly TerraformResource[];
+  readonly userDataBase64: string;
+  readonly lintSuppressions: readonly Suppression[];
+}
+
+function isLintableHost(c: IConstruct): c is LintableHost {
+  const h = c as Partial<LintableHost>;
+  return typeof h.rendering === 'object' && h.rendering !== null && h.securityGroup instanceof TerraformResource && Array.isArray(h.lintSuppressions) && typeof h.userDataBase64 === 'string';
+}
+
+/** Resource types whose configuration lint reads from the stack. */
+const READ_TYPES = new Set([
+  'aws_security_group',
+  'aws_vpc_security_group_ingress_rule',
+  'aws_vpc_security_group_egress_rule',
+  'aws_security_group_rule',
+  'aws_instance',
+  'aws_launch_template',
+  'aws_network_interface',
+  'aws_network_interface_sg_attachment',
+  'aws_subnet',
+  'aws_ec2_managed_prefix_list',
+]);
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+const RESOLVER = new DefaultTokenResolver(new StringConcat());
+
+/** The stack's relevant resources as Terraform JSON (tokens resolved), like cdk.tf.json holds them. */
+function stackJson(stack: TerraformStack): Json {
+  const resource: Record<string, Record<string, Json>> = {};
+  for (const c of stack.node.findAll()) {
+    if (!(c instanceof TerraformResource) || !READ_TYPES.has(c.terraformResourceType)) continue;
+    const fragment = Tokenization.resolve(c.toTerraform(), { scope: stack, preparing: false, resolver: RESOLVER }) as Json;
+    for (const [type, byName] of Object.entries((fragment?.resource ?? {}) as Record<string, Record<string, Json>>)) {
+      resource[type] = { ...(resource[type] ?? {}), ...byName };
+    }
+  }
+  return { resource };
+}
+
+function address(r: TerraformResource): string {
+  return `${r.terraformResourceType}.${r.friendlyUniqueId}`;
+}
+
+/** Every lint finding of every FilteredHost in the stack (no Annotations: `TwinwallLint` adds those). */
+export function lintStack(stack: TerraformStack): { host: LintableHost; findings: LintFinding[] }[] {
+  const hosts = stack.node.findAll().filter(isLintableHost);
+  if (hosts.length === 0) return [];
+  const tf = stackJson(stack);
+  // One probe per host group: the reader lists the rules of the groups a host carries, so a
+  // probe instance carrying just that group yields every rule on it, whatever resource kind
+  // wrote it. Probes exist only in this JSON, never in the synthesized stack.
+  const probes: Record<string, Json> = {};
+  hosts.forEach((h, i) => {
+    (h.securityGroups ?? [h.securityGroup]).forEach((g, j) => {
+      probes[`twinwall_lint_probe_${i}_${j}`] = { vpc_security_group_ids: [`\${${address(g)}.id}`] };
+    });
+  });
+  const withProbes = { resource: { ...tf.resource, aws_instance: { ...(tf.resource.aws_instance ?? {}), ...probes } } };
+  const artefacts = readStack(stack.node.id, withProbes);
+  const real = artefacts.filter((a) => !a.address.startsWith('aws_instance.twinwall_lint_probe_'));
+  const stackName = stack.node.id;
+  return hosts.map((h, i) => {
+    const groups = h.securityGroups ?? [h.securityGroup];
+    const groupKeys = groups.map(address);
+    const rendered = new Set([...h.ingressRules, ...h.egressRules].map(address));
+    const extraRules = new Map<number, LintSgRule[]>();
+    groups.forEach((_g, j) => {
+      const probe = artefacts.find((a) => a.address === `aws_instance.twinwall_lint_probe_${i}_${j}`);
+      const extra = (probe?.rules ?? []).filter((r) => !rendered.has(r.address)).map(lintRuleFromArtefact).filter((r): r is LintSgRule => r !== undefined);
+      if (extra.length > 0) extraRules.set(j, extra);
+    });
+    const attached = real.filter((a) => a.groups.some((g) => groupKeys.includes(g)));
+    const extraGroups: LintGroup[] = [];
+    const seen = new Set(groupKeys);
+    for (const a of attached) {
+      const others = a.groups.filter((g) => !seen.has(g));
+      others.forEach((g) => seen.add(g));
+      extraGroups.push(...lintGroupsFromArtefact(others, a.rules));
+    }
+    const ipv6 = attached.map((a) => ipv6Evidence(withProbes, a.address)).find((e) => e !== undefined);
+    const foreign = attached.filter((a) => a.userData?.base64 !== h.userDataBase64);
+    const endpoints = attached.map((a) => metadataEndpoint(withProbes, a.address));
+    const subject = subjectFromRendering(h.rendering, {
+      stack: stackName,
+      location: foreign.length > 0 ? `${h.node.path} (${foreign.map((a) => a.address).join(', ')})` : h.node.path,
+      groupNames: groups.map((g) => g.node.path),
+      suppressions: h.lintSuppressions,
+      extraRules,
+      extraGroups,
+      ...(ipv6 !== undefined ? { ipv6 } : {}),
+      hostWallMissing: foreign.length > 0,
+      metadataEndpoint: endpoints.length > 0 && endpoints.every((e) => e === 'disabled') ? 'disabled' : 'enabled',
+    });
+    return { host: h, findings: lintHost(subject) };
+  });
+}
+
+/** Annotate one finding on its host: errors fail synth, warnings and notices do not. */
+function annotate(host: IConstruct, f: LintFinding): void {
+  const text = `twinwall lint ${formatFinding(f)}`;
+  const a = Annotations.of(host);
+  if (f.suppressed !== undefined) a.addInfo(text);
+  else if (f.level === 'error') a.addError(text);
+  else if (f.level === 'warning') a.addWarning(text);
+  else a.addInfo(text);
+}
+
+/** The lint Aspect. Runs once per stack, however often aspects are invoked. */
+export class TwinwallLint implements IAspect {
+  /** Add the Aspect to the stack of `scope`, unless it is there already. */
+  public static ensure(scope: IConstruct): void {
+    const stack = TerraformStack.of(scope);
+    if (!Aspects.of(stack).all.some((a) => a instanceof TwinwallLint)) Aspects.of(stack).add(new TwinwallLint());
+  }
+
+  private readonly done = new WeakSet<IConstruct>();
+
+  public visit(node: IConstruct): void {
+    if (!TerraformStack.isStack(node) || this.done.has(node)) return;
+    this.done.add(node);
+    for (const { host, findings } of lintStack(node)) for (const f of findings) annotate(host, f);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The lint catalog: every check twinwall runs over a host's walls, with a stable id, a level and
+ * a fix. Ids are never renumbered or reused (users write them in suppressions and CI filters);
+ * a retired check keeps its row, marked retired, rather than freeing its id.
+ *
+ * Levels: an `error` fails `cdktf synth` (as an error Annotation) and makes `twinwall report`
+ * exit 1; a `warning` is shown but fails nothing; a `notice` records a deliberate decision a
+ * reviewer should see (port-scoped egress to anywhere that a role justifies, with its reason).
+ * Any finding can be suppressed per host, only with a written reason, which the report shows.
+ */
+
+export type LintLevel = 'error' | 'warning' | 'notice';
+
+export const LINT_LEVELS: readonly LintLevel[] = ['error', 'warning', 'notice'];
+
+export interface LintRuleInfo {
+  /** Stable id, e.g. "TWL001". */
+  readonly id: string;
+  /** Stable kebab-case name, e.g. "egress-all-to-anywhere". */
+  readonly name: string;
+  readonly level: LintLevel;
+  /** One line: what the check finds. */
+  readonly title: string;
+  /** How to fix it (or how to record that it is intended). */
+  readonly fix: string;
+  /** The same check in other scanners, for readers who know those. */
+  readonly references: readonly string[];
+}
+
+/**
+ * "Anywhere" in these checks means a block shorter than the thresholds the roles themselves
+ * refuse: IPv4 wider than /8, IPv6 wider than /16 (/32 for administration ports, as sshAdmin).
+ */
+export const WIDE_PREFIX = { v4: 8, v6: 16, adminV6: 32 } as const;
+
+/** AWS quotas (per security group: rules per direction per family; per ENI: groups, rules). */
+export const AWS_SG_QUOTAS = { rulesPerDirectionPerFamily: 60, groupsPerEni: 5, rulesPerEni: 1000 } as const;
+
+const rules = [
+  {
+    id: 'TWL001',
+    name: 'egress-all-to-anywhere',
+    level: 'error',
+    title: 'all protocols, or every TCP/UDP port, may go out to (nearly) the whole Internet',
+    fix: 'list the services the host sends (roles or Flow.egress per port) and their destinations; a compromised host with this rule can send anything anywhere.',
+    references: ['checkov CKV_AWS_382', 'trivy AVD-AWS-0104'],
+  },
+  {
+    id: 'TWL002',
+    name: 'admin-from-anywhere',
+    level: 'error',
+    title: 'SSH (tcp/22) or RDP (3389) is reachable from (nearly) the whole Internet',
+    fix: 'admit administration from your admin networks or a bastion only (sshAdmin({ from: [...] })).',
+    references: ['checkov CKV_AWS_24', 'checkov CKV_AWS_25', 'trivy AVD-AWS-0107'],
+  },
+  {
+    id: 'TWL003',
+    name: 'open-resolver',
+    level: 'error',
+    title: 'an open recursive resolver: DNS answered for (nearly) anyone while querying port 53 anywhere',
+    fix: 'answer recursive queries for declared clients only: dnsServer({ mode: "recursive", clients: [vpcCidr] }).',
+    references: ['US-CERT TA13-088A (DNS amplification)'],
+  },
+  {
+    id: 'TWL004',
+    name: 'imds-all-users',
+    level: 'warning',
+    title: 'every local user may reach the instance metadata service (and read the instance role credentials)',
+    fix: 'keep instanceMetadata "root-only" (the default) or "none"; a compromised daemon then cannot read the credentials.',
+    references: ['AWS IMDS: limit access with local firewall rules'],
+  },
+  {
+    id: 'TWL005',
+    name: 'ipv6-unfiltered',
+    level: 'error',
+    title: 'the host has IPv6 but its host wall does not filter IPv6',
+    fix: 'ship an ip6tables table with DROP policies (FilteredHost does) in the instance user-data, or give the host no IPv6 address.',
+    references: [],
+  },
+  {
+    id: 'TWL006',
+    name: 'rule-without-description',
+    level: 'warning',
+    title: 'a security-group rule has no description',
+    fix: 'describe every rule with the role and reason that need it (twinwall writes one on every rule it renders).',
+    references: ['checkov CKV_AWS_23'],
+  },
+  {
+    id: 'TWL007',
+    name: 'sg-quota-exceeded',
+    level: 'error',
+    title: 'a security group, or the host\'s network interface, holds more rules or groups than AWS allows',
+    fix: 'merge peers into fewer, wider CIDRs or a managed prefix list, or split the roles over more host policies; AWS allows 60 rules per direction per address family per group, 5 groups and 1,000 rules per network interface.',
+    references: ['AWS VPC quotas'],
+  },
+  {
+    id: 'TWL008',
+    name: 'egress-to-anywhere-justified',
+    level: 'notice',
+    title: 'port-scoped egress to (nearly) the whole Internet, justified by a role',
+    fix: 'nothing to fix if the reason holds (mail delivery, recursive DNS); narrow the destination when a relay or fixed peers will do.',
+    references: [],
+  },
+  {
+    id: 'TWL009',
+    name: 'egress-to-anywhere-unexplained',
+    level: 'warning',
+    title: 'port-scoped egress to (nearly) the whole Internet that no twinwall role asked for',
+    fix: 'express it as a role flow with a reason (customRole(…, [Flow.egress(port, peer, reason)])), or narrow the destination.',
+    references: ['trivy AVD-AWS-0104'],
+  },
+  {
+    id: 'TWL010',
+    name: 'host-wall-audit-mode',
+    level: 'warning',
+    title: 'the host wall is in audit mode: it logs what it would drop, and drops nothing',
+    fix: 'switch audit off once the logs show no legitimate traffic being caught (audit: false).',
+    references: [],
+  },
+] as const satisfies readonly LintRuleInfo[];
+
+export type LintId = (typeof rules)[number]['id'];
+
+/** Every lint rule, by id. */
+export const LINT_RULES: Readonly<Record<LintId, LintRuleInfo>> = Object.freeze(Object.fromEntries(rules.map((r) => [r.id, Object.freeze(r)])) as unknown as Record<LintId, LintRuleInfo>);
+
+/** Every lint id, in order. */
+export const LINT_IDS: readonly LintId[] = rules.map((r) => r.id);
+
+export function isLintId(id: unknown): id is LintId {
+  return typeof id === 'string' && Object.prototype.hasOwnProperty.call(LINT_RULES, id);
+}
+
+/** Look a rule up by id or by name ("TWL001" or "egress-all-to-anywhere"). */
+export function lintRule(idOrName: string): LintRuleInfo | undefined {
+  if (isLintId(idOrName)) return LINT_RULES[idOrName];
+  return rules.find((r) => r.name === idOrName);
+}
