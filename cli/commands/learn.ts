@@ -1,0 +1,189 @@
+/**
+ * `twinwall learn`: read audit-mode kernel LOG lines and/or VPC Flow Logs, propose a policy per
+ * host (roles, custom flows, evidence), flag what must not become a rule, and with --against
+ * compare what was seen with what a synthesized app allows.
+ *
+ * Exit codes (as every twinwall command): 0 nothing to flag; 1 a finding (a flag, or with
+ * --against traffic that would break when enforced); 2 bad usage or unreadable input.
+ */
+import * as fs from 'fs';
+import { StringDecoder } from 'string_decoder';
+import { Command, Option } from 'commander';
+import { TwinwallError } from '../../lib/errors';
+import { checkStacks } from '../../lib/check';
+import { AgainstHost, LearnInput, compareAgainst, learn, mailHosts, renderJson, renderMarkdown, renderTypeScript } from '../../lib/learn';
+import { UsageError, loadStacks } from '../artefacts';
+
+export interface LearnIo {
+  readonly out: (s: string) => void;
+  readonly err: (s: string) => void;
+  readonly setExit: (code: number) => void;
+  /** Standard input, for "-" (default process.stdin). */
+  readonly stdin?: NodeJS.ReadableStream;
+}
+
+const defaultIo: LearnIo = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+  setExit: (code) => {
+    process.exitCode = code;
+  },
+};
+
+interface LearnFlags {
+  fromKernelLog: string[];
+  fromFlowLogs: string[];
+  flowLogFormat?: string;
+  against?: string;
+  format: 'ts' | 'json' | 'markdown';
+  host?: string;
+  alias: string[];
+  local: string[];
+  widestPrefix: number;
+  widestPrefix6: number;
+  maxBlocks: number;
+  scanThreshold: number;
+  samples: number;
+  importFrom: string;
+  audit: boolean;
+  output?: string;
+}
+
+const NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,62}$/;
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function integer(flag: string, min: number, max: number): (v: string) => number {
+  return (v) => {
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new UsageError(`${flag} ${v} must be a whole number from ${min} to ${max}`);
+    return Number(v);
+  };
+}
+
+/** "FILE", "-" or "HOST=FILE" (a file that exists under the whole name is a file). */
+function splitSource(spec: string): { host?: string; file: string } {
+  const eq = spec.indexOf('=');
+  if (eq > 0 && spec !== '-' && !fs.existsSync(spec) && NAME.test(spec.slice(0, eq))) return { host: spec.slice(0, eq), file: spec.slice(eq + 1) };
+  return { file: spec };
+}
+
+/**
+ * The text of a file or stdin, in chunks. The file is checked now (so a typo is bad usage before
+ * anything is read) but opened only when read: inputs are read one after another, and an
+ * early-opened stream would fill memory while it waits.
+ */
+function chunks(file: string, io: LearnIo): AsyncIterable<string> {
+  if (file !== '-') {
+    try {
+      const st = fs.statSync(file);
+      if (st.isDirectory()) throw new UsageError(`${file} is a directory, not a log file`);
+      fs.accessSync(file, fs.constants.R_OK);
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  return {
+    async *[Symbol.asyncIterator]() {
+      const input = file === '-' ? (io.stdin ?? process.stdin) : fs.createReadStream(file, { highWaterMark: 1 << 16 });
+      const decoder = new StringDecoder('utf8');
+      try {
+        for await (const chunk of input) yield typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer);
+        const tail = decoder.end();
+        if (tail !== '') yield tail;
+      } finally {
+        if (file !== '-') (input as fs.ReadStream).destroy();
+      }
+    },
+  };
+}
+
+function usage(e: unknown): never {
+  if (e instanceof TwinwallError) throw new UsageError(`${e.code} ${e.errorName}: ${e.problem} ${e.fix}`.replace(/\s+/g, ' '));
+  throw e;
+}
+
+/** Add `twinwall learn` to a program. */
+export function registerLearn(program: Command, io: LearnIo = defaultIo): Command {
+  return program
+    .command('learn')
+    .description(
+      'Learn before you lock: read the kernel LOG lines of audit-mode hosts and/or VPC Flow Logs, propose a policy per host (roles and custom flows, each with its evidence), and flag what must not become a rule (scans, SMTP from non-mail hosts, metadata access by non-root users, forged sources). Exit 1 when anything is flagged (or, with --against, when observed traffic would break).',
+    )
+    .addOption(new Option('--from-kernel-log <[host=]file>', 'kernel log: dmesg, journalctl -k, /var/log/kern.log or syslog output ("-" for stdin); repeatable').default([]).argParser(collect))
+    .addOption(new Option('--from-flow-logs <[host=]file>', 'VPC Flow Logs records (default version-2 format, or the format of a header line); repeatable').default([]).argParser(collect))
+    .option('--flow-log-format <format>', 'flow-log format for inputs without a header line, e.g. "${version} ${interface-id} ${srcaddr} …"')
+    .option('--against <dir>', 'compare with the synthesized app (cdktf.out, a stack directory or a cdk.tf.json)')
+    .addOption(new Option('--format <format>', 'output format').choices(['ts', 'json', 'markdown']).default('markdown'))
+    .option('--host <name>', 'host name for lines that name none (dmesg output)')
+    .addOption(new Option('--alias <from=to>', 'call a logged host name, instance id or interface id by its twinwall host name; repeatable').default([]).argParser(collect))
+    .addOption(new Option('--local <cidr>', "a host's own address block, for flow logs without flow-direction; repeatable").default([]).argParser(collect))
+    .addOption(new Option('--widest-prefix <n>', 'widest IPv4 prefix a learned address block may have').default(24).argParser(integer('--widest-prefix', 8, 32)))
+    .addOption(new Option('--widest-prefix6 <n>', 'widest IPv6 prefix a learned address block may have').default(48).argParser(integer('--widest-prefix6', 16, 128)))
+    .addOption(new Option('--max-blocks <n>', 'most address blocks per learned peer list').default(16).argParser(integer('--max-blocks', 1, 1000)))
+    .addOption(new Option('--scan-threshold <n>', 'distinct destinations on one egress port that make it a scan').default(32).argParser(integer('--scan-threshold', 2, 1000000)))
+    .addOption(new Option('--samples <n>', 'sample lines kept per flow as evidence').default(3).argParser(integer('--samples', 0, 100)))
+    .option('--import-from <module>', 'module the TypeScript proposal imports twinwall from', './lib')
+    .option('--no-audit', 'propose the policy without { audit: true }')
+    .option('--output <file>', 'write the output to a file instead of stdout')
+    .action(async (opts: LearnFlags) => {
+      const inputs: LearnInput[] = [];
+      const stdinUses = [...opts.fromKernelLog, ...opts.fromFlowLogs].filter((s) => s === '-' || s.endsWith('=-')).length;
+      if (stdinUses > 1) throw new UsageError('standard input ("-") can be read only once');
+      for (const [kind, specs] of [
+        ['kernel', opts.fromKernelLog],
+        ['flow', opts.fromFlowLogs],
+      ] as const) {
+        for (const spec of specs) {
+          const { host, file } = splitSource(spec);
+          inputs.push({ name: file === '-' ? '(stdin)' : file, kind, chunks: chunks(file, io), ...(host !== undefined ? { host } : {}), ...(kind === 'flow' && opts.flowLogFormat !== undefined ? { flowLogFormat: opts.flowLogFormat } : {}) });
+        }
+      }
+      if (inputs.length === 0) throw new UsageError('give at least one --from-kernel-log FILE or --from-flow-logs FILE ("-" reads stdin)');
+      const aliases: Record<string, string> = {};
+      for (const a of opts.alias) {
+        const eq = a.indexOf('=');
+        if (eq <= 0 || eq === a.length - 1) throw new UsageError(`--alias ${a} must be FROM=TO`);
+        aliases[a.slice(0, eq)] = a.slice(eq + 1);
+      }
+      // Read the artefact first: a bad --against fails before a long log is read.
+      const checks = opts.against !== undefined ? checkStacks(loadStacks(opts.against)).hosts : undefined;
+      let result;
+      try {
+        result = await learn(inputs, {
+          ...(opts.host !== undefined ? { defaultHost: opts.host } : {}),
+          aliases,
+          localCidrs: opts.local,
+          widestPrefix: { 4: opts.widestPrefix, 6: opts.widestPrefix6 },
+          maxBlocks: opts.maxBlocks,
+          scanThreshold: opts.scanThreshold,
+          samples: opts.samples,
+          ...(checks ? { mailHosts: mailHosts(checks) } : {}),
+        });
+      } catch (e) {
+        usage(e);
+      }
+      const { observed, proposal } = result;
+      let against: AgainstHost[] | undefined;
+      if (checks) against = compareAgainst(proposal, checks, observed.flows);
+      const render = { importFrom: opts.importFrom, audit: opts.audit };
+      const text =
+        opts.format === 'ts' ? renderTypeScript(proposal, render) : opts.format === 'json' ? renderJson(observed, proposal, against, render) : renderMarkdown(observed, proposal, against, render);
+      if (opts.output !== undefined) {
+        try {
+          fs.writeFileSync(opts.output, text);
+        } catch (e) {
+          throw new UsageError(`cannot write ${opts.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      } else io.out(text);
+      const flags = proposal.hosts.reduce((n, h) => n + h.flags.length, 0);
+      const blocked = (against ?? []).reduce((n, a) => n + a.blocked.length, 0);
+      const problems = observed.malformed.count + observed.unattributed.count;
+      io.err(
+        `twinwall learn: ${observed.inputs.reduce((n, i) => n + i.lines, 0)} lines, ${proposal.hosts.length} host${proposal.hosts.length === 1 ? '' : 's'}, ${flags} flagged${against ? `, ${blocked} observed but not allowed` : ''}${problems > 0 ? `, ${problems} line${problems === 1 ? '' : 's'} unreadable (listed in the report)` : ''}\n`,
+      );
+      io.setExit(flags > 0 || blocked > 0 ? 1 : 0);
+    });
+}
