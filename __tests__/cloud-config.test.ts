@@ -16,6 +16,7 @@ import {
   FIREWALL_UNIT,
   FIREWALL_UNIT_PATH,
   FIRST_BOOT_SEMAPHORE,
+  IPSETS_PATH,
   RULES_V4_PATH,
   RULES_V6_PATH,
   USER_DATA_LIMIT_BYTES,
@@ -27,7 +28,7 @@ import {
 } from '../lib/render/cloud-config';
 import { expectGolden } from './support/golden';
 import { ROLE_FIXTURES } from './support/fixtures';
-import { Prerequisite, describeTier, netns, onPath, root } from './support/tiers';
+import { Prerequisite, describeTier, ipset, netns, onPath, root } from './support/tiers';
 import { caught } from './support/caught';
 
 const V4 = ['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -i lo -j ACCEPT', '-A OUTPUT -o lo -j ACCEPT', 'COMMIT', ''].join('\n');
@@ -216,6 +217,47 @@ describe('size: gzip only above 16,384 bytes, an error when even gzip does not f
   });
 });
 
+describe('address sets (ipset): loaded before the tables, in bootcmd and in the unit alike', () => {
+  const SETS = ['create tw4-in-tcp-22 hash:net family inet hashsize 1024 maxelem 65536', 'flush tw4-in-tcp-22', 'add tw4-in-tcp-22 192.0.2.1/32', ''].join('\n');
+
+  it('without sets nothing about ipset appears anywhere', () => {
+    const text = renderUserData({ v4: V4, v6: V6 }).cloudConfig;
+    expect(text).not.toContain('ipset');
+    expect(renderFirewallUnit()).not.toContain('ipset');
+  });
+
+  it('the unit restores the sets first, at start and at reload', () => {
+    const exec = renderFirewallUnit({ ipsets: true })
+      .split('\n')
+      .filter((l) => l.startsWith('ExecStart=') || l.startsWith('ExecReload='));
+    expect(exec).toEqual([
+      `ExecStart=/usr/sbin/ipset -exist restore -file ${IPSETS_PATH}`,
+      'ExecStart=/usr/sbin/iptables-restore /etc/iptables/rules.v4',
+      'ExecStart=/usr/sbin/ip6tables-restore /etc/iptables/rules.v6',
+      `ExecReload=/usr/sbin/ipset -exist restore -file ${IPSETS_PATH}`,
+      'ExecReload=/usr/sbin/iptables-restore /etc/iptables/rules.v4',
+      'ExecReload=/usr/sbin/ip6tables-restore /etc/iptables/rules.v6',
+    ]);
+  });
+
+  it('write_files holds /etc/iptables/ipsets; bootcmd restores its own copy before either table', () => {
+    const doc = load(renderUserData({ v4: V4, v6: V6, ipsets: SETS }).cloudConfig);
+    expect(doc.write_files.map((f) => [f.path, f.permissions])).toEqual([
+      [RULES_V4_PATH, '0640'],
+      [RULES_V6_PATH, '0640'],
+      [IPSETS_PATH, '0640'],
+      [FIREWALL_UNIT_PATH, '0644'],
+    ]);
+    expect(doc.write_files[2].content).toBe(SETS);
+    expect(doc.write_files[3].content).toBe(renderFirewallUnit({ ipsets: true }));
+    const script = String(doc.bootcmd[0][5]);
+    const sets = script.indexOf("/usr/sbin/ipset -exist restore <<'TWINWALL_IPSETS' || failed=\"$failed ipsets\"");
+    expect(sets).toBeGreaterThan(0);
+    expect(sets).toBeLessThan(script.indexOf('/usr/sbin/iptables-restore <<'));
+    expect(script).toContain(`\n${SETS}TWINWALL_IPSETS\n`);
+  });
+});
+
 describe('golden user-data over the rendered iptables rules', () => {
   it.each(Object.keys(ROLE_FIXTURES))('%s', (name) => {
     const ud = renderUserData(renderIptables(ROLE_FIXTURES[name]()));
@@ -268,9 +310,11 @@ describeTier('systemd unit', [onPath('systemd-analyze')], () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-unit-'));
     try {
       const file = path.join(dir, FIREWALL_UNIT);
-      fs.writeFileSync(file, renderFirewallUnit());
-      const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' });
-      expect({ status: r.status, complaints: (r.stdout + r.stderr).split('\n').filter((l) => l.includes(FIREWALL_UNIT)) }).toEqual({ status: 0, complaints: [] });
+      for (const ipsets of [false, true]) {
+        fs.writeFileSync(file, renderFirewallUnit({ ipsets }));
+        const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' });
+        expect({ ipsets, status: r.status, complaints: (r.stdout + r.stderr).split('\n').filter((l) => l.includes(FIREWALL_UNIT)) }).toEqual({ ipsets, status: 0, complaints: [] });
+      }
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -338,6 +382,18 @@ describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace'
     expect(saved(booted, 'iptables-save')).toBe(saved(direct, 'iptables-save'));
     expect(saved(booted, 'ip6tables-save')).toBe(saved(direct, 'ip6tables-save'));
     expect(saved(booted, 'iptables-save')).toContain(':OUTPUT DROP');
+  });
+
+  it('with ipsets: bootcmd restores the sets, then the tables that match them', () => {
+    if (ipset.check() !== undefined) throw new Error(`this tier needs ipset: ${ipset.check()}`);
+    const tables = renderIptables(ROLE_FIXTURES.manyAdmins());
+    expect(tables.ipsets).toBeDefined();
+    const booted = namespace('s');
+    const r = runBootcmd(renderUserData(tables, { host: 'jump' }).cloudConfig, booted);
+    expect({ status: r.status, stdout: r.stdout.trim(), stderr: r.stderr }).toEqual({ status: 0, stdout: 'twinwall (jump): host firewall loaded (first boot)', stderr: '' });
+    expect(saved(booted, 'iptables-save')).toContain('-m set --match-set tw4-in-tcp-22 src');
+    const members = execFileSync('ip', ['netns', 'exec', booted, 'ipset', 'list', 'tw4-in-tcp-22'], { encoding: 'utf8' });
+    expect(members.match(/^192\.0\.2\.\d+$/gm)).toHaveLength(20);
   });
 
   it('fails loudly when a table does not load, and still loads the other', () => {

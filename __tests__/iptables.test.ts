@@ -4,10 +4,10 @@
  */
 import { execFileSync } from 'child_process';
 import { Flow, HostPolicy, Peer, Port, customRole, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
-import { COMMENT_MAX, IPTABLES_CHAINS, LOG_PREFIX_MAX, commentText, describeRule, logPrefix, renderIptables } from '../lib/render/iptables';
+import { COMMENT_MAX, DEFAULT_IPSET_THRESHOLD, IPTABLES_CHAINS, LOG_PREFIX_MAX, commentText, describeRule, logPrefix, renderIptables } from '../lib/render/iptables';
 import { expectGolden } from './support/golden';
 import { ADMIN_LAN, ROLE_FIXTURES, sampleServer } from './support/fixtures';
-import { describeTier, onPath, root } from './support/tiers';
+import { describeTier, ipset, netns, onPath, root } from './support/tiers';
 
 const FAMILIES = ['v4', 'v6'] as const;
 
@@ -108,10 +108,10 @@ describe('renderIptables: properties of every ruleset', () => {
     }
   });
 
-  it.each(cases)('%s: one commented ACCEPT per policy rule and host CIDR of the family, in policy order', (_n, make, f) => {
+  it.each(cases)('%s: linear form: one commented ACCEPT per policy rule and host CIDR of the family, in policy order', (_n, make, f) => {
     const policy = make();
     const family = f === 'v4' ? 4 : 6;
-    const text = renderIptables(policy)[f];
+    const text = renderIptables(policy, { ipsetThreshold: Infinity })[f];
     const expected = policy.rules.flatMap((rule) => {
       const otherIcmp = (rule.port.protocol === 'icmp' && family === 6) || (rule.port.protocol === 'icmpv6' && family === 4);
       if (otherIcmp) return [];
@@ -135,6 +135,31 @@ describe('renderIptables: properties of every ruleset', () => {
 
   it.each(cases)('%s: same policy, same bytes', (_n, make, f) => {
     expect(renderIptables(make())[f]).toBe(renderIptables(make())[f]);
+  });
+});
+
+describe('renderIptables: the set form admits what the linear form admits', () => {
+  /** Policy lines as (chain, address, rest of the match) triples, a `-m set` line expanded to its members. */
+  function expand(text: string, sets: string | undefined): string[] {
+    const members = new Map<string, string[]>();
+    for (const m of (sets ?? '').matchAll(/^add (\S+) (\S+)$/gm)) members.set(m[1], [...(members.get(m[1]) ?? []), m[2]]);
+    return lines(text)
+      .filter((l) => l.startsWith(`-A ${IPTABLES_CHAINS.ingress} `) || l.startsWith(`-A ${IPTABLES_CHAINS.egress} `))
+      .flatMap((l) => {
+        const match = l.replace(/ -m comment --comment "[^"]*"/, '');
+        const set = / -m set --match-set (\S+) (?:src|dst)/.exec(match);
+        if (set !== null) return (members.get(set[1]) ?? []).map((c) => `${match.replace(set[0], '')} @ ${c}`);
+        const addr = / -[sd] (\S+)/.exec(match);
+        return [addr === null ? `${match} @ any` : `${match.replace(addr[0], '')} @ ${addr[1]}`];
+      })
+      .sort();
+  }
+
+  it.each(Object.keys(ALL).flatMap((name) => FAMILIES.map((f) => [name, f] as const)))('%s.%s, with every address set as an ipset', (name, f) => {
+    const policy = ALL[name]();
+    const linear = renderIptables(policy, { ipsetThreshold: Infinity });
+    const sets = renderIptables(policy, { ipsetThreshold: 1 });
+    expect(expand(sets[f], sets.ipsets)).toEqual(expand(linear[f], undefined));
   });
 });
 
@@ -330,17 +355,128 @@ describe('renderIptables: audit mode', () => {
   });
 });
 
-describeTier('iptables-restore', [root, onPath('iptables-restore'), onPath('ip6tables-restore')], () => {
+describeTier('iptables-restore', [root, onPath('iptables-restore'), onPath('ip6tables-restore'), onPath('ip'), netns, ipset], () => {
   const cases = Object.entries(ALL).flatMap(([name, make]) => FAMILIES.map((f) => [`${name}.${f}`, make, f] as const));
   it.each(cases)('%s is accepted by --test', (_n, make, f) => {
-    const text = renderIptables(make())[f];
+    const rendered = renderIptables(make());
+    const text = rendered[f];
     const tool = f === 'v4' ? 'iptables-restore' : 'ip6tables-restore';
     // --test parses and checks the whole ruleset against the kernel without committing it.
-    expect(() => execFileSync(tool, ['--test'], { input: text, stdio: ['pipe', 'pipe', 'pipe'] })).not.toThrow();
+    if (rendered.ipsets === undefined) {
+      expect(() => execFileSync(tool, ['--test'], { input: text, stdio: ['pipe', 'pipe', 'pipe'] })).not.toThrow();
+      return;
+    }
+    // A ruleset that matches ipsets needs them to exist: create them in a namespace of its own.
+    const ns = `twtest${process.pid}`;
+    execFileSync('ip', ['netns', 'add', ns]);
+    try {
+      execFileSync('ip', ['netns', 'exec', ns, 'ipset', '-exist', 'restore'], { input: rendered.ipsets, stdio: ['pipe', 'pipe', 'pipe'] });
+      expect(() => execFileSync('ip', ['netns', 'exec', ns, tool, '--test'], { input: text, stdio: ['pipe', 'pipe', 'pipe'] })).not.toThrow();
+    } finally {
+      execFileSync('ip', ['netns', 'delete', ns]);
+    }
   });
 
   it('rejects a broken ruleset (the check is not vacuous)', () => {
     const broken = renderIptables(sampleServer()).v4.replace('--ctstate NEW', '--ctstate NEWISH');
     expect(() => execFileSync('iptables-restore', ['--test'], { input: broken, stdio: ['pipe', 'pipe', 'pipe'] })).toThrow();
+  });
+});
+
+describe('address sets above the threshold become ipsets', () => {
+  /** n SSH admins at distinct, non-adjacent IPv4 /32s (and m IPv6 /128s). */
+  const admins = (n: number, m = 0) =>
+    HostPolicy.compose('jump', [
+      customRole('admins', [
+        ...Array.from({ length: n }, (_, i) => Flow.ingress(Port.tcp(22), Peer.ipv4(`198.51.100.${2 * i + 1}/32`), 'admin host')),
+        ...Array.from({ length: m }, (_, i) => Flow.ingress(Port.tcp(22), Peer.ipv6(`2001:db8:a::${(2 * i + 1).toString(16)}/128`), 'admin host')),
+      ]),
+    ]);
+
+  it(`the threshold is ${DEFAULT_IPSET_THRESHOLD}: that many CIDRs stay linear, one more is a set`, () => {
+    const at = renderIptables(admins(DEFAULT_IPSET_THRESHOLD));
+    expect(at.ipsets).toBeUndefined();
+    expect(chainLines(at.v4, 'tw-in')).toHaveLength(DEFAULT_IPSET_THRESHOLD);
+    const over = renderIptables(admins(DEFAULT_IPSET_THRESHOLD + 1));
+    expect(chainLines(over.v4, 'tw-in')).toEqual([
+      '-A tw-in -m set --match-set tw4-in-tcp-22 src -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -m comment --comment "admins: admin host (ipset tw4-in-tcp-22, 17 CIDRs)" -j ACCEPT',
+    ]);
+    expect(over.ipsets).toBe(
+      [
+        '# twinwall address sets for host jump (ipset restore): load before rules.v4 and rules.v6, which match them.',
+        '# Rendered from the host policy: change the roles, not this file.',
+        'create tw4-in-tcp-22 hash:net family inet hashsize 1024 maxelem 65536',
+        'flush tw4-in-tcp-22',
+        ...Array.from({ length: 17 }, (_, i) => `add tw4-in-tcp-22 198.51.100.${2 * i + 1}/32`),
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('counts each family apart: one set per family, only where that family is over', () => {
+    const r = renderIptables(admins(17, 3));
+    expect(r.ipsets).toContain('create tw4-in-tcp-22 hash:net family inet ');
+    expect(r.ipsets).not.toContain('tw6-');
+    expect(chainLines(r.v6, 'tw-in')).toHaveLength(3);
+    const both = renderIptables(admins(17, 17));
+    expect(both.ipsets).toContain('create tw6-in-tcp-22 hash:net family inet6 hashsize 1024 maxelem 65536\nflush tw6-in-tcp-22\nadd tw6-in-tcp-22 2001:db8:a::1/128\n');
+    expect(chainLines(both.v6, 'tw-in')).toEqual([expect.stringMatching(/^-A tw-in -m set --match-set tw6-in-tcp-22 src -p tcp -m tcp --dport 22 /)]);
+  });
+
+  it('the threshold is an option; Infinity keeps every rule linear; bad values are refused', () => {
+    expect(renderIptables(admins(3), { ipsetThreshold: 2 }).ipsets).toContain('create tw4-in-tcp-22');
+    expect(renderIptables(admins(3), { ipsetThreshold: 3 }).ipsets).toBeUndefined();
+    expect(renderIptables(admins(100), { ipsetThreshold: Infinity }).ipsets).toBeUndefined();
+    for (const bad of [0, 2.5, NaN, -1]) {
+      let err: unknown;
+      try {
+        renderIptables(admins(3), { ipsetThreshold: bad });
+      } catch (e) {
+        err = e;
+      }
+      expect(String((err as Error).message)).toContain('TW161 OPTION_INVALID at jump: ipsetThreshold');
+    }
+  });
+
+  it('groups by direction and match: different ports are different sets, security-group and prefix-list CIDRs join, /0 stays a line', () => {
+    const many = (port: number) => Array.from({ length: 10 }, (_, i) => Flow.egress(Port.tcp(port), Peer.ipv4(`203.0.113.${4 * i}/31`), `to ${port}`));
+    const list = Peer.prefixList('pl-0123456789abcdef0', Array.from({ length: 8 }, (_, i) => `198.51.100.${16 * i}/29`), 'partners');
+    const p = HostPolicy.compose('mix', [
+      customRole('calls', [...many(443), ...many(8443), Flow.egress(Port.tcp(443), list, 'partners'), Flow.egress(Port.tcp(443), Peer.anyIpv6(), 'web')]),
+    ]);
+    const r = renderIptables(p);
+    // tcp/443: 10 CIDRs + 8 list entries = 18 > 16, a set; tcp/8443: 10, linear.
+    expect(r.ipsets?.match(/^create .*$/gm)).toEqual(['create tw4-out-tcp-443 hash:net family inet hashsize 1024 maxelem 65536']);
+    expect(r.ipsets?.match(/^add tw4-out-tcp-443 /gm)).toHaveLength(18);
+    expect(chainLines(r.v4, 'tw-out').filter((l) => l.includes('--dport 8443'))).toHaveLength(10);
+    expect(chainLines(r.v4, 'tw-out').filter((l) => l.includes('--dport 443 '))).toEqual([
+      '-A tw-out -m set --match-set tw4-out-tcp-443 dst -p tcp -m tcp --dport 443 -m conntrack --ctstate NEW -m comment --comment "calls: to 443 | calls: partners (ipset tw4-out-tcp-443, 18 CIDRs)" -j ACCEPT',
+    ]);
+    expect(chainLines(r.v6, 'tw-out')).toEqual(['-A tw-out -p tcp -m tcp --dport 443 -m conntrack --ctstate NEW -m comment --comment "calls: web" -j ACCEPT']);
+  });
+
+  it('the golden fixture manyAdmins carries its set (ipsets golden)', () => {
+    const r = renderIptables(ROLE_FIXTURES.manyAdmins());
+    expectGolden('iptables/manyAdmins.ipsets', r.ipsets as string);
+  });
+});
+
+describeTier('ipset restore', [root, onPath('ip'), netns, ipset], () => {
+  it('the sets load with ipset restore (twice: a reload refills them) and the tables that match them load after', () => {
+    const ns = `twips${process.pid}`;
+    execFileSync('ip', ['netns', 'add', ns]);
+    try {
+      const r = renderIptables(ROLE_FIXTURES.manyAdmins());
+      const run = (argv: string[], input?: string) => execFileSync('ip', ['netns', 'exec', ns, ...argv], { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+      expect(() => run(['iptables-restore'], r.v4)).toThrow(); // the set does not exist yet
+      run(['ipset', '-exist', 'restore'], r.ipsets);
+      run(['ipset', '-exist', 'restore'], r.ipsets);
+      run(['iptables-restore'], r.v4);
+      run(['ip6tables-restore'], r.v6);
+      expect(run(['ipset', 'list', 'tw4-in-tcp-22']).match(/^192\.0\.2\.\d+$/gm)).toHaveLength(20);
+      expect(run(['iptables', '-S', 'tw-in'])).toContain('--match-set tw4-in-tcp-22 src');
+    } finally {
+      execFileSync('ip', ['netns', 'delete', ns]);
+    }
   });
 });

@@ -379,47 +379,173 @@ describe('the specs admit what the policy admits (outside the link-local service
   });
 });
 
-describe('quota: 60 rules per direction per address family', () => {
-  /** n ingress SSH flows from distinct, non-adjacent /32s, so normalisation keeps them apart. */
-  const v4Hosts = (n: number) => Array.from({ length: n }, (_, i) => Flow.ingress(Port.tcp(22), Peer.ipv4(`10.0.${i}.2/32`), 'admin host'));
-  const v6Hosts = (n: number) => Array.from({ length: n }, (_, i) => Flow.ingress(Port.tcp(22), Peer.ipv6(`2001:db8:${i.toString(16)}::2/128`), 'admin host'));
+describe('quota: 60 rules per direction per address family, split across up to 5 groups', () => {
+  /** n SSH flows from distinct, non-adjacent IPv4 /32s, so normalisation keeps them apart. */
+  const v4Hosts = (n: number, direction: 'ingress' | 'egress' = 'ingress') =>
+    Array.from({ length: n }, (_, i) => Flow[direction](Port.tcp(22), Peer.ipv4(`10.${1 + (i >> 8)}.${i & 255}.2/32`), 'admin host'));
+  const v6Hosts = (n: number, direction: 'ingress' | 'egress' = 'ingress') =>
+    Array.from({ length: n }, (_, i) => Flow[direction](Port.tcp(22), Peer.ipv6(`2001:db8:${i.toString(16)}::2/128`), 'admin host'));
+  const groups = (p: HostPolicy, options = {}) => renderSecurityGroupRules(p, options).groups;
 
-  it('60 IPv4 and 60 IPv6 ingress rules fit', () => {
+  /** Every spec in exactly one group, in canonical order within it, and no group over quota. */
+  function expectPartition(p: HostPolicy, options = {}): void {
+    const r = renderSecurityGroupRules(p, options);
+    const placed = r.groups.flatMap((g) => g.rules.map((s) => s.id));
+    expect([...placed].sort()).toEqual(r.rules.map((s) => s.id).sort());
+    for (const g of r.groups) {
+      const order = r.rules.map((s) => s.id).filter((id) => g.rules.some((s) => s.id === id));
+      expect(g.rules.map((s) => s.id)).toEqual(order);
+      for (const d of ['ingress', 'egress'] as const) for (const f of [4, 6] as const) expect(g.counts[d][f]).toBeLessThanOrEqual(SG_RULES_PER_DIRECTION_PER_FAMILY);
+    }
+  }
+
+  it('60 IPv4 and 60 IPv6 ingress rules fit one group', () => {
     const p = custom('admins', [...v4Hosts(60), ...v6Hosts(60)]);
     expect(specs(p)).toHaveLength(120);
     expect(countSecurityGroupRules(p)).toEqual({ ingress: { 4: 60, 6: 60 }, egress: { 4: 0, 6: 0 } });
+    expect(groups(p).map((g) => g.counts)).toEqual([{ ingress: { 4: 60, 6: 60 }, egress: { 4: 0, 6: 0 } }]);
   });
 
-  it('TW221 SG_QUOTA_EXCEEDED: 61 IPv4 ingress rules do not, and the message names the counts and the fix', () => {
-    const err = caught(() => renderSecurityGroupRules(custom('admins', [...v4Hosts(61), ...v6Hosts(2)])));
+  it('61 IPv4 ingress rules take a second group; no id changes and nothing is lost', () => {
     expect(SG_RULES_PER_DIRECTION_PER_FAMILY).toBe(60);
-    expect(err.code).toBe('TW221');
-    expect(err.errorName).toBe('SG_QUOTA_EXCEEDED');
-    expect(err.message).toBe(
-      'TW221 SG_QUOTA_EXCEEDED at h: its security group would hold 61 IPv4 ingress rules, but AWS allows 60 per direction per address family ' +
-        '(counts: ingress IPv4 61, ingress IPv6 2, egress IPv4 0, egress IPv6 0). ' +
-        'Fix: merge peers into fewer, wider CIDRs or a managed prefix list, or move roles to a second host policy; splitting one policy across several security groups is not supported yet.',
-    );
+    const p60 = custom('admins', [...v4Hosts(60), ...v6Hosts(2)]);
+    const p61 = custom('admins', [...v4Hosts(61), ...v6Hosts(2)]);
+    expect(groups(p60)).toHaveLength(1);
+    const g = groups(p61);
+    expect(g.map((x) => x.counts)).toEqual([
+      { ingress: { 4: 60, 6: 2 }, egress: { 4: 0, 6: 0 } },
+      { ingress: { 4: 1, 6: 0 }, egress: { 4: 0, 6: 0 } },
+    ]);
+    expect(g[1].rules.map((s) => s.id)).toEqual(['ingress-tcp-22-from-10-1-60-2-32']);
+    for (const id of specs(p60).map((s) => s.id)) expect(specs(p61).map((s) => s.id)).toContain(id);
+    expectPartition(p61);
+  });
+
+  it('egress and IPv6 are counted apart: 60 of each direction and family still fit one group', () => {
+    const p = custom('both', [...v4Hosts(60), ...v6Hosts(60), ...v4Hosts(60, 'egress'), ...v6Hosts(60, 'egress')]);
+    expect(groups(p)).toHaveLength(1);
+    const q = custom('both', [...v4Hosts(60), ...v6Hosts(61, 'egress')]);
+    expect(groups(q).map((x) => x.counts)).toEqual([
+      { ingress: { 4: 60, 6: 0 }, egress: { 4: 0, 6: 60 } },
+      { ingress: { 4: 0, 6: 0 }, egress: { 4: 0, 6: 1 } },
+    ]);
   });
 
   it('counts a security-group reference once in each family', () => {
     const ref = Flow.ingress(Port.tcp(22), Peer.securityGroup('sg-0bbbbbbbbbbbbbbb1', ['10.9.0.0/24'], 'bastion'), 'bastion');
-    expect(countSecurityGroupRules(custom('admins', [...v4Hosts(59), ref]))).toEqual({ ingress: { 4: 60, 6: 1 }, egress: { 4: 0, 6: 0 } });
-    const err = caught(() => specs(custom('admins', [...v4Hosts(60), ref])));
-    expect(err.message).toContain('61 IPv4 ingress rules');
+    const fits = custom('admins', [...v4Hosts(59), ref]);
+    expect(countSecurityGroupRules(fits)).toEqual({ ingress: { 4: 60, 6: 1 }, egress: { 4: 0, 6: 0 } });
+    expect(groups(fits)).toHaveLength(1);
+    const over = custom('admins', [...v4Hosts(60), ref]);
+    expect(groups(over).map((x) => x.counts)).toEqual([
+      { ingress: { 4: 60, 6: 0 }, egress: { 4: 0, 6: 0 } },
+      { ingress: { 4: 1, 6: 1 }, egress: { 4: 0, 6: 0 } },
+    ]);
+    expectPartition(over);
   });
 
-  it('counts a prefix list once per entry in its family', () => {
+  it('counts a prefix list without maxEntries once per entry in each of its families (a lower bound)', () => {
     const list = Peer.prefixList('pl-0ccccccccccccccc1', ['198.51.100.0/26', '198.51.100.128/26', '2001:db8:1::/48'], 'offices');
     const p = custom('admins', [...v4Hosts(58), Flow.ingress(Port.tcp(22), list, 'offices')]);
     expect(countSecurityGroupRules(p)).toEqual({ ingress: { 4: 60, 6: 1 }, egress: { 4: 0, 6: 0 } });
-    expect(() => specs(p)).not.toThrow();
-    expect(caught(() => specs(custom('admins', [...v4Hosts(59), Flow.ingress(Port.tcp(22), list, 'offices')]))).message).toContain('61 IPv4 ingress rules');
+    expect(groups(p)).toHaveLength(1);
+    expect(groups(custom('admins', [...v4Hosts(59), Flow.ingress(Port.tcp(22), list, 'offices')]))).toHaveLength(2);
   });
 
-  it('egress and IPv6 are checked too', () => {
-    const out = Array.from({ length: 61 }, (_, i) => Flow.egress(Port.tcp(443), Peer.ipv6(`2001:db8:${(2 * i).toString(16)}::/48`), 'partner'));
-    expect(caught(() => specs(custom('calls', out))).message).toContain('61 IPv6 egress rules');
+  it('counts a prefix list with maxEntries as that many rules of its family, once per rule referencing it', () => {
+    const list = Peer.prefixList('pl-0ccccccccccccccc2', ['198.51.100.0/26', '198.51.100.128/26'], 'partners', { maxEntries: 20 });
+    expect(list.maxEntries).toBe(20);
+    const two = [Flow.ingress(Port.tcp(22), list, 'partners'), Flow.ingress(Port.tcp(443), list, 'partners')];
+    const p = custom('partners', [...v4Hosts(20), ...two]);
+    expect(countSecurityGroupRules(p)).toEqual({ ingress: { 4: 60, 6: 0 }, egress: { 4: 0, 6: 0 } });
+    expect(groups(p)).toHaveLength(1);
+    const q = custom('partners', [...v4Hosts(21), ...two]);
+    expect(countSecurityGroupRules(q).ingress[4]).toBe(61);
+    const g = groups(q);
+    expect(g).toHaveLength(2);
+    // The costliest rules are placed first: both list references share the first group.
+    expect(g[0].rules.filter((s) => s.prefixListId !== undefined)).toHaveLength(2);
+    expect(g[0].counts.ingress[4]).toBe(60);
+    expectPartition(q);
+    const v6 = Peer.prefixList('pl-0ccccccccccccccc3', ['2001:db8:1::/48'], 'partners6', { maxEntries: 60 });
+    expect(countSecurityGroupRules(custom('p6', [Flow.egress(Port.tcp(443), v6, 'partners')]))).toEqual({ ingress: { 4: 0, 6: 0 }, egress: { 4: 0, 6: 60 } });
+  });
+
+  it('TW221 SG_QUOTA_EXCEEDED: one prefix-list rule counting more than 60 fits no group', () => {
+    const list = Peer.prefixList('pl-0ccccccccccccccc4', ['198.51.100.0/24'], 'partners', { maxEntries: 61 });
+    const err = caught(() => specs(custom('partners', [Flow.ingress(Port.tcp(443), list, 'partners')])));
+    expect(err.code).toBe('TW221');
+    expect(err.message).toBe(
+      'TW221 SG_QUOTA_EXCEEDED at h: the rule "ingress-tcp-443-from-pl-partners" alone counts as 61 IPv4 ingress rules (a prefix list counts as its max entries), ' +
+        'but AWS allows 60 per direction per address family in one security group, so no split can hold it. ' +
+        "Fix: lower the prefix list's maxEntries to 60 or less, or split it into several lists.",
+    );
+  });
+
+  it('300 IPv4 ingress rules fill exactly 5 groups; the 301st is TW261 ENI_QUOTA_EXCEEDED naming the counts', () => {
+    const p = custom('admins', v4Hosts(300));
+    expect(groups(p).map((g) => g.counts.ingress[4])).toEqual([60, 60, 60, 60, 60]);
+    expectPartition(p);
+    const err = caught(() => specs(custom('admins', v4Hosts(301))));
+    expect(err.code).toBe('TW261');
+    expect(err.errorName).toBe('ENI_QUOTA_EXCEEDED');
+    expect(err.message).toBe(
+      'TW261 ENI_QUOTA_EXCEEDED at h: its network wall needs 6 security groups for its 301 rules (ingress IPv4 301, ingress IPv6 0, egress IPv4 0, egress IPv6 0; ' +
+        'at least 6 groups at 60 rules per direction per address family), but a network interface takes at most 5 security groups. ' +
+        'Fix: merge peers into fewer, wider CIDRs, put long address lists in a managed prefix list (each reference counts as its max entries), or move roles to a second host.',
+    );
+  });
+
+  it('1,000 rules per network interface: 1,000 fit in 5 groups, 1,001 do not', () => {
+    const p = custom('big', [...v4Hosts(250), ...v6Hosts(250), ...v4Hosts(250, 'egress'), ...v6Hosts(250, 'egress')]);
+    expect(groups(p)).toHaveLength(5);
+    expectPartition(p);
+    const err = caught(() => specs(custom('big', [...v4Hosts(251), ...v6Hosts(250), ...v4Hosts(250, 'egress'), ...v6Hosts(250, 'egress')])));
+    expect(err.code).toBe('TW261');
+    expect(err.message).toContain(
+      'its network wall needs 1001 rules in all (ingress IPv4 251, ingress IPv6 250, egress IPv4 250, egress IPv6 250), but AWS allows 1000 rules per network interface.',
+    );
+  });
+
+  it('maxSecurityGroups lowers the limit, and is validated', () => {
+    const p = custom('admins', v4Hosts(61));
+    expect(groups(p, { maxSecurityGroups: 2 })).toHaveLength(2);
+    expect(caught(() => groups(p, { maxSecurityGroups: 1 })).message).toContain(
+      'its network wall needs 2 security groups for its 61 rules (ingress IPv4 61, ingress IPv6 0, egress IPv4 0, egress IPv6 0; at least 2 groups at 60 rules per direction per address family), but maxSecurityGroups allows 1 security group.',
+    );
+    const err = caught(() => groups(p, { maxSecurityGroups: 6 }));
+    expect(err.message).toBe(
+      'TW161 OPTION_INVALID at h: maxSecurityGroups 6 is not a whole number from 1 to 5. Fix: give 1 to 5 (a network interface takes at most 5 security groups), or leave it out.',
+    );
+  });
+
+  it('TW262 PREFIX_LIST_MAX_ENTRIES: below the entries, above 1,000, or a list of both families', () => {
+    const below = caught(() => Peer.prefixList('pl-1', ['198.51.100.0/26', '198.51.100.64/26'], 'partners', { maxEntries: 1 }));
+    expect(below.message).toBe(
+      'TW262 PREFIX_LIST_MAX_ENTRIES: the prefix list "partners" has maxEntries 1, but it holds 2 entries and AWS allows at most 1000. ' +
+        "Fix: give a whole number from 2 to 1000 (the list's max_entries; every rule referencing it counts that many rules).",
+    );
+    expect(caught(() => Peer.prefixList('pl-1', ['198.51.100.0/26'], 'partners', { maxEntries: 1001 })).code).toBe('TW262');
+    expect(caught(() => Peer.prefixList('pl-1', ['198.51.100.0/26'], 'partners', { maxEntries: 2.5 })).code).toBe('TW262');
+    expect(caught(() => Peer.prefixList('pl-1', ['198.51.100.0/26', '2001:db8::/32'], 'partners', { maxEntries: 10 })).message).toBe(
+      'TW262 PREFIX_LIST_MAX_ENTRIES: the prefix list "partners" has maxEntries 10 but holds IPv4 and IPv6 entries; a managed prefix list has one address family. ' +
+        'Fix: split it into an IPv4 and an IPv6 prefix list, each with its own maxEntries.',
+    );
+  });
+
+  it('one prefix list declared with two maxEntries is a conflict', () => {
+    const a = Peer.prefixList('pl-1', ['198.51.100.0/26'], 'partners', { maxEntries: 10 });
+    const b = Peer.prefixList('pl-1', ['198.51.100.0/26'], 'partners', { maxEntries: 20 });
+    const err = caught(() => custom('p', [Flow.ingress(Port.tcp(22), a, 'x'), Flow.ingress(Port.tcp(443), b, 'y')]));
+    expect(err.message).toContain('TW134 PREFIX_LIST_CONFLICT at h: "partners" is declared with CIDRs [198.51.100.0/26] (maxEntries 10) in one flow and [198.51.100.0/26] (maxEntries 20) in another.');
+  });
+
+  it('packing is a function of the policy: the same policy in another order gives the same groups', () => {
+    const flows = [...v4Hosts(130), ...v6Hosts(70, 'egress')];
+    const a = groups(custom('x', flows)).map((g) => g.rules.map((s) => s.id));
+    const b = groups(custom('x', [...flows].reverse())).map((g) => g.rules.map((s) => s.id));
+    expect(b).toEqual(a);
+    expect(a).toHaveLength(3);
   });
 });
 

@@ -13,7 +13,7 @@ import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
-import { FilteredHost, FilteredHostProps } from '../constructs';
+import { FilteredHost, FilteredHostProps, TwinwallPrefixList } from '../constructs';
 import {
   ERROR_CODES,
   ErrorName,
@@ -300,9 +300,10 @@ describe('errors carry the construct path and the code', () => {
     at({ roles: [ntpClient()], vpcId: VPC, instanceMetadata: 'some' as never }, 'OPTION_INVALID');
   });
 
-  it('for a security group over its quota', () => {
-    const many = Array.from({ length: 61 }, (_, i) => Flow.ingress(Port.tcp(1000 + 2 * i), Peer.ipv4('203.0.113.0/24'), `port ${i}`));
-    at({ roles: [customRole('many', many)], vpcId: VPC }, 'SG_QUOTA_EXCEEDED');
+  it('for a network wall beyond what one network interface takes', () => {
+    const many = Array.from({ length: 301 }, (_, i) => Flow.ingress(Port.tcp(1000 + 2 * i), Peer.ipv4('203.0.113.0/24'), `port ${i}`));
+    at({ roles: [customRole('many', many)], vpcId: VPC }, 'ENI_QUOTA_EXCEEDED');
+    at({ roles: [customRole('many', many.slice(0, 61))], vpcId: VPC, maxSecurityGroups: 1 }, 'ENI_QUOTA_EXCEEDED');
   });
 
   it('for a security-group peer labelled only by a token', () => {
@@ -455,5 +456,95 @@ describe('the example app', () => {
     }
     const viaJson = buildApp(new App({ context: cdktfJson.context }));
     expect(viaJson.map((s) => s.config)).toEqual(STACK_NAMES.map((n) => cdktfJson.context.twinwall[n]));
+  });
+});
+
+describe('quota split: several security groups, all attached to the instance', () => {
+  const ports = (n: number) => Array.from({ length: n }, (_, i) => Flow.ingress(Port.tcp(1000 + 2 * i), Peer.ipv4('203.0.113.0/24'), `port ${i}`));
+
+  it('61 rules: two groups, each rule in the group the plan says, both groups on the instance', () => {
+    const { tf, host } = synthHost('big', { roles: [customRole('many', ports(61))], vpcId: VPC, instance: INSTANCE });
+    const groups = resources(tf, 'aws_security_group');
+    expect(Object.keys(groups)).toHaveLength(2);
+    expect(host.securityGroups).toHaveLength(2);
+    expect(host.securityGroup).toBe(host.securityGroups[0]);
+    const [first, second] = host.securityGroups.map((g) => g.friendlyUniqueId);
+    expect(groups[first].name_prefix).toBe('twinwall-big-');
+    expect(groups[first].description).toBe('twinwall network wall of host big');
+    expect(groups[second].name_prefix).toBe('twinwall-big-2-');
+    expect(groups[second].description).toBe('twinwall network wall of host big, part 2');
+    const rules = resources(tf, 'aws_vpc_security_group_ingress_rule');
+    expect(Object.keys(rules)).toHaveLength(61);
+    const plan = host.rendering.securityGroups.groups;
+    expect(plan.map((g) => g.rules.length)).toEqual([60, 1]);
+    const planned = new Map(plan.flatMap((g) => g.rules.map((spec) => [spec.id, g.index] as const)));
+    expect(host.ingressRules).toHaveLength(61);
+    for (const rule of host.ingressRules) {
+      const index = planned.get(rule.node.id) as number;
+      expect(rules[rule.friendlyUniqueId].security_group_id).toBe(`\${aws_security_group.${host.securityGroups[index].friendlyUniqueId}.id}`);
+    }
+    expect(plan[1].rules.map((r) => r.id)).toEqual(['ingress-tcp-1120-from-203-0-113-0-24']);
+    const instance = Object.values(resources(tf, 'aws_instance'))[0];
+    expect(instance.vpc_security_group_ids).toEqual([`\${aws_security_group.${first}.id}`, `\${aws_security_group.${second}.id}`]);
+  });
+
+  it('growing past 60 rules keeps every construct id, the first group included', () => {
+    const paths = (n: number) => {
+      const { host } = synthHost('grow', { roles: [customRole('many', ports(n))], vpcId: VPC });
+      return host.node.findAll().map((c) => c.node.path);
+    };
+    const before = paths(60);
+    const after = paths(61);
+    for (const p of before) expect(after).toContain(p);
+    expect(after.filter((p) => !before.includes(p)).sort()).toEqual(['stack/grow/SecurityGroup2', 'stack/grow/ingress-tcp-1120-from-203-0-113-0-24'].sort());
+  });
+});
+
+describe('TwinwallPrefixList: an aws_ec2_managed_prefix_list and the peer that references it', () => {
+  it('creates the list and counts each referencing rule as its max entries', () => {
+    let list: TwinwallPrefixList | undefined;
+    const { tf, hosts } = synth((scope) => {
+      list = new TwinwallPrefixList(scope, 'partners', { cidrs: ['198.51.100.0/26', '198.51.100.128/26'], maxEntries: 40 });
+      return [
+        new FilteredHost(scope, 'gw', {
+          roles: [customRole('partnerApi', [Flow.ingress(Port.tcp(443), list.peer, 'partner API'), Flow.ingress(Port.tcp(8443), list.peer, 'partner API, test')])],
+          vpcId: VPC,
+          instance: INSTANCE,
+        }),
+      ];
+    });
+    const lists = Object.values(resources(tf, 'aws_ec2_managed_prefix_list'));
+    expect(lists).toEqual([
+      {
+        name: 'partners',
+        address_family: 'IPv4',
+        max_entries: 40,
+        entry: [
+          { cidr: '198.51.100.0/26', description: 'twinwall: partners' },
+          { cidr: '198.51.100.128/26', description: 'twinwall: partners' },
+        ],
+        tags: { Name: 'partners' },
+      },
+    ]);
+    // Two rules of 40 each: 80 IPv4 ingress rules as AWS counts them, so two groups.
+    const gw = hosts.gw;
+    expect(gw.rendering.securityGroups.groups.map((g) => g.counts.ingress[4])).toEqual([40, 40]);
+    const rules = Object.values(resources(tf, 'aws_vpc_security_group_ingress_rule'));
+    expect(rules.map((r: Json) => r.prefix_list_id)).toEqual([`\${aws_ec2_managed_prefix_list.${(list as TwinwallPrefixList).resource.friendlyUniqueId}.id}`, expect.any(String)]);
+    // The host wall matches the list's CIDRs.
+    expect(gw.rendering.iptables.v4).toContain('-A tw-in -s 198.51.100.128/26 -p tcp -m tcp --dport 443');
+  });
+
+  it('refuses a list of both families, and a maxEntries beyond 60 at the group', () => {
+    expectTwinwallError(() => Testing.synthScope((scope) => new TwinwallPrefixList(scope, 'mixed', { cidrs: ['198.51.100.0/26', '2001:db8::/32'] })), 'PREFIX_LIST_MAX_ENTRIES', 'stack/mixed');
+    expectTwinwallError(
+      () =>
+        Testing.synthScope((scope) => {
+          const big = new TwinwallPrefixList(scope, 'big', { cidrs: ['198.51.100.0/26'], maxEntries: 100 });
+          new FilteredHost(scope, 'gw', { roles: [customRole('api', [Flow.ingress(Port.tcp(443), big.peer, 'api')])], vpcId: VPC });
+        }),
+      'SG_QUOTA_EXCEEDED',
+      'stack/gw',
+    );
   });
 });

@@ -10,6 +10,9 @@ import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
 import { Cidr, HostPolicy, HostRendering, MetadataAccess, Peer, Role, SgRuleSpec, TwinwallError, renderHost, show } from '../lib';
+import { hostCidrsTags } from '../lib/check/record';
+import { Suppression, SuppressionInput, checkSuppressions, suppressionTags } from '../lib/lint';
+import { TwinwallLint } from './lint';
 
 /** Settings for the optional aws_instance FilteredHost creates. */
 export interface FilteredHostInstanceProps {
@@ -48,8 +51,27 @@ export interface FilteredHostProps {
   readonly addresses?: readonly string[];
   /** When given, FilteredHost also creates the aws_instance, wired to the group and user-data. */
   readonly instance?: FilteredHostInstanceProps;
+  /**
+   * Lint findings this host accepts, each with the reason why (e.g. { id: "TWL002", reason:
+   * "bastion: admins connect from changing networks; sshd takes keys and MFA only" }). A
+   * suppression without a reason is an error (TW251). The reasons are recorded as tags on the
+   * host's security group and shown by `twinwall report`. Ids: docs/lint.md.
+   */
+  readonly suppressions?: readonly SuppressionInput[];
   /** Extra tags for the security group and the instance. */
   readonly tags?: Readonly<Record<string, string>>;
+  /**
+   * How many security groups the network wall may be split across when one group's quota (60
+   * rules per direction per address family) is not enough: 1 to 5, default 5 (all a network
+   * interface takes). Lower it when the instance carries groups of its own.
+   */
+  readonly maxSecurityGroups?: number;
+  /**
+   * Host wall: a set of more than this many addresses (of one family, matched with the same
+   * protocol and ports) becomes an ipset `hash:net` set matched by one rule, instead of one rule
+   * per address. Default 16; `Infinity` keeps every rule linear.
+   */
+  readonly ipsetThreshold?: number;
 }
 
 /** cdktf's encoding of an unresolved token; it must never reach the rendered host wall. */
@@ -70,8 +92,15 @@ export class FilteredHost extends Construct {
   public readonly policy: HostPolicy;
   /** Every rendering of the policy (security-group specs, iptables text, user-data). */
   public readonly rendering: HostRendering;
-  /** The network wall: one group, no inline rules. */
+  /** The network wall's first group (the one `asPeer()` references); no inline rules. */
   public readonly securityGroup: SecurityGroup;
+  /**
+   * Every group of the network wall, all attached to the instance: one, unless the quota forced
+   * a split (`rendering.securityGroups.groups` says which rule went where).
+   */
+  public readonly securityGroups: readonly SecurityGroup[];
+  /** The groups' ids (tokens), in the order of `securityGroups`. */
+  public readonly securityGroupIds: readonly string[];
   /** The rule resources, in the order of the rendered specs. */
   public readonly ingressRules: readonly VpcSecurityGroupIngressRule[];
   public readonly egressRules: readonly VpcSecurityGroupEgressRule[];
@@ -86,13 +115,19 @@ export class FilteredHost extends Construct {
   public readonly instance?: Instance;
   /** The CIDRs `asPeer()` gives other hosts' host walls: `addresses`, else the fixed private IP. */
   public readonly addresses?: readonly string[];
+  /** The lint findings this host suppresses, with their reasons (validated). */
+  public readonly lintSuppressions: readonly Suppression[];
 
   public constructor(scope: Construct, id: string, props: FilteredHostProps) {
     super(scope, id);
     try {
       this.policy = FilteredHost.policyFrom(id, props);
+      this.lintSuppressions = checkSuppressions(props.suppressions);
       requireText(props.vpcId, 'vpcId', 'vpc.id or "vpc-0123456789abcdef0"');
-      this.rendering = renderHost(this.policy);
+      this.rendering = renderHost(this.policy, {}, {
+        ...(props.maxSecurityGroups !== undefined ? { maxSecurityGroups: props.maxSecurityGroups } : {}),
+        ...(props.ipsetThreshold !== undefined ? { ipsetThreshold: props.ipsetThreshold } : {}),
+      });
       this.cloudConfig = this.rendering.userData.cloudConfig;
       this.userDataBase64 = this.rendering.userData.base64;
       if (TOKEN_TEXT.test(this.cloudConfig)) {
@@ -116,24 +151,38 @@ export class FilteredHost extends Construct {
       // without fighting them. twinwall relies on that: every egress rule is written
       // explicitly, so an egress rule missing from the policy really is denied.
       // The description stays constant (changing it replaces the group); roles go in the tags.
-      this.securityGroup = new SecurityGroup(this, 'SecurityGroup', {
-        namePrefix: `twinwall-${hostName}-`,
-        description: `twinwall network wall of host ${hostName}`,
-        vpcId: props.vpcId,
-        tags: {
-          Name: hostName,
-          'twinwall:host': hostName,
-          'twinwall:roles': this.policy.roles.map((r) => r.name).join(' '),
-          ...tags,
-        },
-        // A replaced group (new VPC, say) is created first, so instances can move to it.
-        lifecycle: { createBeforeDestroy: true },
-      });
+      // More than one group only when the quota forces a split: the first keeps its id, name
+      // and description, so a host that grows past 60 rules gains groups without replacing it.
+      this.securityGroups = this.rendering.securityGroups.groups.map(
+        (plan) =>
+          new SecurityGroup(this, plan.index === 0 ? 'SecurityGroup' : `SecurityGroup${plan.index + 1}`, {
+            namePrefix: plan.index === 0 ? `twinwall-${hostName}-` : `twinwall-${hostName}-${plan.index + 1}-`,
+            description: plan.index === 0 ? `twinwall network wall of host ${hostName}` : `twinwall network wall of host ${hostName}, part ${plan.index + 1}`,
+            vpcId: props.vpcId,
+            tags: {
+              Name: plan.index === 0 ? hostName : `${hostName}-${plan.index + 1}`,
+              'twinwall:host': hostName,
+              'twinwall:roles': this.policy.roles.map((r) => r.name).join(' '),
+              ...(plan.index === 0 ? suppressionTags(this.lintSuppressions) : {}),
+              ...tags,
+            },
+            // A replaced group (new VPC, say) is created first, so instances can move to it.
+            lifecycle: { createBeforeDestroy: true },
+          }),
+      );
+      this.securityGroup = this.securityGroups[0];
 
+      // Rule construct ids come from rule content alone and are children of the host, not of a
+      // group: a rule that moves to another group keeps its address in the plan.
+      // Each group's id is read once: every read of `.id` makes a new cdktf token, and cdktf
+      // records a full stack trace for each, which is most of the construct's synth time.
+      this.securityGroupIds = this.securityGroups.map((g) => g.id);
+      const groupOf = new Map<string, string>();
+      for (const plan of this.rendering.securityGroups.groups) for (const spec of plan.rules) groupOf.set(spec.id, this.securityGroupIds[plan.index]);
       const ingress: VpcSecurityGroupIngressRule[] = [];
       const egress: VpcSecurityGroupEgressRule[] = [];
       for (const spec of this.rendering.securityGroups.rules) {
-        const config = this.ruleConfig(spec);
+        const config = this.ruleConfig(spec, groupOf.get(spec.id) as string);
         if (spec.direction === 'ingress') ingress.push(new VpcSecurityGroupIngressRule(this, spec.id, config));
         else egress.push(new VpcSecurityGroupEgressRule(this, spec.id, config));
       }
@@ -150,6 +199,8 @@ export class FilteredHost extends Construct {
       }
 
       if (props.instance !== undefined) this.instance = this.createInstance(props.instance, hostName, tags);
+      // Lint at synth (constructs/lint.ts): added once per stack, errors fail synth.
+      TwinwallLint.ensure(this);
     } catch (e) {
       if (e instanceof TwinwallError) throw e.within(this.node.path);
       throw e;
@@ -171,14 +222,14 @@ export class FilteredHost extends Construct {
     }
   }
 
-  private ruleConfig(spec: SgRuleSpec) {
+  private ruleConfig(spec: SgRuleSpec, securityGroupId: string) {
     const targets = [spec.cidrIpv4, spec.cidrIpv6, spec.referencedSecurityGroupId, spec.prefixListId].filter((t) => t !== undefined);
     if (targets.length !== 1) {
       // The renderer guarantees exactly one; the provider would reject anything else at apply.
       throw new Error(`twinwall bug: security-group rule spec ${spec.id} has ${targets.length} targets`);
     }
     return {
-      securityGroupId: this.securityGroup.id,
+      securityGroupId,
       description: spec.description,
       ipProtocol: spec.ipProtocol,
       ...(spec.fromPort !== undefined ? { fromPort: spec.fromPort } : {}),
@@ -187,7 +238,18 @@ export class FilteredHost extends Construct {
       ...(spec.cidrIpv6 !== undefined ? { cidrIpv6: spec.cidrIpv6 } : {}),
       ...(spec.referencedSecurityGroupId !== undefined ? { referencedSecurityGroupId: spec.referencedSecurityGroupId } : {}),
       ...(spec.prefixListId !== undefined ? { prefixListId: spec.prefixListId } : {}),
+      // A reference's host-side CIDRs, recorded for `twinwall check` (lib/check/record.ts): the
+      // host wall matches them, and the checker must find them in the artefacts alone.
+      ...this.referenceRecord(spec),
     };
+  }
+
+  private referenceRecord(spec: SgRuleSpec): { tags?: Record<string, string> } {
+    const target = this.policy.rules
+      .map((r) => r.target)
+      .find((t) => (t.kind === 'securityGroup' && t.groupId === spec.referencedSecurityGroupId) || (t.kind === 'prefixList' && t.prefixListId === spec.prefixListId));
+    if (target === undefined || target.kind === 'cidr') return {};
+    return { tags: hostCidrsTags(target.hostCidrs.map((c) => c.text)) };
   }
 
   private createInstance(props: FilteredHostInstanceProps, hostName: string, tags: Record<string, string>): Instance {
@@ -202,8 +264,8 @@ export class FilteredHost extends Construct {
       ...(props.privateIp !== undefined ? { privateIp: props.privateIp } : {}),
       ...(props.associatePublicIpAddress !== undefined ? { associatePublicIpAddress: props.associatePublicIpAddress } : {}),
       ...(props.iamInstanceProfile !== undefined ? { iamInstanceProfile: props.iamInstanceProfile } : {}),
-      // Only this host's group: any other group would widen the network wall beyond the policy.
-      vpcSecurityGroupIds: [this.securityGroup.id],
+      // Only this host's groups: any other group would widen the network wall beyond the policy.
+      vpcSecurityGroupIds: [...this.securityGroupIds],
       // The host never forwards: packets it did not originate are not its to send.
       sourceDestCheck: true,
       // IMDSv2 only (session tokens), which blunts SSRF reads of the instance credentials.

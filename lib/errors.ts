@@ -56,6 +56,20 @@ export const ERROR_CODES = {
   SG_RULE_ID_COLLISION: 'TW223',
   /** The user-data exceeds EC2's 16,384 bytes even gzip-compressed. */
   USER_DATA_TOO_LARGE: 'TW224',
+  /** The network wall needs more than 5 security groups, or more than 1,000 rules, on one network interface. */
+  ENI_QUOTA_EXCEEDED: 'TW261',
+  /** A prefix list's maxEntries is below its entry count, above 1,000, or given for a list of both families. */
+  PREFIX_LIST_MAX_ENTRIES: 'TW262',
+  /** A lint suppression without a written reason (the report shows the reason). */
+  LINT_SUPPRESSION_NO_REASON: 'TW251',
+  /** A lint suppression naming an id that is not in the lint catalog. */
+  LINT_UNKNOWN_ID: 'TW252',
+  /** One lint id suppressed twice on the same host. */
+  LINT_SUPPRESSION_DUPLICATE: 'TW253',
+  /** `twinwall learn` was given no log to read. */
+  LEARN_NO_INPUT: 'TW271',
+  /** A VPC Flow Logs format (header line or --flow-log-format) that learn cannot use. */
+  FLOW_LOG_FORMAT_INVALID: 'TW272',
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CODES;

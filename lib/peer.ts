@@ -9,6 +9,14 @@ import { requireLiteral } from './tokens';
 
 export type PeerKind = 'cidr' | 'securityGroup' | 'prefixList';
 
+/** AWS: a customer-managed prefix list holds at most 1,000 entries (its max_entries). */
+export const PREFIX_LIST_MAX_ENTRIES_LIMIT = 1000;
+
+export interface PrefixListOptions {
+  /** The list's max_entries (what AWS counts against the quota); default: the entries given. */
+  readonly maxEntries?: number;
+}
+
 /**
  * Addresses of the EC2 services that AWS security groups never filter: the host wall alone
  * decides whether a process may reach them.
@@ -94,9 +102,11 @@ export class Peer {
 
   /**
    * A managed prefix list, referenced by id on the network wall, with the CIDRs it holds for the
-   * host wall.
+   * host wall. `maxEntries` is the list's `max_entries`: AWS counts a referenced list as that
+   * many rules of its family against the security group's quota. Without it twinwall counts the
+   * entries given, which is a lower bound (a customer-managed list usually has room to grow).
    */
-  public static prefixList(prefixListId: string, cidrs: readonly string[], label?: string): Peer {
+  public static prefixList(prefixListId: string, cidrs: readonly string[], label?: string, options: PrefixListOptions = {}): Peer {
     nonEmptyId(prefixListId, 'Prefix list id', '"pl-0123456789abcdef0"');
     if (!Array.isArray(cidrs) || cidrs.length === 0) {
       throw new TwinwallError('PREFIX_LIST_EMPTY', {
@@ -105,7 +115,27 @@ export class Peer {
         fix: 'pass the entries of the prefix list as CIDRs, e.g. Peer.prefixList("pl-0123…", ["198.51.100.0/24"]).',
       });
     }
-    return new Peer('prefixList', prefixListId, cidrs.map((c) => Cidr.of(c)), label ?? `prefix list ${prefixListId}`);
+    const parsed = cidrs.map((c) => Cidr.of(c));
+    const maxEntries = options.maxEntries;
+    if (maxEntries !== undefined) {
+      const name = show(label ?? prefixListId);
+      const families = new Set(parsed.map((c) => c.family));
+      if (families.size > 1) {
+        throw new TwinwallError('PREFIX_LIST_MAX_ENTRIES', {
+          value: maxEntries,
+          problem: `the prefix list ${name} has maxEntries ${show(maxEntries)} but holds IPv4 and IPv6 entries; a managed prefix list has one address family.`,
+          fix: 'split it into an IPv4 and an IPv6 prefix list, each with its own maxEntries.',
+        });
+      }
+      if (typeof maxEntries !== 'number' || !Number.isInteger(maxEntries) || maxEntries < parsed.length || maxEntries > PREFIX_LIST_MAX_ENTRIES_LIMIT) {
+        throw new TwinwallError('PREFIX_LIST_MAX_ENTRIES', {
+          value: maxEntries,
+          problem: `the prefix list ${name} has maxEntries ${show(maxEntries)}, but it holds ${parsed.length} entries and AWS allows at most ${PREFIX_LIST_MAX_ENTRIES_LIMIT}.`,
+          fix: `give a whole number from ${parsed.length} to ${PREFIX_LIST_MAX_ENTRIES_LIMIT} (the list's max_entries; every rule referencing it counts that many rules).`,
+        });
+      }
+    }
+    return new Peer('prefixList', prefixListId, parsed, label ?? `prefix list ${prefixListId}`, maxEntries);
   }
 
   /**
@@ -149,12 +179,15 @@ export class Peer {
   public readonly hostCidrs: readonly Cidr[];
   /** Short human label for descriptions and reports. */
   public readonly label: string;
+  /** Prefix lists only: the list's max_entries, when known (what AWS counts against the quota). */
+  public readonly maxEntries?: number;
 
-  private constructor(kind: PeerKind, id: string, hostCidrs: readonly Cidr[], label: string) {
+  private constructor(kind: PeerKind, id: string, hostCidrs: readonly Cidr[], label: string, maxEntries?: number) {
     this.kind = kind;
     this.id = id;
     this.hostCidrs = Object.freeze([...hostCidrs]);
     this.label = label;
+    if (maxEntries !== undefined) this.maxEntries = maxEntries;
     Object.freeze(this);
   }
 

@@ -31,7 +31,7 @@ export interface Provenance {
 export type RuleTarget =
   | { readonly kind: 'cidr'; readonly cidr: Cidr }
   | { readonly kind: 'securityGroup'; readonly groupId: string; readonly label: string; readonly hostCidrs: readonly Cidr[] }
-  | { readonly kind: 'prefixList'; readonly prefixListId: string; readonly label: string; readonly hostCidrs: readonly Cidr[] };
+  | { readonly kind: 'prefixList'; readonly prefixListId: string; readonly label: string; readonly hostCidrs: readonly Cidr[]; readonly maxEntries?: number };
 
 /** One normalised rule: one direction, one protocol/port range, one target. */
 export class PolicyRule {
@@ -194,7 +194,7 @@ function cidrListKey(cidrs: readonly Cidr[]): string {
 export function normalise(flows: readonly AttributedFlow[]): PolicyRule[] {
   const cidrBuckets = new Map<string, { direction: Direction; family: Family; entries: CidrEntry[] }>();
   const refBuckets = new Map<string, RefBucket>();
-  const refCidrs = new Map<string, { list: readonly Cidr[]; label: string }>();
+  const refCidrs = new Map<string, { list: readonly Cidr[]; label: string; maxEntries?: number }>();
 
   for (const a of flows) {
     const { flow } = a;
@@ -211,15 +211,15 @@ export function normalise(flows: readonly AttributedFlow[]): PolicyRule[] {
     }
     const idKey = `${peer.kind}|${peer.id}`;
     const prior = refCidrs.get(idKey);
-    if (prior && cidrListKey(prior.list) !== cidrListKey(peer.hostCidrs)) {
+    if (prior && (cidrListKey(prior.list) !== cidrListKey(peer.hostCidrs) || prior.maxEntries !== peer.maxEntries)) {
       const name = peer.kind === 'securityGroup' ? 'SG_HOST_CIDR_CONFLICT' : 'PREFIX_LIST_CONFLICT';
       throw new TwinwallError(name, {
         value: peer.id,
-        problem: `${show(peer.label)} is declared with CIDRs [${cidrListKey(prior.list)}] in one flow and [${cidrListKey(peer.hostCidrs)}] in another.`,
+        problem: `${show(peer.label)} is declared with CIDRs [${cidrListKey(prior.list)}]${prior.maxEntries === undefined ? '' : ` (maxEntries ${prior.maxEntries})`} in one flow and [${cidrListKey(peer.hostCidrs)}]${peer.maxEntries === undefined ? '' : ` (maxEntries ${peer.maxEntries})`} in another.`,
         fix: 'declare the peer once (const app = Peer.securityGroup(…)) and reuse it, so both walls see one definition.',
       });
     }
-    refCidrs.set(idKey, { list: peer.hostCidrs, label: peer.label });
+    refCidrs.set(idKey, { list: peer.hostCidrs, label: peer.label, ...(peer.maxEntries !== undefined ? { maxEntries: peer.maxEntries } : {}) });
     const key = `${flow.direction}|${idKey}`;
     let b = refBuckets.get(key);
     if (!b) {
@@ -227,7 +227,7 @@ export function normalise(flows: readonly AttributedFlow[]): PolicyRule[] {
       const target: RuleTarget =
         peer.kind === 'securityGroup'
           ? { kind: 'securityGroup', groupId: peer.id, label: peer.label, hostCidrs: sorted }
-          : { kind: 'prefixList', prefixListId: peer.id, label: peer.label, hostCidrs: sorted };
+          : { kind: 'prefixList', prefixListId: peer.id, label: peer.label, hostCidrs: sorted, ...(peer.maxEntries !== undefined ? { maxEntries: peer.maxEntries } : {}) };
       refBuckets.set(key, (b = { direction: flow.direction, target, entries: [] }));
     }
     b.entries.push({ protocol: flow.port.protocol, lo, hi, prov });
@@ -284,7 +284,11 @@ function normaliseCidrBucket(direction: Direction, family: Family, entries: read
     // to ports-first). Each is a function of the admitted traffic alone, so the choice is too.
     const portsFirst = portsFirstLayout(protocol, mine, allSet);
     const addressFirst = addressFirstLayout(protocol, family, mine, allSet);
-    const layout = ruleCount(addressFirst, allSet) < ruleCount(portsFirst, allSet) ? addressFirst : portsFirst;
+    let layout = ruleCount(addressFirst, allSet) < ruleCount(portsFirst, allSet) ? addressFirst : portsFirst;
+    // Neither canonical layout is always minimal (two ranges that overlap in a staircase, say).
+    // A third, found by exact search, replaces them only when it is strictly smaller.
+    const exact = exactLayout(protocol, family, mine, allSet, ruleCount(layout, allSet));
+    if (exact !== undefined) layout = exact;
     for (const item of layout) {
       for (const cidr of item.set.toCidrs()) {
         const one = AddressSet.of(family, [cidr]);
@@ -358,6 +362,204 @@ function addressFirstLayout(protocol: Protocol, family: Family, mine: readonly C
     }
   }
   return [...byPort.values()].map(({ port, cells }) => ({ port, set: AddressSet.fromIntervals(family, cells).union(allSet) }));
+}
+
+/** Search limits of the exact layout: beyond them the canonical layouts stand. */
+const EXACT_MAX_WORK = 1_000_000;
+const EXACT_MAX_NODES = 50_000;
+
+/**
+ * The fewest rules admitting exactly this protocol's traffic, by exact search, when that beats
+ * `toBeat`; otherwise (or when the search would be too large) undefined.
+ *
+ * The structure searched is a function of the admitted traffic alone: the port axis is cut where
+ * the admitted addresses change (the ports-first pieces, plus ICMP type boundaries), the address
+ * axis where any piece's addresses (or A) start or end. Candidate rules are a run of pieces (ICMP:
+ * everything, one type, or one code) times a maximal CIDR inside the addresses admitted over the
+ * whole run (A counts as admitted: it is covered anyway). Every minimal cover can be widened into
+ * such candidates rule for rule. A branch and bound search over them, in a fixed order, keeps the
+ * first smallest cover it meets, so the result is deterministic.
+ */
+function exactLayout(protocol: Protocol, family: Family, mine: readonly CidrEntry[], allSet: AddressSet, toBeat: number): LayoutItem[] | undefined {
+  if (toBeat <= 1) return undefined;
+  const pieces = sweep<AddressSet>(mine, (covering) => covering.reduce((acc, e) => acc.union((e as CidrEntry).set), allSet), (set) => set.key);
+  const icmp = isIcmpProtocol(protocol);
+  const pcuts = new Set<number>([0, 65536]);
+  for (const p of pieces) {
+    pcuts.add(p.lo).add(p.hi + 1);
+    if (icmp) pcuts.add(Math.floor(p.lo / 256) * 256).add(Math.floor(p.hi / 256) * 256 + 256);
+  }
+  let pc = [...pcuts].sort((x, y) => x - y);
+  const setAt = (v: number): AddressSet => pieces.find((p) => p.lo <= v && p.hi >= v)?.value ?? allSet;
+  if (icmp) {
+    // A piece of several codes inside one type is covered by that type's rule wherever the whole
+    // type is admitted. Where it is not (merged single codes: "type 0 code 0" and "code 1"), only
+    // one-code rules fit, so the piece is cut into its codes.
+    // Likewise a piece of several whole types is covered by "every type" wherever all of ICMP is
+    // admitted; where it is not (merged one-type flows), it is cut into its types.
+    let everything = allSet.union(setAt(0));
+    for (const v of pc.slice(0, -1)) everything = everything.intersect(setAt(v));
+    const types = new Set(pc);
+    for (let i = 0; i + 1 < pc.length; i++) {
+      const [lo, next] = [pc[i], pc[i + 1]];
+      if (next - lo > 256 && !setAt(lo).subtract(everything).isEmpty) for (let v = lo + 256; v < next; v += 256) types.add(v);
+    }
+    pc = [...types].sort((x, y) => x - y);
+    const fine = new Set(pc);
+    for (let i = 0; i + 1 < pc.length; i++) {
+      const [lo, next] = [pc[i], pc[i + 1]];
+      const type = Math.floor(lo / 256);
+      if (next - lo <= 1 || type !== Math.floor((next - 1) / 256) || (lo % 256 === 0 && next - lo === 256)) continue;
+      let whole = setAt(lo);
+      for (let k = 0; k + 1 < pc.length; k++) if (Math.floor(pc[k] / 256) === type) whole = whole.intersect(setAt(pc[k]));
+      if (!setAt(lo).subtract(whole).isEmpty) for (let v = lo + 1; v < next; v++) fine.add(v);
+    }
+    pc = [...fine].sort((x, y) => x - y);
+  }
+  const segs = pc.slice(0, -1).map((lo, i) => ({ lo, hi: pc[i + 1] - 1, set: setAt(lo) }));
+  const acuts = new Set<bigint>([0n, 1n << BigInt(familyBitsOf(family))]);
+  for (const seg of segs) for (const [a, b] of seg.set.intervals) acuts.add(a).add(b + 1n);
+  for (const [a, b] of allSet.intervals) acuts.add(a).add(b + 1n);
+  const ac = [...acuts].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const elems: Interval[] = ac.slice(0, -1).map((a, i) => [a, ac[i + 1] - 1n]);
+  const runs: [number, number][] = [];
+  if (icmp) {
+    runs.push([0, segs.length - 1]);
+    for (let i = 0; i < segs.length; i++) {
+      if (segs[i].lo % 256 !== 0) continue;
+      let k = i;
+      while (k < segs.length && segs[k].hi < segs[i].lo + 255) k++;
+      if (k < segs.length && segs[k].hi === segs[i].lo + 255 && k > i) runs.push([i, k]);
+      else if (k === i && segs[i].hi === segs[i].lo + 255) runs.push([i, i]);
+    }
+    for (let i = 0; i < segs.length; i++) if (segs[i].lo === segs[i].hi) runs.push([i, i]);
+  } else {
+    for (let i = 0; i < segs.length; i++) for (let k = i; k < segs.length; k++) runs.push([i, k]);
+  }
+  if (runs.length * segs.length * elems.length > EXACT_MAX_WORK) return undefined;
+  const admitted = segs.map((seg) => elems.map(([a]) => seg.set.contains(a)));
+  const dontCare = elems.map(([a]) => allSet.contains(a));
+  // Candidates: run × maximal block of what the whole run admits.
+  const rects: { run: [number, number]; cidr: Cidr }[] = [];
+  for (const run of runs) {
+    const ok: Interval[] = [];
+    for (let j = 0; j < elems.length; j++) {
+      let all = true;
+      for (let i = run[0]; i <= run[1] && all; i++) all = admitted[i][j];
+      if (all) ok.push(elems[j]);
+    }
+    for (const cidr of AddressSet.fromIntervals(family, ok).toCidrs()) rects.push({ run, cidr });
+  }
+  // Cells: piece × atom (address intervals refined by every candidate block) that must be covered.
+  const atomCuts = new Set<bigint>(ac);
+  for (const r of rects) atomCuts.add(r.cidr.first).add(r.cidr.last + 1n);
+  const atc = [...atomCuts].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const atomStarts = atc.slice(0, -1);
+  const elemIndex = (address: bigint): number => {
+    let lo = 0;
+    let hi = elems.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (elems[mid][0] <= address) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  const cellOf = new Map<string, number>();
+  for (let i = 0; i < segs.length; i++) {
+    atomStarts.forEach((a, t) => {
+      const j = elemIndex(a);
+      if (!dontCare[j] && admitted[i][j]) cellOf.set(`${i}:${t}`, cellOf.size);
+    });
+  }
+  if (cellOf.size === 0) return undefined;
+  const sets: { rect: number; cells: number[] }[] = [];
+  rects.forEach((r, index) => {
+    const cells: number[] = [];
+    for (let i = r.run[0]; i <= r.run[1]; i++) {
+      atomStarts.forEach((a, t) => {
+        if (a < r.cidr.first || a > r.cidr.last) return;
+        const id = cellOf.get(`${i}:${t}`);
+        if (id !== undefined) cells.push(id);
+      });
+    }
+    if (cells.length > 0) sets.push({ rect: index, cells });
+  });
+  const reachable = new Set(sets.flatMap((x) => x.cells));
+  if (reachable.size !== cellOf.size) return undefined; // cannot happen; never emit a partial cover
+  const chosen = exactCover(cellOf.size, sets, toBeat);
+  if (chosen === undefined) return undefined;
+  return chosen.map((index) => {
+    const { run, cidr } = rects[index];
+    const [port] = Port.fromSpan(protocol, segs[run[0]].lo, segs[run[1]].hi);
+    return { port, set: AddressSet.of(family, [cidr]) };
+  });
+}
+
+function isIcmpProtocol(protocol: Protocol): boolean {
+  return protocol === 'icmp' || protocol === 'icmpv6';
+}
+
+function familyBitsOf(family: Family): number {
+  return family === 4 ? 32 : 128;
+}
+
+/**
+ * Minimum set cover by branch and bound, component by component, in a fixed order: returns the
+ * chosen sets (their `rect` numbers) when the cover has fewer than `toBeat` members, else
+ * undefined (also when the search runs out of nodes).
+ */
+function exactCover(n: number, input: readonly { rect: number; cells: number[] }[], toBeat: number): number[] | undefined {
+  // Drop dominated sets (a subset of another's cells); the earlier of two equal sets stays.
+  const sets = input.filter((s, i) => {
+    const mine = new Set(s.cells);
+    return !input.some((t, k) => k !== i && (t.cells.length > s.cells.length || (t.cells.length === s.cells.length && k < i)) && s.cells.every((c) => t.cells.includes(c)) && mine.size <= t.cells.length);
+  });
+  const parent = Array.from({ length: n }, (_, i) => i);
+  const find = (x: number): number => (parent[x] === x ? x : (parent[x] = find(parent[x])));
+  for (const s of sets) for (const c of s.cells) parent[find(c)] = find(s.cells[0]);
+  const components = new Map<number, { rect: number; cells: number[] }[]>();
+  for (const s of sets) {
+    const root = find(s.cells[0]);
+    const list = components.get(root) ?? [];
+    list.push(s);
+    components.set(root, list);
+  }
+  const out: number[] = [];
+  let nodes = 0;
+  for (const comp of components.values()) {
+    const cells = [...new Set(comp.flatMap((s) => s.cells))].sort((a, b) => a - b);
+    const local = new Map(cells.map((c, i) => [c, i]));
+    const members = comp.map((s) => s.cells.map((c) => local.get(c) as number));
+    const byCell: number[][] = cells.map(() => []);
+    members.forEach((m, k) => m.forEach((c) => byCell[c].push(k)));
+    const biggest = Math.max(...members.map((m) => m.length));
+    const count = new Array<number>(cells.length).fill(0);
+    let uncovered = cells.length;
+    let best: number[] | undefined;
+    const path: number[] = [];
+    const search = (): void => {
+      if (++nodes > EXACT_MAX_NODES) return;
+      if (uncovered === 0) {
+        if (best === undefined || path.length < best.length) best = [...path];
+        return;
+      }
+      if (best !== undefined && path.length + Math.ceil(uncovered / biggest) >= best.length) return;
+      let pick = -1;
+      for (let c = 0; c < cells.length; c++) if (count[c] === 0 && (pick < 0 || byCell[c].length < byCell[pick].length)) pick = c;
+      for (const k of byCell[pick]) {
+        for (const c of members[k]) if (count[c]++ === 0) uncovered--;
+        path.push(k);
+        search();
+        path.pop();
+        for (const c of members[k]) if (--count[c] === 0) uncovered++;
+      }
+    };
+    search();
+    if (nodes > EXACT_MAX_NODES || best === undefined) return undefined;
+    for (const k of best) out.push(comp[k].rect);
+  }
+  return out.length < toBeat ? out : undefined;
 }
 
 /** The union of the entries' port spans as sorted, disjoint, non-adjacent intervals. */

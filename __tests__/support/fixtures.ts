@@ -62,6 +62,9 @@ export const ROLE_FIXTURES: Record<string, () => HostPolicy> = {
     ]),
   metadataAllUsers: () => HostPolicy.compose('imds', [ntpClient()], { instanceMetadata: 'all-users' }),
   metadataNone: () => HostPolicy.compose('imds', [ntpClient()], { instanceMetadata: 'none' }),
+  // 20 admin hosts: above the ipset threshold (16), so the IPv4 SSH rule becomes an ipset.
+  manyAdmins: () =>
+    HostPolicy.compose('jump', [sshAdmin({ from: [...Array.from({ length: 20 }, (_, i) => Peer.ipv4(`192.0.2.${2 * i + 1}/32`)), Peer.ipv6(ADMIN_LAN6)] })]),
   sample: () => sampleServer(),
   sampleAudit: () => sampleServer({ audit: true }),
 };

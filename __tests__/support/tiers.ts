@@ -25,9 +25,43 @@ export function onPath(command: string): Prerequisite {
   };
 }
 
+/**
+ * A tier that is too slow for every `npm test`: it runs only under CI=true or when `variable`
+ * is "1" (e.g. from its own npm script). Put it first: without the opt-in the tier is skipped
+ * with `why` before any other prerequisite is probed, and under CI=true it is always opted in,
+ * so a missing prerequisite after it still fails CI.
+ */
+export function optIn(variable: string, why: string): Prerequisite {
+  return {
+    name: `${variable}=1 or CI=true`,
+    check: () => (process.env.CI === 'true' || process.env[variable] === '1' ? undefined : why),
+  };
+}
+
 export const root: Prerequisite = {
   name: 'root',
   check: () => (process.getuid && process.getuid() === 0 ? undefined : 'not running as root'),
+};
+
+/** The ipset tool and the kernel's ip_set module (tried in a throwaway network namespace). */
+export const ipset: Prerequisite = {
+  name: 'ipset',
+  check: () => {
+    const name = `twipset${process.pid}`;
+    try {
+      execFileSync('ip', ['netns', 'add', name], { stdio: 'pipe' });
+      execFileSync('ip', ['netns', 'exec', name, 'ipset', 'create', 'probe', 'hash:net'], { stdio: 'pipe' });
+      return undefined;
+    } catch (e) {
+      return `cannot create an ipset hash:net set (${(e as Error).message.split('\n')[0]})`;
+    } finally {
+      try {
+        execFileSync('ip', ['netns', 'delete', name], { stdio: 'pipe' });
+      } catch {
+        // not created
+      }
+    }
+  },
 };
 
 export const netns: Prerequisite = {

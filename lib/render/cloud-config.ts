@@ -25,6 +25,9 @@ export const FIREWALL_UNIT = 'twinwall-firewall.service';
 export const FIREWALL_UNIT_PATH = `/etc/systemd/system/${FIREWALL_UNIT}`;
 export const IPTABLES_RESTORE = '/usr/sbin/iptables-restore';
 export const IP6TABLES_RESTORE = '/usr/sbin/ip6tables-restore';
+/** Where the address sets live when the host wall has any (ipset-persistent's convention). */
+export const IPSETS_PATH = '/etc/iptables/ipsets';
+export const IPSET = '/usr/sbin/ipset';
 
 /** The rules files hold no secret, but nobody but root needs to read them. */
 export const RULES_PERMISSIONS = '0640';
@@ -63,7 +66,10 @@ export interface UserData {
  * `Before=network-pre.target`, and with `DefaultDependencies=no` the wanting target adds no
  * ordering of its own (see docs/user-data.md for why not sysinit.target).
  */
-export function renderFirewallUnit(): string {
+export function renderFirewallUnit(options: { ipsets?: boolean } = {}): string {
+  // The address sets first: the tables refer to them by name, and a table naming a missing set
+  // does not load. `-exist` makes a second load (reload) refill the same sets.
+  const sets = options.ipsets === true;
   return [
     '[Unit]',
     'Description=twinwall host firewall (loads /etc/iptables/rules.v4 and rules.v6)',
@@ -78,8 +84,10 @@ export function renderFirewallUnit(): string {
     '[Service]',
     'Type=oneshot',
     'RemainAfterExit=yes',
+    ...(sets ? [`ExecStart=${IPSET} -exist restore -file ${IPSETS_PATH}`] : []),
     `ExecStart=${IPTABLES_RESTORE} ${RULES_V4_PATH}`,
     `ExecStart=${IP6TABLES_RESTORE} ${RULES_V6_PATH}`,
+    ...(sets ? [`ExecReload=${IPSET} -exist restore -file ${IPSETS_PATH}`] : []),
     `ExecReload=${IPTABLES_RESTORE} ${RULES_V4_PATH}`,
     `ExecReload=${IP6TABLES_RESTORE} ${RULES_V6_PATH}`,
     '',
@@ -103,13 +111,15 @@ function delimiter(base: string, text: string): string {
  * is loud (a message on the console and in /var/log/cloud-init-output.log, and a non-zero exit
  * cloud-init reports for bootcmd) but does not lock the host: see docs/user-data.md.
  */
-export function renderFirstBootScript(tables: { v4: string; v6: string }, host?: string): string {
+export function renderFirstBootScript(tables: { v4: string; v6: string; ipsets?: string }, host?: string): string {
   const who = host === undefined ? 'twinwall' : `twinwall (${host})`;
   const v4 = delimiter('TWINWALL_RULES_V4', tables.v4);
   const v6 = delimiter('TWINWALL_RULES_V6', tables.v6);
+  const sets = tables.ipsets === undefined ? [] : [`${IPSET} -exist restore <<'${delimiter('TWINWALL_IPSETS', tables.ipsets)}' || failed="$failed ipsets"`, tables.ipsets + delimiter('TWINWALL_IPSETS', tables.ipsets)];
   return [
     '# First boot only: write_files has not run yet, so the rules travel here too.',
     'failed=""',
+    ...sets,
     `${IPTABLES_RESTORE} <<'${v4}' || failed="$failed IPv4"`,
     tables.v4 + v4,
     `${IP6TABLES_RESTORE} <<'${v6}' || failed="$failed IPv6"`,
@@ -142,17 +152,19 @@ function checkTable(value: unknown, what: string): string {
 }
 
 /** Build the `#cloud-config` text (uncompressed). */
-export function renderCloudConfig(tables: { v4: string; v6: string }, options: UserDataOptions = {}): string {
+export function renderCloudConfig(tables: { v4: string; v6: string; ipsets?: string }, options: UserDataOptions = {}): string {
   if (options.host !== undefined) checkName(options.host, 'The host name');
   const v4 = checkTable(tables?.v4, 'IPv4');
   const v6 = checkTable(tables?.v6, 'IPv6');
+  const ipsets = tables?.ipsets === undefined ? undefined : checkTable(tables.ipsets, 'ipset');
   const doc = new Document(
     {
-      bootcmd: [['cloud-init-per', 'instance', FIRST_BOOT_SEMAPHORE, '/bin/sh', '-c', renderFirstBootScript({ v4, v6 }, options.host)]],
+      bootcmd: [['cloud-init-per', 'instance', FIRST_BOOT_SEMAPHORE, '/bin/sh', '-c', renderFirstBootScript({ v4, v6, ...(ipsets === undefined ? {} : { ipsets }) }, options.host)]],
       write_files: [
         { path: RULES_V4_PATH, owner: 'root:root', permissions: RULES_PERMISSIONS, content: v4 },
         { path: RULES_V6_PATH, owner: 'root:root', permissions: RULES_PERMISSIONS, content: v6 },
-        { path: FIREWALL_UNIT_PATH, owner: 'root:root', permissions: UNIT_PERMISSIONS, content: renderFirewallUnit() },
+        ...(ipsets === undefined ? [] : [{ path: IPSETS_PATH, owner: 'root:root', permissions: RULES_PERMISSIONS, content: ipsets }]),
+        { path: FIREWALL_UNIT_PATH, owner: 'root:root', permissions: UNIT_PERMISSIONS, content: renderFirewallUnit({ ipsets: ipsets !== undefined }) },
       ],
       runcmd: [['systemctl', 'enable', '--now', FIREWALL_UNIT]],
     },
@@ -188,7 +200,7 @@ export function deterministicGzip(data: Buffer): Buffer {
  * Render the user-data for a host wall. Throws USER_DATA_TOO_LARGE when even the gzip-compressed
  * document exceeds 16,384 bytes.
  */
-export function renderUserData(tables: { v4: string; v6: string }, options: UserDataOptions = {}): UserData {
+export function renderUserData(tables: { v4: string; v6: string; ipsets?: string }, options: UserDataOptions = {}): UserData {
   const cloudConfig = renderCloudConfig(tables, options);
   const plain = Buffer.from(cloudConfig, 'utf8');
   if (plain.length <= USER_DATA_LIMIT_BYTES) {

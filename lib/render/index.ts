@@ -4,8 +4,8 @@
  * installs the host wall. Adapters (constructs/, a CLI) call `renderHost` once per host.
  */
 import { HostPolicy } from '../policy';
-import { renderIptables } from './iptables';
-import { renderSecurityGroupRules } from './security-groups';
+import { IptablesRenderOptions, renderIptables } from './iptables';
+import { SecurityGroupRenderOptions, renderSecurityGroupRules } from './security-groups';
 import { renderUserData } from './cloud-config';
 
 export * from './iptables';
@@ -26,13 +26,16 @@ export interface HostRendering {
   readonly userData: ReturnType<typeof renderUserData>;
 }
 
+/** How the walls are laid out: security-group split limit, ipset threshold. */
+export type HostRenderOptions = SecurityGroupRenderOptions & IptablesRenderOptions;
+
 /**
  * Render both walls and the user-data of one host policy. Same policy → identical output. The
  * user-data names the host (`host` defaults to the policy's name).
  */
-export function renderHost(policy: HostPolicy, userDataOptions: UserDataRenderOptions = {}): HostRendering {
-  const securityGroups = renderSecurityGroupRules(policy);
-  const iptables = renderIptables(policy);
+export function renderHost(policy: HostPolicy, userDataOptions: UserDataRenderOptions = {}, options: HostRenderOptions = {}): HostRendering {
+  const securityGroups = renderSecurityGroupRules(policy, options.maxSecurityGroups === undefined ? {} : { maxSecurityGroups: options.maxSecurityGroups });
+  const iptables = renderIptables(policy, options.ipsetThreshold === undefined ? {} : { ipsetThreshold: options.ipsetThreshold });
   const userData = renderUserData(iptables, { host: policy.name, ...userDataOptions });
   return Object.freeze({ policy, securityGroups, iptables, userData });
 }

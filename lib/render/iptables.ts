@@ -19,6 +19,7 @@
 import { Cidr, Family } from '../address';
 import { Direction } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
+import { TwinwallError, show } from '../errors';
 import { HostPolicy, PolicyRule, Provenance } from '../policy';
 
 /** The rendered host wall: iptables-restore input for `iptables-restore` and `ip6tables-restore`. */
@@ -27,7 +28,33 @@ export interface IptablesRuleset {
   readonly v4: string;
   /** IPv6 rules (/etc/iptables/rules.v6). */
   readonly v6: string;
+  /**
+   * `ipset restore` input (/etc/iptables/ipsets) creating and filling the address sets the rules
+   * match with `-m set`; present only when an address set was above the threshold. It must be
+   * loaded before the tables, which refer to the sets by name.
+   */
+  readonly ipsets?: string;
 }
+
+export interface IptablesRenderOptions {
+  /**
+   * An address set of more than this many CIDRs (one family, one direction, one protocol and
+   * port match) becomes an ipset `hash:net` set matched by one rule, instead of one rule per
+   * CIDR. Default 16 (DEFAULT_IPSET_THRESHOLD); `Infinity` keeps every rule linear.
+   */
+  readonly ipsetThreshold?: number;
+}
+
+/**
+ * Above this many CIDRs an address set becomes an ipset. A linear chain costs every new
+ * connection one comparison per rule; a hash:net set costs one lookup per distinct prefix length
+ * whatever its size (docs/benchmarks.md), so a handful of rules is cheaper linear and readable,
+ * and anything longer is cheaper as a set.
+ */
+export const DEFAULT_IPSET_THRESHOLD = 16;
+
+/** hash:net holds at most this many entries unless told otherwise (`maxelem`). */
+const IPSET_DEFAULT_MAXELEM = 65536;
 
 /** The user chains twinwall creates, by purpose. */
 export const IPTABLES_CHAINS = {
@@ -128,16 +155,115 @@ function portMatch(rule: PolicyRule, family: Family): string | undefined {
   }
 }
 
-/** The `-A tw-in|tw-out …` lines of one policy rule in one family (none if it has no CIDR there). */
-function policyLines(rule: PolicyRule, family: Family): string[] {
-  const match = portMatch(rule, family);
-  if (match === undefined) return [];
+/** The `-A tw-in|tw-out …` line admitting one CIDR for one policy rule. */
+function policyLine(rule: PolicyRule, match: string, c: Cidr): string {
   const chain = rule.direction === 'ingress' ? IPTABLES_CHAINS.ingress : IPTABLES_CHAINS.egress;
   const side = rule.direction === 'ingress' ? '-s' : '-d';
-  const why = comment(describeRule(rule.because));
-  return rule.hostCidrs
-    .filter((c: Cidr) => c.family === family)
-    .map((c) => [`-A ${chain}`, c.isAny ? '' : `${side} ${c.text}`, match, why, '-j ACCEPT'].filter((s) => s !== '').join(' '));
+  return [`-A ${chain}`, c.isAny ? '' : `${side} ${c.text}`, match, comment(describeRule(rule.because)), '-j ACCEPT'].filter((s) => s !== '').join(' ');
+}
+
+/** One ipset of a host wall: a name, its family, and its CIDRs in canonical order. */
+export interface IpsetSpec {
+  readonly name: string;
+  readonly family: Family;
+  readonly cidrs: readonly Cidr[];
+}
+
+/** "tcp-22", "udp-1024-65535", "tcp-all", "icmp-3", "icmp-3-4", "icmp-all", "all". */
+function matchSlug(rule: PolicyRule): string {
+  const port = rule.port;
+  if (port.protocol === 'all') return 'all';
+  if (port.protocol === 'tcp' || port.protocol === 'udp') {
+    if (port.isAll) return `${port.protocol}-all`;
+    return port.from === port.to ? `${port.protocol}-${port.from}` : `${port.protocol}-${port.from}-${port.to}`;
+  }
+  if (port.icmpType === undefined) return `${port.protocol}-all`;
+  return port.icmpCode === undefined ? `${port.protocol}-${port.icmpType}` : `${port.protocol}-${port.icmpType}-${port.icmpCode}`;
+}
+
+/** The set's name: "tw4-in-tcp-22" (family, direction, match); at most 23 of ipset's 31 characters. */
+export function ipsetName(family: Family, direction: Direction, rule: PolicyRule): string {
+  return `tw${family}-${direction === 'ingress' ? 'in' : 'out'}-${matchSlug(rule)}`;
+}
+
+interface PolicySection {
+  readonly lines: string[];
+  readonly sets: IpsetSpec[];
+}
+
+/**
+ * The policy's lines in one family. Rules that share a direction and a protocol/port match form
+ * one address set; a set of more than `threshold` CIDRs (0.0.0.0/0 and ::/0 aside: hash:net has no
+ * /0, and they stay one line each) becomes one `-m set` line where its first rule was, the rest
+ * stay one line per rule and CIDR. Every line is an ACCEPT, so order does not change what is
+ * admitted; canonical order keeps the output stable.
+ */
+function policySection(policy: HostPolicy, family: Family, threshold: number): PolicySection {
+  const groups = new Map<string, { rule: PolicyRule; match: string; cidrs: Map<string, Cidr>; because: Provenance[] }>();
+  for (const rule of policy.rules) {
+    const match = portMatch(rule, family);
+    if (match === undefined) continue;
+    const mine = rule.hostCidrs.filter((c) => c.family === family && !c.isAny);
+    if (mine.length === 0) continue;
+    const key = `${rule.direction}|${match}`;
+    let g = groups.get(key);
+    if (g === undefined) groups.set(key, (g = { rule, match, cidrs: new Map(), because: [] }));
+    for (const c of mine) g.cidrs.set(c.text, c);
+    g.because.push(...rule.because);
+  }
+  const asSet = new Map<string, IpsetSpec>();
+  for (const [key, g] of groups) {
+    if (g.cidrs.size <= threshold) continue;
+    const cidrs = [...g.cidrs.values()].sort((a, b) => (a.network !== b.network ? (a.network < b.network ? -1 : 1) : a.prefix - b.prefix));
+    asSet.set(key, { name: ipsetName(family, g.rule.direction, g.rule), family, cidrs });
+  }
+  const lines: string[] = [];
+  const emitted = new Set<string>();
+  for (const rule of policy.rules) {
+    const match = portMatch(rule, family);
+    if (match === undefined) continue;
+    const key = `${rule.direction}|${match}`;
+    const set = asSet.get(key);
+    for (const c of rule.hostCidrs) {
+      if (c.family !== family) continue;
+      if (set === undefined || c.isAny) {
+        lines.push(policyLine(rule, match, c));
+        continue;
+      }
+      if (emitted.has(key)) continue;
+      emitted.add(key);
+      const g = groups.get(key) as { because: Provenance[] };
+      const chain = rule.direction === 'ingress' ? IPTABLES_CHAINS.ingress : IPTABLES_CHAINS.egress;
+      const side = rule.direction === 'ingress' ? 'src' : 'dst';
+      const why = comment(`${describeRule(dedupe(g.because))} (ipset ${set.name}, ${set.cidrs.length} CIDRs)`);
+      lines.push([`-A ${chain} -m set --match-set ${set.name} ${side}`, match, why, '-j ACCEPT'].filter((s) => s !== '').join(' '));
+    }
+  }
+  return { lines, sets: [...asSet.values()] };
+}
+
+function dedupe(list: readonly Provenance[]): Provenance[] {
+  const map = new Map<string, Provenance>();
+  for (const p of list) map.set(`${p.role}\u0000${p.service ?? ''}\u0000${p.reason}`, p);
+  return [...map.values()];
+}
+
+/**
+ * `ipset restore` input for the sets: create (hash:net, the family's), flush, then add every
+ * CIDR. Loaded with `ipset -exist restore`, so loading it again (a reload) refills the same sets.
+ */
+export function renderIpsets(host: string, sets: readonly IpsetSpec[]): string {
+  const out = [
+    `# twinwall address sets for host ${host} (ipset restore): load before rules.v4 and rules.v6, which match them.`,
+    '# Rendered from the host policy: change the roles, not this file.',
+  ];
+  for (const set of sets) {
+    const maxelem = Math.max(IPSET_DEFAULT_MAXELEM, set.cidrs.length);
+    out.push(`create ${set.name} hash:net family ${set.family === 4 ? 'inet' : 'inet6'} hashsize 1024 maxelem ${maxelem}`);
+    out.push(`flush ${set.name}`);
+    for (const c of set.cidrs) out.push(`add ${set.name} ${c.text}`);
+  }
+  return `${out.join('\n')}\n`;
 }
 
 /** A chain that logs (rate-limited) and then drops, or accepts in audit mode. */
@@ -179,7 +305,7 @@ const ICMP6_ERRORS: readonly [string, string][] = [
   ['4/2', 'parameter problem: unknown IPv6 option'],
 ];
 
-function renderFamily(policy: HostPolicy, family: Family): string {
+function renderFamily(policy: HostPolicy, family: Family, section: PolicySection): string {
   const { audit, instanceMetadata } = policy.options;
   const C = IPTABLES_CHAINS;
   const v6 = family === 6;
@@ -269,7 +395,7 @@ function renderFamily(policy: HostPolicy, family: Family): string {
 
   // ---- the policy
   line('# The policy: one ACCEPT per rule and host CIDR, in the policy\'s canonical order');
-  for (const rule of policy.rules) for (const l of policyLines(rule, family)) line(l);
+  for (const l of section.lines) line(l);
 
   // ---- log, then drop (or accept in audit mode)
   line(audit ? '# Log, then accept (audit mode)' : '# Log, then drop');
@@ -288,7 +414,22 @@ function renderFamily(policy: HostPolicy, family: Family): string {
 /**
  * Render a host policy as iptables-restore text for IPv4 and IPv6. The policy's rules appear in
  * `policy.rules` order; a rule with no host CIDR of a family is absent from that family's table.
+ * Address sets above `ipsetThreshold` CIDRs become ipsets (`ipsets` holds their restore input).
  */
-export function renderIptables(policy: HostPolicy): IptablesRuleset {
-  return Object.freeze({ v4: renderFamily(policy, 4), v6: renderFamily(policy, 6) });
+export function renderIptables(policy: HostPolicy, options: IptablesRenderOptions = {}): IptablesRuleset {
+  const threshold = options.ipsetThreshold ?? DEFAULT_IPSET_THRESHOLD;
+  if (typeof threshold !== 'number' || Number.isNaN(threshold) || threshold < 1 || (Number.isFinite(threshold) && !Number.isInteger(threshold))) {
+    throw new TwinwallError('OPTION_INVALID', {
+      value: threshold,
+      path: [policy.name],
+      problem: `ipsetThreshold ${show(threshold)} is not a whole number of at least 1 (or Infinity).`,
+      fix: `leave it out (default ${DEFAULT_IPSET_THRESHOLD}), give a whole number such as 32, or Infinity to keep every rule linear.`,
+    });
+  }
+  const s4 = policySection(policy, 4, threshold);
+  const s6 = policySection(policy, 6, threshold);
+  const v4 = renderFamily(policy, 4, s4);
+  const v6 = renderFamily(policy, 6, s6);
+  const sets = [...s4.sets, ...s6.sets];
+  return Object.freeze(sets.length === 0 ? { v4, v6 } : { v4, v6, ipsets: renderIpsets(policy.name, sets) });
 }

@@ -15,7 +15,10 @@
  *   group may hold — and the addresses it covers are listed as host-only decisions too. When one
  *   smaller block still covers the rest (169.254.169.252/31 → .252/32), the spec uses it. The
  *   instance-metadata option is a host-only decision as well.
- * - The quota of 60 rules per direction per address family is checked here, at synth.
+ * - Quotas, at synth: a group holds 60 rules per direction per address family. A policy that
+ *   needs more is split across up to 5 groups (what one network interface takes), packed first-fit
+ *   in canonical order, 1,000 rules in all; beyond that synth fails naming the counts. A
+ *   referenced prefix list counts as its max entries, as AWS counts it.
  */
 import { AddressSet, Cidr, Family } from '../address';
 import { TwinwallError, show } from '../errors';
@@ -27,6 +30,12 @@ import { isStringToken } from '../tokens';
 
 /** AWS: inbound or outbound rules per security group, counted separately for IPv4 and IPv6. */
 export const SG_RULES_PER_DIRECTION_PER_FAMILY = 60;
+
+/** AWS: security groups per network interface. */
+export const SECURITY_GROUPS_PER_ENI = 5;
+
+/** AWS: rules per network interface, all its groups, directions and families together. */
+export const SG_RULES_PER_ENI = 1000;
 
 /** AWS: a security-group rule description holds at most 255 characters. */
 export const SG_DESCRIPTION_MAX_LENGTH = 255;
@@ -95,6 +104,28 @@ export interface SecurityGroupRendering {
   readonly rules: readonly SgRuleSpec[];
   /** What the host wall alone decides. */
   readonly hostOnly: readonly HostOnlyDecision[];
+  /**
+   * The security groups the rules are packed into (one unless the quota forces a split), each
+   * with its rules (canonical order) and its counts as AWS counts them. Every group is attached
+   * to the host; together they hold exactly `rules`.
+   */
+  readonly groups: readonly SecurityGroupPlan[];
+}
+
+/** One security group of a host's network wall. */
+export interface SecurityGroupPlan {
+  /** 0 for the first group, 1 for the second … */
+  readonly index: number;
+  readonly rules: readonly SgRuleSpec[];
+  readonly counts: SecurityGroupRuleCounts;
+}
+
+export interface SecurityGroupRenderOptions {
+  /**
+   * How many security groups the network wall may use (1 to 5, default 5: all a network
+   * interface takes). Lower it when the instance carries groups of its own.
+   */
+  readonly maxSecurityGroups?: number;
 }
 
 const SERVICE_NAMES: Record<AwsLinkLocalService, string> = {
@@ -117,15 +148,26 @@ const LINK_LOCAL_SET: Record<Family, AddressSet> = {
 const IMDS_PORT = Port.tcp(80);
 
 /** Render the network wall of a policy. Same policy → identical specs, in the same order. */
-export function renderSecurityGroupRules(policy: HostPolicy): SecurityGroupRendering {
-  const { rules, hostOnly } = build(policy);
+export function renderSecurityGroupRules(policy: HostPolicy, options: SecurityGroupRenderOptions = {}): SecurityGroupRendering {
+  const maxGroups = options.maxSecurityGroups ?? SECURITY_GROUPS_PER_ENI;
+  if (!Number.isInteger(maxGroups) || maxGroups < 1 || maxGroups > SECURITY_GROUPS_PER_ENI) {
+    throw new TwinwallError('OPTION_INVALID', {
+      value: maxGroups,
+      path: [policy.name],
+      problem: `maxSecurityGroups ${show(maxGroups)} is not a whole number from 1 to ${SECURITY_GROUPS_PER_ENI}.`,
+      fix: `give 1 to ${SECURITY_GROUPS_PER_ENI} (a network interface takes at most ${SECURITY_GROUPS_PER_ENI} security groups), or leave it out.`,
+    });
+  }
+  const { rules, costs, hostOnly } = build(policy);
   checkUniqueIds(policy, rules);
-  checkQuota(policy, countSpecs(policy, rules));
-  return Object.freeze({ rules: Object.freeze(rules.map((r) => Object.freeze(r))), hostOnly: Object.freeze(hostOnly.map((d) => Object.freeze(d))) });
+  const frozen = rules.map((r) => Object.freeze(r));
+  const groups = pack(policy, frozen, costs, maxGroups);
+  return Object.freeze({ rules: Object.freeze(frozen), hostOnly: Object.freeze(hostOnly.map((d) => Object.freeze(d))), groups: Object.freeze(groups) });
 }
 
-function build(policy: HostPolicy): { rules: SgRuleSpec[]; hostOnly: HostOnlyDecision[] } {
+function build(policy: HostPolicy): { rules: SgRuleSpec[]; costs: SecurityGroupRuleCounts[]; hostOnly: HostOnlyDecision[] } {
   const rules: SgRuleSpec[] = [];
+  const costs: SecurityGroupRuleCounts[] = [];
   const hostOnly: HostOnlyDecision[] = [];
   for (const rule of policy.rules) {
     const description = describe(rule.because);
@@ -146,6 +188,7 @@ function build(policy: HostPolicy): { rules: SgRuleSpec[]; hostOnly: HostOnlyDec
         ...(family === 4 ? { cidrIpv4: wall.text } : { cidrIpv6: wall.text }),
         description,
       });
+      costs.push(cost(rule.direction, family === 4 ? 1 : 0, family === 6 ? 1 : 0));
       continue;
     }
     hostOnly.push(...linkLocalDecisions(policy, rule, target.hostCidrs, 'reference'));
@@ -157,9 +200,17 @@ function build(policy: HostPolicy): { rules: SgRuleSpec[]; hostOnly: HostOnlyDec
       ...(target.kind === 'securityGroup' ? { referencedSecurityGroupId: target.groupId } : { prefixListId: target.prefixListId }),
       description,
     });
+    if (target.kind === 'securityGroup') costs.push(cost(rule.direction, 1, 1));
+    else {
+      // AWS counts a referenced prefix list as its max entries, in the list's family. Without a
+      // declared maxEntries, the entries given (per family) are what twinwall knows: a lower bound.
+      const per = (f: Family) => target.hostCidrs.filter((c) => c.family === f).length;
+      const max = target.maxEntries;
+      costs.push(max === undefined ? cost(rule.direction, per(4), per(6)) : cost(rule.direction, per(4) > 0 ? max : 0, per(6) > 0 ? max : 0));
+    }
   }
   hostOnly.push(...metadataDecisions(policy.options.instanceMetadata));
-  return { rules, hostOnly };
+  return { rules, costs, hostOnly };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -369,47 +420,99 @@ function metadataDecisions(value: MetadataAccess): HostOnlyDecision[] {
 
 export type SecurityGroupRuleCounts = Record<Direction, Record<Family, number>>;
 
-/**
- * Rules per direction and family as AWS counts them: a CIDR rule in its family; a security-group
- * reference once in each family; a prefix list once per entry in each family it has entries in
- * (AWS counts a customer-managed list's *maximum* entries, which is at least that).
- */
-export function countSecurityGroupRules(policy: HostPolicy): SecurityGroupRuleCounts {
-  return countSpecs(policy, build(policy).rules);
+const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
+const FAMILIES: readonly Family[] = [4, 6];
+
+function cost(direction: Direction, v4: number, v6: number): SecurityGroupRuleCounts {
+  const c = zero();
+  c[direction][4] = v4;
+  c[direction][6] = v6;
+  return c;
 }
 
-function countSpecs(policy: HostPolicy, specs: readonly SgRuleSpec[]): SecurityGroupRuleCounts {
-  const counts: SecurityGroupRuleCounts = { ingress: { 4: 0, 6: 0 }, egress: { 4: 0, 6: 0 } };
-  for (const spec of specs) {
-    const c = counts[spec.direction];
-    if (spec.cidrIpv4 !== undefined) c[4] += 1;
-    else if (spec.cidrIpv6 !== undefined) c[6] += 1;
-    else if (spec.referencedSecurityGroupId !== undefined) {
-      c[4] += 1;
-      c[6] += 1;
-    }
-  }
-  for (const rule of policy.rules) {
-    if (rule.target.kind !== 'prefixList') continue;
-    for (const cidr of rule.target.hostCidrs) counts[rule.direction][cidr.family] += 1;
-  }
+function zero(): SecurityGroupRuleCounts {
+  return { ingress: { 4: 0, 6: 0 }, egress: { 4: 0, 6: 0 } };
+}
+
+function add(into: SecurityGroupRuleCounts, c: SecurityGroupRuleCounts): void {
+  for (const d of DIRECTIONS) for (const f of FAMILIES) into[d][f] += c[d][f];
+}
+
+function fits(into: SecurityGroupRuleCounts, c: SecurityGroupRuleCounts): boolean {
+  return DIRECTIONS.every((d) => FAMILIES.every((f) => into[d][f] + c[d][f] <= SG_RULES_PER_DIRECTION_PER_FAMILY));
+}
+
+function total(c: SecurityGroupRuleCounts): number {
+  return c.ingress[4] + c.ingress[6] + c.egress[4] + c.egress[6];
+}
+
+function countsText(c: SecurityGroupRuleCounts): string {
+  return `ingress IPv4 ${c.ingress[4]}, ingress IPv6 ${c.ingress[6]}, egress IPv4 ${c.egress[4]}, egress IPv6 ${c.egress[6]}`;
+}
+
+/**
+ * Rules per direction and family as AWS counts them: a CIDR rule in its family; a security-group
+ * reference once in each family; a prefix list as its declared maxEntries in its family, or
+ * (none declared) once per entry in each family it has entries in, a lower bound of what AWS
+ * counts. For the whole policy, before any split.
+ */
+export function countSecurityGroupRules(policy: HostPolicy): SecurityGroupRuleCounts {
+  const counts = zero();
+  for (const c of build(policy).costs) add(counts, c);
   return counts;
 }
 
-function checkQuota(policy: HostPolicy, counts: SecurityGroupRuleCounts): void {
-  const over: string[] = [];
-  for (const direction of ['ingress', 'egress'] as Direction[]) {
-    for (const family of [4, 6] as Family[]) {
-      const n = counts[direction][family];
-      if (n > SG_RULES_PER_DIRECTION_PER_FAMILY) over.push(`${n} IPv${family} ${direction} rules`);
-    }
+/** The fewest groups any packing could use: the busiest direction and family over 60, rounded up. */
+function lowerBound(counts: SecurityGroupRuleCounts): number {
+  let n = 1;
+  for (const d of DIRECTIONS) for (const f of FAMILIES) n = Math.max(n, Math.ceil(counts[d][f] / SG_RULES_PER_DIRECTION_PER_FAMILY));
+  return n;
+}
+
+/**
+ * Pack the specs into security groups: first fit, the costliest rules (prefix lists) first, then
+ * canonical order, so the same policy always gives the same groups. A rule that alone exceeds a
+ * group's quota is TW221; more groups than allowed, or more than 1,000 rules, is TW261.
+ */
+function pack(policy: HostPolicy, specs: readonly SgRuleSpec[], costs: readonly SecurityGroupRuleCounts[], maxGroups: number): SecurityGroupPlan[] {
+  const all = zero();
+  for (const c of costs) add(all, c);
+  for (let i = 0; i < specs.length; i++) {
+    const c = costs[i];
+    if (fits(zero(), c)) continue;
+    const [d, f] = DIRECTIONS.flatMap((dd) => FAMILIES.map((ff) => [dd, ff] as const)).find(([dd, ff]) => c[dd][ff] > SG_RULES_PER_DIRECTION_PER_FAMILY) as [Direction, Family];
+    throw new TwinwallError('SG_QUOTA_EXCEEDED', {
+      value: specs[i].id,
+      path: [policy.name],
+      problem: `the rule ${show(specs[i].id)} alone counts as ${c[d][f]} IPv${f} ${d} rules (a prefix list counts as its max entries), but AWS allows ${SG_RULES_PER_DIRECTION_PER_FAMILY} per direction per address family in one security group, so no split can hold it.`,
+      fix: `lower the prefix list's maxEntries to ${SG_RULES_PER_DIRECTION_PER_FAMILY} or less, or split it into several lists.`,
+    });
   }
-  if (over.length === 0) return;
-  const all = `ingress IPv4 ${counts.ingress[4]}, ingress IPv6 ${counts.ingress[6]}, egress IPv4 ${counts.egress[4]}, egress IPv6 ${counts.egress[6]}`;
-  throw new TwinwallError('SG_QUOTA_EXCEEDED', {
-    value: counts,
-    path: [policy.name],
-    problem: `its security group would hold ${over.join(' and ')}, but AWS allows ${SG_RULES_PER_DIRECTION_PER_FAMILY} per direction per address family (counts: ${all}).`,
-    fix: 'merge peers into fewer, wider CIDRs or a managed prefix list, or move roles to a second host policy; splitting one policy across several security groups is not supported yet.',
+  const order = specs.map((_, i) => i).sort((a, b) => Math.max(...DIRECTIONS.flatMap((d) => FAMILIES.map((f) => costs[b][d][f]))) - Math.max(...DIRECTIONS.flatMap((d) => FAMILIES.map((f) => costs[a][d][f]))) || a - b);
+  const bins: { counts: SecurityGroupRuleCounts; members: number[] }[] = [];
+  for (const i of order) {
+    let bin = bins.find((b) => fits(b.counts, costs[i]));
+    if (bin === undefined) bins.push((bin = { counts: zero(), members: [] }));
+    add(bin.counts, costs[i]);
+    bin.members.push(i);
+  }
+  if (bins.length === 0) bins.push({ counts: zero(), members: [] });
+  const sum = total(all);
+  if (bins.length > maxGroups || sum > SG_RULES_PER_ENI) {
+    const limit = maxGroups === SECURITY_GROUPS_PER_ENI ? `a network interface takes at most ${SECURITY_GROUPS_PER_ENI} security groups` : `maxSecurityGroups allows ${maxGroups} security group${maxGroups === 1 ? '' : 's'}`;
+    const why =
+      sum > SG_RULES_PER_ENI
+        ? `${sum} rules in all (${countsText(all)}), but AWS allows ${SG_RULES_PER_ENI} rules per network interface`
+        : `${bins.length} security groups for its ${sum} rules (${countsText(all)}; at least ${lowerBound(all)} groups at ${SG_RULES_PER_DIRECTION_PER_FAMILY} rules per direction per address family), but ${limit}`;
+    throw new TwinwallError('ENI_QUOTA_EXCEEDED', {
+      value: all,
+      path: [policy.name],
+      problem: `its network wall needs ${why}.`,
+      fix: 'merge peers into fewer, wider CIDRs, put long address lists in a managed prefix list (each reference counts as its max entries), or move roles to a second host.',
+    });
+  }
+  return bins.map((b, index) => {
+    const members = [...b.members].sort((x, y) => x - y);
+    return Object.freeze({ index, rules: Object.freeze(members.map((i) => specs[i])), counts: b.counts });
   });
 }
