@@ -57,11 +57,15 @@ type Json = any;
 
 const RESOLVER = new DefaultTokenResolver(new StringConcat());
 
-/** The stack's relevant resources as Terraform JSON (tokens resolved), like cdk.tf.json holds them. */
-function stackJson(stack: TerraformStack): Json {
+/**
+ * The stack's relevant resources as Terraform JSON (tokens resolved), like cdk.tf.json holds them,
+ * minus `skip`: the hosts' own rendered rules, which lint judges from the rendering (with their
+ * roles and reasons) and which are most of a stack, so resolving them would double synth time.
+ */
+function stackJson(stack: TerraformStack, skip: ReadonlySet<IConstruct>): Json {
   const resource: Record<string, Record<string, Json>> = {};
   for (const c of stack.node.findAll()) {
-    if (!(c instanceof TerraformResource) || !READ_TYPES.has(c.terraformResourceType)) continue;
+    if (!(c instanceof TerraformResource) || !READ_TYPES.has(c.terraformResourceType) || skip.has(c)) continue;
     const fragment = Tokenization.resolve(c.toTerraform(), { scope: stack, preparing: false, resolver: RESOLVER }) as Json;
     for (const [type, byName] of Object.entries((fragment?.resource ?? {}) as Record<string, Record<string, Json>>)) {
       resource[type] = { ...(resource[type] ?? {}), ...byName };
@@ -78,7 +82,7 @@ function address(r: TerraformResource): string {
 export function lintStack(stack: TerraformStack): { host: LintableHost; findings: LintFinding[] }[] {
   const hosts = stack.node.findAll().filter(isLintableHost);
   if (hosts.length === 0) return [];
-  const tf = stackJson(stack);
+  const tf = stackJson(stack, new Set(hosts.flatMap((h) => [...h.ingressRules, ...h.egressRules])));
   // One probe per host group: the reader lists the rules of the groups a host carries, so a
   // probe instance carrying just that group yields every rule on it, whatever resource kind
   // wrote it. Probes exist only in this JSON, never in the synthesized stack.
@@ -90,7 +94,13 @@ export function lintStack(stack: TerraformStack): { host: LintableHost; findings
   });
   const withProbes = { resource: { ...tf.resource, aws_instance: { ...(tf.resource.aws_instance ?? {}), ...probes } } };
   const artefacts = readStack(stack.node.id, withProbes);
-  const real = artefacts.filter((a) => !a.address.startsWith('aws_instance.twinwall_lint_probe_'));
+  // Indexes, so a stack of a thousand hosts costs a thousand look-ups, not a million scans.
+  const byAddress = new Map(artefacts.map((a) => [a.address, a]));
+  const byGroup = new Map<string, typeof artefacts>();
+  for (const a of artefacts) {
+    if (a.address.startsWith('aws_instance.twinwall_lint_probe_')) continue;
+    for (const g of new Set(a.groups)) byGroup.set(g, [...(byGroup.get(g) ?? []), a]);
+  }
   const stackName = stack.node.id;
   return hosts.map((h, i) => {
     const groups = h.securityGroups ?? [h.securityGroup];
@@ -98,11 +108,11 @@ export function lintStack(stack: TerraformStack): { host: LintableHost; findings
     const rendered = new Set([...h.ingressRules, ...h.egressRules].map(address));
     const extraRules = new Map<number, LintSgRule[]>();
     groups.forEach((_g, j) => {
-      const probe = artefacts.find((a) => a.address === `aws_instance.twinwall_lint_probe_${i}_${j}`);
+      const probe = byAddress.get(`aws_instance.twinwall_lint_probe_${i}_${j}`);
       const extra = (probe?.rules ?? []).filter((r) => !rendered.has(r.address)).map(lintRuleFromArtefact).filter((r): r is LintSgRule => r !== undefined);
       if (extra.length > 0) extraRules.set(j, extra);
     });
-    const attached = real.filter((a) => a.groups.some((g) => groupKeys.includes(g)));
+    const attached = [...new Set(groupKeys.flatMap((g) => byGroup.get(g) ?? []))];
     const extraGroups: LintGroup[] = [];
     const seen = new Set(groupKeys);
     for (const a of attached) {
