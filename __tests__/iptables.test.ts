@@ -103,7 +103,13 @@ describe('renderIptables: properties of every ruleset', () => {
       const body = chainLines(text, chain);
       if (body.length === 0) continue; // tw-out-imds exists only when metadata access is narrowed
       expect(body).toHaveLength(2);
-      expect(body[0]).toMatch(/ -m limit --limit \S+ --limit-burst \d+ -j LOG --log-prefix /);
+      // Enforcing: one limit per chain, so an attack cannot fill the disk. Audit: a limit per
+      // flow (source, destination, port), so `twinwall learn` sees every distinct flow.
+      expect(body[0]).toMatch(
+        policy.options.audit
+          ? new RegExp(` -m hashlimit --hashlimit-upto \\S+ --hashlimit-burst \\d+ --hashlimit-mode srcip,dstip,dstport --hashlimit-name ${chain} --hashlimit-htable-expire \\d+ -j LOG --log-prefix `)
+          : / -m limit --limit \S+ --limit-burst \d+ -j LOG --log-prefix /,
+      );
       expect(body[1]).toBe(`-A ${chain} -j ${policy.options.audit ? 'ACCEPT' : 'DROP'}`);
     }
   });
@@ -350,7 +356,14 @@ describe('renderIptables: audit mode', () => {
     const strip = (t: string): string[] =>
       lines(t)
         .filter((l) => !l.startsWith('#'))
-        .map((l) => (isVerdictChain(l) ? l.replace(/ (drop|audit)( inv| spoof| imds)?: "/, ' VERDICT$2: "').replace(/-j (DROP|ACCEPT)$/, '-j VERDICT') : l));
+        .map((l) =>
+          isVerdictChain(l)
+            ? l
+                .replace(/ (drop|audit)( inv| spoof| imds)?: "/, ' VERDICT$2: "')
+                .replace(/-j (DROP|ACCEPT)$/, '-j VERDICT')
+                .replace(/-m (limit|hashlimit) .* -j LOG/, '-m LIMIT -j LOG')
+            : l,
+        );
     expect(strip(audit[f])).toEqual(strip(enforce[f]));
   });
 });

@@ -82,8 +82,14 @@ export const IPTABLES_CHAINS = {
 export const LOG_PREFIX_MAX = 29;
 /** iptables' comment match keeps at most 255 bytes. */
 export const COMMENT_MAX = 255;
-/** Rate limit of every LOG rule: enough to learn from, too little to fill a disk. */
+/** Rate limit of every enforcing LOG rule: enough to see an attack, too little to fill a disk. */
 export const LOG_LIMIT = { rate: '10/min', burst: 20 } as const;
+/**
+ * Audit mode exists to learn from (`twinwall learn`), so its LOG rules are limited per flow
+ * instead — per (source, destination, destination port) — so every distinct flow is logged
+ * however busy the host, a scan shows as many flows, and one chatty flow cannot fill the log.
+ */
+export const AUDIT_LOG_LIMIT = { rate: '2/min', burst: 3, mode: 'srcip,dstip,dstport', expireMs: 600_000 } as const;
 
 type Verdict = 'drop' | 'audit';
 
@@ -268,7 +274,10 @@ export function renderIpsets(host: string, sets: readonly IpsetSpec[]): string {
 
 /** A chain that logs (rate-limited) and then drops, or accepts in audit mode. */
 function verdictChain(chain: string, prefix: string, audit: boolean, uid: boolean): string[] {
-  const log = `-m limit --limit ${LOG_LIMIT.rate} --limit-burst ${LOG_LIMIT.burst} -j LOG --log-prefix "${prefix}"${uid ? ' --log-uid' : ''}`;
+  const limit = audit
+    ? `-m hashlimit --hashlimit-upto ${AUDIT_LOG_LIMIT.rate} --hashlimit-burst ${AUDIT_LOG_LIMIT.burst} --hashlimit-mode ${AUDIT_LOG_LIMIT.mode} --hashlimit-name ${chain} --hashlimit-htable-expire ${AUDIT_LOG_LIMIT.expireMs}`
+    : `-m limit --limit ${LOG_LIMIT.rate} --limit-burst ${LOG_LIMIT.burst}`;
+  const log = `${limit} -j LOG --log-prefix "${prefix}"${uid ? ' --log-uid' : ''}`;
   return [`-A ${chain} ${log}`, `-A ${chain} -j ${audit ? 'ACCEPT' : 'DROP'}`];
 }
 
