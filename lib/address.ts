@@ -1,10 +1,11 @@
 /**
- * Addresses: the `Cidr` value object and `AddressSet`, a set of addresses of one family kept as
- * sorted, disjoint, non-adjacent intervals. Parsing, validation and formatting are ipaddr.js's;
- * what is here is only the set algebra normalisation needs (union, difference, minimal CIDR cover).
+ * Addresses: the `Cidr` value object and `AddressSet`, a set of addresses of one family.
+ * Parsing, validation and formatting are ipaddr.js's; the set algebra is lib/intervals.ts's;
+ * what is here is the address view of it (families, CIDR blocks, the minimal CIDR cover).
  */
 import * as ipaddr from 'ipaddr.js';
 import { TwinwallError, show } from './errors';
+import { IntervalSet } from './intervals';
 import { requireLiteral } from './tokens';
 
 export type Family = 4 | 6;
@@ -208,12 +209,13 @@ export class Cidr {
 export type Interval = readonly [bigint, bigint];
 
 /**
- * A set of addresses of one family, canonical: sorted, disjoint, non-adjacent intervals. Two sets
- * holding the same addresses are structurally equal and have the same `key`.
+ * A set of addresses of one family: an `IntervalSet` (lib/intervals.ts) of address values, kept
+ * canonical (sorted, disjoint, non-adjacent), so two sets holding the same addresses are
+ * structurally equal and have the same `key`.
  */
 export class AddressSet {
   public static empty(family: Family): AddressSet {
-    return new AddressSet(family, []);
+    return new AddressSet(family, IntervalSet.EMPTY);
   }
 
   public static of(family: Family, cidrs: Iterable<Cidr>): AddressSet {
@@ -222,7 +224,7 @@ export class AddressSet {
       if (c.family !== family) throw new RangeError(`${c.text} is not IPv${family}`);
       intervals.push([c.first, c.last]);
     }
-    return new AddressSet(family, AddressSet.canonical(intervals));
+    return new AddressSet(family, IntervalSet.from(intervals));
   }
 
   /** A set from inclusive [first, last] intervals (any order, overlaps allowed). */
@@ -231,56 +233,37 @@ export class AddressSet {
     for (const [a, b] of intervals) {
       if (a < 0n || b > max || a > b) throw new RangeError(`interval ${a}-${b} is not within IPv${family}`);
     }
-    return new AddressSet(family, AddressSet.canonical([...intervals]));
-  }
-
-  private static canonical(input: Interval[]): Interval[] {
-    const sorted = [...input].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const out: [bigint, bigint][] = [];
-    for (const [lo, hi] of sorted) {
-      const last = out[out.length - 1];
-      if (last && lo <= last[1] + 1n) {
-        if (hi > last[1]) last[1] = hi;
-      } else {
-        out.push([lo, hi]);
-      }
-    }
-    return out;
+    return new AddressSet(family, IntervalSet.from(intervals));
   }
 
   public readonly family: Family;
-  public readonly intervals: readonly Interval[];
+  private readonly set: IntervalSet;
 
-  private constructor(family: Family, intervals: Interval[]) {
+  private constructor(family: Family, set: IntervalSet) {
     this.family = family;
-    this.intervals = intervals;
+    this.set = set;
+  }
+
+  /** The addresses as sorted, disjoint, non-adjacent inclusive intervals. */
+  public get intervals(): readonly Interval[] {
+    return this.set.intervals;
   }
 
   public get isEmpty(): boolean {
-    return this.intervals.length === 0;
+    return this.set.isEmpty;
   }
 
   /** A string that is equal for equal sets. */
   public get key(): string {
-    return `${this.family}:` + this.intervals.map(([a, b]) => `${a.toString(16)}-${b.toString(16)}`).join(',');
+    return `${this.family}:${this.set.key}`;
   }
 
   public equals(other: AddressSet): boolean {
-    return this.family === other.family && this.key === other.key;
+    return this.family === other.family && this.set.equals(other.set);
   }
 
   public contains(address: bigint): boolean {
-    // binary search over sorted intervals
-    let lo = 0;
-    let hi = this.intervals.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const [a, b] = this.intervals[mid];
-      if (address < a) hi = mid - 1;
-      else if (address > b) lo = mid + 1;
-      else return true;
-    }
-    return false;
+    return this.set.has(address);
   }
 
   public intersects(other: AddressSet): boolean {
@@ -289,43 +272,17 @@ export class AddressSet {
 
   public union(other: AddressSet): AddressSet {
     this.sameFamily(other);
-    return new AddressSet(this.family, AddressSet.canonical([...this.intervals, ...other.intervals]));
+    return new AddressSet(this.family, this.set.union(other.set));
   }
 
   public intersect(other: AddressSet): AddressSet {
     this.sameFamily(other);
-    const out: Interval[] = [];
-    let i = 0;
-    let j = 0;
-    while (i < this.intervals.length && j < other.intervals.length) {
-      const [a1, b1] = this.intervals[i];
-      const [a2, b2] = other.intervals[j];
-      const lo = a1 > a2 ? a1 : a2;
-      const hi = b1 < b2 ? b1 : b2;
-      if (lo <= hi) out.push([lo, hi]);
-      if (b1 < b2) i++;
-      else j++;
-    }
-    return new AddressSet(this.family, out);
+    return new AddressSet(this.family, this.set.intersect(other.set));
   }
 
   public subtract(other: AddressSet): AddressSet {
     this.sameFamily(other);
-    const out: Interval[] = [];
-    let j = 0;
-    for (const [a, b] of this.intervals) {
-      let lo = a;
-      while (j < other.intervals.length && other.intervals[j][1] < lo) j++;
-      let k = j;
-      while (lo <= b && k < other.intervals.length && other.intervals[k][0] <= b) {
-        const [c, d] = other.intervals[k];
-        if (c > lo) out.push([lo, c - 1n]);
-        if (d + 1n > lo) lo = d + 1n;
-        k++;
-      }
-      if (lo <= b) out.push([lo, b]);
-    }
-    return new AddressSet(this.family, out);
+    return new AddressSet(this.family, this.set.subtract(other.set));
   }
 
   /** The minimal list of CIDR blocks covering exactly this set, in address order. */

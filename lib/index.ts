@@ -11,3 +11,4 @@ export * from './policy';
 export * from './role-table';
 export * from './render';
 export * from './summary';
+export * from './intervals';
