@@ -63,7 +63,12 @@ export class PolicyRule {
   }
 }
 
-/** Who may reach the instance metadata service (169.254.169.254, fd00:ec2::254) from the host. */
+/**
+ * Who may reach the instance metadata service (169.254.169.254, fd00:ec2::254) from the host.
+ * 'none' blocks root too, and with it cloud-init's own reads of instance data at later boots
+ * (the host wall is loaded before the network): use it only on images that do not need IMDS
+ * after the first boot.
+ */
 export type MetadataAccess = 'root-only' | 'all-users' | 'none';
 
 export interface HostPolicyOptions {
