@@ -10,5 +10,10 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { diagnostics: false }],
   },
   setupFilesAfterEnv: ['<rootDir>/setup.js'],
+  // The package's own names, as users import them (tsconfig.json "paths" says the same to tsc).
+  moduleNameMapper: {
+    '^twinwall$': '<rootDir>/index.ts',
+    '^twinwall/core$': '<rootDir>/lib/index.ts',
+  },
   moduleFileExtensions: ['ts', 'js', 'json'],
 };

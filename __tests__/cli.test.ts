@@ -1,5 +1,6 @@
 /**
- * The real `twinwall` command, spawned as a user would run it (bin/twinwall.js): --help on every
+ * The real `twinwall` command, spawned as a user would run it (from the sources, through
+ * scripts/twinwall-dev.js; the compiled bin is package.test.ts's): --help on every
  * command, exit codes (0 agree, 1 finding, 2 bad usage or unreadable input, one line, no stack
  * trace), and explain's answers. The kernel side of verify is in verify.test.ts.
  */
@@ -9,7 +10,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Json, clone, readStacks, resourceNamed, synthExample, writeStacks } from './support/artefacts';
 
-const BIN = path.join(__dirname, '..', 'bin', 'twinwall.js');
+const BIN = path.join(__dirname, '..', 'scripts', 'twinwall-dev.js');
 let example: string;
 let mutant: string;
 const cleanup: string[] = [];

@@ -6,6 +6,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { README, regenerate } from '../scripts/docs';
+import { EXIT_CODES_HELP } from '../cli/exit';
+import { StackInput, checkStacks } from '../lib/check';
+import { readmeBlock } from './support/readme';
 
 const readme = fs.readFileSync(README, 'utf8');
 
@@ -26,29 +29,58 @@ describe('README', () => {
   });
 });
 
-describe('README usage example', () => {
-  it('runs and synthesizes one security group with its rules and an instance', () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const ts = require('typescript') as typeof import('typescript');
-    const code = /```ts\n([\s\S]*?)```/.exec(readme)?.[1];
-    expect(code).toBeDefined();
-    const js = ts.transpileModule(code as string, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2020 } }).outputText;
-    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-readme-'));
-    const local: Record<string, unknown> = { './constructs': require('../constructs'), './lib': require('../lib') };
-    const load = (name: string): unknown => local[name] ?? require(name);
-    const before = process.env.CDKTF_OUTDIR;
-    process.env.CDKTF_OUTDIR = outdir;
-    try {
-      new Function('require', 'exports', js)(load, {});
-      const json = JSON.parse(fs.readFileSync(path.join(outdir, 'stacks', 'production', 'cdk.tf.json'), 'utf8'));
-      expect(Object.keys(json.resource.aws_security_group)).toHaveLength(1);
-      expect(Object.keys(json.resource.aws_instance)).toHaveLength(1);
-      expect(Object.keys(json.resource.aws_vpc_security_group_egress_rule).length).toBeGreaterThan(0);
-      expect(json.resource.aws_instance[Object.keys(json.resource.aws_instance)[0]].user_data_base64).toMatch(/^[A-Za-z0-9+/]+=*$/);
-    } finally {
-      if (before === undefined) delete process.env.CDKTF_OUTDIR;
-      else process.env.CDKTF_OUTDIR = before;
-      fs.rmSync(outdir, { recursive: true, force: true });
-    }
+/** Run `fn` with CDKTF_OUTDIR set to a fresh directory; returns the synthesized stacks. */
+function synthInto(fn: () => void): StackInput[] {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-readme-'));
+  const before = process.env.CDKTF_OUTDIR;
+  process.env.CDKTF_OUTDIR = outdir;
+  try {
+    fn();
+    return fs.readdirSync(path.join(outdir, 'stacks')).map((name) => ({ name, json: JSON.parse(fs.readFileSync(path.join(outdir, 'stacks', name, 'cdk.tf.json'), 'utf8')) }));
+  } finally {
+    if (before === undefined) delete process.env.CDKTF_OUTDIR;
+    else process.env.CDKTF_OUTDIR = before;
+    fs.rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+describe('README "Use it in your cdktf project"', () => {
+  it('shows examples/readme-usage.ts verbatim (so `tsc --noEmit` type-checks the README\'s TypeScript)', () => {
+    expect(readmeBlock(readme, 'Use it in your cdktf project', 'ts')).toBe(fs.readFileSync(path.join(__dirname, '..', 'examples', 'readme-usage.ts'), 'utf8'));
+  });
+
+  it('the TypeScript example synthesizes an instance and a launch template wearing both walls, and they check clean', () => {
+    const stacks = synthInto(() => {
+      jest.isolateModules(() => {
+        require('../examples/readme-usage');
+      });
+    });
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const json = stacks.find((s) => s.name === 'production')?.json as any;
+    expect(Object.keys(json.resource.aws_security_group)).toHaveLength(2);
+    const instance = Object.values(json.resource.aws_instance)[0] as Record<string, unknown>;
+    expect(instance.user_data_base64).toMatch(/^[A-Za-z0-9+/]+=*$/);
+    const template = Object.values(json.resource.aws_launch_template)[0] as Record<string, unknown>;
+    expect(template.user_data).toMatch(/^[A-Za-z0-9+/]+=*$/);
+    const report = checkStacks(stacks);
+    expect(report.hosts.map((h) => [h.label, h.findings])).toEqual([
+      ['production/mail-instance', []],
+      ['production/web-template', []],
+    ]);
+  });
+
+  it('the JavaScript example runs as plain JavaScript and synthesizes an instance', () => {
+    const code = readmeBlock(readme, 'Use it in your cdktf project', 'js');
+    const stacks = synthInto(() => {
+      jest.isolateModules(() => {
+        new Function('require', code)((name: string) => (name === 'twinwall' ? require('twinwall') : require(name)));
+      });
+    });
+    const report = checkStacks(stacks);
+    expect(report.hosts.map((h) => [h.label, h.findings])).toEqual([['web/www', []]]);
+  });
+
+  it('states the exit codes as the CLI does (cli/exit.ts)', () => {
+    expect(readme.replace(/\s+/g, ' ')).toContain(EXIT_CODES_HELP);
   });
 });

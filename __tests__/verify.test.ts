@@ -15,7 +15,7 @@ import { randomHost, synthRandomHost } from './support/random-policy';
 import { describeTier, netns, onPath, root } from './support/tiers';
 
 const quiet = { timeoutMs: 600, verbose: false, out: () => undefined };
-const BIN = path.join(__dirname, '..', 'bin', 'twinwall.js');
+const BIN = path.join(__dirname, '..', 'scripts', 'twinwall-dev.js');
 
 /**
  * The lab namespaces a process created and still has: their names carry (the tail of) the

@@ -1,54 +1,28 @@
 #!/usr/bin/env node
 /*
- * twinwall CLI entry point. The CLI and the core are TypeScript; this loader transpiles each .ts
- * file once (TypeScript's transpileModule, no type-checking: `npm test` runs tsc) and keeps the
- * result in node_modules/.cache/twinwall, keyed by the file's path, size and mtime. A warm start
- * then loads no compiler at all.
+ * The `twinwall` command. Runs the compiled CLI in dist/ (`npm run build`); no TypeScript at run
+ * time. Exit codes are defined in cli/exit.ts (0 ok, 1 finding, 2 usage, 3 internal error).
+ * In this repository, `npm run twinwall -- …` runs the sources instead (scripts/twinwall-dev.js).
  */
 'use strict';
-const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
-const Module = require('module');
 
-const root = path.resolve(__dirname, '..');
-const cacheDir = path.join(root, 'node_modules', '.cache', 'twinwall');
-let ts; // loaded on the first cache miss only
-let compilerOptions;
+const INTERNAL = 3; // cli/exit.ts EXIT.internal; this file cannot import it before dist is loaded
+const main = path.join(__dirname, '..', 'dist', 'cli', 'main.js');
 
-function transpile(file, source) {
-  if (ts === undefined) {
-    ts = require('typescript');
-    const config = ts.readConfigFile(path.join(root, 'tsconfig.json'), ts.sys.readFile).config || {};
-    compilerOptions = { ...(config.compilerOptions || {}), incremental: false, declaration: false, noEmit: false, inlineSourceMap: true, inlineSources: false };
-    compilerOptions = ts.convertCompilerOptionsFromJson(compilerOptions, root).options;
-  }
-  return ts.transpileModule(source, { fileName: file, compilerOptions }).outputText;
-}
-
-Module._extensions['.ts'] = function load(module, file) {
-  const stat = fs.statSync(file);
-  const key = crypto.createHash('sha1').update(`${file}\0${stat.size}\0${stat.mtimeMs}`).digest('hex');
-  const cached = path.join(cacheDir, `${key}.js`);
-  let code;
+if (!fs.existsSync(main)) {
+  process.stderr.write('twinwall: the compiled CLI (dist/cli/main.js) is missing: run `npm run build` in this checkout, or `npm run twinwall -- …` to run the sources\n');
+  process.exitCode = INTERNAL;
+} else {
+  let cli;
   try {
-    code = fs.readFileSync(cached, 'utf8');
-  } catch {
-    code = transpile(file, fs.readFileSync(file, 'utf8'));
-    try {
-      fs.mkdirSync(cacheDir, { recursive: true });
-      const tmp = `${cached}.${process.pid}`;
-      fs.writeFileSync(tmp, code);
-      fs.renameSync(tmp, cached);
-    } catch {
-      // A read-only tree only costs speed.
-    }
+    cli = require(main);
+  } catch (e) {
+    // A broken installation (a file missing from dist/): nothing the CLI's own handler can catch.
+    process.stderr.write(`twinwall: internal error: cannot load the CLI (${String((e && e.message) || e).split('\n')[0]}); reinstall twinwall\n`);
+    if (process.env.TWINWALL_DEBUG === '1' && e && e.stack) process.stderr.write(`${e.stack}\n`);
+    process.exitCode = INTERNAL;
   }
-  module._compile(code, file);
-};
-
-require('../cli/main')
-  .main(process.argv.slice(2))
-  .then((code) => {
-    process.exitCode = code;
-  });
+  if (cli !== undefined) cli.run(process.argv.slice(2));
+}

@@ -1,15 +1,17 @@
 /**
  * The `twinwall` command line: check, explain and verify synthesized artefacts.
  *
- * Exit codes: 0 success, 1 a finding (the walls disagree, or something is undecidable),
- * 2 bad usage or unreadable input (one line on stderr, never a stack trace).
+ * Exit codes: cli/exit.ts (0 success, 1 a finding, 2 bad usage or unreadable input, 3 an
+ * internal error).
  */
 import { Command, CommanderError, Option } from 'commander';
 import { CheckReport, Direction, HostArtefact, checkHost, checkStacks, explainFlow, formatReport, hasFindings, parseTraffic, readStack } from './lib-check';
+import { TwinwallError } from '../lib/errors';
 import { UsageError, loadStacks } from './artefacts';
 import { registerDiff, registerLearn, registerReport } from './commands';
+import { EXIT, EXIT_CODES_HELP, internalErrorText } from './exit';
 
-export const EXIT = { ok: 0, finding: 1, usage: 2 } as const;
+export { EXIT } from './exit';
 
 const DEFAULT_DIR = 'cdktf.out';
 
@@ -36,6 +38,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .name('twinwall')
     .description('One policy, two walls: prove that each host\'s security groups and its own iptables rules admit the same traffic (check, explain, verify), review changes (report, diff), and learn a policy from audit logs (learn), all from the synthesized artefacts (cdktf.out).')
     .configureOutput({ writeOut: io.out, writeErr: (t) => io.err(t.startsWith('error: ') ? `twinwall: ${t.slice(7).trimEnd()} (see twinwall --help)\n` : t) })
+    .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .exitOverride();
 
   program
@@ -139,14 +142,27 @@ export async function main(argv: readonly string[], io: Io = { out: (s) => proce
       io.err(`twinwall: ${e.message}\n`);
       return EXIT.usage;
     }
-    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    io.err(`twinwall: internal error: ${msg}\n`);
-    return EXIT.usage;
+    if (e instanceof TwinwallError) {
+      // Invalid input found by the core (a log, a flag value): the user's to fix, not a bug.
+      io.err(`twinwall: ${e.message.replace(/\s+/g, ' ')}\n`);
+      return EXIT.usage;
+    }
+    io.err(internalErrorText(e));
+    return EXIT.internal;
   }
 }
 
-if (require.main === module) {
-  void main(process.argv.slice(2)).then((code) => {
-    process.exitCode = code;
-  });
+/** What bin/twinwall.js calls: run, set the exit code, and turn anything that escapes into exit 3. */
+export function run(argv: readonly string[]): void {
+  main(argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      process.stderr.write(internalErrorText(e));
+      process.exitCode = EXIT.internal;
+    },
+  );
 }
+
+if (require.main === module) run(process.argv.slice(2));

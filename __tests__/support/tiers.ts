@@ -38,6 +38,19 @@ export function optIn(variable: string, why: string): Prerequisite {
   };
 }
 
+/** The npm registry answers (`npm ping`, bounded): the consumer tier installs packages from it. */
+export const npmRegistry: Prerequisite = {
+  name: 'the npm registry',
+  check: () => {
+    try {
+      execFileSync('npm', ['ping', '--no-fund', '--no-audit'], { stdio: 'pipe', timeout: 30_000 });
+      return undefined;
+    } catch (e) {
+      return `the npm registry is not reachable (\`npm ping\`: ${(e as Error).message.split('\n')[0]})`;
+    }
+  },
+};
+
 export const root: Prerequisite = {
   name: 'root',
   check: () => (process.getuid && process.getuid() === 0 ? undefined : 'not running as root'),

@@ -4,6 +4,7 @@
  * output goes through the program's configured writers and the exit code to process.exitCode.
  */
 import { Command } from 'commander';
+import { EXIT } from '../exit';
 
 export interface CommandIo {
   readonly out: (s: string) => void;
@@ -11,8 +12,8 @@ export interface CommandIo {
   readonly setExit: (code: number) => void;
 }
 
-/** Exit codes shared with cli/main.ts: 0 ok, 1 a finding, 2 bad usage or unreadable input. */
-export const EXIT_CODES = { ok: 0, finding: 1, usage: 2 } as const;
+/** The exit codes (cli/exit.ts owns them). */
+export const EXIT_CODES = EXIT;
 
 export function defaultIo(program: Command): CommandIo {
   const config = program.configureOutput() as { writeOut?: (s: string) => void; writeErr?: (s: string) => void };
