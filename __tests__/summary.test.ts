@@ -126,22 +126,22 @@ describe('formatHostSummary', () => {
 
 describe('parseAppend', () => {
   it('reads options and the target, ignoring comment text', () => {
-    const rule = parseAppend('-A tw-out -d 10.0.0.0/8 -p udp -m udp --dport 53 -m comment --comment "x: -j DROP -d 1.2.3.4" -j ACCEPT');
+    const rule = parseAppend('-A tw-out -d 10.0.0.0/8 -p udp -m udp --dport 53 -m comment --comment "x: -j DROP -d 1.2.3.4" -j ACCEPT', 4);
     expect(rule).toEqual({
       chain: 'tw-out',
       target: 'ACCEPT',
       negated: false,
       options: new Map([
         ['-d', '10.0.0.0/8'],
-        ['-p', 'udp'],
+        ['-p', '17'],
         ['--dport', '53'],
       ]),
     });
   });
 
   it('notes negation and skips lines that append nothing', () => {
-    expect(parseAppend('-A OUTPUT -m addrtype ! --src-type LOCAL -j tw-out-spoof')).toMatchObject({ negated: true, target: 'tw-out-spoof' });
-    expect(parseAppend(':INPUT DROP [0:0]')).toBeUndefined();
-    expect(parseAppend('COMMIT')).toBeUndefined();
+    expect(parseAppend('-A OUTPUT -m addrtype ! --src-type LOCAL -j tw-out-spoof', 4)).toMatchObject({ negated: true, target: 'tw-out-spoof' });
+    expect(parseAppend(':INPUT DROP [0:0]', 4)).toBeUndefined();
+    expect(parseAppend('COMMIT', 4)).toBeUndefined();
   });
 });

@@ -135,21 +135,23 @@ interface ParsedRule {
  * Parse one `-A CHAIN …` line into its options (comments removed; `!` noted, not interpreted),
  * with the checker's iptables-restore parser (lib/check/iptables-parse.ts), so twinwall has one.
  */
-export function parseAppend(line: string): ParsedRule | undefined {
+export function parseAppend(line: string, family: Family): ParsedRule | undefined {
   if (!/^-A\s/.test(line.trim())) return undefined;
   let rule;
   try {
-    rule = parseRuleLine(line);
+    rule = parseRuleLine(line, family).rules[0];
   } catch {
     return undefined;
   }
+  if (rule === undefined) return undefined;
   const options = new Map<string, string>();
   for (const o of rule.options) if (o.name !== '--comment') options.set(o.name, o.args.join(' '));
   return { chain: rule.chain, target: rule.target?.name, options, negated: rule.options.some((o) => o.negated) };
 }
 
 function ruleTraffic(rule: ParsedRule): Traffic | undefined {
-  const proto = rule.options.get('-p');
+  // The parser gives protocols as numbers.
+  const proto = { '6': 'tcp', '17': 'udp', '1': 'icmp', '58': 'ipv6-icmp' }[rule.options.get('-p') ?? ''] ?? rule.options.get('-p');
   if (proto === undefined) return ALL_TRAFFIC;
   if (proto === 'tcp' || proto === 'udp') {
     const dport = rule.options.get('--dport');
@@ -174,7 +176,7 @@ function ruleTraffic(rule: ParsedRule): Traffic | undefined {
 function hostCells(text: string, family: Family, sets: ReadonlyMap<string, readonly string[]>): { cell: Cell; verdict: string }[] {
   const out: { cell: Cell; verdict: string }[] = [];
   for (const line of text.split('\n')) {
-    const rule = parseAppend(line);
+    const rule = parseAppend(line, family);
     if (rule === undefined || rule.target !== 'ACCEPT') continue;
     const policyChain = rule.chain === IPTABLES_CHAINS.ingress || rule.chain === IPTABLES_CHAINS.egress;
     const builtin = (rule.chain === 'INPUT' || rule.chain === 'OUTPUT') && (rule.options.get('--ctstate') ?? '').split(',').includes('NEW');

@@ -161,7 +161,10 @@ export function readHostTables(host: HostArtefact): { wall: HostWallSource; docu
   for (const family of FAMILIES) {
     const t = wall.tables[family];
     if (t === undefined) continue;
-    const doc = parseIptablesRestore(t.text);
+    // The sets the user-data creates exist when the tables load; any other set makes
+    // iptables-restore refuse the table.
+    const ipsets = new Map([...wall.ipsets.values()].map((d) => [d.name, d.family] as const));
+    const doc = parseIptablesRestore(t.text, family, { ipsets });
     documents[family] = doc;
     for (const p of doc.problems) problems.push(`${t.path} line ${p.line}: ${p.message}`);
     const other = unmodelledTables(doc);

@@ -5,9 +5,9 @@
  *
  * What is modelled (anything else is reported as undecidable, never guessed):
  * - filter table, built-in policies, user chains, -j / -g / RETURN, jump loops;
- * - -p (names or numbers, negated), -s/-d (lists, masks, negated), -i/-o lo, -f;
+ * - -p, -s/-d (negated), -i/-o lo, -f, in the canonical form iptables-parse.ts gives them;
  * - tcp/udp --dport/--sport (ranges, negated), --syn, --tcp-flags; multiport --dports/--sports/
- *   --ports lists; icmp --icmp-type and icmp6 --icmpv6-type (numbers, type/code, common names);
+ *   --ports lists; icmp --icmp-type and icmp6 --icmpv6-type (type or type/code);
  * - conntrack --ctstate and state --state (the first packet of a new connection is NEW);
  * - addrtype --src-type/--dst-type; owner --uid-owner (egress); set --match-set (sets defined in
  *   the user-data; an unknown set is undecidable); iprange; hl/ttl; comment;
@@ -29,26 +29,6 @@ import { Axis, Box, FULL, IntervalSet, Region } from './space';
 
 export const PROTO = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58 } as const;
 
-const PROTOCOL_NAMES: Record<string, number> = {
-  tcp: 6,
-  udp: 17,
-  icmp: 1,
-  icmpv6: 58,
-  'ipv6-icmp': 58,
-  icmp6: 58,
-  esp: 50,
-  ah: 51,
-  gre: 47,
-  sctp: 132,
-  udplite: 136,
-  ipip: 4,
-  ospf: 89,
-  ospfigp: 89,
-  vrrp: 112,
-  igmp: 2,
-  mh: 135,
-  'ipv6-mh': 135,
-};
 
 /** ICMP types conntrack tracks as the start of a new connection. */
 export const NEW_ICMP_TYPES: Record<Family, readonly number[]> = { 4: [8, 13, 15, 17], 6: [128, 139] };
@@ -145,66 +125,6 @@ export interface RuleMatch {
 const CONTINUING_TARGETS = new Set(['LOG', 'NFLOG', 'ULOG', 'TRACE', 'AUDIT', 'MARK', 'CONNMARK', 'CLASSIFY', 'TCPMSS', 'DSCP', 'TOS', 'SECMARK', 'CONNSECMARK', 'IDLETIMER', 'LED', 'CHECKSUM']);
 const KNOWN_MODULES = new Set(['tcp', 'udp', 'icmp', 'icmp6', 'icmpv6', 'multiport', 'conntrack', 'state', 'addrtype', 'owner', 'set', 'comment', 'iprange', 'hl', 'ttl', 'limit']);
 
-const ICMP_NAMES: Record<string, [number, number?]> = {
-  'echo-reply': [0],
-  pong: [0],
-  'destination-unreachable': [3],
-  'network-unreachable': [3, 0],
-  'host-unreachable': [3, 1],
-  'protocol-unreachable': [3, 2],
-  'port-unreachable': [3, 3],
-  'fragmentation-needed': [3, 4],
-  'source-route-failed': [3, 5],
-  'network-prohibited': [3, 9],
-  'host-prohibited': [3, 10],
-  'communication-prohibited': [3, 13],
-  'source-quench': [4],
-  redirect: [5],
-  'echo-request': [8],
-  ping: [8],
-  'router-advertisement': [9],
-  'router-solicitation': [10],
-  'time-exceeded': [11],
-  'ttl-exceeded': [11],
-  'ttl-zero-during-transit': [11, 0],
-  'ttl-zero-during-reassembly': [11, 1],
-  'parameter-problem': [12],
-  'ip-header-bad': [12, 0],
-  'required-option-missing': [12, 1],
-  'timestamp-request': [13],
-  'timestamp-reply': [14],
-  'address-mask-request': [17],
-  'address-mask-reply': [18],
-};
-
-const ICMP6_NAMES: Record<string, [number, number?]> = {
-  'destination-unreachable': [1],
-  'no-route': [1, 0],
-  'communication-prohibited': [1, 1],
-  'address-unreachable': [1, 3],
-  'port-unreachable': [1, 4],
-  'packet-too-big': [2],
-  'time-exceeded': [3],
-  'ttl-exceeded': [3],
-  'ttl-zero-during-transit': [3, 0],
-  'ttl-zero-during-reassembly': [3, 1],
-  'parameter-problem': [4],
-  'bad-header': [4, 0],
-  'unknown-header-type': [4, 1],
-  'unknown-option': [4, 2],
-  'echo-request': [128],
-  ping: [128],
-  'echo-reply': [129],
-  pong: [129],
-  'router-solicitation': [133],
-  'router-advertisement': [134],
-  'neighbour-solicitation': [135],
-  'neighbor-solicitation': [135],
-  'neighbour-advertisement': [136],
-  'neighbor-advertisement': [136],
-  redirect: [137],
-};
-
 class Unknown extends Error {}
 
 function portsSet(text: string): IntervalSet {
@@ -221,36 +141,25 @@ function portsSet(text: string): IntervalSet {
   return IntervalSet.from(out);
 }
 
-function icmpPoint(text: string, family: Family): IntervalSet {
-  const t = text.toLowerCase();
-  if (t === 'any') return FULL.point(0);
-  const names = family === 4 ? ICMP_NAMES : ICMP6_NAMES;
-  const named = names[t];
-  let type: number;
-  let code: number | undefined;
-  if (named !== undefined) [type, code] = named;
-  else {
-    const m = /^(\d{1,3})(?:\/(\d{1,3}))?$/.exec(t);
-    if (!m) throw new Unknown(`ICMP type ${JSON.stringify(text)} is not one twinwall knows`);
-    type = Number(m[1]);
-    code = m[2] === undefined ? undefined : Number(m[2]);
-  }
-  return code === undefined ? IntervalSet.of(type * 256, type * 256 + 255) : IntervalSet.of(type * 256 + code);
+/** An ICMP type as the parser gives it: "any", "8" (every code) or "3/4". */
+function icmpPoint(text: string): IntervalSet {
+  if (text === 'any') return FULL.point(0);
+  const m = /^(\d{1,3})(?:\/(\d{1,3}))?$/.exec(text);
+  if (!m) throw new Unknown(`ICMP type ${JSON.stringify(text)} is not one twinwall knows`);
+  const type = Number(m[1]);
+  return m[2] === undefined ? IntervalSet.of(type * 256, type * 256 + 255) : IntervalSet.of(type * 256 + Number(m[2]));
 }
 
+/** A protocol as the parser gives it: its number ("0" for all). */
 function protocolSet(text: string): IntervalSet {
-  const t = text.toLowerCase();
-  if (t === 'all' || t === '0') return FULL.proto(0);
-  if (/^\d+$/.test(t)) return IntervalSet.of(Number(t));
-  const n = PROTOCOL_NAMES[t];
-  if (n === undefined) throw new Unknown(`protocol ${JSON.stringify(text)} is not one twinwall knows`);
-  return IntervalSet.of(n);
+  if (!/^\d+$/.test(text)) throw new Unknown(`protocol ${JSON.stringify(text)} is not a number`);
+  return text === '0' ? FULL.proto(0) : IntervalSet.of(Number(text));
 }
 
+/** A uid or uid range as the parser gives it: "0" or "0-10". */
 function ownerUid(text: string): IntervalSet {
-  if (text === 'root') return IntervalSet.of(0);
   const m = /^(\d+)(?:-(\d+))?$/.exec(text);
-  if (!m) throw new Unknown(`--uid-owner ${text} (a user name) needs the host's passwd file`);
+  if (!m) throw new Unknown(`--uid-owner ${text} is not a uid`);
   return IntervalSet.of(BigInt(m[1]), BigInt(m[2] ?? m[1]));
 }
 
@@ -375,9 +284,9 @@ function optionRegion(ctx: ModelContext, chain: string, o: IptOption): Region {
       return [...mask].every((f) => (f === 'SYN') === comp.has(f)) ? full(ctx) : Region.EMPTY;
     }
     case '--icmp-type':
-      return box(ctx, { point: icmpPoint(a[0], 4) });
+      return box(ctx, { point: icmpPoint(a[0]) });
     case '--icmpv6-type':
-      return box(ctx, { point: icmpPoint(a[0], 6) });
+      return box(ctx, { point: icmpPoint(a[0]) });
     case '--ctstate':
     case '--state':
       return a[0].split(',').includes('NEW') ? full(ctx) : Region.EMPTY;

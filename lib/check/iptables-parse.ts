@@ -1,16 +1,62 @@
 /**
- * A parser for iptables-restore input (the format of /etc/iptables/rules.v4 and rules.v6). It
- * reads every table, chain policy and rule, and splits each rule into its options, keeping which
- * match module each option belongs to and whether it is negated. It interprets nothing: that is
- * the model's job (host-model.ts). Pure: text in, data out.
+ * iptables-restore input (the format of /etc/iptables/rules.v4 and rules.v6), read exactly as
+ * iptables-restore reads it — or refused. Pure: text in, data out.
+ *
+ * How iptables-restore (1.8.x) reads a file, and so how this reads it:
+ * - Lines are read with a 10,240-byte buffer: a line of more than 10,239 bytes is read as two
+ *   lines (the rest becomes a rule of its own), so a longer line is refused. An empty line and a
+ *   line whose first character is `#` are skipped; a line of blanks, or `#` after a blank, is an
+ *   error. `*table`, `:chain policy [packets:bytes]` and `COMMIT` (nothing before or after it)
+ *   structure the file; every other line is a command, optionally after `[packets:bytes]`.
+ * - A command is split into words at spaces, tabs and newlines. Only the double quote quotes:
+ *   inside "…" a backslash takes the next character literally (so \" and \\), and the closing
+ *   quote ends the word (`"a"b` is two words). Outside quotes a backslash and a single quote are
+ *   ordinary characters: `'"'` is the word `'` followed by an opened double quote. Quoting never
+ *   makes a word a value: a quoted "-j" is still the option -j, and a quoted "!" still negates.
+ *   An empty quoted word (`""`) is refused: iptables 1.8.9 passes it on as an empty argument,
+ *   older releases drop it and shift every later argument. A word of 1,024 bytes or more, or
+ *   more than 250 words, are errors in iptables and refused here.
+ * - Words are options, read the way getopt_long reads them: an option that takes an argument
+ *   takes the next word whatever it is (`--comment -j` is the comment "-j"), `!` negates the
+ *   option after it. iptables also accepts abbreviated option names, `--opt=value`, clustered
+ *   short options and service, host and user names, and reads 010 as octal; all of those are
+ *   refused here (iptables-modules.ts says what each option accepts).
+ * - Addresses lists (`-s a,b`) make one rule per address pair, sources outermost, as iptables
+ *   does; host bits are masked off.
+ *
+ * Everything refused is a problem of the document: the checker then cannot decide anything
+ * about that table (a finding, never agreement). The canonical `key` of each rule states its
+ * meaning (`!` folded where the meaning allows it, defaults filled in, names turned into
+ * numbers), so two texts that iptables stores the same way have the same keys; the kernel
+ * tier proves that on random rules against iptables-save (kernel-parse.property.test.ts).
  */
+import { Family } from '../address';
+import {
+  BASE_OPTIONS,
+  MODULES,
+  ModuleSpec,
+  OptionSpec,
+  OptionValue,
+  ReadOption,
+  Refusal,
+  TARGETS,
+  TargetSpec,
+  decimal,
+  defaultRejectWith,
+  isTargetName,
+  literalCidr,
+} from './iptables-modules';
+
+export { Refusal } from './iptables-modules';
 
 /** One option of a rule: `! --dport 22` in `-m tcp` is { module: 'tcp', name: '--dport', negated: true, args: ['22'] }. */
 export interface IptOption {
-  /** The match module (`-m` name) the option belongs to; undefined for base options (-p, -s, -d, -i, -o, -f). */
+  /** The match module the option belongs to; undefined for base options (-p, -s, -d, -i, -o, -f). */
   readonly module?: string;
+  /** The canonical spelling (`--dport` for `--destination-port`, `-s` for `--source`). */
   readonly name: string;
   readonly negated: boolean;
+  /** The value in canonical form ("22", "1:1023", "10.0.0.0/24", "6" for tcp, "3/4" …). */
   readonly args: readonly string[];
 }
 
@@ -18,26 +64,39 @@ export interface IptTarget {
   /** `-j` (jump) or `-g` (goto). */
   readonly how: 'jump' | 'goto';
   readonly name: string;
-  /** Options after the target (`--log-prefix`, `--reject-with` …). */
+  /** Options of the target (`--log-prefix`, `--reject-with` …). */
   readonly options: readonly IptOption[];
 }
 
-/** One rule as written, with its position. */
+/** One match of a rule, as loaded (explicitly with -m, or implicitly by `-p tcp --dport …`). */
+export interface IptMatch {
+  readonly module: string;
+  readonly implicit: boolean;
+  /** The match's meaning ('' when it matches everything and iptables-save may leave it out). */
+  readonly key: string;
+}
+
+/** One rule in the kernel (a line with address lists stands for several). */
 export interface IptRule {
   readonly chain: string;
   /** 1-based position in its chain after the whole file is applied (as `iptables -L --line-numbers` shows it). */
   readonly number: number;
   /** 1-based line in the file. */
   readonly line: number;
-  /** The rule text as written (after the command). */
+  /** The rule as written after the command and chain (re-quoted; one address where a list was expanded). */
   readonly text: string;
-  /** Match modules loaded with -m, in order. */
+  /** Match modules in the order they were loaded. */
   readonly modules: readonly string[];
+  readonly matches: readonly IptMatch[];
   /** Base and match options, in order. */
   readonly options: readonly IptOption[];
   readonly target?: IptTarget;
   /** `-m comment --comment` text, if any. */
   readonly comment?: string;
+  /** The rule's meaning: base options, matches in order, target. Equal keys, equal rules. */
+  readonly key: string;
+  /** The same without comment matches (a comment never changes what a rule does). */
+  readonly verdictKey: string;
 }
 
 export interface IptChain {
@@ -59,12 +118,13 @@ export interface IptProblem {
 }
 
 export interface IptDocument {
+  readonly family: Family;
   readonly tables: ReadonlyMap<string, IptTable>;
-  /** Lines the parser could not read; a table with problems cannot be trusted. */
+  /** Lines iptables-restore would refuse, or that the checker cannot read exactly: the document cannot be trusted. */
   readonly problems: readonly IptProblem[];
 }
 
-const BUILTIN: Record<string, readonly string[]> = {
+export const BUILTIN_CHAINS: Readonly<Record<string, readonly string[]>> = {
   filter: ['INPUT', 'FORWARD', 'OUTPUT'],
   nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
   mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
@@ -72,221 +132,488 @@ const BUILTIN: Record<string, readonly string[]> = {
   security: ['INPUT', 'FORWARD', 'OUTPUT'],
 };
 
-/** A word and whether it was quoted (a quoted word is always a value, even if it starts with '-'). */
-interface Word {
+/** Limits of iptables-restore's reader (see the file comment). */
+export const RESTORE_LIMITS = {
+  /** Longest line read whole (fgets into 10,240 bytes). */
+  lineBytes: 10239,
+  /** Longest word (a 1,024-byte buffer; 1,024 is already an error). */
+  wordBytes: 1023,
+  /** Most words of one command the checker reads (iptables' limit is a few more). */
+  words: 250,
+} as const;
+
+/** A word of a command, and whether any of it was quoted. */
+export interface Word {
   readonly text: string;
   readonly quoted: boolean;
 }
 
-/** Split a line the way iptables-restore does: whitespace-separated, "…" and '…' quoting with \ escapes. */
+function refuse(message: string): never {
+  throw new Refusal(message);
+}
+
+/** Characters the checker reads in rule lines: printable ASCII and tab. */
+const READABLE = /^[\t\x20-\x7e]*$/;
+
+/** Split a command into words exactly as iptables-restore does (see the file comment). */
 export function tokenize(line: string): Word[] {
-  const out: Word[] = [];
-  let i = 0;
-  while (i < line.length) {
-    while (i < line.length && /\s/.test(line[i])) i++;
-    if (i >= line.length) break;
-    let text = '';
-    let quoted = false;
-    while (i < line.length && !/\s/.test(line[i])) {
-      const ch = line[i];
-      if (ch === '"' || ch === "'") {
-        quoted = true;
-        i++;
-        while (i < line.length && line[i] !== ch) {
-          if (line[i] === '\\' && i + 1 < line.length) i++;
-          text += line[i];
-          i++;
-        }
-        if (i >= line.length) throw new Error(`unterminated ${ch} quote`);
-        i++;
-        continue;
-      }
-      if (ch === '\\' && i + 1 < line.length) {
-        text += line[i + 1];
-        i += 2;
-        continue;
-      }
-      text += ch;
-      i++;
-    }
-    out.push({ text, quoted });
+  if (!READABLE.test(line)) {
+    const bad = [...line].find((c) => !READABLE.test(c)) as string;
+    refuse(`the line holds ${JSON.stringify(bad)}: twinwall reads printable ASCII and tabs only (iptables stops at a NUL byte and keeps other control characters inside words)`);
   }
+  const out: Word[] = [];
+  let word = '';
+  let quoted = false;
+  let open = false;
+  let escaped = false;
+  const emit = (): void => {
+    if (word === '' && quoted) refuse('an empty quoted word (""): iptables releases read it differently (1.8.9 passes it on, older ones drop it)');
+    if (word.length > RESTORE_LIMITS.wordBytes) refuse(`a word of ${word.length} bytes: iptables-restore refuses words of 1,024 bytes or more`);
+    out.push({ text: word, quoted });
+    if (out.length > RESTORE_LIMITS.words) refuse(`more than ${RESTORE_LIMITS.words} words in one command`);
+    word = '';
+    quoted = false;
+  };
+  for (const ch of line) {
+    if (open) {
+      if (escaped) {
+        word += ch;
+        escaped = false;
+      } else if (ch === '\\') escaped = true;
+      else if (ch === '"') {
+        open = false;
+        emit();
+      } else word += ch;
+      continue;
+    }
+    if (ch === '"') {
+      open = true;
+      quoted = true;
+    } else if (ch === ' ' || ch === '\t') {
+      if (word !== '') emit();
+    } else word += ch;
+  }
+  if (open) refuse('a double quote is never closed');
+  if (word !== '') emit();
   return out;
 }
 
-const LONG_NAMES: Record<string, string> = {
-  '--protocol': '-p',
-  '--source': '-s',
-  '--src': '-s',
-  '--destination': '-d',
-  '--dst': '-d',
-  '--in-interface': '-i',
-  '--out-interface': '-o',
-  '--fragment': '-f',
-  '--jump': '-j',
-  '--goto': '-g',
-  '--match': '-m',
-  '--append': '-A',
-  '--insert': '-I',
+/** How a word is written back so that iptables-restore reads the same word. */
+export function quoteWord(word: string): string {
+  return word !== '' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(word) ? word : `"${word.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+const BASE_BY_NAME = new Map<string, OptionSpec>();
+for (const spec of BASE_OPTIONS) for (const n of [spec.name, ...(spec.aliases ?? [])]) BASE_BY_NAME.set(n, spec);
+
+const SPECIAL: Record<string, 'match' | 'jump' | 'goto' | 'append' | 'insert'> = {
+  '-m': 'match',
+  '--match': 'match',
+  '-j': 'jump',
+  '--jump': 'jump',
+  '-g': 'goto',
+  '--goto': 'goto',
+  '-A': 'append',
+  '--append': 'append',
+  '-I': 'insert',
+  '--insert': 'insert',
 };
 
-const BASE_OPTIONS = new Set(['-p', '-s', '-d', '-i', '-o', '-f', '-4', '-6']);
-const NO_ARGUMENT = new Set(['-f', '-4', '-6', '--syn', '--log-uid', '--log-tcp-sequence', '--log-tcp-options', '--log-ip-options', '--socket-exists', '--rcheck', '--update', '--set', '--remove']);
+/** iptables' own long options (getopt_long's table before any match is loaded). */
+const IPTABLES_LONG_OPTIONS = [
+  'append', 'delete', 'check', 'insert', 'replace', 'list', 'list-rules', 'flush', 'zero', 'new-chain', 'delete-chain', 'rename-chain',
+  'policy', 'source', 'destination', 'src', 'dst', 'protocol', 'in-interface', 'jump', 'table', 'match', 'numeric', 'out-interface',
+  'verbose', 'wait', 'wait-interval', 'exact', 'fragment', 'version', 'help', 'line-numbers', 'modprobe', 'set-counters', 'goto', 'ipv4', 'ipv6',
+].map((n) => `--${n}`);
 
-export interface ParsedRuleLine {
+function lookup(options: readonly OptionSpec[], word: string): OptionSpec | undefined {
+  return options.find((o) => o.name === word || (o.aliases ?? []).includes(word));
+}
+
+/** Which protocol match `-p` loads implicitly when an option it knows follows. */
+function implicitModule(protocol: number, family: Family): string | undefined {
+  if (protocol === 6) return 'tcp';
+  if (protocol === 17) return 'udp';
+  if (protocol === 1 && family === 4) return 'icmp';
+  if (protocol === 58 && family === 6) return 'icmp6';
+  return undefined;
+}
+
+interface MatchState {
+  readonly spec: ModuleSpec;
+  readonly implicit: boolean;
+  readonly options: Map<string, ReadOption>;
+  /** Options in the order given. */
+  readonly order: IptOption[];
+}
+
+export interface RuleContext {
+  readonly family: Family;
+  readonly table: string;
+  /** Chains declared so far in this table block (built-in ones included). */
+  readonly chains: ReadonlySet<string>;
+  /** The ipsets that exist when the table loads, by family; undefined: do not check. */
+  readonly ipsets?: ReadonlyMap<string, Family>;
+}
+
+export interface ParseOptions {
+  /**
+   * The ipsets that exist when the table loads (name → family): iptables-restore refuses a
+   * table that matches a set that does not exist, or one of the other family.
+   */
+  readonly ipsets?: ReadonlyMap<string, Family>;
+}
+
+/** One command line, read. A line with address lists stands for several kernel rules. */
+export interface ParsedCommand {
   readonly command: 'append' | 'insert';
   readonly chain: string;
   /** For -I: the 1-based position (default 1). */
   readonly position?: number;
-  readonly text: string;
-  readonly modules: readonly string[];
-  readonly options: readonly IptOption[];
-  readonly target?: IptTarget;
-  readonly comment?: string;
+  readonly rules: readonly Omit<IptRule, 'number' | 'line'>[];
 }
 
-/** Parse one `-A CHAIN …` / `-I CHAIN [n] …` line. Throws with a one-line reason on anything else. */
-export function parseRuleLine(line: string): ParsedRuleLine {
-  const words = tokenize(line.trim());
-  if (words.length < 2) throw new Error(`not a rule: ${line.trim()}`);
-  const cmd = LONG_NAMES[words[0].text] ?? words[0].text;
-  if (cmd !== '-A' && cmd !== '-I') throw new Error(`unsupported command ${words[0].text}`);
-  const chain = words[1].text;
+function negation(negated: boolean): string {
+  return negated ? '!' : '';
+}
+
+/** The key of one match: its options' keys in the spec's order, defaults filled in. */
+function matchKey(m: MatchState): string {
+  const parts: string[] = [];
+  const defaults = typeof m.spec.defaults === 'function' ? m.spec.defaults(m.options) : m.spec.defaults;
+  for (const spec of m.spec.options) {
+    const o = m.options.get(spec.name);
+    const key = o?.value.key ?? defaults?.[spec.name];
+    if (key === undefined || key === '') continue;
+    parts.push(`${spec.keyAs ?? spec.name}=${key}`);
+  }
+  if (parts.length === 0 && m.spec.dropWhenEmpty === true) return '';
+  return `${m.spec.name}(${parts.join(' ')})`;
+}
+
+function targetKey(spec: TargetSpec | undefined, how: 'jump' | 'goto', name: string, options: ReadonlyMap<string, ReadOption>, family: Family): string {
+  if (spec === undefined) return `${how} ${name}`;
+  const parts: string[] = [];
+  for (const o of spec.options) {
+    const key = options.get(o.name)?.value.key ?? spec.defaults?.[o.name] ?? (o.name === '--reject-with' ? defaultRejectWith(family) : undefined);
+    if (key !== undefined) parts.push(`${o.name}=${key}`);
+  }
+  return parts.length === 0 ? name : `${name}(${parts.join(' ')})`;
+}
+
+/** Read one command's words (after any `[packets:bytes]`). Throws Refusal with the reason. */
+export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCommand {
+  const w = words.map((x) => x.text);
+  if (w.length === 0) refuse('a line of blanks (iptables-restore: "no command specified")');
+  const command = SPECIAL[w[0]];
+  if (command !== 'append' && command !== 'insert') refuse(`${JSON.stringify(w[0])} is not -A or -I (the only commands twinwall reads in a table)`);
+  if (w.length < 2) refuse(`${w[0]} without a chain`);
+  const chain = w[1];
+  if (!ctx.chains.has(chain)) refuse(`chain ${JSON.stringify(chain)} is not declared before this line (iptables-restore refuses it)`);
+  if (ctx.table !== 'filter') refuse(`a rule in the ${ctx.table} table: twinwall reads rules of the filter table only`);
   let i = 2;
   let position: number | undefined;
-  if (cmd === '-I' && i < words.length && /^\d+$/.test(words[i].text) && !words[i].quoted) {
-    position = Number(words[i].text);
+  if (command === 'insert' && i < w.length && !w[i].startsWith('-') && !w[i].startsWith('!')) {
+    position = decimal(w[i], 1, 2147483647, 'rule number');
     i++;
   }
-  const text = words.slice(i).map((w) => (w.quoted || /\s/.test(w.text) ? JSON.stringify(w.text) : w.text)).join(' ');
-  const modules: string[] = [];
-  const options: IptOption[] = [];
-  const targetOptions: IptOption[] = [];
-  let module: string | undefined;
-  let target: { how: 'jump' | 'goto'; name: string } | undefined;
-  let negate = false;
-  let comment: string | undefined;
-  while (i < words.length) {
-    const w = words[i];
-    if (w.text === '!' && !w.quoted) {
-      if (negate) throw new Error('"!" twice in a row');
-      negate = true;
-      i++;
-      continue;
-    }
-    if (w.quoted || !w.text.startsWith('-') || w.text === '-') throw new Error(`unexpected word ${JSON.stringify(w.text)}`);
-    const name = LONG_NAMES[w.text] ?? w.text;
-    i++;
-    if (name === '-m') {
-      if (negate) throw new Error('"!" before -m');
-      const m = words[i]?.text;
-      if (m === undefined) throw new Error('-m without a module name');
-      module = m;
-      modules.push(m);
-      i++;
-      continue;
-    }
-    if (name === '-j' || name === '-g') {
-      if (negate) throw new Error(`"!" before ${name}`);
-      const t = words[i]?.text;
-      if (t === undefined) throw new Error(`${name} without a target`);
-      if (target !== undefined) throw new Error('two targets');
-      target = { how: name === '-j' ? 'jump' : 'goto', name: t };
-      i++;
-      continue;
-    }
-    const args: string[] = [];
-    if (!NO_ARGUMENT.has(name)) {
-      // Values follow until the next option; an old-style "--dport ! 22" negation is accepted too.
-      if (words[i]?.text === '!' && !words[i].quoted) {
-        negate = !negate;
-        i++;
-      }
-      while (i < words.length && (words[i].quoted || !(words[i].text.startsWith('-') && words[i].text.length > 1 && !/^-\d/.test(words[i].text))) && !(words[i].text === '!' && !words[i].quoted)) {
-        args.push(words[i].text);
-        i++;
-      }
-      if (args.length === 0) throw new Error(`${w.text} without a value`);
-    }
-    const isBase = BASE_OPTIONS.has(name);
-    const opt: IptOption = { ...(isBase || target !== undefined ? {} : { module }), name, negated: negate, args };
-    negate = false;
-    if (target !== undefined && !isBase) targetOptions.push(opt);
-    else options.push(opt);
-    if (module === 'comment' && name === '--comment' && !isBase) comment = args.join(' ');
-  }
-  if (negate) throw new Error('"!" at the end of the rule');
-  return {
-    command: cmd === '-A' ? 'append' : 'insert',
-    chain,
-    ...(position !== undefined ? { position } : {}),
-    text,
-    modules,
-    options,
-    ...(target !== undefined ? { target: { ...target, options: targetOptions } } : {}),
-    ...(comment !== undefined ? { comment } : {}),
+  const base = new Map<string, ReadOption>();
+  const baseOrder: { spec: OptionSpec; negated: boolean; raw: string }[] = [];
+  const matches: MatchState[] = [];
+  let implicitUsed = false;
+  let target: { how: 'jump' | 'goto'; name: string; spec?: TargetSpec; options: Map<string, ReadOption>; order: IptOption[] } | undefined;
+  let protocol: { number: number; negated: boolean } | undefined;
+  let negated = false;
+  const addresses: Record<'-s' | '-d', { cidrs: { network: bigint; prefix: number; text: string }[]; negated: boolean } | undefined> = { '-s': undefined, '-d': undefined };
+  const vctx = { family: ctx.family };
+  const takeArgs = (spec: OptionSpec, at: number): string[] => {
+    if (spec.words === 0) return [];
+    if (at >= w.length) refuse(`${spec.name} needs a value`);
+    if (w[at] === '!') refuse(`"${spec.name} !": a "!" after an option (old-style negation) is refused; write "! ${spec.name} …"`);
+    if (spec.words === 1) return [w[at]];
+    if (at + 1 >= w.length || w[at + 1].startsWith('-') || w[at + 1].startsWith('!')) refuse(`${spec.name} needs two values`);
+    return [w[at], w[at + 1]];
   };
+  while (i < w.length) {
+    const word = w[i];
+    if (word === '!') {
+      if (negated) refuse('"! !" (iptables: multiple consecutive ! not allowed)');
+      negated = true;
+      i++;
+      continue;
+    }
+    if (!word.startsWith('-') || word === '-' || word === '--') refuse(`unexpected word ${JSON.stringify(word)} (iptables: "Bad argument")`);
+    const special = SPECIAL[word];
+    if (special === 'append' || special === 'insert') refuse(`a second command ${word} in one line`);
+    if (special === 'match') {
+      if (negated) refuse('"!" before -m');
+      if (i + 1 >= w.length) refuse('-m without a module name');
+      const name = w[i + 1];
+      const spec = MODULES[name];
+      if (spec === undefined) refuse(`-m ${name}: a match twinwall does not read`);
+      if (!spec.families.includes(ctx.family)) refuse(`-m ${name} does not exist in ${ctx.family === 4 ? 'iptables' : 'ip6tables'}`);
+      // A second instance of a match is merged with the first by iptables-nft (-m tcp --dport 1
+      // -m tcp --dport 2 is saved as --dport 2): refused, except the inert comment.
+      if (name !== 'comment' && matches.some((m) => m.spec.name === name)) refuse(`-m ${name} loaded twice in one rule (iptables-save would show one merged match)`);
+      matches.push({ spec, implicit: false, options: new Map(), order: [] });
+      i += 2;
+      continue;
+    }
+    if (special === 'jump' || special === 'goto') {
+      if (negated) refuse(`"!" before ${word}`);
+      if (target !== undefined) refuse('two targets (-j/-g) in one rule');
+      if (i + 1 >= w.length) refuse(`${word} without a target`);
+      const name = w[i + 1];
+      const spec = TARGETS[name];
+      if (spec === undefined) {
+        if (isTargetName(name)) refuse(`target ${name} is not one twinwall reads (ACCEPT, DROP, RETURN, LOG, REJECT or a chain)`);
+        if (!ctx.chains.has(name)) refuse(`${word} ${name}: the chain is not declared before this line (iptables-restore refuses it)`);
+        if (BUILTIN_CHAINS[ctx.table].includes(name)) refuse(`${word} ${name}: a built-in chain cannot be a target`);
+      } else if (special === 'goto') refuse(`-g ${name}: goto takes a user chain`);
+      target = { how: special, name, ...(spec !== undefined ? { spec } : {}), options: new Map(), order: [] };
+      i += 2;
+      continue;
+    }
+    const baseSpec = BASE_BY_NAME.get(word);
+    if (baseSpec !== undefined) {
+      if (base.has(baseSpec.name) || addresses[baseSpec.name as '-s' | '-d'] !== undefined) refuse(`${baseSpec.name} given twice (iptables refuses it)`);
+      if (negated && !baseSpec.invert) refuse(`"!" before ${word}`);
+      const args = takeArgs(baseSpec, i + 1);
+      if (baseSpec.name === '-s' || baseSpec.name === '-d') {
+        const parts = args[0].split(',');
+        if (parts.some((p) => p === '')) refuse(`${word} ${JSON.stringify(args[0])} has an empty entry`);
+        const cidrs = parts.map((p) => literalCidr(p, ctx.family));
+        if (negated && cidrs.some((c) => c.prefix === 0)) refuse(`"! ${word} …/0" never matches (iptables-nft refuses it)`);
+        addresses[baseSpec.name] = { cidrs, negated };
+      } else {
+        const value = baseSpec.read(args, negated, vctx);
+        base.set(baseSpec.name, { spec: baseSpec, negated, value });
+        if (baseSpec.name === '-p') protocol = { number: Number(value.args[0]), negated };
+      }
+      baseOrder.push({ spec: baseSpec, negated, raw: word });
+      negated = false;
+      i += 1 + baseSpec.words;
+      continue;
+    }
+    // A match's or the target's option.
+    // Of two comment matches, the later takes the option (iptables marks the earlier complete).
+    const found = matches.filter((m) => lookup(m.spec.options, word) !== undefined);
+    const owners = found.length > 1 && found.every((m) => m.spec.name === 'comment') ? [found[found.length - 1]] : found;
+    const targetSpec = target?.spec !== undefined ? lookup(target.spec.options, word) : undefined;
+    if (owners.length + (targetSpec !== undefined ? 1 : 0) > 1) refuse(`${word} belongs to more than one loaded match or target`);
+    if (targetSpec !== undefined && target !== undefined) {
+      if (negated) refuse(`"!" before ${word}`);
+      if (target.options.has(targetSpec.name)) refuse(`${word} given twice`);
+      const args = takeArgs(targetSpec, i + 1);
+      const value = targetSpec.read(args, false, vctx);
+      target.options.set(targetSpec.name, { spec: targetSpec, negated: false, value });
+      target.order.push({ name: targetSpec.name, negated: false, args: value.args });
+      i += 1 + targetSpec.words;
+      continue;
+    }
+    let owner = owners[0];
+    if (owner === undefined) {
+      // getopt does not know the option: iptables loads the protocol's match once, then retries.
+      const implicit = protocol !== undefined && !implicitUsed ? implicitModule(protocol.number, ctx.family) : undefined;
+      const spec = implicit !== undefined ? MODULES[implicit] : undefined;
+      if (spec === undefined || lookup(spec.options, word) === undefined) {
+        refuse(`unknown option ${JSON.stringify(word)} (twinwall reads full option names only, of the matches loaded before them)`);
+      }
+      // getopt_long reads a word that starts a longer known option as that option (--dport
+      // becomes multiport's --dports when -m multiport is loaded): iptables never gets to the
+      // protocol's match then.
+      const known = [...IPTABLES_LONG_OPTIONS, ...matches.flatMap((m) => m.spec.options.flatMap((o) => [o.name, ...(o.aliases ?? [])])), ...(target?.spec?.options.map((o) => o.name) ?? [])];
+      const longer = known.filter((k) => k.startsWith('--') && k !== word && k.startsWith(word));
+      if (word.startsWith('--') && longer.length > 0) refuse(`${word} is the start of ${longer.join(', ')}: getopt would read it as that option`);
+      implicitUsed = true;
+      if (matches.some((m) => m.spec.name === spec.name)) refuse(`-m ${spec.name} loaded twice in one rule`);
+      owner = { spec, implicit: true, options: new Map(), order: [] };
+      matches.push(owner);
+    }
+    const spec = lookup(owner.spec.options, word) as OptionSpec;
+    if (owner.options.has(spec.name)) refuse(`${word} given twice in -m ${owner.spec.name} (iptables refuses it)`);
+    if (negated && !spec.invert) refuse(`"!" before ${word}, which cannot be negated`);
+    const args = takeArgs(spec, i + 1);
+    const value: OptionValue = spec.read(args, negated, vctx);
+    owner.options.set(spec.name, { spec, negated, value });
+    owner.order.push({ module: owner.spec.name, name: spec.name, negated, args: value.args });
+    negated = false;
+    i += 1 + spec.words;
+  }
+  if (negated) refuse('"!" at the end of the rule (iptables: nothing appropriate following !)');
+  if (chain === 'INPUT' && base.has('-o')) refuse('-o in INPUT (iptables refuses it)');
+  if (chain === 'OUTPUT' && base.has('-i')) refuse('-i in OUTPUT (iptables refuses it)');
+  for (const m of matches) {
+    const s = m.spec;
+    if (s.protocols !== undefined && (protocol === undefined || protocol.negated || !s.protocols.includes(protocol.number))) {
+      refuse(`-m ${s.name} needs "-p ${s.protocols.length === 1 ? s.protocols[0] : `one of ${s.protocols.join(', ')}`}" (not negated) in the same rule`);
+    }
+    for (const group of s.required ?? []) if (!group.some((n) => m.options.has(n))) refuse(`-m ${s.name} needs ${group.join(' or ')}`);
+    for (const group of s.exclusive ?? []) if (group.filter((n) => m.options.has(n)).length > 1) refuse(`-m ${s.name}: ${group.join(', ')} exclude each other`);
+    if (s.needsOption === true && m.options.size === 0) refuse(`-m ${s.name} without an option (iptables refuses it)`);
+    s.check?.(m.options, vctx);
+    const set = m.options.get('--match-set')?.value.args[0];
+    if (set !== undefined && ctx.ipsets !== undefined) {
+      const family = ctx.ipsets.get(set);
+      if (family === undefined) refuse(`ipset ${set} is not created before the table loads (iptables-restore refuses the table)`);
+      if (family !== ctx.family) refuse(`ipset ${set} is IPv${family}, used in the IPv${ctx.family} table (iptables-restore refuses it)`);
+    }
+  }
+  if (target?.spec?.check !== undefined) target.spec.check(target.options, { ...vctx, ...(protocol !== undefined ? { protocol } : {}) });
+
+  // The meaning, shared by every rule the address lists expand to.
+  const baseKey = (name: string): string => {
+    const o = base.get(name);
+    return o === undefined || o.value.key === '' ? '' : `${name}=${o.value.key}`;
+  };
+  const matchKeys = matches.map((m) => ({ module: m.spec.name, implicit: m.implicit, key: matchKey(m) }));
+  const keyedMatches = matchKeys.filter((m) => m.key !== '');
+  const tKey = target === undefined ? '' : targetKey(target.spec, target.how, target.name, target.options, ctx.family);
+  const comments = matches.filter((m) => m.spec.name === 'comment').map((m) => m.options.get('--comment')?.value.args[0] as string);
+  const addrKey = (name: '-s' | '-d', c: { network: bigint; prefix: number } | undefined, neg: boolean): string =>
+    c === undefined || (c.prefix === 0 && !neg) ? '' : `${name}=${negation(neg)}${c.network.toString(16)}/${c.prefix}`;
+  const several = (addresses['-s']?.cidrs.length ?? 0) > 1 || (addresses['-d']?.cidrs.length ?? 0) > 1;
+  if (several && (addresses['-s']?.negated === true || addresses['-d']?.negated === true)) refuse('"!" on -s or -d in a rule with an address list (iptables refuses it)');
+  const src = addresses['-s']?.cidrs ?? [undefined];
+  const dst = addresses['-d']?.cidrs ?? [undefined];
+  if (command === 'insert' && src.length * dst.length > 1) refuse('-I with an address list (the order iptables inserts the rules in is not specified)');
+  const rules: Omit<IptRule, 'number' | 'line'>[] = [];
+  for (const s of src) {
+    for (const d of dst) {
+      const head = [baseKey('-p'), addrKey('-s', s, addresses['-s']?.negated ?? false), addrKey('-d', d, addresses['-d']?.negated ?? false), baseKey('-i'), baseKey('-o'), baseKey('-f')].filter((x) => x !== '');
+      const key = (withComments: boolean): string =>
+        [chain, head.join(' '), keyedMatches.filter((m) => withComments || m.module !== 'comment').map((m) => m.key).join(' '), tKey].join(' | ');
+      const options: IptOption[] = [];
+      // Options in the order given: base options where they stood, then each match's options.
+      for (const b of baseOrder) {
+        if (b.spec.name === '-s' || b.spec.name === '-d') {
+          const c = b.spec.name === '-s' ? s : d;
+          if (c !== undefined) options.push({ name: b.spec.name, negated: b.negated, args: [c.text] });
+        } else {
+          const o = base.get(b.spec.name) as ReadOption;
+          options.push({ name: b.spec.name, negated: b.negated, args: o.value.args });
+        }
+      }
+      for (const m of matches) options.push(...m.order);
+      const text = textOf(w.slice(i0(command, position)), s, d);
+      rules.push({
+        chain,
+        text,
+        modules: matches.map((m) => m.spec.name),
+        matches: matchKeys,
+        options,
+        ...(target !== undefined ? { target: { how: target.how, name: target.name, options: target.order } } : {}),
+        ...(comments.length > 0 ? { comment: comments.join(' ') } : {}),
+        key: key(true),
+        verdictKey: key(false),
+      });
+    }
+  }
+  return { command, chain, ...(position !== undefined ? { position } : {}), rules };
+}
+
+/** Index of the first word after the command, chain and -I position. */
+function i0(command: 'append' | 'insert', position: number | undefined): number {
+  return command === 'insert' && position !== undefined ? 3 : 2;
+}
+
+/** The words after the command, re-quoted; an address list replaced by the one address of this rule. */
+function textOf(words: readonly string[], s: { text: string } | undefined, d: { text: string } | undefined): string {
+  const out: string[] = [];
+  for (let i = 0; i < words.length; i++) {
+    out.push(quoteWord(words[i]));
+    const name = BASE_BY_NAME.get(words[i])?.name;
+    if ((name === '-s' || name === '-d') && i + 1 < words.length && words[i + 1].includes(',')) {
+      const c = name === '-s' ? s : d;
+      out.push(quoteWord(c?.text ?? words[i + 1]));
+      i++;
+    }
+  }
+  return out.join(' ');
+}
+
+/** Parse one rule line in a filter table where every chain is declared (for tests and tools). */
+export function parseRuleLine(line: string, family: Family = 4, chains: readonly string[] = []): ParsedCommand {
+  const all = new Set([...BUILTIN_CHAINS.filter, ...chains]);
+  const words = tokenize(line.trim());
+  if (words.length >= 2 && (SPECIAL[words[0].text] === 'append' || SPECIAL[words[0].text] === 'insert')) all.add(words[1].text);
+  for (let i = 0; i + 1 < words.length; i++) if ((SPECIAL[words[i].text] === 'jump' || SPECIAL[words[i].text] === 'goto') && !isTargetName(words[i + 1].text)) all.add(words[i + 1].text);
+  return parseCommand(words, { family, table: 'filter', chains: all });
 }
 
 interface MutableChain {
   name: string;
   policy?: string;
   builtin: boolean;
-  rules: { parsed: ParsedRuleLine; line: number }[];
+  rules: { rule: Omit<IptRule, 'number' | 'line'>; line: number }[];
 }
 
-/** Parse a whole iptables-restore document. Never throws: unreadable lines become problems. */
-export function parseIptablesRestore(text: string): IptDocument {
+const TABLE_LINE = /^\*([a-z]+)$/;
+const CHAIN_LINE = /^:([^ \t]+)[ \t]+([^ \t]+)(?:[ \t]+\[(0|[1-9][0-9]*):(0|[1-9][0-9]*)\])?$/;
+const COUNTERS = /^\[(0|[1-9][0-9]*):(0|[1-9][0-9]*)\]/;
+const USER_CHAIN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+/** Parse a whole iptables-restore document of one family. Never throws: what it refuses becomes a problem. */
+export function parseIptablesRestore(text: string, family: Family, options: ParseOptions = {}): IptDocument {
   const tables = new Map<string, Map<string, MutableChain>>();
   const problems: IptProblem[] = [];
   let current: { name: string; chains: Map<string, MutableChain> } | undefined;
   const lines = text.split('\n');
-  lines.forEach((raw, idx) => {
+  if (lines[lines.length - 1] === '') lines.pop();
+  lines.forEach((line, idx) => {
     const lineNo = idx + 1;
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) return;
     try {
-      if (line.startsWith('*')) {
-        if (current !== undefined) throw new Error(`table *${line.slice(1)} starts before *${current.name} is committed`);
-        const name = line.slice(1).trim();
-        if (BUILTIN[name] === undefined) throw new Error(`unknown table *${name}`);
-        // A second block for the same table replaces nothing in restore --noflush mode and
-        // flushes in normal mode; twinwall's files have one block per table.
+      if (Buffer.byteLength(line) > RESTORE_LIMITS.lineBytes) {
+        refuse(`a line of ${Buffer.byteLength(line)} bytes: iptables-restore reads lines in pieces of ${RESTORE_LIMITS.lineBytes} bytes and would read the rest as a line of its own`);
+      }
+      if (line === '' || line.startsWith('#')) return;
+      if (current === undefined) {
+        const m = TABLE_LINE.exec(line);
+        if (!m) refuse(line.startsWith('*') ? `table line ${JSON.stringify(line)} is not "*name"` : `a line outside any *table block: ${JSON.stringify(line.slice(0, 60))}`);
+        const name = m[1];
+        if (BUILTIN_CHAINS[name] === undefined) refuse(`unknown table *${name}`);
+        if (tables.has(name)) refuse(`a second *${name} block (it would flush the first)`);
         const chains = new Map<string, MutableChain>();
-        for (const c of BUILTIN[name]) chains.set(c, { name: c, policy: 'ACCEPT', builtin: true, rules: [] });
+        for (const c of BUILTIN_CHAINS[name]) chains.set(c, { name: c, policy: 'ACCEPT', builtin: true, rules: [] });
         current = { name, chains };
         return;
       }
-      if (current === undefined) throw new Error('a line outside any *table block');
       if (line === 'COMMIT') {
         tables.set(current.name, current.chains);
         current = undefined;
         return;
       }
       if (line.startsWith(':')) {
-        const m = /^:(\S+)\s+(\S+)(\s+\[\d+:\d+\])?$/.exec(line);
-        if (!m) throw new Error(`unreadable chain line ${JSON.stringify(line)}`);
+        const m = CHAIN_LINE.exec(line);
+        if (!m) refuse(`chain line ${JSON.stringify(line)} is not ":name policy [packets:bytes]"`);
         const [, name, policy] = m;
         const existing = current.chains.get(name);
         if (existing !== undefined && existing.builtin) {
-          if (policy !== 'ACCEPT' && policy !== 'DROP') throw new Error(`built-in chain ${name} has policy ${policy}`);
+          if (policy !== 'ACCEPT' && policy !== 'DROP') refuse(`built-in chain ${name} has policy ${policy} (ACCEPT or DROP only)`);
           existing.policy = policy;
-        } else {
-          if (policy !== '-') throw new Error(`user chain ${name} has a policy (${policy})`);
-          current.chains.set(name, { name, builtin: false, rules: [] });
+          return;
         }
+        if (existing !== undefined) refuse(`chain ${name} is declared twice (iptables-restore flushes it the second time)`);
+        if (name.length > 28 || !USER_CHAIN.test(name) || isTargetName(name)) refuse(`chain name ${JSON.stringify(name)}: twinwall reads user chains named with letters, digits, _ . - (at most 28, not all capitals like a target)`);
+        if (policy !== '-') refuse(`user chain ${name} has a policy (${policy}); write "-"`);
+        current.chains.set(name, { name, builtin: false, rules: [] });
         return;
       }
-      const parsed = parseRuleLine(line);
-      const chain = current.chains.get(parsed.chain);
-      if (chain === undefined) throw new Error(`rule in chain ${parsed.chain}, which is not declared`);
+      if (line.startsWith('*')) refuse(`*${line.slice(1)} starts before *${current.name} is committed`);
+      const counters = COUNTERS.exec(line);
+      if (line.startsWith('[') && !counters) refuse('a "[" that does not start "[packets:bytes]"');
+      const words = tokenize(counters ? line.slice(counters[0].length) : line);
+      const parsed = parseCommand(words, { family, table: current.name, chains: new Set(current.chains.keys()), ...(options.ipsets !== undefined ? { ipsets: options.ipsets } : {}) });
+      const chain = current.chains.get(parsed.chain) as MutableChain;
+      const entries = parsed.rules.map((rule) => ({ rule, line: lineNo }));
       if (parsed.command === 'insert') {
         const pos = (parsed.position ?? 1) - 1;
-        if (pos > chain.rules.length) throw new Error(`-I ${parsed.chain} ${pos + 1}: the chain has only ${chain.rules.length} rules`);
-        chain.rules.splice(pos, 0, { parsed, line: lineNo });
-      } else chain.rules.push({ parsed, line: lineNo });
+        if (pos > chain.rules.length) refuse(`-I ${parsed.chain} ${pos + 1}: the chain has only ${chain.rules.length} rules (iptables: index of insertion too big)`);
+        chain.rules.splice(pos, 0, ...entries);
+      } else chain.rules.push(...entries);
     } catch (e) {
-      problems.push({ line: lineNo, message: (e as Error).message });
+      if (!(e instanceof Refusal)) throw e;
+      problems.push({ line: lineNo, message: e.message });
     }
   });
   if (current !== undefined) problems.push({ line: lines.length, message: `table *${current.name} is never committed (no COMMIT): iptables-restore would load nothing of it` });
@@ -298,31 +625,94 @@ export function parseIptablesRestore(text: string): IptDocument {
         name: cname,
         builtin: c.builtin,
         ...(c.policy !== undefined ? { policy: c.policy } : {}),
-        rules: c.rules.map(({ parsed, line }, i) => ({
-          chain: cname,
-          number: i + 1,
-          line,
-          text: parsed.text,
-          modules: parsed.modules,
-          options: parsed.options,
-          ...(parsed.target !== undefined ? { target: parsed.target } : {}),
-          ...(parsed.comment !== undefined ? { comment: parsed.comment } : {}),
-        })),
+        rules: c.rules.map(({ rule, line }, i) => ({ ...rule, number: i + 1, line })),
       });
     }
     out.set(name, { name, chains: frozen });
   }
-  // Jumps to chains that do not exist make iptables-restore reject the whole table.
-  for (const table of out.values()) {
-    for (const chain of table.chains.values()) {
-      for (const r of chain.rules) {
-        const t = r.target;
-        if (t === undefined || /^[A-Z]+$/.test(t.name)) continue;
-        if (!table.chains.has(t.name)) problems.push({ line: r.line, message: `${chain.name} rule ${r.number} jumps to ${t.name}, which is not declared` });
+  for (const table of out.values()) problems.push(...loopProblems(table), ...hookProblems(table));
+  return { family, tables: out, problems };
+}
+
+/** Deepest chain nesting the checker reads (the kernel's limit is about that; beyond it, it refuses the table). */
+export const MAX_CHAIN_DEPTH = 16;
+
+/** Jumps that loop back into a chain, or nest too deep: the kernel refuses the whole table. */
+function loopProblems(table: IptTable): IptProblem[] {
+  const out: IptProblem[] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  /** Depth of the deepest chain below `chain` (1 = jumps nowhere); Infinity inside a loop. */
+  const depth = new Map<string, number>();
+  const visit = (chain: string): number => {
+    const s = state.get(chain);
+    if (s === 'done') return depth.get(chain) as number;
+    if (s === 'open') return Infinity;
+    state.set(chain, 'open');
+    let deepest = 1;
+    for (const r of table.chains.get(chain)?.rules ?? []) {
+      const t = r.target;
+      if (t === undefined || TARGETS[t.name] !== undefined) continue;
+      const below = state.get(t.name) === 'open' ? Infinity : visit(t.name);
+      if (below === Infinity && state.get(t.name) === 'open') out.push({ line: r.line, message: `${chain} rule ${r.number} jumps to ${t.name}, which leads back here: a loop (the kernel refuses the table)` });
+      deepest = Math.max(deepest, below + 1);
+    }
+    state.set(chain, 'done');
+    depth.set(chain, deepest);
+    return deepest;
+  };
+  for (const c of table.chains.values()) {
+    const d = visit(c.name);
+    if (c.builtin && d !== Infinity && d > MAX_CHAIN_DEPTH) out.push({ line: 0, message: `chains below ${c.name} nest ${d} deep; twinwall reads at most ${MAX_CHAIN_DEPTH}` });
+  }
+  return out;
+}
+
+/** Matches the kernel allows only on locally generated packets. */
+const OUTPUT_ONLY_MODULES = new Set(['owner']);
+
+/** A user chain reached from INPUT or FORWARD may not use -m owner (the kernel refuses the table). */
+function hookProblems(table: IptTable): IptProblem[] {
+  const reach = new Map<string, Set<string>>();
+  const visit = (chain: string, from: string, seen: Set<string>): void => {
+    if (seen.has(chain)) return;
+    seen.add(chain);
+    const set = reach.get(chain) ?? new Set<string>();
+    set.add(from);
+    reach.set(chain, set);
+    for (const r of table.chains.get(chain)?.rules ?? []) {
+      const t = r.target;
+      if (t !== undefined && TARGETS[t.name] === undefined) visit(t.name, from, seen);
+    }
+  };
+  for (const c of table.chains.values()) if (c.builtin) visit(c.name, c.name, new Set());
+  const out: IptProblem[] = [];
+  for (const c of table.chains.values()) {
+    const hooks = reach.get(c.name) ?? new Set<string>();
+    for (const r of c.rules) {
+      const bad = r.modules.filter((m) => OUTPUT_ONLY_MODULES.has(m));
+      if (bad.length > 0 && (hooks.has('INPUT') || hooks.has('FORWARD'))) {
+        out.push({ line: r.line, message: `-m ${bad.join(', -m ')} in chain ${c.name}, which ${[...hooks].filter((h) => h !== 'OUTPUT').join(' and ')} reaches: the kernel allows it on outgoing packets only` });
       }
     }
   }
-  return { tables: out, problems };
+  return out;
+}
+
+/**
+ * The document's meaning as lines: every table, chain (with its policy) and rule key, chains in
+ * name order. Two documents iptables stores alike give equal lines. `comments: false` leaves
+ * comment matches out (they never change a verdict).
+ */
+export function canonicalLines(doc: IptDocument, options: { comments?: boolean } = {}): string[] {
+  const out: string[] = [];
+  const withComments = options.comments !== false;
+  for (const table of [...doc.tables.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    out.push(`*${table.name}`);
+    const chains = [...table.chains.values()].sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const c of chains) out.push(`:${c.name} ${c.builtin ? c.policy : '-'}`);
+    for (const c of chains) for (const r of c.rules) out.push(withComments ? r.key : r.verdictKey);
+  }
+  return out;
 }
 
 /** The first value of an option, looked up by name (and module, if given). */
