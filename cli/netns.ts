@@ -85,6 +85,9 @@ export interface AgentSpec {
   readonly sniff?: boolean;
 }
 
+/** How long an agent may take to start listening. */
+const AGENT_START_MS = 30000;
+
 const AGENT_PY = String.raw`
 import json, socket, sys, threading, re
 cfg = json.loads(sys.argv[1])
@@ -257,12 +260,14 @@ export class Agent {
     return new Promise((resolve, reject) => {
       let buffer = '';
       let ready = false;
+      // A readiness wait, not a measurement: on a loaded machine (load 17 on 2 cores) starting
+      // Python in a namespace took longer than 5 s.
       const timer = setTimeout(() => {
         if (!ready) {
           agent.stop();
-          reject(new Error(`agent in ${ns} did not start within 5 s: ${agent.stderr}`));
+          reject(new Error(`agent in ${ns} did not start within ${AGENT_START_MS / 1000} s: ${agent.stderr}`));
         }
-      }, 5000);
+      }, AGENT_START_MS);
       child.stderr?.on('data', (d: Buffer) => {
         agent.stderr += d.toString();
       });
