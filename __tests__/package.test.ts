@@ -175,6 +175,25 @@ describe('package', () => {
     expect(r.loaded.filter((f) => CDKTF_FILE.test(f) || /typescript|ts-node/.test(f))).toEqual([]);
   });
 
+  it('an invalid input under plain node (compiled JavaScript): the message once and the app\'s own line, no other frame', () => {
+    const bad = path.join(work, 'bad-app.js');
+    fs.writeFileSync(
+      bad,
+      [
+        "const { App, TerraformStack } = require('cdktf');",
+        `const { FilteredHost, mailServer } = require(${JSON.stringify(ROOT)});`,
+        "const stack = new TerraformStack(new App({ outdir: require('path').join(__dirname, 'bad-out') }), 'oops');",
+        "new FilteredHost(stack, 'h', { vpcId: 'vpc-1', roles: [mailServer(), mailServer()] });",
+        '',
+      ].join('\n'),
+    );
+    const r = run(process.execPath, [bad], { cwd: work, env: { ...process.env, NODE_PATH: path.join(ROOT, 'node_modules'), TWINWALL_DEBUG: '' } });
+    expect(r.code).toBe(1);
+    expect(r.stderr.split('TW122 ROLE_DUPLICATE at oops/h: the role name "mailServer" is used twice').length).toBe(2);
+    expect(r.stderr.split('\n').filter((l) => /^\s+at /.test(l))).toEqual([expect.stringMatching(/bad-app\.js:4:\d+\)?$/)]);
+    expect(r.stderr).not.toMatch(/errorName:|problem:/);
+  });
+
   it('a broken installation is an internal error: exit 3 and one line', () => {
     const copy = path.join(work, 'broken');
     fs.cpSync(path.join(ROOT, 'dist'), path.join(copy, 'dist'), { recursive: true });

@@ -289,7 +289,9 @@ describe('errors carry the construct path and the code', () => {
 
   it('for a role twice', () => {
     const err = at({ roles: [ntpClient(), ntpClient()], vpcId: VPC }, 'ROLE_DUPLICATE');
-    expect(err.path).toEqual(['stack/bad', 'bad']);
+    // The construct path names the host: the policy's own host segment is not repeated.
+    expect(err.path).toEqual(['stack/bad']);
+    expect(err.message).toMatch(/^TW122 ROLE_DUPLICATE at stack\/bad: /);
   });
 
   it('for conflicting or missing props', () => {

@@ -5,6 +5,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { DEBUG_VARIABLE } from '../lib/errors';
 
 export const EXIT = {
   /** Success: the walls agree, the report was written … */
@@ -20,8 +21,7 @@ export const EXIT = {
 export const EXIT_CODES_HELP =
   'Exit codes: 0 success; 1 a finding (the walls disagree, something is undecidable, a --fail-on gate tripped); 2 bad usage or unreadable input (one line, never a stack trace); 3 an internal error, a bug in twinwall (one line asking you to report it; TWINWALL_DEBUG=1 adds the stack trace).';
 
-/** Set TWINWALL_DEBUG=1 to see the stack trace of an internal error (and of a synth error). */
-export const DEBUG_VARIABLE = 'TWINWALL_DEBUG';
+export { DEBUG_VARIABLE };
 
 export function debugEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
   return env[DEBUG_VARIABLE] === '1';

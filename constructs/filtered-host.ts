@@ -120,6 +120,8 @@ export class FilteredHost extends Construct {
 
   public constructor(scope: Construct, id: string, props: FilteredHostProps) {
     super(scope, id);
+    // The policy's name, which HostPolicy.compose puts first in its errors' paths.
+    const policyName = props?.policy instanceof HostPolicy ? props.policy.name : (props?.name ?? id);
     try {
       this.policy = FilteredHost.policyFrom(id, props);
       this.lintSuppressions = checkSuppressions(props.suppressions);
@@ -202,9 +204,19 @@ export class FilteredHost extends Construct {
       // Lint at synth (constructs/lint.ts): added once per stack, errors fail synth.
       TwinwallLint.ensure(this);
     } catch (e) {
-      if (e instanceof TwinwallError) throw e.within(this.node.path);
+      if (e instanceof TwinwallError) throw this.located(e, policyName);
       throw e;
     }
+  }
+
+  /**
+   * `e` located at this construct's path. The construct path names the host, so a leading host
+   * name (HostPolicy.compose locates its errors under it) is dropped rather than repeated:
+   * "at oops/h/sshAdmin", never "at oops/h/h/sshAdmin".
+   */
+  private located(e: TwinwallError, policyName: string): TwinwallError {
+    const inner = e.path[0] === policyName ? e.path.slice(1) : e.path;
+    return e.at([this.node.path, ...inner]);
   }
 
   /**

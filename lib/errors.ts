@@ -3,6 +3,7 @@
  * scripts and tests), the offending value, and the fix, so a synth failure reads like a review
  * comment rather than a stack trace.
  */
+import { basename, dirname, join, sep } from 'path';
 
 /** Stable error codes. Never renumber or rename one: users match on them. */
 export const ERROR_CODES = {
@@ -87,37 +88,83 @@ export interface TwinwallErrorDetails {
 }
 
 /**
+ * Set to "1" to see every stack frame of a TwinwallError, and the stack trace of the CLI's
+ * internal errors. Without it a TwinwallError's stack holds one frame: the caller's own code.
+ */
+export const DEBUG_VARIABLE = 'TWINWALL_DEBUG';
+
+function debugging(): boolean {
+  return typeof process !== 'undefined' && process.env?.[DEBUG_VARIABLE] === '1';
+}
+
+/** twinwall's own code: lib/, constructs/ and the package entry, in the sources or in dist/. */
+const OWN_ROOT = dirname(__dirname);
+const OWN_FOLDERS = [join(OWN_ROOT, 'lib') + sep, join(OWN_ROOT, 'constructs') + sep];
+
+function isOwnFile(file: string): boolean {
+  return OWN_FOLDERS.some((folder) => file.startsWith(folder)) || (dirname(file) === OWN_ROOT && /^index\.[jt]s$/.test(basename(file)));
+}
+
+/**
+ * The first stack frame in the caller's code (not twinwall's, not Node's, not a package's):
+ * where the bad value was written. An error thrown before any construct exists (a role built
+ * inline, `Peer.ipv4("10.0.0.5/24")` in the props) has no construct path; this line is its
+ * location.
+ */
+export function callerFrame(stack: string | undefined): string | undefined {
+  for (const line of (stack ?? '').split('\n').slice(1)) {
+    const m = /^\s*at (?:.*? \()?(.+?):\d+:\d+\)?$/.exec(line);
+    if (m === null) continue;
+    const file = m[1];
+    if (file.startsWith('node:') || file.includes(`${sep}node_modules${sep}`) || isOwnFile(file)) continue;
+    return line;
+  }
+  return undefined;
+}
+
+/**
  * twinwall's single error class. `code` is stable (TWnnn), `name` is the symbolic name
  * (e.g. CIDR_HOST_BITS). The message has the shape
  * `TW102 CIDR_HOST_BITS at web/sshAdmin: "10.0.0.5/24" has host bits set … Fix: …`.
+ *
+ * Printed as an uncaught exception (a failed `cdktf synth`), it shows that message once and the
+ * caller's line, not pages of frames: the details below are not enumerable (so Node does not
+ * print them again after the message), and the stack keeps only the caller's frame unless
+ * TWINWALL_DEBUG=1.
  */
 export class TwinwallError extends Error {
-  public readonly code: ErrorCode;
-  public readonly errorName: ErrorName;
-  public readonly problem: string;
-  public readonly fix: string;
-  public readonly value: unknown;
-  public readonly path: readonly string[];
+  public declare readonly code: ErrorCode;
+  public declare readonly errorName: ErrorName;
+  public declare readonly problem: string;
+  public declare readonly fix: string;
+  public declare readonly value: unknown;
+  public declare readonly path: readonly string[];
 
   public constructor(name: ErrorName, details: TwinwallErrorDetails) {
     const path = details.path ?? [];
     super(TwinwallError.format(name, details.problem, details.fix, path));
     this.name = 'TwinwallError';
-    this.code = ERROR_CODES[name];
-    this.errorName = name;
-    this.problem = details.problem;
-    this.fix = details.fix;
-    this.value = details.value;
-    this.path = path;
+    const fields = { code: ERROR_CODES[name], errorName: name, problem: details.problem, fix: details.fix, value: details.value, path };
+    for (const [key, value] of Object.entries(fields)) Object.defineProperty(this, key, { value, enumerable: false, writable: false, configurable: false });
+    if (!debugging()) {
+      const frame = callerFrame(this.stack);
+      const stack = `${this.name}: ${this.message}${frame !== undefined ? `\n${frame}` : ''}\n    (${DEBUG_VARIABLE}=1 shows every frame)`;
+      Object.defineProperty(this, 'stack', { value: stack, enumerable: false, writable: true, configurable: true });
+    }
   }
 
   /** The same error, located under `segment` (e.g. the construct path or role name). */
   public within(segment: string): TwinwallError {
+    return this.at([segment, ...this.path]);
+  }
+
+  /** The same error with its location replaced by `path`. */
+  public at(path: readonly string[]): TwinwallError {
     return new TwinwallError(this.errorName, {
       problem: this.problem,
       fix: this.fix,
       value: this.value,
-      path: [segment, ...this.path],
+      path,
     });
   }
 
