@@ -517,7 +517,7 @@ describe('the proposed TypeScript', () => {
     const module = { exports: {} as Record<string, HostPolicy> };
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const lib = require('../lib');
-    new Function('require', 'exports', 'module', js)((m: string) => (m === './lib' ? lib : require(m)), module.exports, module);
+    new Function('require', 'exports', 'module', js)((m: string) => (m === './lib' || m === 'twinwall' ? lib : require(m)), module.exports, module);
     return module.exports;
   }
 

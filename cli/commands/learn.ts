@@ -125,7 +125,7 @@ export function registerLearn(program: Command, io: LearnIo = defaultIo): Comman
     .addOption(new Option('--max-blocks <n>', 'most address blocks per learned peer list').default(16).argParser(integer('--max-blocks', 1, 1000)))
     .addOption(new Option('--scan-threshold <n>', 'distinct destinations on one egress port that make it a scan').default(32).argParser(integer('--scan-threshold', 2, 1000000)))
     .addOption(new Option('--samples <n>', 'sample lines kept per flow as evidence').default(3).argParser(integer('--samples', 0, 100)))
-    .option('--import-from <module>', 'module the TypeScript proposal imports twinwall from', './lib')
+    .option('--import-from <module>', 'module the TypeScript proposal imports twinwall from', 'twinwall')
     .option('--no-audit', 'propose the policy without { audit: true }')
     .option('--output <file>', 'write the output to a file instead of stdout')
     .action(async (opts: LearnFlags) => {

@@ -7,7 +7,7 @@ import { HostProposal, LearnedFlow, Proposal } from './propose';
 import { Observed, ProblemTally } from './read';
 
 export interface RenderOptions {
-  /** Module the snippet imports twinwall from (default "./lib", as main.ts does). */
+  /** Module the snippet imports twinwall from (default "twinwall", the package). */
   readonly importFrom?: string;
   /** Emit `{ audit: true }` so the proposal is first deployed in audit mode (default true). */
   readonly audit?: boolean;
@@ -90,7 +90,7 @@ export function renderTypeScript(proposal: Proposal, options: RenderOptions = {}
   for (const name of IMPORTABLE) if (new RegExp(`\\b${name}\\b`).test(stripped)) used.add(name);
   const head = [
     '// Proposed by `twinwall learn`. Every flow below was observed; review each one before you enforce.',
-    ...(used.size > 0 ? [`import { ${[...used].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1)).join(', ')} } from '${options.importFrom ?? './lib'}';`] : []),
+    ...(used.size > 0 ? [`import { ${[...used].sort((a, b) => (a.toLowerCase() < b.toLowerCase() ? -1 : 1)).join(', ')} } from '${options.importFrom ?? 'twinwall'}';`] : []),
   ];
   return `${head.join('\n')}\n\n${code}\n`;
 }
