@@ -8,11 +8,12 @@
  *
  * consumer tier (the npm registry): scratch projects, each with its own package.json, install the
  * tarball with production dependencies only, one per @cdktf/provider-aws major (20.1.0, the repo's
- * pin, and the latest 21.x); no TypeScript ends up in their trees. In each: the README's "Use it
- * in your cdktf project" example (extracted from README.md) type-checks against the installed
- * declarations, under the resolution cdktf's project template uses and under node16, then
- * synthesizes as JavaScript run by node; the installed CLI checks the result (exit 0) and runs
- * every command. The README's plain-JavaScript example and an ES-module import run too.
+ * pin, and the latest 21.x); no TypeScript ends up in their trees. twinwall's constructs
+ * type-check against the latest provider too. In each: the README's "Use it in your cdktf project"
+ * example (extracted from README.md) type-checks against the installed declarations, under the
+ * resolution cdktf's project template uses and under node16, then synthesizes as JavaScript run
+ * by node; the installed CLI checks the result (exit 0) and runs every command. The README's
+ * plain-JavaScript example and an ES-module import run too.
  */
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -285,6 +286,28 @@ describeTier('consumer', [npmRegistry], () => {
         const errors = typeCheck(c.dir, { 'main.ts': tsExample, 'core.ts': core }, resolution);
         expect({ provider: c.provider, resolution, errors }).toEqual({ provider: c.provider, resolution, errors: [] });
       }
+    }
+  }, 300_000);
+
+  it("twinwall's constructs type-check against the latest provider (AWS provider 6) too", () => {
+    // 20.1.0 is this checkout's own pin, which `tsc --noEmit` checks on every npm test.
+    const config = ts.readConfigFile(path.join(ROOT, 'tsconfig.build.json'), (f) => ts.sys.readFile(f));
+    const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, ROOT);
+    for (const c of consumers.slice(-1)) {
+      const modules = path.join(c.dir, 'node_modules');
+      const options: ts.CompilerOptions = {
+        ...parsed.options,
+        noEmit: true,
+        incremental: false,
+        tsBuildInfoFile: undefined,
+        typeRoots: [path.join(ROOT, 'node_modules', '@types')],
+        paths: { '@cdktf/provider-aws/*': [path.join(modules, '@cdktf', 'provider-aws', '*')], cdktf: [path.join(modules, 'cdktf')], constructs: [path.join(modules, 'constructs')] },
+      };
+      const program = ts.createProgram([path.join(ROOT, 'constructs', 'index.ts')], options);
+      const errors = ts.getPreEmitDiagnostics(program).map((d) => `${d.file ? path.relative(ROOT, d.file.fileName) : ''}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`);
+      expect({ provider: c.provider, errors }).toEqual({ provider: c.provider, errors: [] });
+      // The provider it was checked against is the consumer's, not this checkout's 20.1.0.
+      expect(program.getSourceFiles().some((f) => f.fileName.startsWith(path.join(modules, '@cdktf', 'provider-aws', 'lib', 'instance')))).toBe(true);
     }
   }, 300_000);
 
