@@ -91,10 +91,40 @@ export const LOG_LIMIT = { rate: '10/min', burst: 20 } as const;
  */
 export const AUDIT_LOG_LIMIT = { rate: '2/min', burst: 3, mode: 'srcip,dstip,dstport', expireMs: 600_000 } as const;
 
-type Verdict = 'drop' | 'audit';
+/** What a log-and-drop chain does: drop (enforcing) or accept (audit mode); its LOG prefix says which. */
+export type Verdict = 'drop' | 'audit';
+/** Why a packet reached a log-and-drop chain, as its LOG prefix says it (none: no rule admitted it). */
+export type VerdictReason = 'inv' | 'spoof' | 'imds';
+
+/** A log-and-drop chain: the direction and reason its LOG prefix names, and whether it logs the sender's uid. */
+export interface VerdictChain {
+  readonly chain: string;
+  readonly direction: Direction | 'forward';
+  readonly reason?: VerdictReason;
+  /** Outbound packets carry the uid of the socket that sent them (`--log-uid`). */
+  readonly uid: boolean;
+}
+
+/**
+ * The log-and-drop chains of a host wall, in the order they are written. The metadata chain
+ * exists only when metadata access is narrowed (`instanceMetadata` other than 'all-users').
+ */
+export function verdictChains(policy: HostPolicy): readonly VerdictChain[] {
+  const C = IPTABLES_CHAINS;
+  const all: VerdictChain[] = [
+    { chain: C.ingressInvalid, direction: 'ingress', reason: 'inv', uid: false },
+    { chain: C.ingressDrop, direction: 'ingress', uid: false },
+    { chain: C.egressSpoofed, direction: 'egress', reason: 'spoof', uid: true },
+    { chain: C.egressInvalid, direction: 'egress', reason: 'inv', uid: true },
+    { chain: C.egressMetadata, direction: 'egress', reason: 'imds', uid: true },
+    { chain: C.egressDrop, direction: 'egress', uid: true },
+    { chain: C.forwardDrop, direction: 'forward', uid: false },
+  ];
+  return all.filter((v) => v.chain !== C.egressMetadata || policy.options.instanceMetadata !== 'all-users');
+}
 
 /** LOG prefix: `twinwall <direction> <drop|audit>[ <reason>]: `, always ≤ 29 characters. */
-export function logPrefix(direction: Direction | 'forward', verdict: Verdict, reason?: 'inv' | 'spoof' | 'imds'): string {
+export function logPrefix(direction: Direction | 'forward', verdict: Verdict, reason?: VerdictReason): string {
   const prefix = `twinwall ${direction} ${verdict}${reason === undefined ? '' : ` ${reason}`}: `;
   if (prefix.length > LOG_PREFIX_MAX) throw new RangeError(`LOG prefix ${JSON.stringify(prefix)} is longer than ${LOG_PREFIX_MAX} characters`);
   return prefix;
@@ -114,11 +144,12 @@ const TRANSLITERATE: Record<string, string> = {
 };
 
 /**
- * Make text safe inside `--comment "…"`: printable ASCII only (a few typographic characters are
- * transliterated, the rest become `?`), no double quotes or backslashes (the restore parser would
- * read them as quoting), at most 255 bytes.
+ * Make text safe inside `--comment "…"` (and nftables' `comment "…"`): printable ASCII only (a few
+ * typographic characters are transliterated, the rest become `?`), no double quotes or backslashes
+ * (the restore parser would read them as quoting), at most `max` bytes (default 255, iptables'
+ * limit; nftables keeps 128).
  */
-export function commentText(text: string): string {
+export function commentText(text: string, max: number = COMMENT_MAX): string {
   let out = '';
   for (const ch of text.replace(/\s+/g, ' ').trim()) {
     const mapped = TRANSLITERATE[ch];
@@ -126,7 +157,7 @@ export function commentText(text: string): string {
     else if (ch >= ' ' && ch <= '~') out += ch;
     else out += '?';
   }
-  return out.length > COMMENT_MAX ? `${out.slice(0, COMMENT_MAX - 3)}...` : out;
+  return out.length > max ? `${out.slice(0, max - 3)}...` : out;
 }
 
 function comment(text: string): string {
@@ -192,28 +223,42 @@ export function ipsetName(family: Family, direction: Direction, rule: PolicyRule
   return `tw${family}-${direction === 'ingress' ? 'in' : 'out'}-${matchSlug(rule)}`;
 }
 
-interface PolicySection {
-  readonly lines: string[];
-  readonly sets: IpsetSpec[];
+/** Whether a rule belongs in a family's host wall: ICMP only in IPv4's, ICMPv6 only in IPv6's. */
+export function inFamily(rule: PolicyRule, family: Family): boolean {
+  const protocol = rule.port.protocol;
+  return !((protocol === 'icmp' && family === 6) || (protocol === 'icmpv6' && family === 4));
 }
 
 /**
- * The policy's lines in one family. Rules that share a direction and a protocol/port match form
+ * One entry of a family's policy chains: an ACCEPT for one rule and one of its CIDRs, or, where
+ * the address set of a (direction, match) is above the threshold, one ACCEPT matching the set.
+ */
+export type PolicyEntry =
+  | { readonly kind: 'address'; readonly rule: PolicyRule; readonly cidr: Cidr }
+  | { readonly kind: 'set'; readonly rule: PolicyRule; readonly set: IpsetSpec; readonly because: readonly Provenance[] };
+
+/** The policy part of one family's host wall, the same for every backend (iptables + ipset, nftables). */
+export interface PolicyLayout {
+  readonly entries: readonly PolicyEntry[];
+  readonly sets: readonly IpsetSpec[];
+}
+
+/**
+ * The policy's entries in one family. Rules that share a direction and a protocol/port match form
  * one address set; a set of more than `threshold` CIDRs (0.0.0.0/0 and ::/0 aside: hash:net has no
- * /0, and they stay one line each) becomes one `-m set` line where its first rule was, the rest
- * stay one line per rule and CIDR. Every line is an ACCEPT, so order does not change what is
+ * /0, and they stay one entry each) becomes one set entry where its first rule was, the rest stay
+ * one entry per rule and CIDR. Every entry is an ACCEPT, so order does not change what is
  * admitted; canonical order keeps the output stable.
  */
-function policySection(policy: HostPolicy, family: Family, threshold: number): PolicySection {
-  const groups = new Map<string, { rule: PolicyRule; match: string; cidrs: Map<string, Cidr>; because: Provenance[] }>();
+export function layoutPolicy(policy: HostPolicy, family: Family, threshold: number): PolicyLayout {
+  const groups = new Map<string, { rule: PolicyRule; cidrs: Map<string, Cidr>; because: Provenance[] }>();
   for (const rule of policy.rules) {
-    const match = portMatch(rule, family);
-    if (match === undefined) continue;
+    if (!inFamily(rule, family)) continue;
     const mine = rule.hostCidrs.filter((c) => c.family === family && !c.isAny);
     if (mine.length === 0) continue;
-    const key = `${rule.direction}|${match}`;
+    const key = `${rule.direction}|${matchSlug(rule)}`;
     let g = groups.get(key);
-    if (g === undefined) groups.set(key, (g = { rule, match, cidrs: new Map(), because: [] }));
+    if (g === undefined) groups.set(key, (g = { rule, cidrs: new Map(), because: [] }));
     for (const c of mine) g.cidrs.set(c.text, c);
     g.because.push(...rule.because);
   }
@@ -223,29 +268,43 @@ function policySection(policy: HostPolicy, family: Family, threshold: number): P
     const cidrs = [...g.cidrs.values()].sort((a, b) => (a.network !== b.network ? (a.network < b.network ? -1 : 1) : a.prefix - b.prefix));
     asSet.set(key, { name: ipsetName(family, g.rule.direction, g.rule), family, cidrs });
   }
-  const lines: string[] = [];
+  const entries: PolicyEntry[] = [];
   const emitted = new Set<string>();
   for (const rule of policy.rules) {
-    const match = portMatch(rule, family);
-    if (match === undefined) continue;
-    const key = `${rule.direction}|${match}`;
+    if (!inFamily(rule, family)) continue;
+    const key = `${rule.direction}|${matchSlug(rule)}`;
     const set = asSet.get(key);
-    for (const c of rule.hostCidrs) {
-      if (c.family !== family) continue;
-      if (set === undefined || c.isAny) {
-        lines.push(policyLine(rule, match, c));
+    for (const cidr of rule.hostCidrs) {
+      if (cidr.family !== family) continue;
+      if (set === undefined || cidr.isAny) {
+        entries.push({ kind: 'address', rule, cidr });
         continue;
       }
       if (emitted.has(key)) continue;
       emitted.add(key);
-      const g = groups.get(key) as { because: Provenance[] };
-      const chain = rule.direction === 'ingress' ? IPTABLES_CHAINS.ingress : IPTABLES_CHAINS.egress;
-      const side = rule.direction === 'ingress' ? 'src' : 'dst';
-      const why = comment(`${describeRule(dedupe(g.because))} (ipset ${set.name}, ${set.cidrs.length} CIDRs)`);
-      lines.push([`-A ${chain} -m set --match-set ${set.name} ${side}`, match, why, '-j ACCEPT'].filter((s) => s !== '').join(' '));
+      entries.push({ kind: 'set', rule, set, because: dedupe((groups.get(key) as { because: Provenance[] }).because) });
     }
   }
-  return { lines, sets: [...asSet.values()] };
+  return { entries, sets: [...asSet.values()] };
+}
+
+interface PolicySection {
+  readonly lines: string[];
+  readonly sets: readonly IpsetSpec[];
+}
+
+/** The policy's iptables lines in one family (layoutPolicy, written as `-A tw-in|tw-out …`). */
+function policySection(policy: HostPolicy, family: Family, threshold: number): PolicySection {
+  const layout = layoutPolicy(policy, family, threshold);
+  const lines = layout.entries.map((e) => {
+    const match = portMatch(e.rule, family) as string;
+    if (e.kind === 'address') return policyLine(e.rule, match, e.cidr);
+    const chain = e.rule.direction === 'ingress' ? IPTABLES_CHAINS.ingress : IPTABLES_CHAINS.egress;
+    const side = e.rule.direction === 'ingress' ? 'src' : 'dst';
+    const why = comment(`${describeRule(e.because)} (ipset ${e.set.name}, ${e.set.cidrs.length} CIDRs)`);
+    return [`-A ${chain} -m set --match-set ${e.set.name} ${side}`, match, why, '-j ACCEPT'].filter((s) => s !== '').join(' ');
+  });
+  return { lines, sets: layout.sets };
 }
 
 function dedupe(list: readonly Provenance[]): Provenance[] {
@@ -281,38 +340,74 @@ function verdictChain(chain: string, prefix: string, audit: boolean, uid: boolea
   return [`-A ${chain} ${log}`, `-A ${chain} -j ${audit ? 'ACCEPT' : 'DROP'}`];
 }
 
-function icmp6(type: string, extra = ''): string {
-  return `-p ipv6-icmp -m icmp6 --icmpv6-type ${type}${extra}`;
+/** An ICMPv6 type (and code) a host wall admits, with what it is for. */
+export interface Icmpv6Kind {
+  readonly type: number;
+  readonly code?: number;
+  readonly what: string;
 }
 
-const HL255 = ' -m hl --hl-eq 255';
-const HL1 = ' -m hl --hl-eq 1';
+/** Hop limit of neighbour discovery: 255, so it was sent on-link (RFC 4861). */
+export const ND_HOP_LIMIT = 255;
+/** Hop limit of multicast listener discovery: 1, link-local (RFC 3810). */
+export const MLD_HOP_LIMIT = 1;
 
 /** RFC 4890 neighbour discovery: RS, RA, NS, NA, redirect — only from on-link (hop limit 255). */
-const ND_TYPES: readonly [string, string][] = [
-  ['133', 'router solicitation'],
-  ['134', 'router advertisement'],
-  ['135', 'neighbour solicitation'],
-  ['136', 'neighbour advertisement'],
-  ['137', 'redirect'],
+export const ICMPV6_NEIGHBOUR_DISCOVERY: readonly Icmpv6Kind[] = [
+  { type: 133, what: 'router solicitation' },
+  { type: 134, what: 'router advertisement' },
+  { type: 135, what: 'neighbour solicitation' },
+  { type: 136, what: 'neighbour advertisement' },
+  { type: 137, what: 'redirect' },
 ];
 
-/** RFC 4890 multicast listener discovery, link-local only (hop limit 1). */
-const MLD_TYPES: readonly [string, string][] = [
-  ['130', 'MLD query'],
-  ['131', 'MLDv1 report'],
-  ['132', 'MLDv1 done'],
-  ['143', 'MLDv2 report'],
+/** RFC 4890 multicast listener discovery, link-local only (hop limit 1). A host sends no queries. */
+export const ICMPV6_LISTENER_DISCOVERY: readonly (Icmpv6Kind & { readonly query?: true })[] = [
+  { type: 130, what: 'MLD query', query: true },
+  { type: 131, what: 'MLDv1 report' },
+  { type: 132, what: 'MLDv1 done' },
+  { type: 143, what: 'MLDv2 report' },
 ];
 
 /** RFC 4890 errors a host must receive (path MTU discovery needs packet-too-big). */
-const ICMP6_ERRORS: readonly [string, string][] = [
-  ['1', 'destination unreachable'],
-  ['2', 'packet too big (path MTU discovery)'],
-  ['3/0', 'hop limit exceeded in transit'],
-  ['4/1', 'parameter problem: unknown next header'],
-  ['4/2', 'parameter problem: unknown IPv6 option'],
+export const ICMPV6_ERRORS: readonly Icmpv6Kind[] = [
+  { type: 1, what: 'destination unreachable' },
+  { type: 2, what: 'packet too big (path MTU discovery)' },
+  { type: 3, code: 0, what: 'hop limit exceeded in transit' },
+  { type: 4, code: 1, what: 'parameter problem: unknown next header' },
+  { type: 4, code: 2, what: 'parameter problem: unknown IPv6 option' },
 ];
+
+/** The DHCP client's and server's UDP ports per family (RFC 2131; DHCPv6, RFC 8415). */
+export const DHCP_PORTS = { 4: { client: 68, server: 67 }, 6: { client: 546, server: 547 } } as const;
+
+/**
+ * Packets a host sends before it has an address of its own, so from the unspecified address:
+ * they come before the forged-source drop, to exactly these destinations.
+ */
+export const UNSPECIFIED_SOURCE = {
+  4: { source: '0.0.0.0/32', dhcpDiscover: '255.255.255.255/32' },
+  6: {
+    source: '::/128',
+    exceptions: [
+      { destination: 'ff02::1:ff00:0/104', type: 135, hopLimit: ND_HOP_LIMIT, what: 'duplicate address detection (source ::)' },
+      { destination: 'ff02::2/128', type: 133, hopLimit: ND_HOP_LIMIT, what: 'router solicitation before an address is ready' },
+      { destination: 'ff02::16/128', type: 143, hopLimit: MLD_HOP_LIMIT, what: 'MLDv2 report before an address is ready' },
+    ],
+  },
+} as const;
+
+/** The instance metadata service's port (tcp) at AWS_LINK_LOCAL.instanceMetadata. */
+export const INSTANCE_METADATA_PORT = 80;
+
+/** IPv6 link-local unicast (DHCPv6 replies come to it, MLD from it) and link-scope multicast. */
+export const IPV6_LINK_LOCAL = 'fe80::/10';
+export const IPV6_LINK_SCOPE_MULTICAST = 'ff02::/16';
+
+function icmp6(kind: { readonly type: number; readonly code?: number }, hopLimit?: number): string {
+  const type = kind.code === undefined ? `${kind.type}` : `${kind.type}/${kind.code}`;
+  return `-p ipv6-icmp -m icmp6 --icmpv6-type ${type}${hopLimit === undefined ? '' : ` -m hl --hl-eq ${hopLimit}`}`;
+}
 
 function renderFamily(policy: HostPolicy, family: Family, section: PolicySection): string {
   const { audit, instanceMetadata } = policy.options;
@@ -321,11 +416,8 @@ function renderFamily(policy: HostPolicy, family: Family, section: PolicySection
   const ip = v6 ? 'IPv6' : 'IPv4';
   const imds = AWS_LINK_LOCAL.instanceMetadata[family];
   const imdsCidr = `${imds}/${v6 ? 128 : 32}`;
-  const imdsChain = instanceMetadata !== 'all-users';
-
-  const chains: string[] = [C.ingress, C.egress, C.ingressInvalid, C.ingressDrop, C.egressSpoofed, C.egressInvalid];
-  if (imdsChain) chains.push(C.egressMetadata);
-  chains.push(C.egressDrop, C.forwardDrop);
+  const verdicts = verdictChains(policy);
+  const chains: string[] = [C.ingress, C.egress, ...verdicts.map((v) => v.chain)];
 
   const out: string[] = [];
   const line = (s: string): void => {
@@ -351,14 +443,15 @@ function renderFamily(policy: HostPolicy, family: Family, section: PolicySection
   line('# Inbound');
   line(`-A INPUT -i lo ${comment('twinwall: loopback')} -j ACCEPT`);
   if (v6) {
-    for (const [t, what] of ND_TYPES) line(`-A INPUT ${icmp6(t, HL255)} ${comment(`twinwall: ${what} from on-link only (RFC 4890)`)} -j ACCEPT`);
-    for (const [t, what] of MLD_TYPES) line(`-A INPUT -s fe80::/10 ${icmp6(t, HL1)} ${comment(`twinwall: ${what}, link-local (RFC 4890)`)} -j ACCEPT`);
-    for (const [t, what] of ICMP6_ERRORS) line(`-A INPUT ${icmp6(t)} ${comment(`twinwall: ${what} (RFC 4890)`)} -j ACCEPT`);
+    for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) line(`-A INPUT ${icmp6(k, ND_HOP_LIMIT)} ${comment(`twinwall: ${k.what} from on-link only (RFC 4890)`)} -j ACCEPT`);
+    for (const k of ICMPV6_LISTENER_DISCOVERY) line(`-A INPUT -s ${IPV6_LINK_LOCAL} ${icmp6(k, MLD_HOP_LIMIT)} ${comment(`twinwall: ${k.what}, link-local (RFC 4890)`)} -j ACCEPT`);
+    for (const k of ICMPV6_ERRORS) line(`-A INPUT ${icmp6(k)} ${comment(`twinwall: ${k.what} (RFC 4890)`)} -j ACCEPT`);
   }
   line(`-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED ${comment(`twinwall: replies, and ICMP errors about our connections (path MTU)`)} -j ACCEPT`);
   line(`-A INPUT -m conntrack --ctstate INVALID ${comment('twinwall: conntrack says INVALID')} -j ${C.ingressInvalid}`);
-  if (v6) line(`-A INPUT -d fe80::/10 -p udp -m udp --sport 547 --dport 546 ${comment('twinwall: DHCPv6 server replies, so leases renew')} -j ACCEPT`);
-  else line(`-A INPUT -p udp -m udp --sport 67 --dport 68 ${comment('twinwall: DHCP server replies, so leases renew')} -j ACCEPT`);
+  const dhcp = DHCP_PORTS[family];
+  if (v6) line(`-A INPUT -d ${IPV6_LINK_LOCAL} -p udp -m udp --sport ${dhcp.server} --dport ${dhcp.client} ${comment('twinwall: DHCPv6 server replies, so leases renew')} -j ACCEPT`);
+  else line(`-A INPUT -p udp -m udp --sport ${dhcp.server} --dport ${dhcp.client} ${comment('twinwall: DHCP server replies, so leases renew')} -j ACCEPT`);
   line(`-A INPUT ${comment('twinwall: what the roles accept')} -j ${C.ingress}`);
   line(`-A INPUT ${comment('twinwall: nothing else comes in')} -j ${C.ingressDrop}`);
 
@@ -370,33 +463,33 @@ function renderFamily(policy: HostPolicy, family: Family, section: PolicySection
   line('# Outbound');
   line(`-A OUTPUT -o lo ${comment('twinwall: loopback')} -j ACCEPT`);
   if (v6) {
-    line(`-A OUTPUT -s ::/128 -d ff02::1:ff00:0/104 ${icmp6('135', HL255)} ${comment('twinwall: duplicate address detection (source ::)')} -j ACCEPT`);
-    line(`-A OUTPUT -s ::/128 -d ff02::2/128 ${icmp6('133', HL255)} ${comment('twinwall: router solicitation before an address is ready')} -j ACCEPT`);
-    line(`-A OUTPUT -s ::/128 -d ff02::16/128 ${icmp6('143', HL1)} ${comment('twinwall: MLDv2 report before an address is ready')} -j ACCEPT`);
+    const u = UNSPECIFIED_SOURCE[6];
+    for (const x of u.exceptions) line(`-A OUTPUT -s ${u.source} -d ${x.destination} ${icmp6(x, x.hopLimit)} ${comment(`twinwall: ${x.what}`)} -j ACCEPT`);
   } else {
-    line(`-A OUTPUT -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 ${comment('twinwall: DHCP discover before the host has an address')} -j ACCEPT`);
+    const u = UNSPECIFIED_SOURCE[4];
+    line(`-A OUTPUT -s ${u.source} -d ${u.dhcpDiscover} -p udp -m udp --sport ${dhcp.client} --dport ${dhcp.server} ${comment('twinwall: DHCP discover before the host has an address')} -j ACCEPT`);
   }
   line(`-A OUTPUT -m addrtype ! --src-type LOCAL ${comment('twinwall: source address is not this host (forged)')} -j ${C.egressSpoofed}`);
   if (v6) {
-    for (const [t, what] of ND_TYPES) line(`-A OUTPUT ${icmp6(t, HL255)} ${comment(`twinwall: ${what} (RFC 4890)`)} -j ACCEPT`);
-    for (const [t, what] of MLD_TYPES.filter(([t]) => t !== '130')) {
-      line(`-A OUTPUT -d ff02::/16 ${icmp6(t, HL1)} ${comment(`twinwall: ${what}, link-local (RFC 4890)`)} -j ACCEPT`);
+    for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) line(`-A OUTPUT ${icmp6(k, ND_HOP_LIMIT)} ${comment(`twinwall: ${k.what} (RFC 4890)`)} -j ACCEPT`);
+    for (const k of ICMPV6_LISTENER_DISCOVERY.filter((m) => m.query !== true)) {
+      line(`-A OUTPUT -d ${IPV6_LINK_SCOPE_MULTICAST} ${icmp6(k, MLD_HOP_LIMIT)} ${comment(`twinwall: ${k.what}, link-local (RFC 4890)`)} -j ACCEPT`);
     }
   }
   line(`-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED ${comment('twinwall: replies, and ICMP errors about our connections')} -j ACCEPT`);
   line(`-A OUTPUT -m conntrack --ctstate INVALID ${comment('twinwall: conntrack says INVALID')} -j ${C.egressInvalid}`);
-  if (v6) line(`-A OUTPUT -p udp -m udp --sport 546 --dport 547 ${comment('twinwall: DHCPv6 client, so leases renew')} -j ACCEPT`);
-  else line(`-A OUTPUT -p udp -m udp --sport 68 --dport 67 ${comment('twinwall: DHCP client, so leases renew')} -j ACCEPT`);
+  if (v6) line(`-A OUTPUT -p udp -m udp --sport ${dhcp.client} --dport ${dhcp.server} ${comment('twinwall: DHCPv6 client, so leases renew')} -j ACCEPT`);
+  else line(`-A OUTPUT -p udp -m udp --sport ${dhcp.client} --dport ${dhcp.server} ${comment('twinwall: DHCP client, so leases renew')} -j ACCEPT`);
   switch (instanceMetadata) {
     case 'root-only':
-      line(`-A OUTPUT -d ${imdsCidr} -p tcp -m tcp --dport 80 -m owner --uid-owner 0 -m conntrack --ctstate NEW ${comment('twinwall: instance metadata, root only (instanceMetadata root-only)')} -j ACCEPT`);
+      line(`-A OUTPUT -d ${imdsCidr} -p tcp -m tcp --dport ${INSTANCE_METADATA_PORT} -m owner --uid-owner 0 -m conntrack --ctstate NEW ${comment('twinwall: instance metadata, root only (instanceMetadata root-only)')} -j ACCEPT`);
       line(`-A OUTPUT -d ${imdsCidr} ${comment('twinwall: instance metadata, anyone but root')} -j ${C.egressMetadata}`);
       break;
     case 'none':
       line(`-A OUTPUT -d ${imdsCidr} ${comment('twinwall: instance metadata, nobody (instanceMetadata none)')} -j ${C.egressMetadata}`);
       break;
     case 'all-users':
-      line(`-A OUTPUT -d ${imdsCidr} -p tcp -m tcp --dport 80 -m conntrack --ctstate NEW ${comment('twinwall: instance metadata, every user (instanceMetadata all-users)')} -j ACCEPT`);
+      line(`-A OUTPUT -d ${imdsCidr} -p tcp -m tcp --dport ${INSTANCE_METADATA_PORT} -m conntrack --ctstate NEW ${comment('twinwall: instance metadata, every user (instanceMetadata all-users)')} -j ACCEPT`);
       break;
   }
   line(`-A OUTPUT ${comment('twinwall: what the roles send')} -j ${C.egress}`);
@@ -409,23 +502,16 @@ function renderFamily(policy: HostPolicy, family: Family, section: PolicySection
   // ---- log, then drop (or accept in audit mode)
   line(audit ? '# Log, then accept (audit mode)' : '# Log, then drop');
   const verdict: Verdict = audit ? 'audit' : 'drop';
-  out.push(...verdictChain(C.ingressInvalid, logPrefix('ingress', verdict, 'inv'), audit, false));
-  out.push(...verdictChain(C.ingressDrop, logPrefix('ingress', verdict), audit, false));
-  out.push(...verdictChain(C.egressSpoofed, logPrefix('egress', verdict, 'spoof'), audit, true));
-  out.push(...verdictChain(C.egressInvalid, logPrefix('egress', verdict, 'inv'), audit, true));
-  if (imdsChain) out.push(...verdictChain(C.egressMetadata, logPrefix('egress', verdict, 'imds'), audit, true));
-  out.push(...verdictChain(C.egressDrop, logPrefix('egress', verdict), audit, true));
-  out.push(...verdictChain(C.forwardDrop, logPrefix('forward', verdict), audit, false));
+  for (const v of verdicts) out.push(...verdictChain(v.chain, logPrefix(v.direction, verdict, v.reason), audit, v.uid));
   line('COMMIT');
   return `${out.join('\n')}\n`;
 }
 
 /**
- * Render a host policy as iptables-restore text for IPv4 and IPv6. The policy's rules appear in
- * `policy.rules` order; a rule with no host CIDR of a family is absent from that family's table.
- * Address sets above `ipsetThreshold` CIDRs become ipsets (`ipsets` holds their restore input).
+ * The validated `ipsetThreshold` (default DEFAULT_IPSET_THRESHOLD): a whole number of at least 1,
+ * or Infinity. Every backend's address sets use it, so they all switch to sets at the same size.
  */
-export function renderIptables(policy: HostPolicy, options: IptablesRenderOptions = {}): IptablesRuleset {
+export function setThreshold(policy: HostPolicy, options: IptablesRenderOptions): number {
   const threshold = options.ipsetThreshold ?? DEFAULT_IPSET_THRESHOLD;
   if (typeof threshold !== 'number' || Number.isNaN(threshold) || threshold < 1 || (Number.isFinite(threshold) && !Number.isInteger(threshold))) {
     throw new TwinwallError('OPTION_INVALID', {
@@ -435,6 +521,16 @@ export function renderIptables(policy: HostPolicy, options: IptablesRenderOption
       fix: `leave it out (default ${DEFAULT_IPSET_THRESHOLD}), give a whole number such as 32, or Infinity to keep every rule linear.`,
     });
   }
+  return threshold;
+}
+
+/**
+ * Render a host policy as iptables-restore text for IPv4 and IPv6. The policy's rules appear in
+ * `policy.rules` order; a rule with no host CIDR of a family is absent from that family's table.
+ * Address sets above `ipsetThreshold` CIDRs become ipsets (`ipsets` holds their restore input).
+ */
+export function renderIptables(policy: HostPolicy, options: IptablesRenderOptions = {}): IptablesRuleset {
+  const threshold = setThreshold(policy, options);
   const s4 = policySection(policy, 4, threshold);
   const s6 = policySection(policy, 6, threshold);
   const v4 = renderFamily(policy, 4, s4);
