@@ -6,32 +6,10 @@ import { execFileSync } from 'child_process';
 import { Flow, HostPolicy, Peer, Port, customRole, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
 import { COMMENT_MAX, DEFAULT_IPSET_THRESHOLD, IPTABLES_CHAINS, LOG_PREFIX_MAX, commentText, describeRule, logPrefix, renderIptables } from '../lib/render/iptables';
 import { expectGolden } from './support/golden';
-import { ADMIN_LAN, ROLE_FIXTURES, sampleServer } from './support/fixtures';
+import { ADMIN_LAN, ROLE_FIXTURES, edgePolicy, sampleServer } from './support/fixtures';
 import { describeTier, ipset, netns, onPath, root } from './support/tiers';
 
 const FAMILIES = ['v4', 'v6'] as const;
-
-/** A policy that exercises the corners: all protocols, ranges, ICMP per family, SG and prefix-list peers, awkward text. */
-function edgePolicy(options: { audit?: boolean } = {}): HostPolicy {
-  const app = Peer.securityGroup('sg-0123456789abcdef0', ['10.0.2.0/24', '2001:db8:2::/64'], 'app tier');
-  const mirrors = Peer.prefixList('pl-0123456789abcdef0', ['198.51.100.0/25'], 'package mirrors');
-  return HostPolicy.compose(
-    'edge',
-    [
-      customRole('edgeCases', [
-        Flow.egress(Port.allTraffic(), Peer.ipv4('10.2.0.0/16'), 'backups: everything to the backup network'),
-        Flow.egress(Port.tcpRange(8000, 8999), app, 'the app tier\'s "admin" ports \\ legacy, see ticket #42 … ünïcode'),
-        Flow.ingress(Port.icmpType(8), app, 'ping from the app tier'),
-        Flow.ingress(Port.icmpTypeAndCode(3, 4), Peer.ipv4('10.9.0.0/16'), 'fragmentation needed from the VPN'),
-        Flow.ingress(Port.icmpv6Type(128), app, 'ping6 from the app tier'),
-        Flow.egress(Port.allUdp(), Peer.ipv6('2001:db8:5::/48'), 'x'.repeat(400)),
-        Flow.egress(Port.tcp(443), mirrors, 'package updates'),
-        Flow.egress(Port.allTcp(), Peer.ipv4('10.4.0.0/16'), 'every TCP port to the lab'),
-      ]),
-    ],
-    options,
-  );
-}
 
 function lines(text: string): string[] {
   return text.split('\n').filter((l) => l !== '');

@@ -68,3 +68,25 @@ export const ROLE_FIXTURES: Record<string, () => HostPolicy> = {
   sample: () => sampleServer(),
   sampleAudit: () => sampleServer({ audit: true }),
 };
+
+/** A policy that exercises the corners: all protocols, ranges, ICMP per family, SG and prefix-list peers, awkward text. */
+export function edgePolicy(options: { audit?: boolean } = {}): HostPolicy {
+  const app = Peer.securityGroup('sg-0123456789abcdef0', ['10.0.2.0/24', '2001:db8:2::/64'], 'app tier');
+  const mirrors = Peer.prefixList('pl-0123456789abcdef0', ['198.51.100.0/25'], 'package mirrors');
+  return HostPolicy.compose(
+    'edge',
+    [
+      customRole('edgeCases', [
+        Flow.egress(Port.allTraffic(), Peer.ipv4('10.2.0.0/16'), 'backups: everything to the backup network'),
+        Flow.egress(Port.tcpRange(8000, 8999), app, 'the app tier\'s "admin" ports \\ legacy, see ticket #42 … ünïcode'),
+        Flow.ingress(Port.icmpType(8), app, 'ping from the app tier'),
+        Flow.ingress(Port.icmpTypeAndCode(3, 4), Peer.ipv4('10.9.0.0/16'), 'fragmentation needed from the VPN'),
+        Flow.ingress(Port.icmpv6Type(128), app, 'ping6 from the app tier'),
+        Flow.egress(Port.allUdp(), Peer.ipv6('2001:db8:5::/48'), 'x'.repeat(400)),
+        Flow.egress(Port.tcp(443), mirrors, 'package updates'),
+        Flow.egress(Port.allTcp(), Peer.ipv4('10.4.0.0/16'), 'every TCP port to the lab'),
+      ]),
+    ],
+    options,
+  );
+}

@@ -56,26 +56,43 @@ export const root: Prerequisite = {
   check: () => (process.getuid && process.getuid() === 0 ? undefined : 'not running as root'),
 };
 
-/** The ipset tool and the kernel's ip_set module (tried in a throwaway network namespace). */
-export const ipset: Prerequisite = {
-  name: 'ipset',
-  check: () => {
-    const name = `twipset${process.pid}`;
-    try {
-      execFileSync('ip', ['netns', 'add', name], { stdio: 'pipe' });
-      execFileSync('ip', ['netns', 'exec', name, 'ipset', 'create', 'probe', 'hash:net'], { stdio: 'pipe' });
-      return undefined;
-    } catch (e) {
-      return `cannot create an ipset hash:net set (${(e as Error).message.split('\n')[0]})`;
-    } finally {
+/**
+ * A prerequisite met when `argv` (with `input`) succeeds inside a throwaway network namespace:
+ * a tool together with the kernel feature it needs.
+ */
+function inThrowawayNamespace(name: string, tag: string, argv: readonly string[], input: string | undefined, what: string): Prerequisite {
+  return {
+    name,
+    check: () => {
+      const ns = `${tag}${process.pid}`;
       try {
-        execFileSync('ip', ['netns', 'delete', name], { stdio: 'pipe' });
-      } catch {
-        // not created
+        execFileSync('ip', ['netns', 'add', ns], { stdio: 'pipe' });
+        execFileSync('ip', ['netns', 'exec', ns, ...argv], { input, stdio: 'pipe' });
+        return undefined;
+      } catch (e) {
+        return `cannot ${what} (${(e as Error).message.split('\n')[0]})`;
+      } finally {
+        try {
+          execFileSync('ip', ['netns', 'delete', ns], { stdio: 'pipe' });
+        } catch {
+          // not created
+        }
       }
-    }
-  },
-};
+    },
+  };
+}
+
+/** The ipset tool and the kernel's ip_set module (tried in a throwaway network namespace). */
+export const ipset = inThrowawayNamespace('ipset', 'twipset', ['ipset', 'create', 'probe', 'hash:net'], undefined, 'create an ipset hash:net set');
+
+/** The nft tool and the kernel's nf_tables with an inet table (tried in a throwaway network namespace). */
+export const nft = inThrowawayNamespace(
+  'nft',
+  'twnft',
+  ['nft', '-f', '-'],
+  'table inet probe {\n\tchain input { type filter hook input priority filter; policy accept; }\n}\n',
+  'load an nftables inet table',
+);
 
 export const netns: Prerequisite = {
   name: 'network namespaces',

@@ -1,14 +1,18 @@
 /**
  * The three renderings of a host policy, pure (no cdktf): the network wall (security-group rule
- * specs), the host wall (iptables-restore text per address family) and the user-data that
- * installs the host wall. Adapters (constructs/, a CLI) call `renderHost` once per host.
+ * specs), the host wall (iptables-restore text per address family, or one nftables file) and the
+ * user-data that installs the host wall. Adapters (constructs/, a CLI) call `renderHost` once per
+ * host.
  */
+import { TwinwallError, show } from '../errors';
 import { HostPolicy } from '../policy';
-import { IptablesRenderOptions, renderIptables } from './iptables';
+import { IptablesRenderOptions, IptablesRuleset, renderIptables } from './iptables';
+import { NftablesRuleset, renderNftables } from './nftables';
 import { SecurityGroupRenderOptions, renderSecurityGroupRules } from './security-groups';
 import { renderUserData } from './cloud-config';
 
 export * from './iptables';
+export * from './nftables';
 export * from './security-groups';
 export * from './cloud-config';
 
@@ -26,14 +30,63 @@ export interface HostRendering {
   readonly userData: ReturnType<typeof renderUserData>;
 }
 
-/** How the walls are laid out: security-group split limit, ipset threshold. */
-export type HostRenderOptions = SecurityGroupRenderOptions & IptablesRenderOptions;
+/** The host wall's backend: iptables-restore text plus ipset, or one nftables file. */
+export type HostFirewall = 'iptables' | 'nftables';
+
+export const HOST_FIREWALLS: readonly HostFirewall[] = ['iptables', 'nftables'];
+
+/** The backend a host gets when it does not choose one. */
+export const DEFAULT_HOST_FIREWALL: HostFirewall = 'iptables';
+
+/** How the walls are laid out: security-group split limit, address-set threshold, host-wall backend. */
+export type HostRenderOptions = SecurityGroupRenderOptions &
+  IptablesRenderOptions & {
+    /** The host wall's backend (default 'iptables'); both have the same semantics. */
+    readonly hostFirewall?: HostFirewall;
+  };
+
+/** The host wall in the backend the host chose. */
+export type HostWallRendering =
+  | { readonly backend: 'iptables'; readonly iptables: IptablesRuleset }
+  | { readonly backend: 'nftables'; readonly nftables: NftablesRuleset };
+
+/** The validated `hostFirewall` option. */
+export function hostFirewallOf(policy: HostPolicy, options: Pick<HostRenderOptions, 'hostFirewall'>): HostFirewall {
+  const backend = options.hostFirewall ?? DEFAULT_HOST_FIREWALL;
+  if (!HOST_FIREWALLS.includes(backend)) {
+    throw new TwinwallError('OPTION_INVALID', {
+      value: backend,
+      path: [policy.name],
+      problem: `hostFirewall ${show(backend)} is not a host-wall backend.`,
+      fix: `leave it out (default '${DEFAULT_HOST_FIREWALL}') or give one of ${HOST_FIREWALLS.map((b) => `'${b}'`).join(', ')}.`,
+    });
+  }
+  return backend;
+}
+
+/** Render the host wall alone, in the backend `hostFirewall` selects. */
+export function renderHostWall(policy: HostPolicy, options: HostRenderOptions = {}): HostWallRendering {
+  const threshold = options.ipsetThreshold === undefined ? {} : { ipsetThreshold: options.ipsetThreshold };
+  return hostFirewallOf(policy, options) === 'nftables'
+    ? Object.freeze({ backend: 'nftables' as const, nftables: renderNftables(policy, threshold) })
+    : Object.freeze({ backend: 'iptables' as const, iptables: renderIptables(policy, threshold) });
+}
 
 /**
  * Render both walls and the user-data of one host policy. Same policy → identical output. The
  * user-data names the host (`host` defaults to the policy's name).
  */
 export function renderHost(policy: HostPolicy, userDataOptions: UserDataRenderOptions = {}, options: HostRenderOptions = {}): HostRendering {
+  if (hostFirewallOf(policy, options) === 'nftables') {
+    // The nftables wall renders (renderHostWall, renderNftables), but the user-data does not
+    // install it yet: refuse rather than ship an iptables wall to a host that chose nftables.
+    throw new TwinwallError('OPTION_INVALID', {
+      value: options.hostFirewall,
+      path: [policy.name],
+      problem: "hostFirewall 'nftables' renders (renderHostWall), but the user-data cannot install an nftables wall yet.",
+      fix: "leave hostFirewall out (or 'iptables') for hosts built from user-data; use renderHostWall or renderNftables for the nftables file itself.",
+    });
+  }
   const securityGroups = renderSecurityGroupRules(policy, options.maxSecurityGroups === undefined ? {} : { maxSecurityGroups: options.maxSecurityGroups });
   const iptables = renderIptables(policy, options.ipsetThreshold === undefined ? {} : { ipsetThreshold: options.ipsetThreshold });
   const userData = renderUserData(iptables, { host: policy.name, ...userDataOptions });

@@ -21,6 +21,7 @@ import { Direction } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
 import { TwinwallError, show } from '../errors';
 import { HostPolicy, PolicyRule, Provenance } from '../policy';
+import { Port } from '../port';
 
 /** The rendered host wall: iptables-restore input for `iptables-restore` and `ip6tables-restore`. */
 export interface IptablesRuleset {
@@ -169,14 +170,24 @@ export function describeRule(because: readonly Provenance[]): string {
   return because.map((p) => `${p.role}${p.service === undefined ? '' : `/${p.service}`}: ${p.reason}`).join(' | ');
 }
 
+/**
+ * A TCP/UDP rule's destination ports as a backend writes them: "22", or a range joined by
+ * `separator` ("8000:8999" for iptables, "8000-8999" for nftables); undefined for all ports.
+ */
+export function destinationPorts(port: Port, separator: ':' | '-'): string | undefined {
+  if (port.isAll) return undefined;
+  const from = port.from as number;
+  const to = port.to as number;
+  return from === to ? `${from}` : `${from}${separator}${to}`;
+}
+
 function portMatch(rule: PolicyRule, family: Family): string | undefined {
   const port = rule.port;
   switch (port.protocol) {
     case 'tcp':
     case 'udp': {
-      const from = port.from as number;
-      const to = port.to as number;
-      const dport = port.isAll ? '' : ` -m ${port.protocol} --dport ${from === to ? `${from}` : `${from}:${to}`}`;
+      const ports = destinationPorts(port, ':');
+      const dport = ports === undefined ? '' : ` -m ${port.protocol} --dport ${ports}`;
       return `-p ${port.protocol}${dport} -m conntrack --ctstate NEW`;
     }
     case 'icmp':
