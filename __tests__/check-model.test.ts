@@ -433,7 +433,9 @@ describe('Terraform reader', () => {
     const report = checkStacks([{ name: 's', json: tf }]);
     const check = report.hosts.find((h) => h.host.name === 'stray');
     expect(check?.findings.length).toBeGreaterThan(0);
-    expect(check?.findings.every((f) => f.kind === 'undecidable')).toBe(true);
+    // …and without a host-wall record, its host-only part cannot be checked either.
+    expect(check?.findings.every((f) => f.kind === 'undecidable' || f.kind === 'host-only-part')).toBe(true);
+    expect(check?.findings.filter((f) => f.kind === 'host-only-part').map((f) => f.text)).toEqual([expect.stringMatching(/^no host-wall record \(tag twinwall:host-wall on the host's security group\): the host-only part .* cannot be checked against the policy$/)]);
   });
 
   it('reads launch templates and instances behind network interfaces', () => {
@@ -452,9 +454,13 @@ describe('Terraform reader', () => {
       ['aws_launch_template.lt', ['aws_security_group.g'], ['aws_vpc_security_group_ingress_rule.r'], []],
       ['aws_instance.vm', ['aws_security_group.g', 'aws_security_group.h'], ['aws_vpc_security_group_ingress_rule.r'], []],
     ]);
-    // Both ship DROP-everything tables; the group admits SSH from 192.0.2.0/24: one difference each.
+    // Both ship DROP-everything tables; the group admits SSH from 192.0.2.0/24: one difference
+    // each, and no host-wall record to check the host-only part with.
     for (const h of checkStacks([{ name: 's', json }]).hosts) {
-      expect(h.findings.map((f) => f.text)).toEqual([expect.stringMatching(/^ingress tcp\/22 from 192\.0\.2\.0\/24: the network wall admits it \(aws_vpc_security_group_ingress_rule\.r\), the host wall does not$/)]);
+      expect(h.findings.map((f) => f.text)).toEqual([
+        expect.stringMatching(/^no host-wall record/),
+        expect.stringMatching(/^ingress tcp\/22 from 192\.0\.2\.0\/24: the network wall admits it \(aws_vpc_security_group_ingress_rule\.r\), the host wall does not$/),
+      ]);
     }
   });
 

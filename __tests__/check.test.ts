@@ -44,13 +44,16 @@ describe('twinwall check on the example app', () => {
     expect(hasFindings(report)).toBe(false);
   });
 
-  it('lists the exceptions it applied: IMDS for root only, DHCP, and the app-tier reference through its CIDRs', () => {
+  it('lists the exceptions it applied and what it verified: the host-only part as recorded, IMDS for root only, DHCP, and the app-tier reference through its CIDRs', () => {
     const report = checkStacks(stacks);
     const web = report.hosts.find((h) => h.label === 'staging/web');
     const text = (web?.exceptions ?? []).join('\n');
     expect(text).toMatch(/host-only destination 169\.254\.169\.254 \(instance metadata service, egress\).*tcp\/80 to 169\.254\.169\.254\/32 for uid 0 only/);
     expect(text).toMatch(/host-only destination fd00:ec2::254/);
-    expect(text).toMatch(/DHCP client \(ingress udp\/68 \(source port 67\) from any IPv4\)/);
+    expect(text).toMatch(/host-only part: DHCP server replies, so leases renew \(ingress udp\/68 \(source port 67\) from any IPv4\) — the host wall admits it by INPUT rule \d+, present exactly as the record requires/);
+    expect(text).toMatch(/host-only part: DHCP client, so leases renew \(egress udp\/67 \(source port 68\) to any IPv4\)/);
+    expect(text).toMatch(/IPv4 host-only part as recorded \(audit off, instanceMetadata root-only\): all \d+ rules outside the policy chains are present exactly as the renderer writes them, with policies INPUT DROP, FORWARD DROP, OUTPUT DROP — loopback; .*DHCP server replies.*source address is not this host \(forged\).*instance metadata, root only/);
+    expect(text).toMatch(/IPv6 host-only part as recorded .*neighbour solicitation from on-link only \(RFC 4890\)/);
     expect(text).toMatch(/security-group reference: aws_vpc_security_group_egress_rule\.web_egress-tcp-8080-to-sg-app-tier_\w+ names aws_security_group\.app_SecurityGroup_\w+; compared through its host-side CIDRs 10\.10\.2\.0\/24/);
     expect(formatReport(report)).toMatch(/twinwall check: 8 host\(s\), the walls agree/);
   });
@@ -100,7 +103,9 @@ describe('twinwall check reports each mutation of one wall', () => {
     const { lines } = mutate((tf) => editUserData(sampleInstance(tf), (cfg) => editTable(cfg, 4, (t) => t.replace(/^-A OUTPUT -m addrtype ! --src-type LOCAL .*\n/m, ''))));
     expect(lines.length).toBeGreaterThan(0);
     expect(lines).toContainEqual(expect.stringMatching(/^egress tcp\/25 to any IPv4 except 169\.254\.169\.254\/32 from a forged source address \(not one of the host's\): the host wall lets it out \(OUTPUT rule \d+ → tw-out rule 1 .*packets with a forged source must be dropped$/));
-    expect(lines.every((l) => l.includes('forged source'))).toBe(true);
+    // The host-only part names the missing rule; the flows show what it lets out.
+    expect(lines[0]).toMatch(/^IPv4 host-only part: OUTPUT lacks "source address is not this host \(forged\)" \(-m addrtype ! --src-type LOCAL -j tw-out-spoof\) \(rule \d+ in the host wall the renderer writes\), which the record \(audit off, instanceMetadata root-only\) requires$/);
+    expect(lines.slice(1).every((l) => l.includes('forged source'))).toBe(true);
   });
 
   it('a bootcmd copy that no longer matches write_files', () => {

@@ -43,7 +43,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
 
   program
     .command('check')
-    .description('Compare both walls of every host in the synthesized Terraform JSON, exactly and symbolically. Exit 0 when they agree, 1 on any disagreement or anything undecidable.')
+    .description('Compare both walls of every host in the synthesized Terraform JSON, exactly and symbolically, reading the iptables tables as iptables-restore does, and check the host-only part of each table (DHCP, neighbour discovery, metadata, logging, audit mode, DROP policies) against the options recorded on its security group. Exit 0 when they agree, 1 on any disagreement or anything undecidable.')
     .argument('[dir]', 'cdktf synth output directory (or one stack directory, or a cdk.tf.json)', DEFAULT_DIR)
     .option('--host <name...>', 'only these hosts (name, stack/name or resource address)')
     .option('--quiet', 'do not list the documented exceptions applied')
@@ -90,7 +90,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
 
   program
     .command('verify')
-    .description('Root, Linux: load each host\'s tables into a fresh pair of network namespaces, send real TCP and UDP packets (both directions, both families, boundary ports, CIDR edges, forged sources) and compare each kernel verdict with the security groups. Exit 1 on any disagreement.')
+    .description('Root, Linux: load each host\'s tables into a fresh pair of network namespaces, send real TCP and UDP packets (both directions, both families, boundary ports, CIDR edges, forged sources) and compare each kernel verdict with the security groups, after checking that the tables the kernel stored (iptables-save) mean what check read. Exit 1 on any disagreement.')
     .argument('[dir]', 'cdktf synth output directory (or one stack directory, or a cdk.tf.json)', DEFAULT_DIR)
     .option('--host <name...>', 'only these hosts (name, stack/name or resource address)')
     .addOption(new Option('--timeout-ms <ms>', 'how long a probe waits for an answer').default(600).argParser((v) => {

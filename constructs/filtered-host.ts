@@ -10,7 +10,7 @@ import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
 import { Cidr, HostPolicy, HostRendering, MetadataAccess, Peer, Role, SgRuleSpec, TwinwallError, renderHost, show } from '../lib';
-import { hostCidrsTags } from '../lib/check/record';
+import { hostCidrsTags, hostWallTags } from '../lib/check/record';
 import { Suppression, SuppressionInput, checkSuppressions, suppressionTags } from '../lib/lint';
 import { TwinwallLint } from './lint';
 
@@ -167,6 +167,9 @@ export class FilteredHost extends Construct {
               'twinwall:roles': this.policy.roles.map((r) => r.name).join(' '),
               ...(plan.index === 0 ? suppressionTags(this.lintSuppressions) : {}),
               ...tags,
+              // What the host-only part of the host wall depends on, for `twinwall check`
+              // (lib/check/record.ts); after the user's tags, which may not replace it.
+              ...(plan.index === 0 ? hostWallTags(this.policy.options) : {}),
             },
             // A replaced group (new VPC, say) is created first, so instances can move to it.
             lifecycle: { createBeforeDestroy: true },

@@ -118,7 +118,7 @@ export class HostPolicy {
         }
         seen.add(r.name);
       }
-      const resolved = resolveOptions(options);
+      const resolved = resolveHostPolicyOptions(options);
       const flows: AttributedFlow[] = roles.flatMap((r: Role) => r.flows.map((flow) => ({ flow, role: r.name })));
       return new HostPolicy(name, roles, normalise(flows), resolved);
     });
@@ -144,7 +144,12 @@ export class HostPolicy {
   }
 }
 
-function resolveOptions(options: HostPolicyOptions): ResolvedHostPolicyOptions {
+/**
+ * Validate host policy options and fill in the defaults. Also reads the options back from the
+ * record `twinwall check` finds in the artefacts (lib/check/record.ts), so a record is held to the
+ * same rules as the policy that wrote it.
+ */
+export function resolveHostPolicyOptions(options: HostPolicyOptions): ResolvedHostPolicyOptions {
   const instanceMetadata = options.instanceMetadata ?? 'root-only';
   if (!['root-only', 'all-users', 'none'].includes(instanceMetadata)) {
     throw new TwinwallError('OPTION_INVALID', {

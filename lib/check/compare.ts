@@ -3,29 +3,36 @@
  * security-group rules in the Terraform JSON, the iptables-restore tables in the user-data) and
  * compare what they admit, exactly, over the whole flow space.
  *
- * The walls must admit the same first packets of new connections, except (DESIGN "Consistency"
- * and "Host wall"), each listed in the report when it was applied:
+ * First the host-only part of each table (everything outside the policy chains) is compared with
+ * what the renderer writes for the options recorded in the artefacts (host-only.ts): any
+ * difference is a finding, and without a readable record it cannot be checked (a finding too).
+ * Then the walls must admit the same first packets of new connections, except (DESIGN
+ * "Consistency" and "Host wall"), each listed in the report when it was applied:
+ * - what the host-only part admits by itself, as the renderer writes it for the record (DHCP:
+ *   udp 67→68 in, 68→67 out, the IPv4 DHCPDISCOVER from 0.0.0.0; DHCPv6), which security
+ *   groups do not filter — derived from the renderer, so a change there changes it here;
  * - the AWS link-local service addresses (169.254.169.253/.254/.123, fd00:ec2::253/254/123):
  *   security groups never filter them, so the host wall alone decides (IMDS root-only included);
- * - the DHCP client the host wall always keeps (udp 67→68 in, 68→67 out; DHCPv6 547→546 to a
- *   link-local address, 546→547 out; the IPv4 DHCPDISCOVER from 0.0.0.0 to 255.255.255.255),
- *   which security groups do not filter either;
  * - security-group and prefix-list references, compared through their recorded host-side CIDRs.
- * Outbound packets with a forged source address must be dropped by the host wall (the DHCP
- * discover aside). Everything the checker cannot decide is reported as undecidable.
+ * In audit mode (recorded, and the audit chains verified) the walls are compared as enforcing.
+ * Outbound packets with a forged source address must be dropped by the host wall (what the
+ * host-only part admits aside). Everything the checker cannot decide is reported as undecidable.
  */
 import { Family } from '../address';
 import { Direction } from '../flow';
-import { SERVICE_LABEL, bitsOf, linkLocalServices, parseCidrLenient } from './addresses';
+import { ResolvedHostPolicyOptions, resolveHostPolicyOptions } from '../policy';
+import { SERVICE_LABEL, bitsOf, linkLocalServices } from './addresses';
 import { describeFlow, describePath } from './describe';
-import { DirectionModel, ModelContext, PROTO, modelDirection, unmodelledTables } from './host-model';
-import { IptDocument, parseIptablesRestore } from './iptables-parse';
+import { POLICY_CHAINS, compareHostOnlyPart, expectedHostOnlyPart, hostOnlyDecisions } from './host-only';
+import { DirectionModel, ModelContext, Step, modelDirection, unmodelledTables } from './host-model';
+import { IptChain, IptDocument, IptTable, parseIptablesRestore } from './iptables-parse';
+import { HOST_WALL_TAG } from './record';
 import { NetworkDirectionModel, modelNetwork } from './network-model';
 import { Box, IntervalSet, Region, mergeBoxes } from './space';
 import { HostArtefact, readStack } from './terraform';
 import { HostWallSource, decodeUserData, readHostWall } from './user-data';
 
-export type FindingKind = 'host-only' | 'network-only' | 'forged-source' | 'undecidable' | 'artefact';
+export type FindingKind = 'host-only' | 'network-only' | 'forged-source' | 'undecidable' | 'artefact' | 'host-only-part';
 
 export interface Finding {
   readonly kind: FindingKind;
@@ -51,6 +58,8 @@ export interface HostCheck {
   readonly findings: readonly Finding[];
   /** The exceptions applied, one line each. */
   readonly exceptions: readonly string[];
+  /** The host-wall options recorded in the artefacts (null: no readable record). */
+  readonly wallOptions: ResolvedHostPolicyOptions | null;
   readonly ms: number;
 }
 
@@ -70,44 +79,47 @@ const FAMILIES: readonly Family[] = [4, 6];
 
 export interface ExceptionRegion {
   readonly id: string;
+  /** 'host-only-part': admitted by the host-only part itself (checked against the record); 'link-local': a link-local service address. */
+  readonly kind: 'host-only-part' | 'link-local';
   readonly region: Region;
   /** Applies in the forged-source space too. */
   readonly forged: boolean;
   readonly describe: (uses: readonly Box[], models: HostModels) => string;
 }
 
-function where(family: Family, c: Parameters<typeof Box.where>[1]): Box {
-  return Box.where(bitsOf(family), c);
-}
+/** The options every host wall had before twinwall recorded them, for callers without a host. */
+const DEFAULT_OPTIONS = resolveHostPolicyOptions({});
 
-function single(text: string): IntervalSet {
-  return parseCidrLenient(text).set;
-}
-
-/** The documented exceptions of one direction and family, as regions (see the file comment). */
-export function exceptionRegions(direction: Direction, family: Family): ExceptionRegion[] {
+/**
+ * The documented exceptions of one direction and family, as regions (see the file comment): what
+ * the host-only part the renderer writes for `options` admits by itself (DHCP …; null: no record,
+ * so nothing is excused), then the link-local service addresses.
+ */
+export function exceptionRegions(direction: Direction, family: Family, options: ResolvedHostPolicyOptions | null = DEFAULT_OPTIONS): ExceptionRegion[] {
   const out: ExceptionRegion[] = [];
-  const udp = IntervalSet.of(PROTO.udp);
-  const dhcp: Box[] = [];
-  if (family === 4) {
-    if (direction === 'ingress') dhcp.push(where(4, { proto: udp, sport: IntervalSet.of(67), point: IntervalSet.of(68) }));
-    else {
-      dhcp.push(where(4, { proto: udp, sport: IntervalSet.of(68), point: IntervalSet.of(67), kind: IntervalSet.of(0) }));
-      dhcp.push(where(4, { proto: udp, sport: IntervalSet.of(68), point: IntervalSet.of(67), kind: IntervalSet.of(1), local: single('0.0.0.0/32'), remote: single('255.255.255.255/32') }));
-    }
-  } else if (direction === 'ingress') dhcp.push(where(6, { proto: udp, sport: IntervalSet.of(547), point: IntervalSet.of(546), local: single('fe80::/10') }));
-  else dhcp.push(where(6, { proto: udp, sport: IntervalSet.of(546), point: IntervalSet.of(547), kind: IntervalSet.of(0) }));
-  out.push({
-    id: `dhcp ${direction} ${family}`,
-    region: Region.of(dhcp),
-    forged: true,
-    describe: (uses) =>
-      `DHCP client (${mergeBoxes(uses).map((b) => describeFlow(b, direction, family)).join('; ')}): the host wall keeps it so leases renew (DESIGN "Host wall"); security groups do not filter DHCP`,
-  });
+  const byRule = new Map<string, { step: Step; boxes: Box[] }>();
+  for (const d of options === null ? [] : hostOnlyDecisions(options, direction, family)) {
+    const k = `${d.step.chain}:${d.step.number}`;
+    const g = byRule.get(k) ?? { step: d.step, boxes: [] };
+    g.boxes.push(d.box);
+    byRule.set(k, g);
+  }
+  for (const { step, boxes } of byRule.values()) {
+    const what = step.comment?.replace(/^twinwall: /, '') ?? `${step.chain} rule ${step.number}`;
+    out.push({
+      id: `host-only ${what}`,
+      kind: 'host-only-part',
+      region: Region.of(boxes),
+      forged: true,
+      describe: (uses) =>
+        `host-only part: ${what} (${mergeBoxes(uses).map((b) => describeFlow(b, direction, family)).join('; ')}) — the host wall admits it by ${step.chain} rule ${step.number}, present exactly as the record requires; security groups do not filter it`,
+    });
+  }
   for (const ll of linkLocalServices(family)) {
-    const box = where(family, { remote: IntervalSet.of(ll.value) });
+    const box = Box.where(bitsOf(family), { remote: IntervalSet.of(ll.value) });
     out.push({
       id: `link-local ${ll.address}`,
+      kind: 'link-local',
       region: Region.of([box]),
       forged: false,
       describe: (_uses, models) => {
@@ -197,16 +209,65 @@ export function modelHost(host: HostArtefact, wall: HostWallSource, documents: P
   return { host: hostModels, network };
 }
 
+interface HostOnlyPartCheck {
+  /** The recorded options, or null when there is no readable record. */
+  readonly options: ResolvedHostPolicyOptions | null;
+  readonly findings: Finding[];
+  readonly verified: string[];
+  /** The host models the walls are compared with (audit mode: as enforcing). */
+  readonly compared: Record<Direction, Record<Family, DirectionModel>>;
+}
+
+/** A table with the log-then-drop chains of the enforcing host-only part in place of its own. */
+function asEnforcing(table: IptTable, options: ResolvedHostPolicyOptions, family: Family): IptTable {
+  const enforcing = expectedHostOnlyPart({ ...options, audit: false }, family).tables.get('filter') as IptTable;
+  const chains = new Map<string, IptChain>(table.chains);
+  for (const c of enforcing.chains.values()) if (!c.builtin && !POLICY_CHAINS.includes(c.name)) chains.set(c.name, c);
+  return { name: table.name, chains };
+}
+
+/**
+ * Check the host-only part of both tables against the host-wall record (host-only.ts). In audit
+ * mode, once the audit chains are verified to be exactly the recorded ones, the walls are
+ * compared as if it were enforcing: audit mode admits on purpose what enforcement would drop.
+ */
+function checkHostOnly(host: HostArtefact, wall: HostWallSource, documents: Partial<Record<Family, IptDocument>>, models: HostModels): HostOnlyPartCheck {
+  const compared = { ingress: { ...models.host.ingress }, egress: { ...models.host.egress } };
+  const rec = host.wallRecord;
+  const cannot = 'the host-only part of the host wall (DHCP, neighbour discovery and ICMP errors, instance metadata, the forged-source drop, logging and audit mode, the DROP policies) cannot be checked against the policy';
+  if (rec === undefined) return { options: null, findings: [{ kind: 'host-only-part', text: `no host-wall record (tag ${HOST_WALL_TAG} on the host's security group): ${cannot}` }], verified: [], compared };
+  if ('problem' in rec) return { options: null, findings: [{ kind: 'host-only-part', text: `${rec.problem} (${rec.source}): ${cannot}` }], verified: [], compared };
+  const options = rec.options;
+  const findings: Finding[] = [];
+  const verified: string[] = [];
+  for (const family of FAMILIES) {
+    const doc = documents[family];
+    if (doc === undefined || doc.problems.length > 0 || unmodelledTables(doc).length > 0) continue; // already a finding
+    const cmp = compareHostOnlyPart(doc, options, family);
+    for (const text of cmp.differences) findings.push({ kind: 'host-only-part', family, text });
+    if (cmp.verified === undefined) continue;
+    verified.push(cmp.verified);
+    if (options.audit) {
+      const table = asEnforcing(doc.tables.get('filter') as IptTable, options, family);
+      for (const direction of DIRECTIONS) compared[direction][family] = modelDirection(table, { family, direction, ipsets: wall.ipsets });
+      verified.push(`IPv${family} audit mode, as recorded: the host wall logs and then admits what enforcement would drop, so the walls are compared as enforcing`);
+    }
+  }
+  return { options, findings, verified, compared };
+}
+
 /** Compare one host's walls. */
 export function checkHost(host: HostArtefact): HostCheck {
   const t0 = Date.now();
   const { wall, documents, problems } = readHostTables(host);
   const models = modelHost(host, wall, documents);
   const findings: Finding[] = problems.map((text) => ({ kind: 'artefact' as const, text }));
-  const exceptions: string[] = [];
+  const part = checkHostOnly(host, wall, documents, models);
+  findings.push(...part.findings);
+  const exceptions: string[] = [...part.verified];
   for (const direction of DIRECTIONS) {
     for (const family of FAMILIES) {
-      const hm = models.host[direction][family];
+      const hm = part.compared[direction][family];
       const nm = models.network[direction][family];
       const bits = bitsOf(family);
       const own = hm.universe.intersectBox(Box.where(bits, { kind: IntervalSet.of(0) }));
@@ -217,7 +278,7 @@ export function checkHost(host: HostArtefact): HostCheck {
       // host's own address space only.
       const netUndecidable = nm.undecidable.flatMap((u) => own.intersectBox(u.box).boxes.map((box) => ({ box, reason: u.reason })));
       const undecided = Region.of([...hm.undecidable.map((u) => u.box), ...netUndecidable.map((u) => u.box)]);
-      const regions = exceptionRegions(direction, family);
+      const regions = exceptionRegions(direction, family, part.options);
       const uses = new Map<string, Box[]>();
       const classify = (region: Region, inForged: boolean): Region => {
         let rest = region;
@@ -266,7 +327,7 @@ export function checkHost(host: HostArtefact): HostCheck {
     }
   }
   if (host.sourceDestCheck === false) findings.push({ kind: 'artefact', text: `${host.address} sets source_dest_check = false: AWS would let this host send and receive traffic that is not its own` });
-  return { host, label: hostLabel(host), wall, documents, models, findings, exceptions: [...new Set(exceptions)], ms: Date.now() - t0 };
+  return { host, label: hostLabel(host), wall, documents, models, findings, exceptions: [...new Set(exceptions)], wallOptions: part.options, ms: Date.now() - t0 };
 }
 
 /** Check every host of every stack. */

@@ -136,7 +136,7 @@ export function explainFlow(check: HostCheck, query: FlowQuery): Explanation {
   const netRegion = netAdmits ? model.universe : Region.EMPTY;
   let differ = hostRegion.subtract(netRegion).union(netRegion.subtract(hostRegion));
   const applied: string[] = [];
-  for (const e of exceptionRegions(direction, family)) {
+  for (const e of exceptionRegions(direction, family, check.wallOptions)) {
     if (differ.intersect(e.region).isEmpty) continue;
     applied.push(e.id);
     differ = differ.subtract(e.region);

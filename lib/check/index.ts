@@ -11,6 +11,7 @@ export * from './user-data';
 export * from './record';
 export * from './terraform';
 export * from './host-model';
+export * from './host-only';
 export * from './network-model';
 export * from './describe';
 export * from './compare';

@@ -123,7 +123,7 @@ export function planProbes(check: HostCheck, options: { maxPerGroup?: number } =
       const netRegion = Region.of(nm.admitted.map((a) => a.box));
       const hostRegion = Region.of(hm.admitted.map((a) => a.box));
       const undecided = Region.of([...hm.undecidable.map((u) => u.box), ...nm.undecidable.map((u) => u.box)]);
-      const exceptions = exceptionRegions(direction, family);
+      const exceptions = exceptionRegions(direction, family, check.wallOptions);
       const llValues = new Set(linkLocalServices(family).map((l) => l.value));
       for (const [proto, protocol] of [
         [PROTO.tcp, 'tcp'],

@@ -1,6 +1,6 @@
 /**
- * The one thing the checker needs that AWS itself does not record: the host-side CIDRs of a
- * security-group (or prefix-list) reference. The host wall cannot see groups, so the policy
+ * What the checker needs that AWS itself does not record, kept as tags in the artefacts. First,
+ * the host-side CIDRs of a security-group (or prefix-list) reference. The host wall cannot see groups, so the policy
  * declares which addresses stand for a referenced group (DESIGN "Policy semantics"); to check
  * the walls from the artefacts alone, that declaration must be in the artefacts too.
  *
@@ -12,6 +12,8 @@
  * Fallback for rule kinds without tags (aws_security_group_rule, inline blocks): the same tag on
  * the *referenced* aws_security_group, meaning "this group's members live in these CIDRs".
  */
+
+import { HostPolicyOptions, ResolvedHostPolicyOptions, resolveHostPolicyOptions } from '../policy';
 
 export const HOST_CIDRS_TAG = 'twinwall:host-cidrs';
 const TAG_VALUE_MAX = 256;
@@ -44,4 +46,75 @@ export function readHostCidrsTags(tags: unknown): string[] | undefined {
     out.push(...v.split(' ').filter((x) => x !== ''));
   }
   return out;
+}
+
+/**
+ * The second record: what the host-only part of a host wall depends on — the host policy's
+ * options (instance metadata mode, audit mode, and whatever the renderer's host-only rules
+ * come to depend on). `twinwall check` renders the host-only part from it with the renderer
+ * itself (renderHostOnlyPart) and compares the host's tables with that, so the checker needs
+ * it from the artefacts.
+ *
+ * Record: the tag `twinwall:host-wall` on the host's (first) security group, value the options
+ * as `key=value` pairs separated by single spaces, in key order: booleans true/false, lists
+ * joined by "+" (AWS allows no comma in tag values), other values as they are ("audit=false instanceMetadata=root-only"). Every
+ * option is written; reading refuses an unknown or missing key, and validates the values with
+ * the policy's own validation (resolveHostPolicyOptions), so the record follows the options
+ * without a second description of them.
+ */
+export const HOST_WALL_TAG = 'twinwall:host-wall';
+
+/** Characters every AWS service allows in a tag value (and none that would break the encoding). */
+const RECORD_VALUE = /^[A-Za-z0-9_.:/+\-@]*$/;
+
+function encodeValue(key: string, value: unknown): string {
+  const text = typeof value === 'boolean' ? String(value) : Array.isArray(value) ? value.map(String).join('+') : String(value);
+  if (!RECORD_VALUE.test(text) || (Array.isArray(value) && value.some((v) => String(v).includes('+')))) {
+    throw new RangeError(`host-wall record: ${key}=${JSON.stringify(text)} holds characters a tag value cannot carry`);
+  }
+  return text;
+}
+
+/** The tag recording a host's options. */
+export function hostWallTags(options: ResolvedHostPolicyOptions): Record<string, string> {
+  const entries = Object.entries(options)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => `${k}=${encodeValue(k, v)}`);
+  const value = entries.join(' ');
+  if (value.length > TAG_VALUE_MAX) throw new RangeError(`host-wall record ${JSON.stringify(value)} is longer than a tag value`);
+  return { [HOST_WALL_TAG]: value };
+}
+
+export type HostWallRecord = { readonly options: ResolvedHostPolicyOptions } | { readonly problem: string };
+
+/** The options recorded in `tags`; undefined when there is no record. */
+export function readHostWallTags(tags: unknown): HostWallRecord | undefined {
+  if (tags === null || typeof tags !== 'object') return undefined;
+  const value = (tags as Record<string, unknown>)[HOST_WALL_TAG];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') return { problem: `tag ${HOST_WALL_TAG} is not text` };
+  const defaults = resolveHostPolicyOptions({}) as unknown as Record<string, unknown>;
+  const raw: Record<string, unknown> = {};
+  for (const pair of value.split(' ')) {
+    const eq = pair.indexOf('=');
+    const key = eq < 0 ? pair : pair.slice(0, eq);
+    const text = eq < 0 ? '' : pair.slice(eq + 1);
+    if (eq < 0 || !(key in defaults)) return { problem: `tag ${HOST_WALL_TAG} records ${JSON.stringify(pair)}, which is not an option this twinwall knows` };
+    if (key in raw) return { problem: `tag ${HOST_WALL_TAG} records ${key} twice` };
+    const kind = defaults[key];
+    if (typeof kind === 'boolean') {
+      if (text !== 'true' && text !== 'false') return { problem: `tag ${HOST_WALL_TAG}: ${key}=${JSON.stringify(text)} is not true or false` };
+      raw[key] = text === 'true';
+    } else if (Array.isArray(kind)) raw[key] = text === '' ? [] : text.split('+');
+    else if (typeof kind === 'number') raw[key] = /^(0|[1-9][0-9]*)$/.test(text) ? Number(text) : text;
+    else raw[key] = text;
+  }
+  const missing = Object.keys(defaults).filter((k) => defaults[k] !== undefined && !(k in raw));
+  if (missing.length > 0) return { problem: `tag ${HOST_WALL_TAG} does not record ${missing.join(', ')}` };
+  try {
+    return { options: resolveHostPolicyOptions(raw as HostPolicyOptions) };
+  } catch (e) {
+    return { problem: `tag ${HOST_WALL_TAG}: ${(e as Error).message.split('\n')[0]}` };
+  }
 }

@@ -13,7 +13,7 @@
 import { Family } from '../address';
 import { Direction } from '../flow';
 import { parseCidrLenient } from './addresses';
-import { readHostCidrsTags } from './record';
+import { HOST_WALL_TAG, HostWallRecord, readHostCidrsTags, readHostWallTags } from './record';
 import { isTerraformExpression } from './user-data';
 import { IntervalSet } from './space';
 
@@ -69,6 +69,11 @@ export interface HostArtefact {
   readonly userData?: { readonly base64?: string; readonly plain?: string };
   /** Network-wall facts that make the whole wall undecidable. */
   readonly problems: readonly string[];
+  /**
+   * The host-wall record (tag twinwall:host-wall on an attached group): the options the
+   * host-only part of the host wall follows; undefined when no group carries one.
+   */
+  readonly wallRecord?: HostWallRecord & { readonly source: string };
   readonly sourceDestCheck?: boolean;
 }
 
@@ -310,6 +315,16 @@ export function readStack(stack: string, tf: Json): HostArtefact[] {
       if (!definedGroups.has(g)) problems.push(`security group ${g} is not defined in this stack, so its rules are unknown`);
       rules.push(...(rulesByGroup.get(g) ?? []));
     }
+    // The record sits on the host's first group; every group that carries one must agree.
+    const records = groups
+      .filter((g) => g.startsWith('aws_security_group.'))
+      .flatMap((g) => {
+        const rec = readHostWallTags(tf?.resource?.aws_security_group?.[g.slice('aws_security_group.'.length)]?.tags);
+        return rec === undefined ? [] : [{ ...rec, source: `tag ${HOST_WALL_TAG} on ${g}` }];
+      });
+    const texts = new Set(records.map((rec) => ('options' in rec ? JSON.stringify(rec.options) : rec.problem)));
+    const wallRecord: HostArtefact['wallRecord'] =
+      records.length === 0 ? undefined : texts.size > 1 ? { problem: `the groups' ${HOST_WALL_TAG} tags disagree (${records.map((rec) => rec.source).join(', ')})`, source: records.map((rec) => rec.source).join(', ') } : records[0];
     hosts.push({
       stack,
       name: hostName(r.tags, name),
@@ -319,6 +334,7 @@ export function readStack(stack: string, tf: Json): HostArtefact[] {
       rules,
       ...(userData !== undefined ? { userData } : {}),
       problems,
+      ...(wallRecord !== undefined ? { wallRecord } : {}),
       ...(typeof r.source_dest_check === 'boolean' ? { sourceDestCheck: r.source_dest_check } : {}),
     });
   };

@@ -20,7 +20,7 @@ import { Cidr, Family } from '../address';
 import { Direction } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
 import { TwinwallError, show } from '../errors';
-import { HostPolicy, PolicyRule, Provenance } from '../policy';
+import { HostPolicy, PolicyRule, Provenance, ResolvedHostPolicyOptions } from '../policy';
 import { Port } from '../port';
 
 /** The rendered host wall: iptables-restore input for `iptables-restore` and `ip6tables-restore`. */
@@ -110,7 +110,7 @@ export interface VerdictChain {
  * The log-and-drop chains of a host wall, in the order they are written. The metadata chain
  * exists only when metadata access is narrowed (`instanceMetadata` other than 'all-users').
  */
-export function verdictChains(policy: HostPolicy): readonly VerdictChain[] {
+export function verdictChains(policy: { readonly options: ResolvedHostPolicyOptions }): readonly VerdictChain[] {
   const C = IPTABLES_CHAINS;
   const all: VerdictChain[] = [
     { chain: C.ingressInvalid, direction: 'ingress', reason: 'inv', uid: false },
@@ -420,14 +420,14 @@ function icmp6(kind: { readonly type: number; readonly code?: number }, hopLimit
   return `-p ipv6-icmp -m icmp6 --icmpv6-type ${type}${hopLimit === undefined ? '' : ` -m hl --hl-eq ${hopLimit}`}`;
 }
 
-function renderFamily(policy: HostPolicy, family: Family, section: PolicySection): string {
-  const { audit, instanceMetadata } = policy.options;
+function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: Family, section: PolicySection): string {
+  const { audit, instanceMetadata } = options;
   const C = IPTABLES_CHAINS;
   const v6 = family === 6;
   const ip = v6 ? 'IPv6' : 'IPv4';
   const imds = AWS_LINK_LOCAL.instanceMetadata[family];
   const imdsCidr = `${imds}/${v6 ? 128 : 32}`;
-  const verdicts = verdictChains(policy);
+  const verdicts = verdictChains({ options });
   const chains: string[] = [C.ingress, C.egress, ...verdicts.map((v) => v.chain)];
 
   const out: string[] = [];
@@ -435,7 +435,7 @@ function renderFamily(policy: HostPolicy, family: Family, section: PolicySection
     out.push(s);
   };
 
-  line(`# twinwall host wall for host ${policy.name}, ${ip} (iptables-restore, filter table).`);
+  line(`# twinwall host wall for host ${host}, ${ip} (iptables-restore, filter table).`);
   line('# Rendered from the host policy: change the roles, not this file.');
   if (audit) {
     line('# AUDIT MODE: every packet the enforcing rules would drop is logged ("twinwall ... audit ...")');
@@ -544,8 +544,20 @@ export function renderIptables(policy: HostPolicy, options: IptablesRenderOption
   const threshold = setThreshold(policy, options);
   const s4 = policySection(policy, 4, threshold);
   const s6 = policySection(policy, 6, threshold);
-  const v4 = renderFamily(policy, 4, s4);
-  const v6 = renderFamily(policy, 6, s6);
+  const v4 = renderFamily(policy.name, policy.options, 4, s4);
+  const v6 = renderFamily(policy.name, policy.options, 6, s6);
   const sets = [...s4.sets, ...s6.sets];
   return Object.freeze(sets.length === 0 ? { v4, v6 } : { v4, v6, ipsets: renderIpsets(policy.name, sets) });
+}
+
+/**
+ * The host-only part of a host wall: the table `renderIptables` writes for a host with these
+ * options whose policy admits nothing (empty policy chains). Everything in it is decided by the
+ * options alone — loopback, replies, INVALID, DHCP, neighbour discovery and ICMPv6 errors, the
+ * forged-source drop, instance metadata, logging and audit mode, the DROP policies — and
+ * `twinwall check` compares every host's tables with it outside the policy chains
+ * (lib/check/host-only.ts), so whatever this module writes is what the checker expects.
+ */
+export function renderHostOnlyPart(options: ResolvedHostPolicyOptions, family: Family): string {
+  return renderFamily('(host-only part)', options, family, { lines: [], sets: [] });
 }

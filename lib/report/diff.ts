@@ -127,7 +127,7 @@ const IMDS: Record<Family, string> = { 4: AWS_LINK_LOCAL.instanceMetadata[4], 6:
 function wideningReasons(box: Box, base: Region, family: Family, wall: Wall): string[] {
   const bits = bitsOf(family);
   const clean = exceptionRegions('egress', family)
-    .filter((e) => e.id.startsWith('dhcp'))
+    .filter((e) => e.kind === 'host-only-part')
     .reduce((r, e) => r.subtract(e.region), base);
   const portsOf = (b: Box) => Box.where(bits, { proto: b.get('proto'), point: b.get('point') });
   const reasons: string[] = [];

@@ -122,7 +122,7 @@ export function hostFlows(check: HostCheck): FlowRow[] {
       const nm = check.models.network[direction][family];
       const bits = bitsOf(family);
       const ownBox = Box.where(bits, { kind: IntervalSet.of(0) });
-      const excluded = exceptionRegions(direction, family).reduce((r, e) => r.union(e.region), Region.EMPTY);
+      const excluded = exceptionRegions(direction, family, check.wallOptions).reduce((r, e) => r.union(e.region), Region.EMPTY);
       const clip = (box: Box): Box[] => Region.of([box]).intersectBox(ownBox).subtract(excluded).boxes.slice();
       const net = nm.admitted.flatMap((a) => clip(a.box).map((box) => ({ box, rule: a.rule })));
       const host = hm.admitted.flatMap((a) => clip(a.box).map((box) => ({ box, path: a.path })));
@@ -239,7 +239,7 @@ export function hostOnlyDecisions(check: HostCheck): HostOnlyRow[] {
     for (const service of Object.keys(AWS_LINK_LOCAL) as AwsLinkLocalService[]) {
       const address = AWS_LINK_LOCAL[service][family];
       const probe = Box.where(bits, { remote: parseCidrLenient(address).set, kind: IntervalSet.of(0) });
-      const dhcp = exceptionRegions('egress', family).find((e) => e.id.startsWith('dhcp'))?.region ?? Region.EMPTY;
+      const dhcp = exceptionRegions('egress', family, check.wallOptions).filter((e) => e.kind === 'host-only-part').reduce((r, e) => r.union(e.region), Region.EMPTY);
       const hits = hm.admitted.flatMap((a) => Region.of([a.box]).intersectBox(probe).subtract(dhcp).boxes.map((box) => ({ box, path: a.path })));
       const undecided = hm.undecidable.some((u) => u.box.intersect(probe) !== undefined);
       const comments = uniq(hits.map((h) => lastStep(h.path)?.comment).filter((c): c is string => c !== undefined));
@@ -248,10 +248,10 @@ export function hostOnlyDecisions(check: HostCheck): HostOnlyRow[] {
     }
     const dhcpHits: { box: Box; path: readonly Step[]; direction: Direction }[] = [];
     for (const direction of DIRECTIONS) {
-      const dhcp = exceptionRegions(direction, family).find((e) => e.id.startsWith('dhcp'));
-      if (dhcp === undefined) continue;
+      // What the host-only part admits by itself outside the link-local services: DHCP.
+      const dhcp = exceptionRegions(direction, family, check.wallOptions).filter((e) => e.kind === 'host-only-part').reduce((r, e) => r.union(e.region), Region.EMPTY);
       for (const a of check.models.host[direction][family].admitted) {
-        for (const b of Region.of([a.box]).intersect(dhcp.region).boxes) dhcpHits.push({ box: b, path: a.path, direction });
+        for (const b of Region.of([a.box]).intersect(dhcp).boxes) dhcpHits.push({ box: b, path: a.path, direction });
       }
     }
     const admits = DIRECTIONS.map((d) => dhcpHits.filter((h) => h.direction === d))

@@ -1,0 +1,171 @@
+/**
+ * The host-only part of a host wall, checked against the policy record. Security groups never
+ * see DHCP, neighbour discovery, ICMP errors, the link-local services and the metadata mode, the
+ * forged-source drop, logging and audit mode, the INVALID drop, loopback or the DROP policies, so
+ * only the checker can catch a change there. It takes the options recorded in the artefacts
+ * (record.ts), has the renderer write the host-only part for them (renderHostOnlyPart: the very
+ * code that writes every host wall, so a change of the renderer changes the expectation with
+ * it), and compares the host's table with it: every chain but the policy chains, rule by rule by
+ * meaning (iptables-parse.ts keys, comments aside), the built-in policies, the chains declared.
+ * Any difference, narrower or wider, is a finding. Pure.
+ */
+import { Family } from '../address';
+import { Direction } from '../flow';
+import { ResolvedHostPolicyOptions } from '../policy';
+import { IPTABLES_CHAINS, renderHostOnlyPart } from '../render/iptables';
+import { linkLocalServices } from './addresses';
+import { DirectionModel, Step, modelDirection } from './host-model';
+import { IptChain, IptDocument, IptRule, parseIptablesRestore } from './iptables-parse';
+import { Box, IntervalSet, Region } from './space';
+
+/** The chains whose rules are the policy's own (compared with the security groups instead). */
+export const POLICY_CHAINS: readonly string[] = [IPTABLES_CHAINS.ingress, IPTABLES_CHAINS.egress];
+
+const expectedCache = new Map<string, IptDocument>();
+
+/** The host-only part the renderer writes for `options`, parsed. */
+export function expectedHostOnlyPart(options: ResolvedHostPolicyOptions, family: Family): IptDocument {
+  const key = `${family}|${JSON.stringify(options)}`;
+  let doc = expectedCache.get(key);
+  if (doc === undefined) {
+    doc = parseIptablesRestore(renderHostOnlyPart(options, family), family);
+    if (doc.problems.length > 0) throw new Error(`twinwall bug: the checker cannot read the host-only part the renderer writes: ${JSON.stringify(doc.problems)}`);
+    expectedCache.set(key, doc);
+  }
+  return doc;
+}
+
+/** "audit off, instanceMetadata root-only". */
+export function describeOptions(options: ResolvedHostPolicyOptions): string {
+  return Object.entries(options)
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) => (typeof v === 'boolean' ? `${k} ${v ? 'on' : 'off'}` : `${k} ${Array.isArray(v) ? v.join(', ') : String(v)}`))
+    .join(', ');
+}
+
+/** A rule as written, without its comment match. */
+function ruleText(rule: IptRule): string {
+  return rule.text.replace(/\s*-m comment --comment ("(?:[^"\\]|\\.)*"|\S+)/g, '').trim();
+}
+
+function purpose(rule: IptRule): string | undefined {
+  return rule.comment?.replace(/^twinwall: /, '');
+}
+
+function shown(rule: IptRule): string {
+  const p = purpose(rule);
+  return `${p !== undefined ? `"${p}" ` : ''}(${ruleText(rule)})`;
+}
+
+type Op = { kind: 'same'; e: IptRule; a: IptRule } | { kind: 'missing'; e: IptRule } | { kind: 'extra'; a: IptRule };
+
+/** Longest common subsequence of two rule lists by meaning, as edit operations in order. */
+function diffRules(expected: readonly IptRule[], actual: readonly IptRule[]): Op[] {
+  const n = expected.length;
+  const m = actual.length;
+  const len: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) len[i][j] = expected[i].verdictKey === actual[j].verdictKey ? len[i + 1][j + 1] + 1 : Math.max(len[i + 1][j], len[i][j + 1]);
+  }
+  const ops: Op[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && expected[i].verdictKey === actual[j].verdictKey) ops.push({ kind: 'same', e: expected[i++], a: actual[j++] });
+    else if (j < m && (i >= n || len[i][j + 1] >= len[i + 1][j])) ops.push({ kind: 'extra', a: actual[j++] });
+    else ops.push({ kind: 'missing', e: expected[i++] });
+  }
+  return ops;
+}
+
+export interface HostOnlyComparison {
+  /** Each difference, one line a reviewer understands. */
+  readonly differences: readonly string[];
+  /** What was verified, when nothing differs. */
+  readonly verified?: string;
+}
+
+/** Compare the host-only part of one family's table with what the renderer writes for `options`. */
+export function compareHostOnlyPart(actual: IptDocument, options: ResolvedHostPolicyOptions, family: Family): HostOnlyComparison {
+  const label = `IPv${family} host-only part`;
+  const record = `the record (${describeOptions(options)})`;
+  const expected = expectedHostOnlyPart(options, family).tables.get('filter') as { chains: ReadonlyMap<string, IptChain> };
+  const table = actual.tables.get('filter');
+  if (table === undefined) return { differences: [`${label}: the table has no *filter block, so none of the host-only rules ${record} requires is there`] };
+  const out: string[] = [];
+  for (const c of expected.chains.values()) {
+    const a = table.chains.get(c.name);
+    if (a === undefined) {
+      out.push(`${label}: chain ${c.name} is missing; ${record} requires it${c.rules.length > 0 ? ` with ${c.rules.map(shown).join(', ')}` : ''}`);
+      continue;
+    }
+    if (c.builtin && a.policy !== c.policy) out.push(`${label}: ${c.name} has policy ${a.policy}; ${record} requires ${c.policy}`);
+    if (POLICY_CHAINS.includes(c.name)) continue;
+    // Within each run of differences, the i-th rule found stands where the i-th rule required
+    // stood: report those as changed, the rest as missing or not required.
+    const ops = diffRules(c.rules, a.rules);
+    for (let k = 0; k < ops.length; ) {
+      if (ops[k].kind === 'same') {
+        k++;
+        continue;
+      }
+      const run: Op[] = [];
+      while (k < ops.length && ops[k].kind !== 'same') run.push(ops[k++]);
+      const missing = run.filter((o): o is Extract<Op, { kind: 'missing' }> => o.kind === 'missing');
+      const extra = run.filter((o): o is Extract<Op, { kind: 'extra' }> => o.kind === 'extra');
+      for (let x = 0; x < Math.max(missing.length, extra.length); x++) {
+        const mi = missing[x];
+        const ex = extra[x];
+        if (mi !== undefined && ex !== undefined) out.push(`${label}: ${c.name} rule ${ex.a.number} is ${shown(ex.a)}; ${record} requires ${shown(mi.e)}`);
+        else if (mi !== undefined) out.push(`${label}: ${c.name} lacks ${shown(mi.e)} (rule ${mi.e.number} in the host wall the renderer writes), which ${record} requires`);
+        else if (ex !== undefined) out.push(`${label}: ${c.name} rule ${ex.a.number} ${shown(ex.a)} is not in the host wall the renderer writes for ${record}`);
+      }
+    }
+  }
+  for (const a of table.chains.values()) {
+    if (!expected.chains.has(a.name)) out.push(`${label}: chain ${a.name} is not in the host wall the renderer writes for ${record}`);
+  }
+  if (out.length > 0) return { differences: out };
+  const frame = [...expected.chains.values()].filter((c) => !POLICY_CHAINS.includes(c.name));
+  const rules = frame.reduce((n, c) => n + c.rules.length, 0);
+  const purposes = [...new Set(frame.flatMap((c) => c.rules.map(purpose)).filter((p): p is string => p !== undefined))];
+  const logs = frame.filter((c) => !c.builtin).length;
+  const policies = frame.filter((c) => c.builtin).map((c) => `${c.name} ${c.policy}`).join(', ');
+  return {
+    differences: [],
+    verified: `${label} as recorded (${describeOptions(options)}): all ${rules} rules outside the policy chains are present exactly as the renderer writes them, with policies ${policies} — ${purposes.join('; ')}; and ${logs} log-then-${options.audit ? 'accept' : 'drop'} chains with their LOG prefixes and rate limits`,
+  };
+}
+
+/** A piece of traffic the host-only part admits by itself (not through a policy chain). */
+export interface HostOnlyDecision {
+  readonly box: Box;
+  /** The deciding rule. */
+  readonly step: Step;
+}
+
+const decisionCache = new Map<string, HostOnlyDecision[]>();
+
+/**
+ * The new connections the host-only part itself admits in one direction and family (an ACCEPT in
+ * INPUT or OUTPUT, before any policy chain), each with its rule: DHCP, for instance. A rule that
+ * admits nothing but link-local service addresses (the metadata mode's) is left out: those
+ * addresses are their own exception.
+ */
+export function hostOnlyDecisions(options: ResolvedHostPolicyOptions, direction: Direction, family: Family): HostOnlyDecision[] {
+  const key = `${family}|${direction}|${JSON.stringify(options)}`;
+  let out = decisionCache.get(key);
+  if (out === undefined) {
+    const model: DirectionModel = modelDirection(expectedHostOnlyPart(options, family).tables.get('filter'), { family, direction, ipsets: new Map() });
+    const linkLocal = Region.of(linkLocalServices(family).map((ll) => Box.where(family === 4 ? 32 : 128, { remote: IntervalSet.of(ll.value) })));
+    const byRule = new Map<number, HostOnlyDecision[]>();
+    for (const a of model.admitted) {
+      const last = a.path[a.path.length - 1];
+      if (last === undefined || a.path.length !== 1 || last.number === undefined) continue; // through a chain, or a policy
+      byRule.set(last.number, [...(byRule.get(last.number) ?? []), { box: a.box, step: last }]);
+    }
+    out = [...byRule.values()].filter((list) => !Region.of(list.map((d) => d.box)).subtract(linkLocal).isEmpty).flat();
+    decisionCache.set(key, out);
+  }
+  return out;
+}
