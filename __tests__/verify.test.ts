@@ -9,7 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as fc from 'fast-check';
 import { verifyHost } from '../cli/verify';
-import { HostCheck, StackInput, checkStacks } from '../lib/check';
+import { HostCheck, StackInput, checkStacks, parseIptablesRestore } from '../lib/check';
 import { Json, clone, editTable, editUserData, readStacks, removeTable, resourceNamed, synthExample, writeStacks } from './support/artefacts';
 import { randomHost, synthRandomHost } from './support/random-policy';
 import { describeTier, netns, onPath, root } from './support/tiers';
@@ -55,6 +55,15 @@ describeTier('verify (kernel)', [root, onPath('ip'), onPath('iptables-restore'),
     }
     expect(namespacesOf(process.pid)).toEqual([]);
   }, 90000);
+
+  it("compares the tables the kernel stored with the checker's reading: a reading that differs is a finding", async () => {
+    const report = checkStacks(stacks);
+    const sample = report.hosts.find((h) => h.label === 'staging/sample') as HostCheck;
+    // A checker that misread one rule of the IPv4 table (port 25 read as 26).
+    const misread = parseIptablesRestore((sample.wall.tables[4]?.text as string).replace('--dport 25 ', '--dport 26 '), 4);
+    const v = await verifyHost({ ...sample, documents: { ...sample.documents, 4: misread } }, quiet);
+    expect(v.problems).toEqual([expect.stringMatching(/^the kernel stored \/etc\/iptables\/rules\.v4 differently from the checker's reading of it: the checker reads ".*tcp\(--dport=\{1a\}\).*" where the kernel stored ".*tcp\(--dport=\{19\}\).*"$/)]);
+  }, 60000);
 
   describe('each mutation of one wall makes the kernel disagree', () => {
     const sample = (tf: Json): Json => resourceNamed(tf, 'aws_instance', 'sample_Instance_')[1];

@@ -4,10 +4,12 @@
  * the "peer" one owns every remote address probed, and real TCP and UDP connections (plus raw
  * packets with forged sources) go both ways over the veth pair between them. Each kernel verdict
  * is compared with the security groups' (lib/check/probes.ts plans the probes and the expected
- * verdicts), and with what the checker's model predicted. No packet leaves the two namespaces.
+ * verdicts), and with what the checker's model predicted. Before any packet, the tables the
+ * kernel stored (iptables-save after loading) must mean what the checker read in the artefact (a
+ * difference is a finding). No packet leaves the two namespaces.
  */
 import { execFileSync } from 'child_process';
-import { CheckReport, HostCheck, PlannedProbe, planProbes } from './lib-check';
+import { CheckReport, HostCheck, PlannedProbe, documentDifference, parseIptablesRestore, planProbes } from './lib-check';
 import { Agent, NetnsLab, Probe, ProbeResult, cleanUpOnSignals } from './netns';
 
 export interface VerifyOptions {
@@ -136,11 +138,23 @@ export async function verifyHost(check: HostCheck, options: Pick<VerifyOptions, 
     for (const family of [4, 6] as const) {
       const t = check.wall.tables[family];
       if (t === undefined) continue; // nothing loaded: the kernel accepts everything, as the model says
+      const [restore, save] = family === 4 ? ['iptables-restore', 'iptables-save'] : ['ip6tables-restore', 'ip6tables-save'];
       try {
-        lab.exec('host', [family === 4 ? 'iptables-restore' : 'ip6tables-restore'], t.text);
+        lab.exec('host', [restore], t.text);
       } catch (e) {
-        problems.push(`the kernel refuses ${t.path} (${family === 4 ? 'iptables-restore' : 'ip6tables-restore'}): ${firstLine(e)}`);
+        problems.push(`the kernel refuses ${t.path} (${restore}): ${firstLine(e)}`);
+        continue;
       }
+      // What the kernel stored, read back, must mean what the checker read in the artefact.
+      const mine = check.documents[family];
+      if (mine === undefined || mine.problems.length > 0) {
+        problems.push(`the kernel loaded ${t.path}, which the checker cannot read exactly (see twinwall check)`);
+        continue;
+      }
+      const ipsets = new Map([...check.wall.ipsets.values()].map((d) => [d.name, d.family] as const));
+      const stored = parseIptablesRestore(lab.exec('host', [save]), family, { ipsets });
+      const difference = stored.problems.length > 0 ? `the checker cannot read what ${save} printed (line ${stored.problems[0].line}: ${stored.problems[0].message})` : documentDifference(mine, stored);
+      if (difference !== undefined) problems.push(`the kernel stored ${t.path} differently from the checker's reading of it: ${difference}`);
     }
     const toProbe = (p: PlannedProbe): Probe => {
       if (p.how === 'socket') {

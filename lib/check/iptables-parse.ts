@@ -719,3 +719,17 @@ export function canonicalLines(doc: IptDocument, options: { comments?: boolean }
 export function optionValue(rule: { readonly options: readonly IptOption[] }, name: string, module?: string): IptOption | undefined {
   return rule.options.find((o) => o.name === name && (module === undefined || o.module === module));
 }
+
+/**
+ * Where two documents differ in meaning (canonicalLines, comments included), as "checker: …,
+ * kernel: …"; undefined when they mean the same. `verify` compares its reading of an artefact
+ * with what the kernel stored (iptables-save after loading it).
+ */
+export function documentDifference(mine: IptDocument, theirs: IptDocument): string | undefined {
+  const a = canonicalLines(mine);
+  const b = canonicalLines(theirs);
+  const i = a.findIndex((line, k) => line !== b[k]);
+  const at = i >= 0 ? i : a.length < b.length ? a.length : -1;
+  if (at < 0) return undefined;
+  return `the checker reads ${a[at] === undefined ? 'nothing more' : JSON.stringify(a[at])} where the kernel stored ${b[at] === undefined ? 'nothing more' : JSON.stringify(b[at])}`;
+}
