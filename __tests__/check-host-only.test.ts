@@ -1,0 +1,215 @@
+/**
+ * The host-only part of the host wall, checked against the policy record: for a representative
+ * set of hosts (the sample server, audit mode, each metadata mode, the ipset form), synthesized
+ * through FilteredHost, every rule outside the policy chains of each family is removed, widened
+ * (each address, interface, protocol, match and match option dropped in turn; DROP turned into
+ * ACCEPT, a jump to a log-and-drop chain into ACCEPT) or narrowed (ACCEPT into DROP), and every
+ * built-in policy flipped — in both copies of the table (write_files and bootcmd), so only the
+ * host-only check can tell. Each mutant must give `check` a finding (exit 1) that names the
+ * chain. The sample server's rules are widened on the sample server, the others' own rules (audit
+ * chains, metadata rules) on them; every rule is removed on every host. Under CI=true every
+ * mutant runs; otherwise every fourth (TWINWALL_MUTANTS=all runs all).
+ */
+import { Testing } from 'cdktf';
+import { FilteredHost } from '../constructs';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { CheckReport, HostArtefact, POLICY_CHAINS, checkHost, decodeUserData, hasFindings, parseIptablesRestore, parseRuleLine, readHostWall, readStack, tokenize } from '../lib/check';
+import { Json, clone, editTable } from './support/artefacts';
+import { ROLE_FIXTURES } from './support/fixtures';
+
+const HOSTS = ['sample', 'sampleAudit', 'metadataNone', 'metadataAllUsers', 'manyAdmins'] as const;
+const EVERY = process.env.CI === 'true' || process.env.TWINWALL_MUTANTS === 'all' ? 1 : 4;
+
+function synth(fixture: string): HostArtefact {
+  const json = JSON.parse(
+    Testing.synthScope((scope) => {
+      new FilteredHost(scope, 'h', {
+        policy: ROLE_FIXTURES[fixture](),
+        vpcId: 'vpc-0123456789abcdef0',
+        instance: { ami: 'ami-0123456789abcdef0', instanceType: 't3.micro', subnetId: 'subnet-0123456789abcdef0' },
+      });
+    }),
+  );
+  const [host] = readStack('mutants', json);
+  return host;
+}
+
+/** The host with one table line changed in both copies of one family's table ('' removes it). */
+function mutate(host: HostArtefact, cfg: Json, family: 4 | 6, line: string, replacement: string): HostArtefact {
+  const copy = clone(cfg);
+  editTable(copy, family, (t) => {
+    const lines = t.split('\n');
+    const i = lines.indexOf(line);
+    if (i < 0) throw new Error(`no line ${line}`);
+    if (replacement === '') lines.splice(i, 1);
+    else lines[i] = replacement;
+    return lines.join('\n');
+  });
+  return { ...host, userData: { plain: `#cloud-config\n${stringifyYaml(copy, { lineWidth: 0, version: '1.1' })}` } };
+}
+
+interface Mutant {
+  readonly what: string;
+  readonly chain: string;
+  readonly line: string;
+  readonly replacement: string;
+}
+
+/** Word groups of a rendered rule: [start, end) index ranges of each option with its values. */
+function groups(words: readonly string[]): { start: number; end: number; module?: string; kind: 'base' | 'module' | 'option' | 'target' }[] {
+  const out: { start: number; end: number; module?: string; kind: 'base' | 'module' | 'option' | 'target' }[] = [];
+  let i = 2; // after -A CHAIN
+  let module: { start: number; name: string } | undefined;
+  const closeModule = (end: number): void => {
+    if (module !== undefined) out.push({ start: module.start, end, module: module.name, kind: 'module' });
+    module = undefined;
+  };
+  while (i < words.length) {
+    const start = words[i] === '!' ? i : i;
+    const at = words[i] === '!' ? i + 1 : i;
+    const w = words[at];
+    let end = at + 1;
+    while (end < words.length && !words[end].startsWith('-') && words[end] !== '!') end++;
+    if (w === '-m') {
+      closeModule(start);
+      module = { start, name: words[at + 1] };
+      i = at + 2;
+      continue;
+    }
+    if (w === '-j' || w === '-g') {
+      closeModule(start);
+      out.push({ start, end: words.length, kind: 'target' });
+      break;
+    }
+    if (['-s', '-d', '-i', '-o', '-p'].includes(w)) {
+      closeModule(start);
+      out.push({ start, end, kind: 'base' });
+    } else out.push({ start, end, kind: 'option', ...(module !== undefined ? { module: module.name } : {}) });
+    i = end;
+  }
+  closeModule(i);
+  return out;
+}
+
+function quote(word: string): string {
+  return /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(word) ? word : `"${word.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+}
+
+/**
+ * Every mutant of one rule line: removed; and, unless `removalOnly`, each group dropped and the
+ * target turned — the ones that still make a rule iptables takes (dropping -p from a rule with a
+ * protocol match, or a match's only option, would only make the table unreadable).
+ */
+function ruleMutants(chain: string, line: string, family: 4 | 6, removalOnly: boolean): Mutant[] {
+  const out: Mutant[] = [{ what: 'removed', chain, line, replacement: '' }];
+  if (removalOnly) return out;
+  const words = tokenize(line).map((w) => w.text);
+  const join = (ws: readonly string[]) => ws.map(quote).join(' ');
+  const variants: Mutant[] = [];
+  for (const g of groups(words)) {
+    if (g.kind === 'target' || g.module === 'comment') continue;
+    variants.push({ what: `without ${join(words.slice(g.start, g.end))}`, chain, line, replacement: join([...words.slice(0, g.start), ...words.slice(g.end)]) });
+  }
+  const j = words.indexOf('-j');
+  const target = words[j + 1];
+  const turned = target === 'ACCEPT' ? 'DROP' : 'ACCEPT';
+  if (j >= 0) variants.push({ what: `-j ${target} turned into -j ${turned}`, chain, line, replacement: join([...words.slice(0, j + 1), turned]) });
+  const chains = [...POLICY_CHAINS, 'tw-in-drop', 'tw-out-drop', 'tw-in-invalid', 'tw-out-invalid', 'tw-out-spoof', 'tw-out-imds', 'tw-fwd-drop'];
+  for (const v of variants) {
+    try {
+      parseRuleLine(v.replacement, family, chains);
+      out.push(v);
+    } catch {
+      // not a rule iptables takes: no widening, just an unreadable table
+    }
+  }
+  return out;
+}
+
+/**
+ * Mutants of one family's table: every built-in policy flipped, every rule outside the policy
+ * chains removed, and (for the rules in `widen`) widened or narrowed.
+ */
+function tableMutants(text: string, family: 4 | 6, widen: (chain: string, key: string) => boolean): Mutant[] {
+  const doc = parseIptablesRestore(text, family);
+  const lines = text.split('\n');
+  const out: Mutant[] = [];
+  for (const c of doc.tables.get('filter')?.chains.values() ?? []) {
+    if (c.builtin) {
+      const line = lines.find((l) => l.startsWith(`:${c.name} `)) as string;
+      out.push({ what: `policy ${c.policy} turned`, chain: c.name, line, replacement: line.replace(/ (DROP|ACCEPT) /, c.policy === 'DROP' ? ' ACCEPT ' : ' DROP ') });
+    }
+    if (POLICY_CHAINS.includes(c.name)) continue;
+    for (const r of c.rules) out.push(...ruleMutants(c.name, lines[r.line - 1], family, !widen(c.name, r.verdictKey)));
+  }
+  return out;
+}
+
+/** The host-only rules of the sample server, by chain and meaning (every host shares most of them). */
+function frameKeys(host: HostArtefact, family: 4 | 6): Set<string> {
+  const text = readHostWall(decodeUserData(host.userData ?? {}).text).tables[family]?.text as string;
+  const doc = parseIptablesRestore(text, family);
+  return new Set([...(doc.tables.get('filter')?.chains.values() ?? [])].flatMap((c) => c.rules.map((r) => `${c.name}|${r.verdictKey}`)));
+}
+
+describe('twinwall check: the host-only part against the policy record', () => {
+  const totals = { mutants: 0, caught: 0 };
+
+  it.each(HOSTS)('%s: the walls agree, and the host-only part is verified as recorded', (fixture) => {
+    const check = checkHost(synth(fixture));
+    expect(check.findings.map((f) => f.text)).toEqual([]);
+    for (const family of [4, 6]) expect(check.exceptions.join('\n')).toMatch(new RegExp(`IPv${family} host-only part as recorded \\(audit (on|off), instanceMetadata (root-only|none|all-users)\\): all \\d+ rules outside the policy chains are present exactly as the renderer writes them`));
+    if (fixture === 'sampleAudit') expect(check.exceptions).toContain('IPv4 audit mode, as recorded: the host wall logs and then admits what enforcement would drop, so the walls are compared as enforcing');
+  });
+
+  it.each(HOSTS)('%s: every rule of the host-only part removed, widened or narrowed, and every policy flipped, is a finding naming the chain', (fixture) => {
+    const host = synth(fixture);
+    const text = decodeUserData(host.userData ?? {}).text;
+    const cfg = parseYaml(text, { version: '1.1' }) as Json;
+    const wall = readHostWall(text);
+    // The sample server's rules are widened on the sample server; on the others, the rules it
+    // does not have (audit chains, the metadata modes' rules); every rule is removed everywhere.
+    const sample = fixture === 'sample' ? undefined : synth('sample');
+    const missed: string[] = [];
+    let n = 0;
+    for (const family of [4, 6] as const) {
+      const shared = sample === undefined ? new Set<string>() : frameKeys(sample, family);
+      const mutants = tableMutants(wall.tables[family]?.text as string, family, (chain, key) => !shared.has(`${chain}|${key}`));
+      mutants.forEach((m, i) => {
+        if (i % EVERY !== 0) return;
+        n++;
+        const check = checkHost(mutate(host, cfg, family, m.line, m.replacement));
+        const report: CheckReport = { hosts: [check], problems: [] };
+        const named = check.findings.some((f) => f.kind === 'host-only-part' && f.text.startsWith(`IPv${family} host-only part: `) && f.text.includes(m.chain));
+        if (!hasFindings(report) || !named) missed.push(`IPv${family} ${m.chain}: ${m.what} (${m.line}) → ${JSON.stringify(check.findings.map((f) => f.text))}`);
+      });
+    }
+    totals.mutants += n;
+    totals.caught += n - missed.length;
+    expect(missed).toEqual([]);
+    expect(n).toBeGreaterThan(40 / EVERY);
+  }, 30 * 60 * 1000);
+
+  it('names the record when the table follows another (audit mode where enforcing was recorded)', () => {
+    const enforcing = synth('sample');
+    const audit = synth('sampleAudit');
+    // The audit host's user-data under the enforcing host's record.
+    const check = checkHost({ ...enforcing, userData: audit.userData as HostArtefact['userData'] });
+    const lines = check.findings.map((f) => f.text);
+    expect(lines).toContainEqual(expect.stringMatching(/^IPv4 host-only part: tw-in-drop rule 1 is \(-m hashlimit .* -j LOG --log-prefix "twinwall ingress audit: "\); the record \(audit off, instanceMetadata root-only\) requires \(-m limit --limit 10\/min --limit-burst 20 -j LOG --log-prefix "twinwall ingress drop: "\)$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^IPv6 host-only part: tw-out-drop rule 2 is \(-j ACCEPT\); the record \(audit off, instanceMetadata root-only\) requires \(-j DROP\)$/));
+  });
+
+  it('reads the record and refuses one it cannot read', () => {
+    const host = synth('sample');
+    expect(host.wallRecord).toEqual({ options: { audit: false, instanceMetadata: 'root-only' }, source: expect.stringMatching(/^tag twinwall:host-wall on aws_security_group\.h_SecurityGroup_\w+$/) });
+    const bad = checkHost({ ...host, wallRecord: { problem: 'tag twinwall:host-wall: instanceMetadata "everyone" is not valid', source: 'tag twinwall:host-wall on aws_security_group.x' } });
+    expect(bad.findings.map((f) => f.text)[0]).toMatch(/^tag twinwall:host-wall: instanceMetadata "everyone" is not valid \(tag twinwall:host-wall on aws_security_group\.x\): the host-only part .* cannot be checked against the policy$/);
+    expect(bad.findings.length).toBeGreaterThan(1); // and DHCP is no longer excused
+  });
+
+  afterAll(() => {
+    // eslint-disable-next-line no-console
+    if (totals.mutants > 0) console.log(`check (host-only part): ${totals.caught} of ${totals.mutants} mutants caught${EVERY > 1 ? ` (every ${EVERY}th; CI=true runs all)` : ''}`);
+  });
+});
