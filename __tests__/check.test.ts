@@ -50,8 +50,9 @@ describe('twinwall check on the example app', () => {
     const text = (web?.exceptions ?? []).join('\n');
     expect(text).toMatch(/host-only destination 169\.254\.169\.254 \(instance metadata service, egress\).*tcp\/80 to 169\.254\.169\.254\/32 for uid 0 only/);
     expect(text).toMatch(/host-only destination fd00:ec2::254/);
-    expect(text).toMatch(/host-only part: DHCP server replies, so leases renew \(ingress udp\/68 \(source port 67\) from any IPv4\) — the host wall admits it by INPUT rule \d+, present exactly as the record requires/);
-    expect(text).toMatch(/host-only part: DHCP client, so leases renew \(egress udp\/67 \(source port 68\) to any IPv4\)/);
+    expect(text).toMatch(/host-only part, IPv4 ingress: the host wall admits by itself, present exactly as the record requires \(security groups do not filter it\): DHCP server replies, so leases renew \(ingress udp\/68 \(source port 67\) from any IPv4\) by INPUT rule \d+/);
+    expect(text).toMatch(/host-only part, IPv4 egress: .*DHCP client, so leases renew \(egress udp\/67 \(source port 68\) to any IPv4\) by OUTPUT rule \d+/);
+    expect(text).toMatch(/host-only part, IPv6 ingress: .*router advertisement from on-link only \(RFC 4890\) \(ingress icmpv6 type 134 from any IPv6 with hop limit 255\) by INPUT rule \d+/);
     expect(text).toMatch(/IPv4 host-only part as recorded \(audit off, instanceMetadata root-only\): all \d+ rules outside the policy chains are present exactly as the renderer writes them, with policies INPUT DROP, FORWARD DROP, OUTPUT DROP — loopback; .*DHCP server replies.*source address is not this host \(forged\).*instance metadata, root only/);
     expect(text).toMatch(/IPv6 host-only part as recorded .*neighbour solicitation from on-link only \(RFC 4890\)/);
     expect(text).toMatch(/security-group reference: aws_vpc_security_group_egress_rule\.web_egress-tcp-8080-to-sg-app-tier_\w+ names aws_security_group\.app_SecurityGroup_\w+; compared through its host-side CIDRs 10\.10\.2\.0\/24/);
@@ -106,6 +107,26 @@ describe('twinwall check reports each mutation of one wall', () => {
     // The host-only part names the missing rule; the flows show what it lets out.
     expect(lines[0]).toMatch(/^IPv4 host-only part: OUTPUT lacks "source address is not this host \(forged\)" \(-m addrtype ! --src-type LOCAL -j tw-out-spoof\) \(rule \d+ in the host wall the renderer writes\), which the record \(audit off, instanceMetadata root-only\) requires$/);
     expect(lines.slice(1).every((l) => l.includes('forged source'))).toBe(true);
+  });
+
+  it('the hostile comment of issue #13: read as the kernel reads it, an unconditional tcp/4444 ACCEPT', () => {
+    const hostile = `-A tw-out -p tcp -m tcp --dport 4444 -m comment --comment '"' -d 10.10.0.2/32 -m comment --comment '" -m comment --comment dnsClient/dns' -j ACCEPT`;
+    const { lines } = mutate((tf) => editUserData(sampleInstance(tf), (cfg) => editTable(cfg, 4, (t) => t.replace(/^(-A tw-out .*)$/m, `$1\n${hostile}`))));
+    expect(lines).toEqual([expect.stringMatching(/^egress tcp\/4444 to any IPv4 except 169\.254\.169\.123\/32, 169\.254\.169\.253\/32, 169\.254\.169\.254\/32: the host wall admits it \(OUTPUT rule \d+ → tw-out rule 2 "'' -d 10\.10\.0\.2\/32 -m comment --comment ' dnsClient\/dns'" \(ACCEPT\)\), the network wall does not$/)]);
+  });
+
+  it('the rule accepting DHCP server replies removed (issue #13): a finding, and DHCP no longer listed as verified', () => {
+    const { report, lines } = mutate((tf) => editUserData(sampleInstance(tf), (cfg) => editTable(cfg, 4, (t) => t.replace(/^-A INPUT -p udp -m udp --sport 67 --dport 68 .*\n/m, ''))));
+    expect(lines).toEqual([expect.stringMatching(/^IPv4 host-only part: INPUT lacks "DHCP server replies, so leases renew" \(-p udp -m udp --sport 67 --dport 68 -j ACCEPT\) \(rule \d+ in the host wall the renderer writes\), which the record \(audit off, instanceMetadata root-only\) requires$/)]);
+    const sample = report.hosts.find((h) => h.label === 'staging/sample');
+    expect(sample?.exceptions.join('\n')).not.toMatch(/IPv4 host-only part as recorded/);
+  });
+
+  it('a router advertisement admitted by a policy chain: conntrack leaves ICMPv6 neighbour discovery untracked, so it is a first packet too', () => {
+    const { lines } = mutate((tf) => editUserData(sampleInstance(tf), (cfg) => editTable(cfg, 6, (t) => t.replace(/^(-A tw-in .*)$/m, '$1\n-A tw-in -p ipv6-icmp -m icmp6 --icmpv6-type 134 -j ACCEPT'))));
+    // With hop limit 255 the host-only part admits it already (RFC 4890); any other hop limit
+    // reaches the policy chain, which now admits it and the security groups do not.
+    expect(lines).toEqual([expect.stringMatching(/^ingress icmpv6 type 134 from any IPv6 except fd00:ec2::123\/128, fd00:ec2::253\/128, fd00:ec2::254\/128 with hop limit 0-254: the host wall admits it \(INPUT rule \d+ → tw-in rule 2 \(ACCEPT\)\), the network wall does not$/)]);
   });
 
   it('a bootcmd copy that no longer matches write_files', () => {

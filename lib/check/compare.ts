@@ -111,8 +111,8 @@ export function exceptionRegions(direction: Direction, family: Family, options: 
       kind: 'host-only-part',
       region: Region.of(boxes),
       forged: true,
-      describe: (uses) =>
-        `host-only part: ${what} (${mergeBoxes(uses).map((b) => describeFlow(b, direction, family)).join('; ')}) — the host wall admits it by ${step.chain} rule ${step.number}, present exactly as the record requires; security groups do not filter it`,
+      // One part of the line checkHost writes for all of a direction's host-only decisions.
+      describe: (uses) => `${what} (${mergeBoxes(uses).map((b) => describeFlow(b, direction, family)).join('; ')}) by ${step.chain} rule ${step.number}`,
     });
   }
   for (const ll of linkLocalServices(family)) {
@@ -311,9 +311,15 @@ export function checkHost(host: HostArtefact): HostCheck {
       for (const text of lines(und, (l) => l, (b, reason) => `${describeFlow(b, direction, family)}: undecidable (${reason})`)) {
         findings.push({ kind: 'undecidable', direction, family, text });
       }
+      const decided: string[] = [];
       for (const e of regions) {
         const u = uses.get(e.id);
-        if (u !== undefined) exceptions.push(e.describe(u, models));
+        if (u === undefined) continue;
+        if (e.kind === 'host-only-part') decided.push(e.describe(u, models));
+        else exceptions.push(e.describe(u, models));
+      }
+      if (decided.length > 0) {
+        exceptions.push(`host-only part, IPv${family} ${direction}: the host wall admits by itself, present exactly as the record requires (security groups do not filter it): ${decided.join('; ')}`);
       }
       if (family === 4) {
         for (const r of nm.references) {

@@ -5,7 +5,7 @@
 import { Family } from '../address';
 import { Direction } from '../flow';
 import { describeAddresses, ownUnicast, routableSources, toCidrs } from './addresses';
-import { NEW_ICMP_TYPES, PROTO, Step, icmpProto, icmpTypes } from './host-model';
+import { NEW_ICMP_TYPES, PROTO, Step, UNTRACKED_ICMP_TYPES, icmpProto, icmpTypes } from './host-model';
 import { Box, FULL, IntervalSet } from './space';
 
 function rangesText(set: IntervalSet): string {
@@ -13,7 +13,11 @@ function rangesText(set: IntervalSet): string {
 }
 
 function icmpText(name: string, points: IntervalSet, family: Family): string {
-  if (points.contains(icmpTypes(NEW_ICMP_TYPES[family]))) return `${name} (every type that starts a connection)`;
+  if (points.contains(icmpTypes(NEW_ICMP_TYPES[family]))) {
+    const nd = UNTRACKED_ICMP_TYPES[family];
+    if (nd.length > 0 && points.contains(icmpTypes(nd))) return `${name} (every type that starts a connection, and neighbour discovery and MLD)`;
+    return `${name} (every type that starts a connection)`;
+  }
   const parts: string[] = [];
   for (const [a, b] of points.intervals) {
     const ta = Number(a) >> 8;

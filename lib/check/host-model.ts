@@ -8,7 +8,8 @@
  * - -p, -s/-d (negated), -i/-o lo, -f, in the canonical form iptables-parse.ts gives them;
  * - tcp/udp --dport/--sport (ranges, negated), --syn, --tcp-flags; multiport --dports/--sports/
  *   --ports lists; icmp --icmp-type and icmp6 --icmpv6-type (type or type/code);
- * - conntrack --ctstate and state --state (the first packet of a new connection is NEW);
+ * - conntrack --ctstate and state --state (a first packet is NEW, or UNTRACKED for ICMPv6
+ *   neighbour discovery and MLD);
  * - addrtype --src-type/--dst-type; owner --uid-owner (egress); set --match-set (sets defined in
  *   the user-data; an unknown set is undecidable); iprange; hl/ttl; comment;
  * - non-terminating targets (LOG, NFLOG, MARK …) continue; a rule with an unmodelled match or a
@@ -16,7 +17,8 @@
  *
  * Scope: the first packet of a new connection on a non-loopback interface: a TCP SYN, a UDP
  * datagram, an ICMP request that conntrack tracks as NEW (echo, timestamp, information, address
- * mask; ICMPv6 echo and node information), or another protocol's first packet. ICMP errors and
+ * mask; ICMPv6 echo and node information), an ICMPv6 neighbour-discovery or MLD message (which
+ * conntrack leaves untracked), or another protocol's first packet. ICMP errors and
  * replies are never NEW (conntrack calls them RELATED or INVALID), so they are not flows; nor
  * are IPv6 extension headers, or ICMPv6 carried in IPv4 and ICMP in IPv6.
  */
@@ -32,6 +34,20 @@ export const PROTO = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58 } as const;
 
 /** ICMP types conntrack tracks as the start of a new connection. */
 export const NEW_ICMP_TYPES: Record<Family, readonly number[]> = { 4: [8, 13, 15, 17], 6: [128, 139] };
+
+/**
+ * ICMPv6 types conntrack never tracks: neighbour discovery (router and neighbour solicitation and
+ * advertisement, redirect) and multicast listener discovery. Such a packet is UNTRACKED — neither
+ * NEW nor INVALID — so it goes on past the replies and INVALID rules to whatever else a table
+ * has: it is a first packet too, and every rule that admits one is compared.
+ */
+export const UNTRACKED_ICMP_TYPES: Record<Family, readonly number[]> = { 4: [], 6: [130, 131, 132, 133, 134, 135, 136, 137, 143] };
+
+/** The packets of the flow space conntrack calls UNTRACKED (the rest of it is NEW). */
+function untracked(ctx: ModelContext): Region {
+  const types = UNTRACKED_ICMP_TYPES[ctx.family];
+  return types.length === 0 ? Region.EMPTY : box(ctx, { proto: IntervalSet.of(icmpProto(ctx.family)), point: icmpTypes(types) });
+}
 
 /** IPv6 extension headers are never the protocol ip6tables' -p sees. */
 const IPV6_NOT_UPPER = [0, 43, 44, 59, 60];
@@ -59,7 +75,7 @@ export function universe(direction: Direction, family: Family): Region {
   if (family === 6) others = others.subtract(IntervalSet.points(IPV6_NOT_UPPER));
   const protocolParts: Partial<Record<Axis, IntervalSet>>[] = [
     { proto: IntervalSet.points([PROTO.tcp, PROTO.udp]) },
-    { proto: IntervalSet.of(icmp), point: icmpTypes(NEW_ICMP_TYPES[family]), sport: IntervalSet.of(0) },
+    { proto: IntervalSet.of(icmp), point: icmpTypes([...NEW_ICMP_TYPES[family], ...UNTRACKED_ICMP_TYPES[family]]), sport: IntervalSet.of(0) },
     { proto: others, point: IntervalSet.of(0), sport: IntervalSet.of(0) },
   ];
   const sides: Partial<Record<Axis, IntervalSet>>[] =
@@ -288,8 +304,13 @@ function optionRegion(ctx: ModelContext, chain: string, o: IptOption): Region {
     case '--icmpv6-type':
       return box(ctx, { point: icmpPoint(a[0]) });
     case '--ctstate':
-    case '--state':
-      return a[0].split(',').includes('NEW') ? full(ctx) : Region.EMPTY;
+    case '--state': {
+      // A first packet is NEW, or UNTRACKED (neighbour discovery, MLD); never a reply.
+      const states = a[0].split(',');
+      let r = states.includes('NEW') ? full(ctx).subtract(untracked(ctx)) : Region.EMPTY;
+      if (states.includes('UNTRACKED')) r = r.union(untracked(ctx));
+      return r;
+    }
     case '--src-type':
       return addrtypeRegion(ctx, 'src', a[0].split(','));
     case '--dst-type':

@@ -248,8 +248,12 @@ export function hostOnlyDecisions(check: HostCheck): HostOnlyRow[] {
     }
     const dhcpHits: { box: Box; path: readonly Step[]; direction: Direction }[] = [];
     for (const direction of DIRECTIONS) {
-      // What the host-only part admits by itself outside the link-local services: DHCP.
-      const dhcp = exceptionRegions(direction, family, check.wallOptions).filter((e) => e.kind === 'host-only-part').reduce((r, e) => r.union(e.region), Region.EMPTY);
+      // What the host-only part admits by itself over UDP, outside the link-local services: DHCP
+      // (the rest of it is neighbour discovery and MLD).
+      const udp = Box.where(bits, { proto: IntervalSet.of(17) });
+      const dhcp = exceptionRegions(direction, family, check.wallOptions)
+        .filter((e) => e.kind === 'host-only-part')
+        .reduce((r, e) => r.union(e.region.intersectBox(udp)), Region.EMPTY);
       for (const a of check.models.host[direction][family].admitted) {
         for (const b of Region.of([a.box]).intersect(dhcp).boxes) dhcpHits.push({ box: b, path: a.path, direction });
       }
