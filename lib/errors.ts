@@ -4,6 +4,7 @@
  * comment rather than a stack trace.
  */
 import { basename, dirname, join, sep } from 'path';
+import { terminalText } from './terminal';
 
 /** Stable error codes. Never renumber or rename one: users match on them. */
 export const ERROR_CODES = {
@@ -57,6 +58,8 @@ export const ERROR_CODES = {
   SG_RULE_ID_COLLISION: 'TW223',
   /** The user-data exceeds EC2's 16,384 bytes even gzip-compressed. */
   USER_DATA_TOO_LARGE: 'TW224',
+  /** A user tag sets a `twinwall:` key, which only twinwall writes (the checker and diff read them). */
+  TAG_RESERVED: 'TW225',
   /** The network wall needs more than 5 security groups, or more than 1,000 rules, on one network interface. */
   ENI_QUOTA_EXCEEDED: 'TW261',
   /** A prefix list's maxEntries is below its entry count, above 1,000, or given for a list of both families. */
@@ -71,6 +74,8 @@ export const ERROR_CODES = {
   LEARN_NO_INPUT: 'TW271',
   /** A VPC Flow Logs format (header line or --flow-log-format) that learn cannot use. */
   FLOW_LOG_FORMAT_INVALID: 'TW272',
+  /** A synthesized Terraform JSON document holds a value of the wrong JSON type (null, an array where an object belongs …). */
+  ARTEFACT_SHAPE: 'TW291',
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CODES;
@@ -169,20 +174,24 @@ export class TwinwallError extends Error {
   }
 
   private static format(name: ErrorName, problem: string, fix: string, path: readonly string[]): string {
-    const where = path.length > 0 ? ` at ${path.join('/')}` : '';
+    const where = path.length > 0 ? ` at ${terminalText(path.join('/'))}` : '';
     return `${ERROR_CODES[name]} ${name}${where}: ${problem} Fix: ${fix}`;
   }
 }
 
-/** Quote a user value for a message: strings in double quotes, everything else as JSON. */
+/**
+ * Quote a user value for a message: strings in double quotes, everything else as JSON. Control
+ * characters come out as escapes (JSON's, and lib/terminal.ts's for the ones JSON leaves raw),
+ * so a message is one line a terminal prints as it reads.
+ */
 export function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return terminalText(JSON.stringify(value));
   if (typeof value === 'bigint') return value.toString();
   if (value === undefined) return 'undefined';
   try {
-    return JSON.stringify(value) ?? String(value);
+    return terminalText(JSON.stringify(value) ?? String(value));
   } catch {
-    return String(value);
+    return terminalText(String(value));
   }
 }
 

@@ -10,6 +10,7 @@ export * from './ipset';
 export * from './user-data';
 export * from './record';
 export * from './terraform';
+export * from './terraform-shape';
 export * from './host-model';
 export * from './host-only';
 export * from './network-model';

@@ -8,7 +8,9 @@
  * `${aws_security_group.NAME.id}` references resolved within the same JSON. Rules come from
  * aws_vpc_security_group_ingress_rule / _egress_rule, aws_security_group_rule and inline
  * ingress/egress blocks of aws_security_group. Whatever cannot be read (a Terraform expression
- * where a literal is needed, a group defined elsewhere) is kept as a problem: undecidable.
+ * where a literal is needed, a group defined elsewhere, a dynamic block) is kept as a problem:
+ * undecidable. The JSON passes through `terraformJson` (terraform-shape.ts) first, so every value
+ * read here has the JSON type Terraform gives it; a document of the wrong shape is TW291.
  */
 import { Family } from '../address';
 import { Direction } from '../flow';
@@ -16,6 +18,7 @@ import { parseCidrLenient } from './addresses';
 import { HOST_WALL_TAG, HostWallRecord, readHostCidrsTags, readHostWallTags } from './record';
 import { isTerraformExpression } from './user-data';
 import { IntervalSet } from './space';
+import { terraformJson } from './terraform-shape';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -58,10 +61,17 @@ export interface SgRule {
 
 export interface HostArtefact {
   readonly stack: string;
-  /** The twinwall:host tag, else the Name tag, else the resource name. */
+  /** The twinwall:host tag, else the Name tag, else the resource name. A label, not an identity. */
   readonly name: string;
-  /** "aws_instance.sample_Instance_F92DAE85". */
+  /** "aws_instance.sample_Instance_F92DAE85": with the stack, the host's identity (Terraform's own). */
   readonly address: string;
+  /** The construct path cdktf recorded for the resource ("production/sample/Instance"), when present. */
+  readonly path?: string;
+  /**
+   * The CIDRs of the host's VPC, when the stack defines it (an aws_vpc with literal CIDRs that the
+   * host's groups or subnet reference); undefined when the VPC is not in these artefacts.
+   */
+  readonly vpc?: { readonly ref: string; readonly cidrs: readonly CidrPeer[] };
   readonly type: 'aws_instance' | 'aws_launch_template';
   /** Keys of the attached groups (resource addresses, or literal ids). */
   readonly groups: readonly string[];
@@ -238,11 +248,16 @@ function collectRules(ctx: Context): Map<string, SgRule[]> {
       ...(r.self === true ? [{ kind: 'sg' as const, value: r.security_group_id }] : []),
     ];
     if (r.count !== undefined || r.for_each !== undefined) opaque.push('the rule uses count/for_each');
+    if (r.type !== 'ingress' && r.type !== 'egress') opaque.push(`type ${JSON.stringify(r.type)} is neither "ingress" nor "egress"`);
     const direction: Direction = r.type === 'egress' ? 'egress' : 'ingress';
     raws.push({ address: `aws_security_group_rule.${name}`, description: r.description, group: groupRef(r.security_group_id), direction, protocol: r.protocol, fromPort: r.from_port, toPort: r.to_port, peers, ...(opaque.length > 0 ? { opaque: opaque.join('; ') } : {}) });
   }
   for (const [name, g] of resources(ctx.tf, 'aws_security_group')) {
     const key = `aws_security_group.${name}`;
+    const hidden = [...(g.count !== undefined || g.for_each !== undefined ? ['count/for_each'] : []), ...(g.dynamic !== undefined ? ['dynamic blocks'] : [])];
+    if (hidden.length > 0) {
+      for (const direction of ['ingress', 'egress'] as const) raws.push({ address: key, group: key, direction, protocol: '-1', fromPort: 0, toPort: 0, peers: [], opaque: `the group uses ${hidden.join(' and ')}, whose rules are known only at plan time` });
+    }
     for (const direction of ['ingress', 'egress'] as const) {
       const blocks = g[direction];
       if (blocks === undefined || blocks === null) continue;
@@ -297,8 +312,42 @@ function blocks(value: unknown): Json[] {
   return Array.isArray(value) ? value : value !== undefined && value !== null ? [value] : [];
 }
 
-/** Read every host of one stack's Terraform JSON. */
-export function readStack(stack: string, tf: Json): HostArtefact[] {
+/** The CIDRs of an aws_vpc of this stack (and its IPv4 associations); undefined unless all are literal. */
+function vpcCidrs(ctx: Context, ref: string): CidrPeer[] | undefined {
+  const name = ref.slice('aws_vpc.'.length);
+  const vpc = resources(ctx.tf, 'aws_vpc').find(([n]) => n === name)?.[1];
+  if (vpc === undefined) return undefined;
+  const texts: unknown[] = [vpc.cidr_block, ...(vpc.ipv6_cidr_block !== undefined ? [vpc.ipv6_cidr_block] : [])];
+  for (const [, a] of resources(ctx.tf, 'aws_vpc_ipv4_cidr_block_association')) if (resolveRef(a.vpc_id, 'aws_vpc') === ref) texts.push(a.cidr_block);
+  try {
+    return texts.map((t) => cidrPeer(t, undefined));
+  } catch {
+    return undefined; // an expression (IPAM, say): the VPC's extent is not in the artefacts
+  }
+}
+
+/** The host's VPC, when its groups (or its subnet) name one aws_vpc of this stack with literal CIDRs. */
+function hostVpc(ctx: Context, groups: readonly string[], subnetId: unknown): HostArtefact['vpc'] {
+  const refs = new Set<string | undefined>();
+  for (const g of groups) {
+    const body = g.startsWith('aws_security_group.') ? resources(ctx.tf, 'aws_security_group').find(([n]) => `aws_security_group.${n}` === g)?.[1] : undefined;
+    refs.add(body === undefined ? undefined : resolveRef(body.vpc_id, 'aws_vpc'));
+  }
+  const subnet = resolveRef(subnetId, 'aws_subnet');
+  if (subnet !== undefined && subnet.startsWith('aws_subnet.')) {
+    const body = resources(ctx.tf, 'aws_subnet').find(([n]) => `aws_subnet.${n}` === subnet)?.[1];
+    if (body !== undefined) refs.add(resolveRef(body.vpc_id, 'aws_vpc'));
+  }
+  if (refs.size !== 1) return undefined;
+  const ref = [...refs][0];
+  if (ref === undefined || !ref.startsWith('aws_vpc.')) return undefined;
+  const cidrs = vpcCidrs(ctx, ref);
+  return cidrs === undefined ? undefined : { ref, cidrs };
+}
+
+/** Read every host of one stack's Terraform JSON (TW291 ARTEFACT_SHAPE when its JSON types are wrong). */
+export function readStack(stack: string, input: unknown): HostArtefact[] {
+  const tf: Json = terraformJson(input);
   const ctx: Context = { tf, stack };
   const rulesByGroup = collectRules(ctx);
   const definedGroups = new Set(resources(tf, 'aws_security_group').map(([n]) => `aws_security_group.${n}`));
@@ -315,6 +364,10 @@ export function readStack(stack: string, tf: Json): HostArtefact[] {
       if (!definedGroups.has(g)) problems.push(`security group ${g} is not defined in this stack, so its rules are unknown`);
       rules.push(...(rulesByGroup.get(g) ?? []));
     }
+    if (r.count !== undefined || r.for_each !== undefined) problems.push(`${type}.${name} uses count/for_each: its instances are known only at plan time`);
+    if (r.dynamic !== undefined) problems.push(`${type}.${name} uses dynamic blocks, whose network interfaces and groups are known only at plan time`);
+    const path = r['//']?.metadata?.path;
+    const vpc = hostVpc(ctx, groups, r.subnet_id);
     // The record sits on the host's first group; every group that carries one must agree.
     const records = groups
       .filter((g) => g.startsWith('aws_security_group.'))
@@ -329,6 +382,8 @@ export function readStack(stack: string, tf: Json): HostArtefact[] {
       stack,
       name: hostName(r.tags, name),
       address: `${type}.${name}`,
+      ...(typeof path === 'string' ? { path } : {}),
+      ...(vpc !== undefined ? { vpc } : {}),
       type,
       groups,
       rules,

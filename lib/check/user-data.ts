@@ -2,6 +2,11 @@
  * The host wall as shipped: decode EC2 user-data (base64, gzip or not), parse the #cloud-config
  * with `yaml`, and take the iptables-restore tables from write_files (/etc/iptables/rules.v4 and
  * rules.v6), checking that bootcmd's first-boot copy is identical. Pure: strings in, data out.
+ *
+ * Decoding is bounded: a user-data decodes to at most USER_DATA_DECODED_MAX bytes, and all the
+ * write_files contents it carries (base64, gzip) to at most as much again. gzip is inflated with
+ * zlib's output limit, which stops inflating at the limit: a small gzip bomb costs a megabyte,
+ * never the gigabytes it expands to. Beyond the limit the host wall is unreadable: a finding.
  */
 import { gunzipSync } from 'zlib';
 import { parse as parseYaml } from 'yaml';
@@ -36,13 +41,42 @@ export function isTerraformExpression(text: string): boolean {
   return /\$\{|%\{/.test(text);
 }
 
-function decodeContent(content: unknown, encoding: unknown): string {
+/**
+ * What one user-data may decode to, in bytes: 64 times what EC2 accepts (16 KiB), far beyond any
+ * host wall twinwall renders, and small enough to read safely.
+ */
+export const USER_DATA_DECODED_MAX = 1024 * 1024;
+
+const MIB = (n: number) => `${n / (1024 * 1024)} MiB`;
+
+/** gunzip at most `limit` bytes of output; zlib stops at the limit instead of inflating everything. */
+export function gunzipBounded(data: Buffer, limit: number, what: string): Buffer {
+  try {
+    return gunzipSync(data, { maxOutputLength: limit });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
+      throw new Error(`${what} decompresses to more than ${limit} bytes; twinwall decodes at most ${MIB(USER_DATA_DECODED_MAX)} per user-data (EC2 accepts 16 KiB): a decompression bomb, or not a host wall twinwall wrote`);
+    }
+    throw e;
+  }
+}
+
+/** Decoding budget of one user-data's write_files contents. */
+interface Budget {
+  left: number;
+}
+
+function decodeContent(content: unknown, encoding: unknown, budget: Budget, what: string): string {
   if (typeof content !== 'string') throw new Error('content is not text');
   const enc = typeof encoding === 'string' ? encoding.toLowerCase() : 'text/plain';
+  let out: Buffer;
   if (enc === 'text/plain') return content;
-  if (enc === 'b64' || enc === 'base64') return Buffer.from(content, 'base64').toString('utf8');
-  if (enc === 'gz+b64' || enc === 'gzip+base64' || enc === 'gz+base64' || enc === 'gzip+b64') return gunzipSync(Buffer.from(content, 'base64')).toString('utf8');
-  throw new Error(`encoding ${enc} is not supported`);
+  if (enc === 'b64' || enc === 'base64') out = Buffer.from(content, 'base64');
+  else if (enc === 'gz+b64' || enc === 'gzip+base64' || enc === 'gz+base64' || enc === 'gzip+b64') out = gunzipBounded(Buffer.from(content, 'base64'), budget.left, what);
+  else throw new Error(`encoding ${enc} is not supported`);
+  if (out.length > budget.left) throw new Error(`${what} decodes to more than the ${USER_DATA_DECODED_MAX} bytes twinwall decodes per user-data`);
+  budget.left -= out.length;
+  return out.toString('utf8');
 }
 
 /** Heredoc bodies fed to a command (`CMD <<'DELIM' … DELIM`) in a shell script, by command. */
@@ -84,17 +118,20 @@ export function decodeUserData(value: { base64?: string; plain?: string }): { te
     if (isTerraformExpression(value.base64)) throw new Error('the user-data is a Terraform expression, known only at apply time');
     const clean = value.base64.replace(/\s+/g, '');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean)) throw new Error('the user-data is not valid base64');
+    if (clean.length > Math.ceil(USER_DATA_DECODED_MAX / 3) * 4) throw new Error(`the user-data is ${clean.length} base64 characters, more than the ${MIB(USER_DATA_DECODED_MAX)} twinwall decodes per user-data (EC2 accepts 16 KiB)`);
     raw = Buffer.from(clean, 'base64');
   } else if (value.plain !== undefined) {
     if (isTerraformExpression(value.plain)) throw new Error('the user-data is a Terraform expression, known only at apply time');
     raw = Buffer.from(value.plain, 'utf8');
+    if (raw.length > USER_DATA_DECODED_MAX) throw new Error(`the user-data is ${raw.length} bytes, more than the ${MIB(USER_DATA_DECODED_MAX)} twinwall reads per user-data (EC2 accepts 16 KiB)`);
   } else throw new Error('the host has no user-data');
   const gzipped = raw.length > 2 && raw[0] === 0x1f && raw[1] === 0x8b;
   if (gzipped) {
     try {
-      raw = gunzipSync(raw);
+      raw = gunzipBounded(raw, USER_DATA_DECODED_MAX, 'the user-data');
     } catch (e) {
-      throw new Error(`the user-data looks gzip-compressed but does not decompress (${(e as Error).message})`);
+      const m = (e as Error).message;
+      throw new Error(m.startsWith('the user-data decompresses') ? m : `the user-data looks gzip-compressed but does not decompress (${m})`);
     }
   }
   return { text: raw.toString('utf8'), gzipped };
@@ -119,6 +156,7 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
   const cfg = (doc !== null && typeof doc === 'object' ? doc : {}) as Record<string, unknown>;
   const writeFiles = Array.isArray(cfg.write_files) ? (cfg.write_files as Record<string, unknown>[]) : [];
   const otherTexts: string[] = [];
+  const budget: Budget = { left: USER_DATA_DECODED_MAX };
   let persistentSets: string | undefined;
   let bootSets: string | undefined;
   for (const f of writeFiles) {
@@ -126,7 +164,7 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
     const path = typeof f.path === 'string' ? f.path : '';
     let content: string;
     try {
-      content = decodeContent(f.content ?? '', f.encoding);
+      content = decodeContent(f.content ?? '', f.encoding, budget, 'its content');
     } catch (e) {
       problems.push(`write_files ${path}: ${(e as Error).message}`);
       continue;

@@ -8,6 +8,7 @@
 import { Provenance } from '../policy';
 import { HostCheck, StackInput, checkHost } from '../check/compare';
 import { readStack } from '../check/terraform';
+import { terraformJson } from '../check/terraform-shape';
 import { LintLevel } from '../lint/catalog';
 import { LintFinding, active, lintHost } from '../lint/engine';
 import { subjectFromArtefacts } from '../lint/from-artefacts';
@@ -125,16 +126,18 @@ function ownerOf(ref: string, hosts: readonly HostCheck[]): string | undefined {
 
 /** Analyse every host of one stack's JSON. */
 export function analyseStack(stack: StackInput): AnalysedHost[] {
-  const checks = readStack(stack.name, stack.json).map(checkHost);
+  // Every reader below sees the same checked document (TW291 ARTEFACT_SHAPE otherwise).
+  const json = terraformJson(stack.json);
+  const checks = readStack(stack.name, json).map(checkHost);
   return checks.map((check) => {
     const flows = hostFlows(check);
-    const findings = lintHost(subjectFromArtefacts(check, stack.json));
+    const findings = lintHost(subjectFromArtefacts(check, json));
     const states = [check.wall.tables[4]?.text, check.wall.tables[6]?.text];
     const report: ReportHost = {
       stack: stack.name,
       name: check.host.name,
       address: check.host.address,
-      roles: rolesOf(stack.json, check.host.groups, flows),
+      roles: rolesOf(json, check.host.groups, flows),
       groups: check.host.groups,
       auditMode: states.some((t) => t !== undefined && /--log-prefix\s+"twinwall [a-z]+ audit/.test(t)),
       flows: flows.map((f) => ({

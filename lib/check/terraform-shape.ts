@@ -1,0 +1,244 @@
+/**
+ * The one typed gate between a synthesized Terraform JSON document (cdk.tf.json, possibly
+ * hand-edited or hostile) and every reader of it (lib/check/terraform.ts, the lint subject, the
+ * report). `terraformJson(value)` checks the JSON types of everything a reader touches against
+ * TERRAFORM_SHAPE and returns a normalised copy the readers may trust:
+ *
+ * - the document, `resource`, each resource type and each resource body are objects (not null,
+ *   not arrays);
+ * - every attribute a reader uses has a JSON type Terraform accepts for it: a string where a
+ *   string is expected, a number or a string (Terraform converts, and `${…}` expressions are
+ *   strings) where a number is, a list or a string (an expression standing for the whole list)
+ *   where a list is, an object or a list of objects for nested blocks;
+ * - attributes set to `null` (Terraform's "unset") are dropped.
+ *
+ * Anything else is TW291 ARTEFACT_SHAPE naming the JSON path and what was found, e.g.
+ * `$.resource.aws_instance.x is null, expected an object`. Values of the right type that the
+ * readers cannot use (a CIDR that is an expression, an unknown protocol) stay the readers'
+ * business: they are findings ("cannot decide"), never agreement.
+ *
+ * A reader that starts using a new attribute adds it to TERRAFORM_SHAPE first.
+ */
+import { TwinwallError } from '../errors';
+
+type Shape =
+  | { readonly t: 'any' }
+  | { readonly t: 'string' }
+  | { readonly t: 'number' }
+  | { readonly t: 'bool' }
+  | { readonly t: 'scalar' }
+  | { readonly t: 'list'; readonly of: Shape }
+  | { readonly t: 'blocks'; readonly of: Shape }
+  | { readonly t: 'map'; readonly of: Shape }
+  | { readonly t: 'object'; readonly fields: Readonly<Record<string, Shape>> };
+
+const any: Shape = { t: 'any' };
+const str: Shape = { t: 'string' };
+const num: Shape = { t: 'number' };
+const bool: Shape = { t: 'bool' };
+const scalar: Shape = { t: 'scalar' };
+const list = (of: Shape): Shape => ({ t: 'list', of });
+const blocks = (of: Shape): Shape => ({ t: 'blocks', of });
+const map = (of: Shape): Shape => ({ t: 'map', of });
+const obj = (fields: Record<string, Shape>): Shape => ({ t: 'object', fields });
+
+/** cdktf's "//" metadata: the construct path of a resource. */
+const META = obj({ metadata: obj({ path: str, uniqueId: str }) });
+/** AWS tags: a map of strings (Terraform converts numbers and booleans), or one expression. */
+const TAGS = map(scalar);
+/** Fields every resource may carry that some reader looks at. */
+const COMMON = { '//': META, count: any, for_each: any, dynamic: any, tags: TAGS, tags_all: TAGS };
+
+const VPC_RULE = obj({
+  ...COMMON,
+  security_group_id: str,
+  description: str,
+  ip_protocol: scalar,
+  from_port: num,
+  to_port: num,
+  cidr_ipv4: str,
+  cidr_ipv6: str,
+  referenced_security_group_id: str,
+  prefix_list_id: str,
+});
+
+/** What aws_security_group_rule and the inline blocks of aws_security_group share. */
+const CLASSIC_RULE = {
+  description: str,
+  protocol: scalar,
+  from_port: num,
+  to_port: num,
+  cidr_blocks: list(str),
+  ipv6_cidr_blocks: list(str),
+  prefix_list_ids: list(str),
+  self: bool,
+};
+
+const INLINE_RULE = obj({ ...CLASSIC_RULE, security_groups: list(str) });
+
+const METADATA_OPTIONS = blocks(obj({ http_endpoint: str, http_tokens: str }));
+
+/** Every resource type a reader uses, and the attributes it reads. Other types: objects, unread. */
+export const TERRAFORM_SHAPE: Readonly<Record<string, Shape>> = {
+  aws_vpc_security_group_ingress_rule: VPC_RULE,
+  aws_vpc_security_group_egress_rule: VPC_RULE,
+  aws_security_group_rule: obj({ ...COMMON, ...CLASSIC_RULE, type: str, security_group_id: str, source_security_group_id: str }),
+  aws_security_group: obj({ ...COMMON, vpc_id: str, description: str, ingress: list(INLINE_RULE), egress: list(INLINE_RULE) }),
+  aws_ec2_managed_prefix_list: obj({ ...COMMON, entry: blocks(obj({ cidr: str, description: str })) }),
+  aws_network_interface: obj({ ...COMMON, security_groups: list(str), subnet_id: str }),
+  aws_network_interface_sg_attachment: obj({ ...COMMON, network_interface_id: str, security_group_id: str }),
+  aws_instance: obj({
+    ...COMMON,
+    vpc_security_group_ids: list(str),
+    security_groups: list(str),
+    subnet_id: str,
+    network_interface: blocks(obj({ network_interface_id: str, device_index: num })),
+    launch_template: any,
+    user_data: str,
+    user_data_base64: str,
+    source_dest_check: bool,
+    ipv6_address_count: num,
+    ipv6_addresses: list(str),
+    enable_primary_ipv6: bool,
+    metadata_options: METADATA_OPTIONS,
+  }),
+  aws_launch_template: obj({
+    ...COMMON,
+    vpc_security_group_ids: list(str),
+    security_group_names: list(str),
+    network_interfaces: blocks(
+      obj({
+        security_groups: list(str),
+        subnet_id: str,
+        ipv6_address_count: num,
+        ipv6_addresses: list(str),
+        ipv6_prefix_count: num,
+        primary_ipv6: bool,
+      }),
+    ),
+    user_data: str,
+    metadata_options: METADATA_OPTIONS,
+  }),
+  aws_subnet: obj({ ...COMMON, vpc_id: str, cidr_block: str, ipv6_cidr_block: str, assign_ipv6_address_on_creation: bool, ipv6_native: bool }),
+  aws_vpc: obj({ ...COMMON, cidr_block: str, ipv6_cidr_block: str }),
+  aws_vpc_ipv4_cidr_block_association: obj({ ...COMMON, vpc_id: str, cidr_block: str }),
+};
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+/** `$.resource.aws_instance.x.ingress[0]`, with odd keys as `["…"]` (JSON-quoted: one line, whatever the key). */
+export function jsonPath(path: readonly (string | number)[]): string {
+  return `$${path.map((k) => (typeof k === 'number' ? `[${k}]` : IDENTIFIER.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`)).join('')}`;
+}
+
+/** "null", "an array", "a string", "a number", "a boolean", "an object". */
+function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'number') return 'a number';
+  if (typeof value === 'boolean') return 'a boolean';
+  return `a ${typeof value}`;
+}
+
+const EXPECTED: Record<Shape['t'], string> = {
+  any: 'a value',
+  string: 'a string',
+  number: 'a number (or a string)',
+  bool: 'a boolean (or a string)',
+  scalar: 'a string, number or boolean',
+  list: 'a list (or a string expression)',
+  blocks: 'an object or a list of objects',
+  map: 'an object (or a string expression)',
+  object: 'an object',
+};
+
+function shapeError(path: readonly (string | number)[], value: unknown, expected: string): TwinwallError {
+  return new TwinwallError('ARTEFACT_SHAPE', {
+    value: jsonPath(path),
+    problem: `${jsonPath(path)} is ${kindOf(value)}, expected ${expected}.`,
+    fix: 'synthesize the stack again (`npx cdktf synth`); a cdk.tf.json edited by hand must keep the JSON types Terraform reads.',
+  });
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** Check `value` against `shape` at `path`; returns the normalised copy (null attributes dropped). */
+function check(value: unknown, shape: Shape, path: (string | number)[]): unknown {
+  switch (shape.t) {
+    case 'any':
+      return value;
+    case 'string':
+      if (typeof value !== 'string') throw shapeError(path, value, EXPECTED.string);
+      return value;
+    case 'number':
+      if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) throw shapeError(path, value, EXPECTED.number);
+      return value;
+    case 'bool':
+      if (typeof value !== 'boolean' && typeof value !== 'string') throw shapeError(path, value, EXPECTED.bool);
+      return value;
+    case 'scalar':
+      if (typeof value !== 'string' && typeof value !== 'boolean' && !(typeof value === 'number' && Number.isFinite(value))) throw shapeError(path, value, EXPECTED.scalar);
+      return value;
+    case 'list':
+      if (typeof value === 'string') return value;
+      if (!Array.isArray(value)) throw shapeError(path, value, EXPECTED.list);
+      return value.map((v, i) => check(v, shape.of, [...path, i]));
+    case 'blocks':
+      if (Array.isArray(value)) return value.map((v, i) => check(v, shape.of, [...path, i]));
+      if (!isPlainObject(value)) throw shapeError(path, value, EXPECTED.blocks);
+      return check(value, shape.of, path);
+    case 'map': {
+      if (typeof value === 'string') return value;
+      if (!isPlainObject(value)) throw shapeError(path, value, EXPECTED.map);
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) if (v !== null) setOwn(out, k, check(v, shape.of, [...path, k]));
+      return out;
+    }
+    case 'object': {
+      if (!isPlainObject(value)) throw shapeError(path, value, EXPECTED.object);
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value)) {
+        if (v === null) continue; // Terraform: an attribute set to null is unset
+        const field = Object.prototype.hasOwnProperty.call(shape.fields, k) ? shape.fields[k] : undefined;
+        setOwn(out, k, field === undefined ? v : check(v, field, [...path, k]));
+      }
+      return out;
+    }
+  }
+}
+
+/** Set a key as an own property, whatever its name ("__proto__" included). */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+const CHECKED = new WeakSet<object>();
+
+/**
+ * The Terraform JSON document `value`, checked and normalised (see the module comment). Throws
+ * TW291 ARTEFACT_SHAPE on the first value of the wrong JSON type. Idempotent and cheap on its
+ * own output.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function terraformJson(value: unknown): any {
+  if (isPlainObject(value) && CHECKED.has(value)) return value;
+  if (!isPlainObject(value)) throw shapeError([], value, 'an object (a Terraform JSON document)');
+  const out: Record<string, unknown> = { ...value };
+  if (value.resource !== undefined) {
+    if (!isPlainObject(value.resource)) throw shapeError(['resource'], value.resource, 'an object (resource type → name → body)');
+    const resource: Record<string, unknown> = {};
+    for (const [type, byName] of Object.entries(value.resource)) {
+      if (!isPlainObject(byName)) throw shapeError(['resource', type], byName, 'an object (resource name → body)');
+      const bodies: Record<string, unknown> = {};
+      const shape = Object.prototype.hasOwnProperty.call(TERRAFORM_SHAPE, type) ? TERRAFORM_SHAPE[type] : obj({ ...COMMON });
+      for (const [name, body] of Object.entries(byName)) setOwn(bodies, name, check(body, shape, ['resource', type, name]));
+      setOwn(resource, type, bodies);
+    }
+    out.resource = resource;
+  }
+  CHECKED.add(out);
+  return out;
+}
