@@ -27,7 +27,7 @@ export interface FilteredHostInstanceProps {
   readonly privateIp?: string;
   readonly associatePublicIpAddress?: boolean;
   readonly iamInstanceProfile?: string;
-  /** Extra tags for the instance (Name defaults to the host name). */
+  /** Extra tags for the instance (Name defaults to the host name). No `twinwall:` keys (TW225). */
   readonly tags?: Readonly<Record<string, string>>;
 }
 
@@ -58,7 +58,11 @@ export interface FilteredHostProps {
    * host's security group and shown by `twinwall report`. Ids: docs/lint.md.
    */
   readonly suppressions?: readonly SuppressionInput[];
-  /** Extra tags for the security group and the instance. */
+  /**
+   * Extra tags for the security group and the instance. Keys starting with `twinwall:` are
+   * twinwall's own (the host's identity, roles, host-side CIDRs, suppressions) and are refused
+   * (TW225 TAG_RESERVED).
+   */
   readonly tags?: Readonly<Record<string, string>>;
   /**
    * How many security groups the network wall may be split across when one group's quota (60
@@ -79,6 +83,29 @@ const TOKEN_TEXT = /\$\{TfToken\[|#\{TfToken\[|&\{TfToken\[/;
 
 function invalid(what: string, value: unknown, fix: string): TwinwallError {
   return new TwinwallError('OPTION_INVALID', { value, problem: `${what} ${show(value)} is not valid.`, fix });
+}
+
+/** Tag keys only twinwall writes: the checker, report and diff read them back from the artefacts. */
+export const RESERVED_TAG_PREFIX = 'twinwall:';
+
+/** User tags, checked: a map of strings that sets no `twinwall:` key (TW225 TAG_RESERVED). */
+function userTags(value: unknown, what: string): Record<string, string> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(what, value, 'pass a map of tag keys to strings, e.g. { team: "mail" }.');
+  }
+  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+    if (key.toLowerCase().startsWith(RESERVED_TAG_PREFIX)) {
+      throw new TwinwallError('TAG_RESERVED', {
+        value: key,
+        path: [what],
+        problem: `the tag key ${show(key)} is reserved: only twinwall writes "${RESERVED_TAG_PREFIX}…" tags (the host's identity, roles, host-side CIDRs and lint suppressions), and twinwall check, report and diff trust them.`,
+        fix: `rename the tag (e.g. ${show(key.slice(RESERVED_TAG_PREFIX.length).replace(/^[:]+/, '') || 'team')}); to rename the host set \`name\`, and to accept a lint finding use \`suppressions\` with a reason.`,
+      });
+    }
+    if (typeof v !== 'string') throw invalid(`${what}.${key}`, v, 'give every tag a string value.');
+  }
+  return { ...(value as Record<string, string>) };
 }
 
 function requireText(value: unknown, what: string, example: string): void {
@@ -146,7 +173,8 @@ export class FilteredHost extends Construct {
       for (const cidr of this.addresses ?? []) Cidr.of(cidr);
 
       const hostName = this.policy.name;
-      const tags = { ...(props.tags ?? {}) };
+      const tags = userTags(props.tags, 'tags');
+      const instanceTags = userTags(props.instance?.tags, 'instance.tags');
       // Deliberately no `ingress` / `egress` arguments: when Terraform's aws_security_group
       // creates a VPC group it revokes the allow-all egress rule AWS adds by default, and
       // leaving the inline blocks unset lets the separate rule resources below own every rule
@@ -161,12 +189,13 @@ export class FilteredHost extends Construct {
             namePrefix: plan.index === 0 ? `twinwall-${hostName}-` : `twinwall-${hostName}-${plan.index + 1}-`,
             description: plan.index === 0 ? `twinwall network wall of host ${hostName}` : `twinwall network wall of host ${hostName}, part ${plan.index + 1}`,
             vpcId: props.vpcId,
+            // twinwall's own keys last: user tags cannot hold them (TW225), and could not override them.
             tags: {
               Name: plan.index === 0 ? hostName : `${hostName}-${plan.index + 1}`,
+              ...tags,
               'twinwall:host': hostName,
               'twinwall:roles': this.policy.roles.map((r) => r.name).join(' '),
               ...(plan.index === 0 ? suppressionTags(this.lintSuppressions) : {}),
-              ...tags,
               // What the host-only part of the host wall depends on, for `twinwall check`
               // (lib/check/record.ts); after the user's tags, which may not replace it.
               ...(plan.index === 0 ? hostWallTags(this.policy.options) : {}),
@@ -203,7 +232,7 @@ export class FilteredHost extends Construct {
         if (notable) Annotations.of(this).addInfo(`twinwall host-only decision: ${decision.summary}`);
       }
 
-      if (props.instance !== undefined) this.instance = this.createInstance(props.instance, hostName, tags);
+      if (props.instance !== undefined) this.instance = this.createInstance(props.instance, hostName, { ...tags, ...instanceTags });
       // Lint at synth (constructs/lint.ts): added once per stack, errors fail synth.
       TwinwallLint.ensure(this);
     } catch (e) {
@@ -290,7 +319,7 @@ export class FilteredHost extends Construct {
       // The host wall lives in the user-data: a firewall change must replace the host, not be
       // silently ignored by an instance that already ran cloud-init.
       userDataReplaceOnChange: true,
-      tags: { Name: hostName, 'twinwall:host': hostName, ...tags, ...(props.tags ?? {}) },
+      tags: { Name: hostName, ...tags, 'twinwall:host': hostName },
     });
   }
 

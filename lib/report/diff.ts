@@ -5,6 +5,13 @@
  * addresses. Egress widening is high risk: a new destination, a broader destination, a new port
  * or protocol, audit mode switched on, the instance metadata service opened to more users, or
  * forged source addresses let out. New ingress is medium risk; anything removed is low.
+ *
+ * Hosts are matched by identity — stack and Terraform resource address, which cdktf derives from
+ * the construct path and Terraform itself uses — never by the `twinwall:host` or Name tag, which
+ * are labels: a host whose label changed is shown renamed and compared with its base. A host
+ * with no base is new, and whatever it may send beyond its VPC (and the link-local services and
+ * DHCP every host wall keeps) is widened egress too; when the VPC is not in the artefacts, every
+ * destination counts.
  */
 import { Family } from '../address';
 import { Direction } from '../flow';
@@ -22,7 +29,7 @@ import { mergeProvenance, provenanceFromComment, provenanceFromDescription } fro
 import { AnalysedHost, ReportFinding, ReportFlow, buildReport } from './report';
 import { DIRECTIONS, FAMILIES, peerText } from './host';
 
-export const DIFF_SCHEMA_VERSION = 1;
+export const DIFF_SCHEMA_VERSION = 2;
 
 export type Wall = 'network' | 'host';
 export type Risk = 'high' | 'medium' | 'low';
@@ -60,7 +67,12 @@ export interface SettingChange {
 
 export interface HostDiff {
   readonly stack: string;
+  /** The host's label in head (base, for a removed host): its twinwall:host or Name tag. */
   readonly name: string;
+  /** The Terraform resource address: with the stack, the identity hosts are matched by. */
+  readonly address: string;
+  /** The label in base, when the host was renamed (same identity, another label). */
+  readonly renamedFrom?: string;
   readonly status: 'added' | 'removed' | 'changed' | 'unchanged';
   readonly flows: readonly FlowChange[];
   readonly attribution: readonly AttributionChange[];
@@ -79,7 +91,7 @@ export interface DiffSummary {
   readonly highRisk: number;
   /** True when anything at all changed (--fail-on any-change). */
   readonly anyChange: boolean;
-  /** True when some egress was widened on an existing host (--fail-on widened-egress). */
+  /** True when some egress was widened: on an existing host, or beyond its VPC on a new one (--fail-on widened-egress). */
   readonly widenedEgress: boolean;
 }
 
@@ -107,6 +119,12 @@ function hostPieces(h: AnalysedHost, direction: Direction, family: Family): Piec
     because: provenanceFromComment(a.path[a.path.length - 1]?.comment),
   }));
 }
+
+/** Each wall with what it admits, piece by piece. */
+const WALL_PIECES = [
+  ['network', netPieces],
+  ['host', hostPieces],
+] as const;
 
 function region(pieces: readonly Piece[]): Region {
   return Region.of(pieces.map((p) => p.box));
@@ -159,10 +177,7 @@ function flowText(box: Box, direction: Direction, family: Family): string {
 
 function flowChanges(base: AnalysedHost, head: AnalysedHost): FlowChange[] {
   const raw: FlowChange[] = [];
-  for (const [wall, pieces] of [
-    ['network', netPieces],
-    ['host', hostPieces],
-  ] as const) {
+  for (const [wall, pieces] of WALL_PIECES) {
     for (const direction of DIRECTIONS) {
       for (const family of FAMILIES) {
         const b = pieces(base, direction, family);
@@ -179,7 +194,11 @@ function flowChanges(base: AnalysedHost, head: AnalysedHost): FlowChange[] {
       }
     }
   }
-  // The same change on both walls is one line.
+  return mergeChanges(raw);
+}
+
+/** The same change on both walls is one line; high risk first. */
+function mergeChanges(raw: readonly FlowChange[]): FlowChange[] {
   const merged = new Map<string, FlowChange>();
   for (const c of raw) {
     const key = `${c.change}|${c.flow}`;
@@ -246,8 +265,55 @@ function lintChanges(base: AnalysedHost, head: AnalysedHost): HostDiff['lint'] {
   return { introduced: head.report.lint.filter((f) => !b.has(key(f))), resolved: base.report.lint.filter((f) => !h.has(key(f))) };
 }
 
+/** A host's identity: its stack and resource address (not its name tag, which anyone can set). */
 function hostKey(h: AnalysedHost): string {
-  return `${h.report.stack}/${h.report.name}/${h.report.address}`;
+  return `${h.report.stack}\u0000${h.report.address}`;
+}
+
+/** Egress a host is expected to have wherever it is: the DHCP and AWS link-local exceptions. */
+function everyHostEgress(family: Family): Region {
+  return Region.of(exceptionRegions('egress', family).flatMap((e) => [...e.region.boxes]));
+}
+
+/** "10.10.0.0/16 (aws_vpc.main)", or why the VPC is unknown. */
+function vpcText(h: AnalysedHost): string {
+  const vpc = h.check.host.vpc;
+  return vpc === undefined ? 'its VPC is not in the artefacts, so every destination counts' : `its VPC ${vpc.ref} is ${vpc.cidrs.map((c) => c.text).join(', ')}`;
+}
+
+/**
+ * What a host with no base may send beyond its VPC, per wall: the egress it admits less its
+ * VPC's addresses (for packets with its own source address) and the DHCP and link-local service
+ * exceptions every host wall keeps. Each is high-risk widening.
+ */
+function newHostEgress(h: AnalysedHost): FlowChange[] {
+  const raw: FlowChange[] = [];
+  for (const [wall, pieces] of WALL_PIECES) {
+    for (const family of FAMILIES) {
+      const own = pieces(h, 'egress', family);
+      const vpc = (h.check.host.vpc?.cidrs ?? []).filter((c) => c.family === family).map((c) => Box.where(bitsOf(family), { remote: c.set, kind: IntervalSet.of(0) }));
+      const inside = Region.of([...everyHostEgress(family).boxes, ...vpc]);
+      const beyond = region(own).subtract(inside);
+      for (const box of mergeBoxes([...beyond.boxes])) {
+        const reasons = [`new host: ${vpcText(h)}`, ...wideningReasons(box, Region.EMPTY, family, wall)];
+        raw.push({ change: 'added', walls: [wall], direction: 'egress', family, flow: flowText(box, 'egress', family), risk: 'high', reasons, because: attributionOf(box, own) });
+      }
+    }
+  }
+  return mergeChanges(raw);
+}
+
+/** The settings of a host with no base, against what a new host is by default (enforcing, metadata for root). */
+function newHostSettings(h: AnalysedHost): SettingChange[] {
+  const out: SettingChange[] = [];
+  if (h.report.auditMode) {
+    out.push({ setting: 'audit-mode', before: 'off', after: 'on', risk: 'high', text: 'new host in audit mode: its host wall logs and accepts everything it would drop; only the security group filters' });
+  }
+  const reach = metadataReach(h.check.models);
+  if (REACH_RANK[reach] > REACH_RANK['root-only']) {
+    out.push({ setting: 'instance-metadata', before: 'root-only', after: reach, risk: 'high', text: `new host: instance metadata service (tcp/80 to ${IMDS[4]}) reachable by: ${reach} (more local users than root can read the instance role credentials)` });
+  }
+  return out;
 }
 
 /** Compare two sets of stacks. */
@@ -264,22 +330,29 @@ export function diffReports(b: ReturnType<typeof buildReport>, h: ReturnType<typ
   const noLint = { introduced: [], resolved: [] };
   for (const [key, hh] of headHosts) {
     const bh = baseHosts.get(key);
+    const id = { stack: hh.report.stack, name: hh.report.name, address: hh.report.address };
     if (bh === undefined) {
-      hosts.push({ stack: hh.report.stack, name: hh.report.name, status: 'added', flows: [], attribution: [], settings: [], lint: { introduced: hh.report.lint, resolved: [] }, admits: hh.report.flows });
+      hosts.push({ ...id, status: 'added', flows: newHostEgress(hh), attribution: [], settings: newHostSettings(hh), lint: { introduced: hh.report.lint, resolved: [] }, admits: hh.report.flows });
       continue;
     }
+    const renamed = bh.report.name !== hh.report.name ? { renamedFrom: bh.report.name } : {};
     const flows = flowChanges(bh, hh);
     const attribution = attributionChanges(bh, hh);
     const settings = settingChanges(bh, hh);
     const lint = lintChanges(bh, hh);
-    const changed = flows.length + attribution.length + settings.length + lint.introduced.length + lint.resolved.length > 0;
-    hosts.push({ stack: hh.report.stack, name: hh.report.name, status: changed ? 'changed' : 'unchanged', flows, attribution, settings, lint });
+    const changed = 'renamedFrom' in renamed || flows.length + attribution.length + settings.length + lint.introduced.length + lint.resolved.length > 0;
+    hosts.push({ ...id, ...renamed, status: changed ? 'changed' : 'unchanged', flows, attribution, settings, lint });
   }
   for (const [key, bh] of baseHosts) {
     if (headHosts.has(key)) continue;
-    hosts.push({ stack: bh.report.stack, name: bh.report.name, status: 'removed', flows: [], attribution: [], settings: [], lint: noLint, admits: bh.report.flows });
+    hosts.push({ stack: bh.report.stack, name: bh.report.name, address: bh.report.address, status: 'removed', flows: [], attribution: [], settings: [], lint: noLint, admits: bh.report.flows });
   }
-  hosts.sort((x, y) => (x.stack < y.stack ? -1 : x.stack > y.stack ? 1 : x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+  const order = (x: HostDiff) => [x.stack, x.name, x.address];
+  hosts.sort((x, y) => {
+    const [a, b] = [order(x), order(y)];
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i] ? -1 : 1;
+    return 0;
+  });
   const all = hosts.flatMap((x) => x.flows);
   const highRisk = all.filter((f) => f.risk === 'high').length + hosts.flatMap((x) => x.settings).filter((s) => s.risk === 'high').length;
   const widenedEgress = hosts.some((x) => x.flows.some((f) => f.change === 'added' && f.direction === 'egress') || x.settings.some((s) => s.risk === 'high'));
