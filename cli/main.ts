@@ -10,6 +10,7 @@ import { TwinwallError } from '../lib/errors';
 import { UsageError, loadStacks } from './artefacts';
 import { registerDiff, registerLearn, registerReport } from './commands';
 import { EXIT, EXIT_CODES_HELP, internalErrorText } from './exit';
+import { terminalText } from '../lib/terminal';
 
 export { EXIT } from './exit';
 
@@ -120,7 +121,10 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
 }
 
 /** Run the CLI; resolves to the exit code. */
-export async function main(argv: readonly string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+export async function main(argv: readonly string[], raw: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+  // Everything printed passes here: names, tags, comments and log lines from the artefacts may
+  // carry ESC sequences, carriage returns or bidi overrides, shown as visible escapes instead.
+  const io: Io = { out: (s) => raw.out(terminalText(s)), err: (s) => raw.err(terminalText(s)) };
   let code: number = EXIT.ok;
   const program = buildProgram(io, (c) => {
     code = c;
@@ -159,7 +163,7 @@ export function run(argv: readonly string[]): void {
       process.exitCode = code;
     },
     (e: unknown) => {
-      process.stderr.write(internalErrorText(e));
+      process.stderr.write(terminalText(internalErrorText(e)));
       process.exitCode = EXIT.internal;
     },
   );

@@ -8,6 +8,7 @@
  * replies, DHCP, ICMP errors, IPv6 neighbour discovery, the forged-source drop) is summarised in
  * one footer line instead of rows.
  */
+import { terminalText } from './terminal';
 import { Family } from './address';
 import { Direction } from './flow';
 import { awsLinkLocalService } from './peer';
@@ -256,7 +257,7 @@ export function summariseHost(rendering: HostRendering): WallRow[] {
 
 const HEADERS = ['', 'traffic', 'remote', 'network wall', 'host wall', ''] as const;
 
-/** A plain-text table for one host, ending with what both walls always do. */
+/** A plain-text table for one host, ending with what both walls always do (control characters escaped). */
 export function formatHostSummary(rendering: HostRendering): string {
   const policy = rendering.policy;
   const rows = summariseHost(rendering);
@@ -268,10 +269,12 @@ export function formatHostSummary(rendering: HostRendering): string {
   const lines = table.map((row) => `  ${row.map((cell, i) => cell.padEnd(widths[i])).join('  ')}`.trimEnd());
   const mismatches = rows.filter((r) => r.mismatch).length;
   const ud = rendering.userData;
-  return [
+  const text = [
     `host ${policy.name} (${policy.roles.map((r) => r.name).join(', ')})${policy.options.audit ? ' — AUDIT MODE: the host wall logs and accepts what it would drop' : ''}`,
     ...lines,
     `  both walls deny everything else, both directions; the host wall also keeps loopback, replies, DHCP, ICMP errors${'\n'}  and IPv6 neighbour discovery, and drops packets with a forged source. user-data: ${ud.gzipped ? `${ud.bytes} bytes gzipped (${ud.plainBytes} plain)` : `${ud.bytes} bytes`} of 16384.`,
     ...(mismatches > 0 ? [`  !! the walls differ on ${mismatches} row(s) with no documented reason`] : []),
   ].join('\n');
+  // Peer labels are free text: printed to a terminal, so ESC, CR and bidi controls are escaped.
+  return terminalText(text);
 }

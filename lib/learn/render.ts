@@ -2,6 +2,7 @@
  * A proposal as TypeScript (ready to paste into a stack: one HostPolicy.compose per host), as
  * JSON (everything, evidence included) and as Markdown (for a pull request or a ticket). Pure.
  */
+import { mdCode, mdFence, mdText } from '../markdown';
 import { AgainstHost } from './against';
 import { HostProposal, LearnedFlow, Proposal } from './propose';
 import { Observed, ProblemTally } from './read';
@@ -112,18 +113,10 @@ export function renderJson(observed: Observed, proposal: Proposal, against: read
   return `${JSON.stringify(doc, null, 2)}\n`;
 }
 
-function cell(text: string): string {
-  return text.replace(/\|/g, '\\|').replace(/[\r\n]+/g, ' ');
-}
-
-function fence(text: string): string {
-  return text.replace(/```/g, "'''");
-}
-
 function problems(title: string, t: ProblemTally): string[] {
   if (t.count === 0) return [];
-  const out = [`**${title}: ${t.count}** (${Object.entries(t.reasons).map(([r, n]) => `${r}: ${n}`).join('; ')})`, ''];
-  for (const p of t.first) out.push(`- ${p.source}:${p.line}: ${cell(p.why)} — \`${cell(p.text).replace(/`/g, "'")}\``);
+  const out = [`**${title}: ${t.count}** (${mdText(Object.entries(t.reasons).map(([r, n]) => `${r}: ${n}`).join('; '))})`, ''];
+  for (const p of t.first) out.push(`- ${mdText(`${p.source}:${p.line}:`)} ${mdText(p.why)} — ${mdCode(p.text)}`);
   if (t.count > t.first.length) out.push(`- … and ${t.count - t.first.length} more`);
   out.push('');
   return out;
@@ -133,19 +126,19 @@ function problems(title: string, t: ProblemTally): string[] {
 export function renderMarkdown(observed: Observed, proposal: Proposal, against: readonly AgainstHost[] | undefined, options: RenderOptions = {}): string {
   const out: string[] = ['# twinwall learn', ''];
   out.push('| input | kind | lines | observations | foreign | malformed | skipped | unattributed |', '|---|---|---:|---:|---:|---:|---:|---:|');
-  for (const i of observed.inputs) out.push(`| ${cell(i.name)} | ${i.kind === 'kernel' ? 'kernel log' : 'flow log'} | ${i.lines} | ${i.observations} | ${i.foreign} | ${i.malformed} | ${i.skipped} | ${i.unattributed} |`);
+  for (const i of observed.inputs) out.push(`| ${mdText(i.name)} | ${i.kind === 'kernel' ? 'kernel log' : 'flow log'} | ${i.lines} | ${i.observations} | ${i.foreign} | ${i.malformed} | ${i.skipped} | ${i.unattributed} |`);
   out.push('');
   out.push(...problems('Malformed lines', observed.malformed), ...problems('Unattributed flow-log records', observed.unattributed));
-  if (observed.foreign.count > 0) out.push(`Foreign lines (not twinwall's, ignored): ${observed.foreign.count} (${Object.entries(observed.foreign.reasons).map(([r, n]) => `${r}: ${n}`).join('; ')}).`, '');
+  if (observed.foreign.count > 0) out.push(`Foreign lines (not twinwall's, ignored): ${observed.foreign.count} (${mdText(Object.entries(observed.foreign.reasons).map(([r, n]) => `${r}: ${n}`).join('; '))}).`, '');
   const s = proposal.settings;
   out.push(`Settings: widest prefix /${s.widestPrefix[4]} (IPv4), /${s.widestPrefix[6]} (IPv6); at most ${s.maxBlocks} blocks per peer list; a scan is ${s.scanThreshold}+ destinations on one port.`, '');
   for (const h of proposal.hosts) {
-    out.push(`## ${h.name}${h.name !== h.host ? ` (${h.host})` : ''}`, '');
+    out.push(`## ${mdText(h.name)}${h.name !== h.host ? ` (${mdText(h.host)})` : ''}`, '');
     if (h.flags.length > 0) {
       out.push('### Flagged — not proposed', '');
       for (const f of h.flags) {
-        out.push(`- **${f.kind}**: ${cell(f.message)}`);
-        for (const smp of f.evidence.samples) out.push(`  - ${smp.source}:${smp.line}: \`${cell(smp.text).replace(/`/g, "'")}\``);
+        out.push(`- **${mdText(f.kind)}**: ${mdText(f.message)}`);
+        for (const smp of f.evidence.samples) out.push(`  - ${mdText(`${smp.source}:${smp.line}:`)} ${mdCode(smp.text)}`);
       }
       out.push('');
     }
@@ -153,19 +146,19 @@ export function renderMarkdown(observed: Observed, proposal: Proposal, against: 
     for (const f of h.flows) {
       const remote = f.remote.anywhere.length > 0 ? `any (${f.remote.cidrs.length} blocks seen)` : f.remote.cidrs.length > 4 ? `${f.remote.cidrs.slice(0, 4).join(', ')} … (${f.remote.cidrs.length} blocks)` : f.remote.cidrs.join(', ');
       const when = (a: LearnedFlow['evidence']['first']): string => a.time ?? `${a.source}:${a.line}`;
-      out.push(`| ${cell(f.id)} | ${f.service ?? ''} | ${cell(remote)}${f.remote.widened ? ' (widened)' : ''} | ${f.evidence.flows} | ${f.evidence.packets} | ${cell(when(f.evidence.first))} | ${cell(when(f.evidence.last))} | ${f.disposition}${f.role !== undefined ? ` (${f.role})` : ''} |`);
+      out.push(`| ${mdText(f.id)} | ${mdText(f.service ?? '')} | ${mdText(remote)}${f.remote.widened ? ' (widened)' : ''} | ${f.evidence.flows} | ${f.evidence.packets} | ${mdText(when(f.evidence.first))} | ${mdText(when(f.evidence.last))} | ${mdText(`${f.disposition}${f.role !== undefined ? ` (${f.role})` : ''}`)} |`);
     }
     out.push('');
     if (h.notes.length > 0) {
       out.push('### Notes', '');
-      for (const n of h.notes) out.push(`- ${cell(n)}`);
+      for (const n of h.notes) out.push(`- ${mdText(n)}`);
       out.push('');
     }
     for (const a of (against ?? []).filter((x) => x.host === h.host || x.host === h.name)) out.push(...againstMarkdown(a));
   }
   const silent = (against ?? []).filter((a) => !proposal.hosts.some((h) => h.host === a.host || h.name === a.host));
-  if (silent.length > 0) out.push(`Hosts in the artefact that no log line mentions: ${silent.map((a) => a.artefact).join(', ')}.`, '');
-  out.push('## Proposal', '', '```ts', fence(renderTypeScript(proposal, options)).trimEnd(), '```', '');
+  if (silent.length > 0) out.push(`Hosts in the artefact that no log line mentions: ${silent.map((a) => mdText(a.artefact)).join(', ')}.`, '');
+  out.push('## Proposal', '', mdFence('ts', renderTypeScript(proposal, options).trimEnd()), '');
   return `${out.join('\n')}\n`;
 }
 
@@ -176,20 +169,20 @@ const WALL_WORDS: Record<AgainstHost['blocked'][number]['wall'], string> = {
 };
 
 function againstMarkdown(a: AgainstHost): string[] {
-  const out = [`### Against ${a.artefact}`, ''];
+  const out = [`### Against ${mdText(a.artefact)}`, ''];
   if (a.notObserved === undefined) {
-    for (const c of a.caveats) out.push(`${cell(c)}`, '');
+    for (const c of a.caveats) out.push(`${mdText(c)}`, '');
     return out;
   }
   out.push(`**Observed but not allowed** (would break when enforced): ${a.blocked.length === 0 ? 'none.' : ''}`, '');
   for (const b of a.blocked) {
     const sample = b.evidence.samples[0];
-    out.push(`- ${cell(b.flow)}: ${WALL_WORDS[b.wall]} ${cell(b.remotes)} (${b.evidence.flows} flow${b.evidence.flows === 1 ? '' : 's'}${sample ? `; e.g. ${sample.source}:${sample.line}` : ''})`);
+    out.push(`- ${mdText(b.flow)}: ${WALL_WORDS[b.wall]} ${mdText(b.remotes)} (${b.evidence.flows} flow${b.evidence.flows === 1 ? '' : 's'}${sample ? `; e.g. ${mdText(`${sample.source}:${sample.line}`)}` : ''})`);
   }
   if (a.blocked.length > 0) out.push('');
   out.push(`**Allowed but never observed** (candidates to remove): ${a.notObserved.length === 0 ? 'none.' : ''}`, '');
-  for (const r of a.notObserved) out.push(`- ${cell(r.wall)}: ${cell(r.rule)}`);
+  for (const r of a.notObserved) out.push(`- ${mdText(r.wall)}: ${mdText(r.rule)}`);
   if (a.notObserved.length > 0) out.push('');
-  for (const c of a.caveats) out.push(`> ${cell(c)}`, '');
+  for (const c of a.caveats) out.push(`> ${mdText(c)}`, '');
   return out;
 }

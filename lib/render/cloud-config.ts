@@ -111,7 +111,11 @@ function delimiter(base: string, text: string): string {
  * is loud (a message on the console and in /var/log/cloud-init-output.log, and a non-zero exit
  * cloud-init reports for bootcmd) but does not lock the host: see docs/user-data.md.
  */
-export function renderFirstBootScript(tables: { v4: string; v6: string; ipsets?: string }, host?: string): string {
+export function renderFirstBootScript(input: { v4: string; v6: string; ipsets?: string }, host?: string): string {
+  // The host name lands inside a double-quoted shell string, the tables inside here-documents:
+  // a name with "$(…)" or a table whose last line runs into the delimiter would run commands.
+  if (host !== undefined) checkName(host, 'The host name');
+  const tables = { v4: checkTable(input?.v4, 'IPv4'), v6: checkTable(input?.v6, 'IPv6'), ...(input?.ipsets === undefined ? {} : { ipsets: checkTable(input.ipsets, 'ipset') }) };
   const who = host === undefined ? 'twinwall' : `twinwall (${host})`;
   const v4 = delimiter('TWINWALL_RULES_V4', tables.v4);
   const v6 = delimiter('TWINWALL_RULES_V6', tables.v6);
@@ -133,6 +137,7 @@ export function renderFirstBootScript(tables: { v4: string; v6: string; ipsets?:
   ].join('\n');
 }
 
+/** A table (or ipset script) as iptables-restore text: a string, no CR or NUL, ending in a newline. */
 function checkTable(value: unknown, what: string): string {
   if (typeof value !== 'string' || value.trim() === '') {
     throw new TwinwallError('OPTION_INVALID', {

@@ -20,6 +20,7 @@ import { Cidr, Family } from '../address';
 import { Direction } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
 import { TwinwallError, show } from '../errors';
+import { checkName } from '../flow';
 import { HostPolicy, PolicyRule, Provenance, ResolvedHostPolicyOptions } from '../policy';
 import { Port } from '../port';
 
@@ -229,6 +230,12 @@ function matchSlug(rule: PolicyRule): string {
   return port.icmpCode === undefined ? `${port.protocol}-${port.icmpType}` : `${port.protocol}-${port.icmpType}-${port.icmpCode}`;
 }
 
+/**
+ * What an ipset name may be in twinwall's output: a letter, then letters, digits, ".", "_" or "-",
+ * at most 31 characters (ipset's limit). The names twinwall makes (ipsetName) always are.
+ */
+export const IPSET_NAME = /^[A-Za-z][A-Za-z0-9._-]{0,30}$/;
+
 /** The set's name: "tw4-in-tcp-22" (family, direction, match); at most 23 of ipset's 31 characters. */
 export function ipsetName(family: Family, direction: Direction, rule: PolicyRule): string {
   return `tw${family}-${direction === 'ingress' ? 'in' : 'out'}-${matchSlug(rule)}`;
@@ -329,6 +336,28 @@ function dedupe(list: readonly Provenance[]): Provenance[] {
  * CIDR. Loaded with `ipset -exist restore`, so loading it again (a reload) refills the same sets.
  */
 export function renderIpsets(host: string, sets: readonly IpsetSpec[]): string {
+  // Every name lands in `ipset restore` input, one command per line: validated, so no name can
+  // end a line and add a command (or a comment line a second one).
+  checkName(host, 'The host name');
+  if (!Array.isArray(sets)) throw new TwinwallError('OPTION_INVALID', { value: sets, problem: `the ipsets ${show(sets)} are not a list.`, fix: 'pass IpsetSpec objects: { name, family, cidrs }.' });
+  for (const set of sets) {
+    if (typeof set?.name !== 'string' || !IPSET_NAME.test(set.name)) {
+      throw new TwinwallError('NAME_INVALID', {
+        value: set?.name,
+        path: [host],
+        problem: `the ipset name ${show(set?.name)} is not a short identifier an ipset restore file can hold.`,
+        fix: 'use 1–31 characters: a letter, then letters, digits, ".", "_" or "-" (e.g. "tw4-in-tcp-22", as ipsetName() makes).',
+      });
+    }
+    if ((set.family !== 4 && set.family !== 6) || !Array.isArray(set.cidrs) || !set.cidrs.every((c: unknown) => c instanceof Cidr && c.family === set.family)) {
+      throw new TwinwallError('OPTION_INVALID', {
+        value: set.name,
+        path: [host],
+        problem: `the ipset ${show(set.name)} is not a family (4 or 6) with a list of Cidr values of that family.`,
+        fix: 'build its CIDRs with Cidr.of("198.51.100.0/24") (all of the set\'s family).',
+      });
+    }
+  }
   const out = [
     `# twinwall address sets for host ${host} (ipset restore): load before rules.v4 and rules.v6, which match them.`,
     '# Rendered from the host policy: change the roles, not this file.',
@@ -519,6 +548,18 @@ function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: 
 }
 
 /**
+ * Every host-wall renderer starts here: the policy must be a HostPolicy, and its name, which lands
+ * in the rendered file's comment lines, is checked again (a forged object could carry any name,
+ * a line break and a rule included).
+ */
+export function checkRenderable(policy: HostPolicy, renderer: string): void {
+  if (!(policy instanceof HostPolicy)) {
+    throw new TwinwallError('OPTION_INVALID', { value: typeof policy, problem: `the policy given to ${renderer} is not a HostPolicy (it is ${policy === null ? 'null' : typeof policy}).`, fix: 'build it with HostPolicy.compose(name, roles, options).' });
+  }
+  checkName(policy.name, 'The host name');
+}
+
+/**
  * The validated `ipsetThreshold` (default DEFAULT_IPSET_THRESHOLD): a whole number of at least 1,
  * or Infinity. Every backend's address sets use it, so they all switch to sets at the same size.
  */
@@ -541,6 +582,7 @@ export function setThreshold(policy: HostPolicy, options: IptablesRenderOptions)
  * Address sets above `ipsetThreshold` CIDRs become ipsets (`ipsets` holds their restore input).
  */
 export function renderIptables(policy: HostPolicy, options: IptablesRenderOptions = {}): IptablesRuleset {
+  checkRenderable(policy, 'renderIptables');
   const threshold = setThreshold(policy, options);
   const s4 = policySection(policy, 4, threshold);
   const s6 = policySection(policy, 6, threshold);

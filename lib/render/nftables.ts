@@ -48,6 +48,7 @@ import {
   PolicyEntry,
   UNSPECIFIED_SOURCE,
   VerdictChain,
+  checkRenderable,
   commentText,
   describeRule,
   destinationPorts,
@@ -282,6 +283,7 @@ function outputRules(policy: HostPolicy): string[] {
  * CIDRs become named interval sets, exactly where the iptables wall uses ipsets.
  */
 export function renderNftables(policy: HostPolicy, options: NftablesRenderOptions = {}): NftablesRuleset {
+  checkRenderable(policy, 'renderNftables');
   const threshold = setThreshold(policy, options);
   const { audit } = policy.options;
   const C = IPTABLES_CHAINS;

@@ -2,7 +2,7 @@
  * Markdown for pull-request comments. GitHub refuses comments of 65,536 characters or more, so
  * every renderer here works to a budget: the summary and the findings come first, then the
  * details host by host; when the budget runs out the rest is left out with a note naming what
- * was cut and how to see it (the JSON output, or the CI artefact).
+ * was cut and how to see it (the JSON output, or the CI artefact). Escaping is lib/markdown.ts's.
  */
 
 /** GitHub's limit on a comment body, in characters. */
@@ -10,22 +10,6 @@ export const GITHUB_COMMENT_LIMIT = 65536;
 
 /** What the renderers aim at by default: the limit, less room for a workflow's own header. */
 export const DEFAULT_MARKDOWN_BUDGET = 60000;
-
-/** Text safe inside a Markdown table cell: no pipes or line breaks, HTML brackets escaped. */
-export function cell(text: string): string {
-  return text.replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\r?\n/g, ' ').trim();
-}
-
-/** Inline code, safe for any content (backticks in it are replaced). */
-export function code(text: string): string {
-  return `\`${text.replace(/`/g, "'")}\``;
-}
-
-export function table(headers: readonly string[], rows: readonly (readonly string[])[]): string {
-  const head = `| ${headers.join(' | ')} |`;
-  const rule = `|${headers.map(() => '---').join('|')}|`;
-  return [head, rule, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-}
 
 /**
  * Assemble sections under a budget: `fixed` always goes in (cut hard only if it alone is too

@@ -4,14 +4,11 @@
  * security group that belongs to a host of the stack is that host. A dotted edge is a flow only
  * one wall admits.
  */
+import { mermaidLabel as label } from '../markdown';
 import { ReportStack } from './report';
 
 /** Edges beyond this are summarised in a note, so a diagram stays readable (and small). */
 export const MERMAID_MAX_EDGES = 80;
-
-function label(text: string): string {
-  return text.replace(/["`]/g, "'").replace(/[<>]/g, ' ').replace(/[|]/g, '/').replace(/\s+/g, ' ').trim();
-}
 
 function isAnywhere(peer: string): boolean {
   return peer === 'any IPv4' || peer === 'any IPv6';

@@ -1,6 +1,7 @@
 /** `twinwall report` as Markdown (a pull-request comment) and as JSON. */
 import { LINT_RULES, LintId } from '../lint/catalog';
-import { DEFAULT_MARKDOWN_BUDGET, cell, code, fitSections, table } from './markdown';
+import { mdCode, mdTable, mdText } from '../markdown';
+import { DEFAULT_MARKDOWN_BUDGET, fitSections } from './markdown';
 import { stackDiagram } from './mermaid';
 import { Diff, HostDiff } from './diff';
 import { Report, ReportFinding, ReportHost } from './report';
@@ -13,7 +14,7 @@ function plural(n: number, one: string, many = `${one}s`): string {
 
 function because(f: { because: readonly { role: string; service?: string; reason: string }[] }): string {
   if (f.because.length === 0) return '_no role (not written by twinwall)_';
-  return f.because.map((p) => `${cell(p.role)}: ${cell(p.reason)}`).join('<br>');
+  return f.because.map((p) => `${mdText(p.role)}: ${mdText(p.reason)}`).join('<br>');
 }
 
 function wall(w: { admits: boolean; rules: readonly string[] }): string {
@@ -30,17 +31,17 @@ export function findingsTable(findings: readonly (ReportFinding & { host: string
     .sort((a, b) => (a.suppressed !== undefined ? 1 : 0) - (b.suppressed !== undefined ? 1 : 0) || order[a.level] - order[b.level] || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0) || (a.id < b.id ? -1 : 1))
     .map((f) => [
       f.suppressed !== undefined ? `~~${f.level}~~ suppressed` : LEVEL_ICON[f.level],
-      `${code(f.id)} ${cell(f.name)}`,
-      cell(f.host),
-      cell(f.message),
-      f.suppressed !== undefined ? `**reason:** ${cell(f.suppressed.reason)}` : cell(f.fix),
+      `${mdCode(f.id)} ${mdText(f.name)}`,
+      mdText(f.host),
+      mdText(f.message),
+      f.suppressed !== undefined ? `**reason:** ${mdText(f.suppressed.reason)}` : mdText(f.fix),
     ]);
   const headers = ['level', 'check', 'host', 'finding', 'fix, or why it is suppressed'];
   let kept = rows;
-  let size = table(headers, rows).length;
+  let size = mdTable(headers, rows).length;
   if (size > maxChars) {
     kept = [];
-    size = table(headers, []).length + 200;
+    size = mdTable(headers, []).length + 200;
     for (const r of rows) {
       const n = r.join(' | ').length + 5;
       if (size + n > maxChars) break;
@@ -51,27 +52,27 @@ export function findingsTable(findings: readonly (ReportFinding & { host: string
     const count = (level: string) => rest.filter((f) => f.level === level && f.suppressed === undefined).length;
     kept = [...kept, ['…', '', '', `${rest.length} more: ${count('error')} errors, ${count('warning')} warnings, ${count('notice')} notices, ${rest.filter((f) => f.suppressed !== undefined).length} suppressed (\`--format json\` lists them all)`, '']];
   }
-  return table(headers, kept);
+  return mdTable(headers, kept);
 }
 
 function hostSection(h: ReportHost): string {
   const out: string[] = [];
-  const roles = h.roles.length > 0 ? ` — ${h.roles.map(code).join(', ')}` : '';
-  out.push(`#### ${code(h.name)}${roles}`);
-  const notes = [`${code(h.address)}`];
+  const roles = h.roles.length > 0 ? ` — ${h.roles.map((t) => mdCode(t)).join(', ')}` : '';
+  out.push(`#### ${mdCode(h.name)}${roles}`);
+  const notes = [`${mdCode(h.address)}`];
   if (h.auditMode) notes.push('**audit mode: the host wall logs and accepts what it would drop**');
   notes.push(h.consistency.agree ? 'walls agree (`twinwall check`)' : `**walls disagree on ${plural(h.consistency.findings.length, 'flow')}** (\`twinwall check\`)`);
   out.push(notes.join(' · '));
   if (h.flows.length === 0) out.push('_Neither wall admits any new connection._');
   else {
     out.push(
-      table(
+      mdTable(
         ['dir', 'service', 'traffic', 'peers', 'network wall', 'host wall', 'role: reason'],
         h.flows.map((f) => [
           f.direction === 'ingress' ? 'in' : 'out',
-          f.service !== undefined ? cell(f.service) : '—',
-          cell(f.traffic + (f.conditions !== undefined ? ` ${f.conditions}` : '')),
-          cell([...(f.peerHosts.length > 0 ? f.peerHosts.map((p) => `host ${p}`) : []), ...f.peers].join(', ')),
+          f.service !== undefined ? mdText(f.service) : '—',
+          mdText(f.traffic + (f.conditions !== undefined ? ` ${f.conditions}` : '')),
+          mdText([...(f.peerHosts.length > 0 ? f.peerHosts.map((p) => `host ${p}`) : []), ...f.peers].join(', ')),
           wall(f.networkWall),
           wall(f.hostWall),
           because(f),
@@ -81,9 +82,9 @@ function hostSection(h: ReportHost): string {
   }
   const decisions = h.hostOnly.filter((d) => d.family === 4 || d.admits !== h.hostOnly.find((x) => x.kind === d.kind && x.family === 4)?.admits);
   out.push('<details><summary>Host-only decisions (security groups never filter these)</summary>\n');
-  out.push(table(['what', 'address', 'host wall admits', 'rule'], decisions.map((d) => [cell(d.label), code(d.address), cell(d.admits), cell(d.rules.join('; '))])));
+  out.push(mdTable(['what', 'address', 'host wall admits', 'rule'], decisions.map((d) => [mdText(d.label), mdCode(d.address), mdText(d.admits), mdText(d.rules.join('; '))])));
   out.push('\n</details>');
-  if (!h.consistency.agree) out.push(h.consistency.findings.map((f) => `- ${cell(f)}`).join('\n'));
+  if (!h.consistency.agree) out.push(h.consistency.findings.map((f) => `- ${mdText(f)}`).join('\n'));
   return out.join('\n\n');
 }
 
@@ -99,22 +100,22 @@ export function reportMarkdown(report: Report, options: MarkdownOptions = {}): s
   const head = [
     '## twinwall report',
     `**${plural(s.stacks, 'stack')}, ${plural(s.hosts, 'host')}** · lint: ${plural(s.errors, 'error')}, ${plural(s.warnings, 'warning')}, ${plural(s.notices, 'notice')}${s.suppressed > 0 ? `, ${s.suppressed} suppressed` : ''} · walls: ${s.hostsWhereWallsDisagree === 0 ? `agree on every host` : `**disagree on ${plural(s.hostsWhereWallsDisagree, 'host')}**`}`,
-    ...report.problems.map((p) => `> ⚠️ ${cell(p)}`),
+    ...report.problems.map((p) => `> ⚠️ ${mdText(p)}`),
   ].join('\n\n');
   const findings = hosts.flatMap((h) => h.lint.map((f) => ({ ...f, host: `${h.stack}/${h.name}` })));
   const lintSection =
     findings.length === 0
       ? '### Lint\n\nNo findings.'
       : `### Lint\n\n${findingsTable(findings, Math.floor((options.budget ?? DEFAULT_MARKDOWN_BUDGET) * 0.4))}\n\n<sub>Checks: ${Object.keys(LINT_RULES)
-          .map((id) => `${code(id)} ${LINT_RULES[id as LintId].name}`)
+          .map((id) => `${mdCode(id)} ${LINT_RULES[id as LintId].name}`)
           .join(' · ')} (docs/lint.md).</sub>`;
   const optional: { title: string; text: string }[] = [];
   for (const st of report.stacks) {
-    optional.push({ title: `stack ${st.name} diagram`, text: `### Stack ${code(st.name)}\n\n${stackDiagram(st)}` });
+    optional.push({ title: `stack ${st.name} diagram`, text: `### Stack ${mdCode(st.name)}\n\n${stackDiagram(st)}` });
     for (const h of st.hosts) optional.push({ title: `${st.name}/${h.name}`, text: hostSection(h) });
   }
   return fitSections([head, lintSection], optional, options.budget ?? DEFAULT_MARKDOWN_BUDGET, (omitted) =>
-    `> ✂️ **Cut to fit a pull-request comment:** ${plural(omitted.length, 'section')} left out (${omitted.slice(0, 20).map(code).join(', ')}${omitted.length > 20 ? ', …' : ''}). Run \`twinwall report --format json\`, or see the full report in the CI artefacts.`,
+    `> ✂️ **Cut to fit a pull-request comment:** ${plural(omitted.length, 'section')} left out (${omitted.slice(0, 20).map((t) => mdCode(t)).join(', ')}${omitted.length > 20 ? ', …' : ''}). Run \`twinwall report --format json\`, or see the full report in the CI artefacts.`,
   );
 }
 
@@ -132,25 +133,35 @@ function walls(list: readonly string[]): string {
   return list.length === 2 ? 'both' : list.join(', ');
 }
 
+function changeRows(h: HostDiff): string[][] {
+  return [
+    ...h.settings.map((s) => [RISK_ICON[s.risk], 'setting', mdText(s.text), 'host', '', '']),
+    ...h.flows.map((f) => [RISK_ICON[f.risk], f.change, mdText(f.flow), walls(f.walls), mdText(f.reasons.join('; ')), f.because.length > 0 ? because(f) : '—']),
+  ];
+}
+
+const CHANGE_HEADERS = ['risk', 'change', 'flow', 'walls', 'why it matters', 'role: reason'];
+
 function diffHostSection(h: HostDiff): string {
-  const title = `### ${code(`${h.stack}/${h.name}`)}`;
+  const renamed = h.renamedFrom !== undefined ? ` — **renamed** from ${mdCode(h.renamedFrom)}` : '';
+  const title = `### ${mdCode(`${h.stack}/${h.name}`)}${renamed}`;
+  const identity = `${mdCode(h.address)}`;
   if (h.status === 'added' || h.status === 'removed') {
     const flows = h.admits ?? [];
-    const rows = flows.map((f) => [f.direction === 'ingress' ? 'in' : 'out', f.service !== undefined ? cell(f.service) : '—', cell(f.traffic), cell(f.peers.join(', ')), because(f)]);
+    const rows = flows.map((f) => [f.direction === 'ingress' ? 'in' : 'out', f.service !== undefined ? mdText(f.service) : '—', mdText(f.traffic), mdText(f.peers.join(', ')), because(f)]);
+    const risky = changeRows(h);
+    const beyond = risky.length > 0 ? `\n\nWhat this new host may send beyond its VPC, and its settings:\n\n${mdTable(CHANGE_HEADERS, risky)}` : '';
     const lint = h.lint.introduced.length > 0 ? `\n\n${findingsTable(h.lint.introduced.map((f) => ({ ...f, host: `${h.stack}/${h.name}` })))}` : '';
-    return `${title} — host ${h.status === 'added' ? '**added**' : '**removed**'}\n\n${rows.length === 0 ? '_It admits no new connections._' : table(['dir', 'service', 'traffic', 'peers', 'role: reason'], rows)}${lint}`;
+    return `${title} — host ${h.status === 'added' ? '**added**' : '**removed**'}\n\n${identity}${beyond}\n\n${rows.length === 0 ? '_It admits no new connections._' : mdTable(['dir', 'service', 'traffic', 'peers', 'role: reason'], rows)}${lint}`;
   }
-  const out: string[] = [title];
-  const rows: string[][] = [
-    ...h.settings.map((s) => [RISK_ICON[s.risk], 'setting', cell(s.text), 'host', '', '']),
-    ...h.flows.map((f) => [RISK_ICON[f.risk], f.change, cell(f.flow), walls(f.walls), cell(f.reasons.join('; ')), f.because.length > 0 ? because(f) : '—']),
-  ];
-  if (rows.length > 0) out.push(table(['risk', 'change', 'flow', 'walls', 'why it matters', 'role: reason'], rows));
+  const out: string[] = [title, identity];
+  const rows = changeRows(h);
+  if (rows.length > 0) out.push(mdTable(CHANGE_HEADERS, rows));
   if (h.attribution.length > 0) {
     out.push(
-      table(
+      mdTable(
         ['dir', 'traffic', 'peers', 'before', 'after'],
-        h.attribution.map((a) => [a.direction === 'ingress' ? 'in' : 'out', cell(a.traffic), cell(a.peers.join(', ')), because({ because: a.before }), because({ because: a.after })]),
+        h.attribution.map((a) => [a.direction === 'ingress' ? 'in' : 'out', mdText(a.traffic), mdText(a.peers.join(', ')), because({ because: a.before }), because({ because: a.after })]),
       ),
     );
   }
@@ -164,24 +175,24 @@ export function diffMarkdown(diff: Diff, options: MarkdownOptions = {}): string 
   const s = diff.summary;
   const changed = diff.hosts.filter((h) => h.status !== 'unchanged');
   const verdict = s.widenedEgress
-    ? `🛑 **Egress widened** on ${plural(new Set(diff.hosts.filter((h) => h.flows.some((f) => f.risk === 'high') || h.settings.some((x) => x.risk === 'high')).map((h) => `${h.stack}/${h.name}`)).size, 'host')}: ${plural(s.highRisk, 'high-risk change')}.`
+    ? `🛑 **Egress widened** on ${plural(new Set(diff.hosts.filter((h) => h.flows.some((f) => f.risk === 'high') || h.settings.some((x) => x.risk === 'high')).map((h) => `${h.stack}\u0000${h.address}`)).size, 'host')}: ${plural(s.highRisk, 'high-risk change')}.`
     : s.anyChange
       ? '✅ No egress widening.'
       : '✅ No change: both walls of every host admit exactly what they did.';
   const head = [
     '## twinwall diff',
     `${verdict} Flows: ${s.flowsAdded} added, ${s.flowsRemoved} removed · hosts: ${s.hostsAdded} added, ${s.hostsRemoved} removed, ${s.hostsChanged} changed.`,
-    ...diff.problems.map((p) => `> ⚠️ ${cell(p)}`),
+    ...diff.problems.map((p) => `> ⚠️ ${mdText(p)}`),
   ].join('\n\n');
   const high = diff.hosts.flatMap((h) => [
-    ...h.settings.filter((x) => x.risk === 'high').map((x) => [code(`${h.stack}/${h.name}`), 'setting', cell(x.text), 'host', '']),
-    ...h.flows.filter((f) => f.risk === 'high').map((f) => [code(`${h.stack}/${h.name}`), f.change, cell(f.flow), walls(f.walls), cell(f.reasons.join('; '))]),
+    ...h.settings.filter((x) => x.risk === 'high').map((x) => [mdCode(`${h.stack}/${h.name}`), 'setting', mdText(x.text), 'host', '']),
+    ...h.flows.filter((f) => f.risk === 'high').map((f) => [mdCode(`${h.stack}/${h.name}`), f.change, mdText(f.flow), walls(f.walls), mdText(f.reasons.join('; '))]),
   ]);
   const fixed = [head];
-  if (high.length > 0) fixed.push(`### High risk\n\n${table(['host', 'change', 'flow', 'walls', 'why it matters'], high)}`);
+  if (high.length > 0) fixed.push(`### High risk\n\n${mdTable(['host', 'change', 'flow', 'walls', 'why it matters'], high)}`);
   const optional = changed.map((h) => ({ title: `${h.stack}/${h.name}`, text: diffHostSection(h) }));
   return fitSections(fixed, optional, options.budget ?? DEFAULT_MARKDOWN_BUDGET, (omitted) =>
-    `> ✂️ **Cut to fit a pull-request comment:** the details of ${plural(omitted.length, 'host')} are left out (${omitted.slice(0, 20).map(code).join(', ')}${omitted.length > 20 ? ', …' : ''}). Run \`twinwall diff --format json\`, or see the CI artefacts.`,
+    `> ✂️ **Cut to fit a pull-request comment:** the details of ${plural(omitted.length, 'host')} are left out (${omitted.slice(0, 20).map((t) => mdCode(t)).join(', ')}${omitted.length > 20 ? ', …' : ''}). Run \`twinwall diff --format json\`, or see the CI artefacts.`,
   );
 }
 
