@@ -291,6 +291,35 @@ describe('typed input: every wrong JSON shape is exit 2 naming the file and the 
     }
   });
 
+  it('what only plan time knows (dynamic blocks, count, a rule type that is neither ingress nor egress) is undecidable, not read as something else', async () => {
+    const tf = small();
+    const [, group] = resourceNamed(tf, 'aws_security_group', 'sample_SecurityGroup');
+    group.dynamic = { egress: { for_each: '${var.rules}', content: { from_port: 0, to_port: 0, protocol: '-1', cidr_blocks: ['0.0.0.0/0'] } } };
+    const [, web] = resourceNamed(tf, 'aws_instance', 'web_Instance');
+    web.count = 2;
+    const [, appGroup] = resourceNamed(tf, 'aws_security_group', 'app_SecurityGroup');
+    tf.resource.aws_security_group_rule = { sneaky: { type: 'Egress', security_group_id: '${aws_security_group.' + Object.keys(tf.resource.aws_security_group).find((n) => tf.resource.aws_security_group[n] === appGroup) + '.id}', protocol: 'tcp', from_port: 443, to_port: 443, cidr_blocks: ['0.0.0.0/0'] } };
+    const r = await run(['check', writeJson(tf, 'staging'), '--quiet']);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/staging\/sample: .*undecidable .*the group uses dynamic blocks, whose rules are known only at plan time/);
+    expect(r.out).toMatch(/staging\/web: .*undecidable .*uses count\/for_each: its instances are known only at plan time/);
+    expect(r.out).toMatch(/staging\/app: .*undecidable .*type "Egress" is neither "ingress" nor "egress"/);
+    expect(r.out).not.toMatch(/^staging\/(sample|web|app) .*the walls agree/m);
+  });
+
+  it('a "__proto__" key stays a key: nothing is inherited past the shape gate', async () => {
+    const tf = small();
+    const [name, instance] = resourceNamed(tf, 'aws_instance', 'sample_Instance');
+    const userData = instance.user_data_base64;
+    delete instance.user_data_base64;
+    const text = JSON.stringify(tf).replace(`"${name}":{`, `"${name}":{"__proto__":{"user_data_base64":${JSON.stringify(userData)}},`);
+    const file = writeJson({});
+    fs.writeFileSync(file, text);
+    const r = await run(['check', file, '--quiet']);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('host wall artefact: the host has no user-data');
+  });
+
   it('attributes set to null are unset, as in Terraform (no crash, no agreement on what is missing)', async () => {
     const tf = small();
     const [, instance] = resourceNamed(tf, 'aws_instance', 'sample_Instance');
