@@ -280,7 +280,8 @@ describe('typed input: every wrong JSON shape is exit 2 naming the file and the 
     ['from_port: []', (tf) => ((tf.resource.aws_vpc_security_group_egress_rule[first(tf, 'aws_vpc_security_group_egress_rule')].from_port = []), tf), '.from_port is an array, expected a number'],
     ['inline ingress: [null]', (tf) => ((tf.resource.aws_security_group[first(tf, 'aws_security_group')].ingress = [null]), tf), '.ingress[0] is null, expected an object'],
     ['inline ingress: {}', (tf) => ((tf.resource.aws_security_group[first(tf, 'aws_security_group')].ingress = {}), tf), '.ingress is an object, expected a list'],
-    ['an odd key, quoted', (tf) => ((tf.resource.aws_instance['we\nird'] = []), tf), '$.resource.aws_instance["we\\nird"] is an array, expected an object'],
+    ['a resource name Terraform refuses, quoted', (tf) => ((tf.resource.aws_instance['we\nird'] = {}), tf), '$.resource.aws_instance["we\\nird"] is not a Terraform name'],
+    ['a resource type Terraform refuses', (tf) => ((tf.resource['aws instance'] = {}), tf), '$.resource["aws instance"] is not a Terraform name'],
   ];
 
   it.each(cases)('%s', async (_what, mutate, message) => {
@@ -509,8 +510,9 @@ describe('Markdown escaping (one module for report, diff, learn)', () => {
 
     it('check, explain and errors print no raw ESC, CR, backspace or bidi override', async () => {
       const c = await run(['check', hostile]);
-      expect(c.code).toBe(0); // names and reasons are labels: the walls still agree
-      expect(c.out).toContain('\\x1b[31mred');
+      // Every name is one line: a tag cannot forge a line of the report ("…: the walls agree").
+      expect(c.out).toMatch(/^st\\n# pwned <img src=x>\/pwn\\n# pwned heading\\n.*\\x1b\[31mred.* \(aws_instance\.sample_Instance_\w+\): /m);
+      expect(c.out.split('\n').filter((l) => /pwned/.test(l) && !/^(st\\n# pwned|  st\\n# pwned)/.test(l))).toEqual([]);
       expect(`${c.out}${c.err}`).not.toMatch(/[\u001b\r\b\u202e]/);
       const e = await run(['explain', hostile, PAYLOAD, 'egress', 'tcp/25', '192.0.2.1']);
       expect(`${e.out}${e.err}`).not.toMatch(/[\u001b\r\b\u202e]/);

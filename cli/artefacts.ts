@@ -12,6 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { StackInput, terraformJson } from '../lib/check';
 import { TwinwallError } from '../lib/errors';
+import { terminalLine } from '../lib/terminal';
 
 /** Bad usage or unreadable input: exit code 2, one line, no stack trace. */
 export class UsageError extends Error {}
@@ -95,6 +96,11 @@ export function readStackJson(file: string): unknown {
   }
 }
 
+/** A stack's name is its directory's: one line, control characters escaped (it is printed everywhere). */
+function stackName(dirName: string): string {
+  return terminalLine(dirName);
+}
+
 /** The stacks under `dir`, sorted by name. */
 export function loadStacks(dir: string): StackInput[] {
   let stat: fs.Stats;
@@ -103,10 +109,10 @@ export function loadStacks(dir: string): StackInput[] {
   } catch {
     throw new UsageError(`${dir} does not exist (run \`npx cdktf synth\` first, or pass the synth output directory)`);
   }
-  if (stat.isFile()) return [{ name: path.basename(path.dirname(path.resolve(dir))), json: readStackJson(dir) }];
+  if (stat.isFile()) return [{ name: stackName(path.basename(path.dirname(path.resolve(dir)))), json: readStackJson(dir) }];
   if (!stat.isDirectory()) throw new UsageError(`${dir} is ${kindOf(stat)}, not a synth output directory or a cdk.tf.json: refusing to read it`);
   const own = path.join(dir, 'cdk.tf.json');
-  if (fs.existsSync(own)) return [{ name: path.basename(path.resolve(dir)), json: readStackJson(own) }];
+  if (fs.existsSync(own)) return [{ name: stackName(path.basename(path.resolve(dir))), json: readStackJson(own) }];
   const stacksDir = path.join(dir, 'stacks');
   if (!fs.existsSync(stacksDir)) throw new UsageError(`${dir} holds no stacks/*/cdk.tf.json (is it a cdktf synth output directory?)`);
   let entries: string[];
@@ -117,5 +123,5 @@ export function loadStacks(dir: string): StackInput[] {
   }
   const names = entries.filter((n) => fs.existsSync(path.join(stacksDir, n, 'cdk.tf.json'))).sort();
   if (names.length === 0) throw new UsageError(`${stacksDir} holds no */cdk.tf.json`);
-  return names.map((name) => ({ name, json: readStackJson(path.join(stacksDir, name, 'cdk.tf.json')) }));
+  return names.map((name) => ({ name: stackName(name), json: readStackJson(path.join(stacksDir, name, 'cdk.tf.json')) }));
 }

@@ -10,7 +10,13 @@
  *   string is expected, a number or a string (Terraform converts, and `${…}` expressions are
  *   strings) where a number is, a list or a string (an expression standing for the whole list)
  *   where a list is, an object or a list of objects for nested blocks;
- * - attributes set to `null` (Terraform's "unset") are dropped.
+ * - attributes set to `null` (Terraform's "unset") are dropped;
+ * - resource types and names are Terraform names (a letter or "_", then letters, digits, "_" or
+ *   "-"), as Terraform itself requires;
+ * - every text a reader may print (ids, CIDRs, descriptions, tag values) is one line: line
+ *   breaks and other control characters in it are replaced by visible escapes (`\n`, `\x1b`,
+ *   `\u202e`, lib/terminal.ts), so no name or description can forge a line of `check`'s output
+ *   or rewrite the terminal. Only user_data keeps its lines.
  *
  * Anything else is TW291 ARTEFACT_SHAPE naming the JSON path and what was found, e.g.
  * `$.resource.aws_instance.x is null, expected an object`. Values of the right type that the
@@ -20,10 +26,12 @@
  * A reader that starts using a new attribute adds it to TERRAFORM_SHAPE first.
  */
 import { TwinwallError } from '../errors';
+import { terminalLine } from '../terminal';
 
 type Shape =
   | { readonly t: 'any' }
   | { readonly t: 'string' }
+  | { readonly t: 'text' }
   | { readonly t: 'number' }
   | { readonly t: 'bool' }
   | { readonly t: 'scalar' }
@@ -33,7 +41,10 @@ type Shape =
   | { readonly t: 'object'; readonly fields: Readonly<Record<string, Shape>> };
 
 const any: Shape = { t: 'any' };
+/** One line of text (control characters escaped in the normalised copy). */
 const str: Shape = { t: 'string' };
+/** Text that may hold lines: user_data. */
+const text: Shape = { t: 'text' };
 const num: Shape = { t: 'number' };
 const bool: Shape = { t: 'bool' };
 const scalar: Shape = { t: 'scalar' };
@@ -94,8 +105,8 @@ export const TERRAFORM_SHAPE: Readonly<Record<string, Shape>> = {
     subnet_id: str,
     network_interface: blocks(obj({ network_interface_id: str, device_index: num })),
     launch_template: any,
-    user_data: str,
-    user_data_base64: str,
+    user_data: text,
+    user_data_base64: text,
     source_dest_check: bool,
     ipv6_address_count: num,
     ipv6_addresses: list(str),
@@ -116,7 +127,7 @@ export const TERRAFORM_SHAPE: Readonly<Record<string, Shape>> = {
         primary_ipv6: bool,
       }),
     ),
-    user_data: str,
+    user_data: text,
     metadata_options: METADATA_OPTIONS,
   }),
   aws_subnet: obj({ ...COMMON, vpc_id: str, cidr_block: str, ipv6_cidr_block: str, assign_ipv6_address_on_creation: bool, ipv6_native: bool }),
@@ -124,11 +135,12 @@ export const TERRAFORM_SHAPE: Readonly<Record<string, Shape>> = {
   aws_vpc_ipv4_cidr_block_association: obj({ ...COMMON, vpc_id: str, cidr_block: str }),
 };
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+/** What Terraform accepts as a resource type or name (and what jsonPath writes after a dot). */
+const TERRAFORM_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
 /** `$.resource.aws_instance.x.ingress[0]`, with odd keys as `["…"]` (JSON-quoted: one line, whatever the key). */
 export function jsonPath(path: readonly (string | number)[]): string {
-  return `$${path.map((k) => (typeof k === 'number' ? `[${k}]` : IDENTIFIER.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`)).join('')}`;
+  return `$${path.map((k) => (typeof k === 'number' ? `[${k}]` : TERRAFORM_NAME.test(k) ? `.${k}` : `[${JSON.stringify(k)}]`)).join('')}`;
 }
 
 /** "null", "an array", "a string", "a number", "a boolean", "an object". */
@@ -144,6 +156,7 @@ function kindOf(value: unknown): string {
 const EXPECTED: Record<Shape['t'], string> = {
   any: 'a value',
   string: 'a string',
+  text: 'a string',
   number: 'a number (or a string)',
   bool: 'a boolean (or a string)',
   scalar: 'a string, number or boolean',
@@ -161,6 +174,14 @@ function shapeError(path: readonly (string | number)[], value: unknown, expected
   });
 }
 
+function nameError(path: readonly (string | number)[]): TwinwallError {
+  return new TwinwallError('ARTEFACT_SHAPE', {
+    value: jsonPath(path),
+    problem: `${jsonPath(path)} is not a Terraform name (a letter or "_", then letters, digits, "_" or "-").`,
+    fix: 'synthesize the stack again (`npx cdktf synth`); Terraform itself refuses such a name.',
+  });
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
@@ -172,6 +193,9 @@ function check(value: unknown, shape: Shape, path: (string | number)[]): unknown
       return value;
     case 'string':
       if (typeof value !== 'string') throw shapeError(path, value, EXPECTED.string);
+      return terminalLine(value);
+    case 'text':
+      if (typeof value !== 'string') throw shapeError(path, value, EXPECTED.text);
       return value;
     case 'number':
       if (typeof value !== 'string' && !(typeof value === 'number' && Number.isFinite(value))) throw shapeError(path, value, EXPECTED.number);
@@ -181,7 +205,7 @@ function check(value: unknown, shape: Shape, path: (string | number)[]): unknown
       return value;
     case 'scalar':
       if (typeof value !== 'string' && typeof value !== 'boolean' && !(typeof value === 'number' && Number.isFinite(value))) throw shapeError(path, value, EXPECTED.scalar);
-      return value;
+      return typeof value === 'string' ? terminalLine(value) : value;
     case 'list':
       if (typeof value === 'string') return value;
       if (!Array.isArray(value)) throw shapeError(path, value, EXPECTED.list);
@@ -231,10 +255,14 @@ export function terraformJson(value: unknown): any {
     if (!isPlainObject(value.resource)) throw shapeError(['resource'], value.resource, 'an object (resource type → name → body)');
     const resource: Record<string, unknown> = {};
     for (const [type, byName] of Object.entries(value.resource)) {
+      if (!TERRAFORM_NAME.test(type)) throw nameError(['resource', type]);
       if (!isPlainObject(byName)) throw shapeError(['resource', type], byName, 'an object (resource name → body)');
       const bodies: Record<string, unknown> = {};
       const shape = Object.prototype.hasOwnProperty.call(TERRAFORM_SHAPE, type) ? TERRAFORM_SHAPE[type] : obj({ ...COMMON });
-      for (const [name, body] of Object.entries(byName)) setOwn(bodies, name, check(body, shape, ['resource', type, name]));
+      for (const [name, body] of Object.entries(byName)) {
+        if (!TERRAFORM_NAME.test(name)) throw nameError(['resource', type, name]);
+        setOwn(bodies, name, check(body, shape, ['resource', type, name]));
+      }
       setOwn(resource, type, bodies);
     }
     out.resource = resource;
