@@ -21,7 +21,7 @@ import fc from 'fast-check';
 import { Construct } from 'constructs';
 import { Vpc } from '@cdktf/provider-aws/lib/vpc';
 import { FilteredHost } from '../constructs';
-import { Cidr, Flow, HostPolicy, Peer, Port, TwinwallError, customRole, dnsClient, mailServer, ntpClient, renderFirstBootScript, renderIpsets, renderIptables, sshAdmin, webServer } from '../lib';
+import { Cidr, Flow, HostPolicy, Peer, Port, TwinwallError, customRole, dnsClient, mailServer, ntpClient, renderFirstBootScript, renderIpsets, renderIptables, renderNftables, sshAdmin, webServer } from '../lib';
 import { StackInput, USER_DATA_DECODED_MAX, checkStacks, terraformJson } from '../lib/check';
 import { buildReport, diffMarkdown, diffStacks, reportMarkdown } from '../lib/report';
 import { mdCode, mdFence, mdText, mermaidLabel } from '../lib/markdown';
@@ -586,9 +586,12 @@ describe('renderers refuse names that would run a command', () => {
     expect(caught(() => renderIpsets('web', [{ ...set, family: 6 }])).errorName).toBe('OPTION_INVALID');
   });
 
-  it('renderIptables takes only a HostPolicy, whose name is checked again', () => {
+  it.each([
+    ['renderIptables', renderIptables],
+    ['renderNftables', renderNftables],
+  ] as const)('%s takes only a HostPolicy, whose name is checked again', (_name, render) => {
     const fake = Object.assign(Object.create(HostPolicy.prototype), { ...policy, name: 'web\n-A OUTPUT -j ACCEPT' }) as HostPolicy;
-    expect(caught(() => renderIptables(fake)).errorName).toBe('NAME_INVALID');
-    expect(caught(() => renderIptables({ ...policy } as HostPolicy)).errorName).toBe('OPTION_INVALID');
+    expect(caught(() => render(fake)).errorName).toBe('NAME_INVALID');
+    expect(caught(() => render({ ...policy } as HostPolicy)).errorName).toBe('OPTION_INVALID');
   });
 });
