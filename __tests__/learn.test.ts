@@ -11,8 +11,6 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ts from 'typescript';
 import fc from 'fast-check';
-import { Command } from 'commander';
-import { registerLearn } from '../cli/commands/learn';
 import { UsageError, loadStacks } from '../cli/artefacts';
 import { AddressSet, Cidr, ERROR_CODES, HostPolicy, formatAddress } from '../lib';
 import { checkStacks } from '../lib/check';
@@ -34,6 +32,8 @@ import {
   serverSide,
 } from '../lib/learn';
 import { caught } from './support/caught';
+import { kline, resolverLines } from './support/kernel-lines';
+import { learnCli } from './support/learn-cli';
 
 const FIXTURES = path.join(__dirname, 'fixtures', 'learn');
 const ROOT = path.resolve(__dirname, '..');
@@ -48,14 +48,6 @@ function observation(text: string, over: Partial<Parameters<typeof parseKernelLi
   const r = parseKernelLine(text, ctx(over));
   if (r.kind !== 'observation') throw new Error(`${r.kind}: ${r.why}`);
   return r.observation;
-}
-
-/** One kernel line in dmesg form, as the kernel writes it for twinwall's rules. */
-function kline(direction: 'ingress' | 'egress', src: string, dst: string, proto: 'TCP' | 'UDP' | 'ICMP' | 'ICMPv6', dpt: number, opts: { uid?: number; reason?: string; t?: number; spt?: number } = {}): string {
-  const dev = direction === 'ingress' ? 'IN=eth0 OUT= MAC=02:00:00:00:00:01:02:00:00:00:00:02:08:00' : 'IN= OUT=eth0';
-  const l4 = proto === 'TCP' ? `SPT=${opts.spt ?? 40000} DPT=${dpt} WINDOW=64240 RES=0x00 SYN URGP=0` : proto === 'UDP' ? `SPT=${opts.spt ?? 40000} DPT=${dpt} LEN=20` : `TYPE=${dpt} CODE=0 ID=1 SEQ=1`;
-  const uid = opts.uid !== undefined ? ` UID=${opts.uid} GID=${opts.uid}` : '';
-  return `[${(opts.t ?? 100).toFixed(6).padStart(12)}] twinwall ${direction} audit${opts.reason ? ` ${opts.reason}` : ''}: ${dev} SRC=${src} DST=${dst} LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=1 DF PROTO=${proto} ${l4}${uid} `;
 }
 
 async function run(inputs: LearnInput[], options: LearnOptions = {}) {
@@ -352,16 +344,7 @@ describe('the proposal', () => {
 
   it('DNS servers, NTP, AWS link-local helpers, SSH from too many, open resolvers, INVALID and forwarded packets', async () => {
     const H = '203.0.113.20';
-    const lines = [
-      // resolver: answers 10.0.0.0/16 clients, queries port 53 everywhere
-      ...[1, 2, 3].map((i) => kline('ingress', `10.0.0.${i}`, H, 'UDP', 53)),
-      ...Array.from({ length: 40 }, (_, i) => kline('egress', H, `192.0.2.${i + 1}`, 'UDP', 53)),
-      kline('egress', H, '169.254.169.123', 'UDP', 123, { uid: 104 }),
-      ...Array.from({ length: 40 }, (_, i) => kline('ingress', `198.51.100.${i + 1}`, H, 'TCP', 22)),
-      kline('ingress', '192.0.2.9', H, 'TCP', 443, { reason: 'inv' }),
-      kline('egress', H, '169.254.169.254', 'TCP', 80, { reason: 'imds', uid: 0 }),
-      kline('ingress', '2001:db8:ff::8', '2001:db8:2::20', 'ICMPv6', 128),
-    ].map((l) => `Nov 19 22:00:00 ns1 kernel: ${l.slice(15)}`);
+    const lines = resolverLines(H).map((l) => `Nov 19 22:00:00 ns1 kernel: ${l.slice(15)}`);
     const fwd = '[  100.000000] twinwall forward audit: IN=eth0 OUT=eth1 SRC=192.0.2.1 DST=198.51.100.1 LEN=60 PROTO=TCP SPT=1 DPT=80 SYN ';
     const auth = [kline('ingress', '192.0.2.77', H, 'UDP', 53), kline('egress', H, '169.254.169.253', 'UDP', 53)];
     const { proposal } = await run(
@@ -438,15 +421,7 @@ describe('the command line', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-learn-cli-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  async function cli(args: string[]): Promise<{ out: string; err: string; exit: number }> {
-    let out = '';
-    let err = '';
-    let exit = -1;
-    const program = new Command().exitOverride().configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
-    registerLearn(program, { out: (s) => (out += s), err: (s) => (err += s), setExit: (c) => (exit = c) });
-    await program.parseAsync(['learn', ...args], { from: 'user' });
-    return { out, err, exit };
-  }
+  const cli = (args: string[]) => learnCli(args);
 
   it('reads several inputs, names hosts, renders markdown, and exits 1 on flags', async () => {
     const r = await cli(['--from-kernel-log', `learnlab=${path.join(FIXTURES, 'dmesg-audit.log')}`, '--from-flow-logs', path.join(FIXTURES, 'flowlogs-custom.log'), '--scan-threshold', '10']);

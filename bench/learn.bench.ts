@@ -10,43 +10,8 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { writeKernLog } from './learn-logs';
 import { BenchContext, BenchResult } from './types';
-
-const HOSTS = ['web1', 'web2', 'mail1', 'ns1'];
-
-/** Write `n` lines of kern.log to `file`, deterministically. */
-export function writeKernLog(file: string, n: number): void {
-  const fd = fs.openSync(file, 'w');
-  let batch: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const host = HOSTS[i % HOSTS.length];
-    const t = `Nov 19 ${String(10 + Math.floor(i / 360000) % 14).padStart(2, '0')}:${String(Math.floor(i / 6000) % 60).padStart(2, '0')}:${String(Math.floor(i / 100) % 60).padStart(2, '0')}`;
-    const head = `${t} ${host} kernel: [${(1000 + i / 1000).toFixed(6).padStart(12)}] `;
-    const k = i % 20;
-    let line: string;
-    if (k === 19) line = `${t} ${host} systemd[1]: Started Session ${i} of user admin.`;
-    else if (i % 100003 === 0) line = `${head}twinwall egress audit: IN= OUT=eth0 SRC=203.0.113.`;
-    else if (k < 8) {
-      const v6 = k === 7;
-      const src = v6 ? `2001:0db8:${((i >> 8) & 0xff).toString(16).padStart(4, '0')}:0000:0000:0000:0000:${(i & 0xff).toString(16).padStart(4, '0')}` : `198.51.${(i >> 8) & 255}.${i & 255}`;
-      const dst = v6 ? '2001:0db8:0001:0000:0000:0000:0000:0010' : '203.0.113.10';
-      line = `${head}twinwall ingress audit: IN=eth0 OUT= MAC=02:00:00:00:00:01:02:00:00:00:00:02:08:00 SRC=${src} DST=${dst} LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=${i & 0xffff} DF PROTO=TCP SPT=${1024 + (i % 60000)} DPT=${[80, 443, 25, 22][k % 4]} WINDOW=64240 RES=0x00 SYN URGP=0 `;
-    } else if (k < 14) {
-      line = `${head}twinwall egress audit: IN= OUT=eth0 SRC=203.0.113.10 DST=192.0.2.${[53, 54][k % 2]} LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=${i & 0xffff} DF PROTO=UDP SPT=${1024 + (i % 60000)} DPT=53 LEN=40 UID=${k % 3 === 0 ? 101 : 0} GID=0 `;
-    } else if (k < 17) {
-      line = `${head}twinwall egress audit: IN= OUT=eth0 SRC=203.0.113.10 DST=192.0.${(i >> 8) & 255}.${i & 255} LEN=60 TOS=0x00 PREC=0x00 TTL=64 ID=${i & 0xffff} DF PROTO=TCP SPT=${1024 + (i % 60000)} DPT=25 WINDOW=64240 RES=0x00 SYN URGP=0 UID=105 GID=110 `;
-    } else {
-      line = `${head}twinwall egress audit: IN= OUT=eth0 SRC=203.0.113.10 DST=${(i * 2654435761) % 223 + 1}.${(i >> 3) & 255}.${(i >> 11) & 255}.${i & 255} LEN=404 TOS=0x00 PREC=0x00 TTL=64 ID=${i & 0xffff} PROTO=UDP SPT=${1024 + (i % 60000)} DPT=1434 LEN=384 UID=0 GID=0 `;
-    }
-    batch.push(line);
-    if (batch.length === 10000) {
-      fs.writeSync(fd, `${batch.join('\n')}\n`);
-      batch = [];
-    }
-  }
-  if (batch.length > 0) fs.writeSync(fd, `${batch.join('\n')}\n`);
-  fs.closeSync(fd);
-}
 
 interface ChildResult {
   readonly lines: number;
