@@ -11,6 +11,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as ts from 'typescript';
 import fc from 'fast-check';
+import * as ipaddr from 'ipaddr.js';
 import { UsageError, loadStacks } from '../cli/artefacts';
 import { AddressSet, Cidr, ERROR_CODES, HostPolicy, formatAddress } from '../lib';
 import { checkStacks } from '../lib/check';
@@ -25,6 +26,7 @@ import {
   coverAddresses,
   learn,
   parseFlowLogFormat,
+  parseEnvelope,
   parseKernelLine,
   renderJson,
   renderMarkdown,
@@ -121,6 +123,8 @@ describe('kernel LOG lines', () => {
     ['ICMP with IPv6 addresses', kline('egress', '2001:db8::1', '2001:db8::2', 'ICMP', 8), 'PROTO=ICMP with IPv6'],
     ['an unknown reason word', real.replace('audit:', 'audit bogus:'), 'unknown LOG prefix reason'],
     ['a non-numeric UID', real.replace('UID=0', 'UID=root'), 'UID=root is not a number'],
+    ['a protocol named like an object property', real.replace('PROTO=UDP', 'PROTO=constructor'), 'PROTO=constructor is not a protocol'],
+    ['a reason word named like an object property', real.replace('audit:', 'audit constructor:'), 'unknown LOG prefix reason "constructor"'],
   ])('%s is malformed, not a crash', (_name, text, why) => {
     const r = parseKernelLine(text, ctx());
     expect(r.kind).toBe('malformed');
@@ -134,6 +138,27 @@ describe('kernel LOG lines', () => {
     ['a mention without a prefix', 'Nov 19 22:33:12 web1 systemd[1]: Started twinwall rules.'],
   ])('%s is foreign', (_name, text) => {
     expect(parseKernelLine(text, ctx()).kind).toBe('foreign');
+  });
+
+  it('reads the common envelopes byte by byte exactly as parseEnvelope reads them (property)', () => {
+    const month = fc.constantFrom('Jan', 'Feb', 'Nov', 'Dec', 'Mov');
+    const two = fc.integer({ min: 0, max: 99 }).map((n) => String(n).padStart(2, '0'));
+    const pad = fc.constantFrom(' ', '  ', '\t', ' \t ');
+    const seconds = fc.tuple(fc.integer({ min: 0, max: 999999 }), fc.integer({ min: 0, max: 999999 }), fc.constantFrom(6, 6, 3, 7)).map(([a, b, d]) => `${a}.${String(b).padStart(6, '0').slice(0, d).padEnd(d, '0')}`);
+    const syslog = fc
+      .tuple(fc.constantFrom('', ' '), month, pad, fc.integer({ min: 1, max: 31 }), pad, two, two, two, fc.constantFrom('', '.5', '.890113'), pad, fc.constantFrom('web1', 'ns-1.example', ''), fc.constantFrom(' ', '  '), fc.option(seconds), fc.constantFrom(' ', '', '  '))
+      .map(([lead, m, p1, d, p2, h, mi, se, frac, p3, host, p4, boot, tail]) => `${lead}${m}${p1}${d}${p2}${h}:${mi}:${se}${frac}${p3}${host}${p4}kernel:${boot === null ? '' : ` [${boot.padStart(12)}]`}${tail}`);
+    const dmesg = fc.tuple(seconds, fc.constantFrom('', ' ', '\t'), fc.constantFrom(' ', '  ')).map(([sec, inner, tail]) => `[${inner}${sec.padStart(12)}]${tail}`);
+    fc.assert(
+      fc.property(fc.oneof(syslog, dmesg), (envelope) => {
+        const r = parseKernelLine(`${envelope}${message}`, ctx({ defaultHost: '(none)' }));
+        const expected = parseEnvelope(envelope);
+        expect(r.kind).toBe('observation');
+        const o = (r as { observation: Observation }).observation;
+        expect({ host: o.host, time: o.time }).toEqual({ host: expected?.host ?? '(none)', time: expected?.time });
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
@@ -204,6 +229,73 @@ describe('VPC Flow Logs', () => {
     expect(r.push(CUSTOM[0], 2).result.kind).toBe('skipped');
     expect(r.push(CUSTOM[1], 3).result.kind).toBe('observation');
     expect(r.push('10.0.0.5 192.0.2.9 40000 443 6 egress', 4).result).toMatchObject({ kind: 'malformed', why: '6 fields where the format has 23' });
+  });
+
+  it('a start no date can hold is malformed, not a crash', () => {
+    const r = reader({ format: '${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${start} ${flow-direction}' });
+    expect(r.push('10.0.0.5 192.0.2.9 40000 443 6 17320699173207004888 egress', 1).result).toMatchObject({ kind: 'malformed', why: 'start "17320699173207004888" is not a time' });
+  });
+
+  it('splits fields on any whitespace, Unicode spaces too, as before', () => {
+    const r = reader({ format: '${srcaddr} ${dstaddr} ${srcport} ${dstport} ${protocol} ${flow-direction}' });
+    expect(r.push('10.0.0.5\t192.0.2.9\u00a040000  443 6 egress ', 1).result).toMatchObject({ kind: 'observation', observation: { port: 443, remote: { text: '192.0.2.9' } } });
+  });
+
+  it('counts every flow-log record of the opening side as a flow, repeated ones too (one per capture window)', async () => {
+    const line = '2 1 eni-1 10.0.0.5 192.0.2.9 40000 443 6 3 300 1732053600 1732053660 ACCEPT OK';
+    const { observed } = await run([{ name: 'f', kind: 'flow', lines: [line, line, line.replace('192.0.2.9', '192.0.2.10')] }], { localCidrs: ['10.0.0.0/24'] });
+    const [f] = observed.flows.flowsOf('eni-1');
+    expect({ records: f.records, flows: f.flows }).toEqual({ records: 3, flows: 3 });
+  });
+});
+
+describe('addresses', () => {
+  /** An address's eight groups, spelled the ways logs and people write IPv6. */
+  const spelled = fc.tuple(fc.array(fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 }), fc.nat(), fc.boolean()).map(([groups, pick, upper]) => {
+    const hex = groups.map((g) => g.toString(16));
+    const forms = [hex.join(':'), groups.map((g) => g.toString(16).padStart(4, '0')).join(':')];
+    // Compress each run of zero groups.
+    for (let i = 0; i < 8; i++) {
+      for (let j = i + 1; j <= 8; j++) {
+        if (groups.slice(i, j).every((g) => g === 0)) forms.push(`${hex.slice(0, i).join(':')}::${hex.slice(j).join(':')}`);
+      }
+    }
+    const text = forms[pick % forms.length];
+    return { groups, text: upper ? text.toUpperCase() : text };
+  });
+
+  it('reads every plain IPv6 spelling to the value and canonical text ipaddr.js gives (property)', () => {
+    fc.assert(
+      fc.property(spelled, ({ groups, text }) => {
+        const a = new AddressReader().read(text);
+        const expected = ipaddr.IPv6.parse(text);
+        expect(expected.parts).toEqual(groups);
+        expect(a).toEqual({ family: 6, value: groups.reduce((v, g) => (v << 16n) | BigInt(g), 0n), text: expected.toRFC5952String() });
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('accepts exactly what ipaddr.js and the dotted-quad rule accept, on random text (property)', () => {
+    const token = fc.array(fc.constantFrom('0', '1', '9', 'a', 'f', 'F', 'g', ':', '::', '.', '255', '256', '01', 'ffff', '12345', '%', ' '), { minLength: 1, maxLength: 12 }).map((t) => t.join(''));
+    fc.assert(
+      fc.property(token, (text) => {
+        const got = new AddressReader().read(text);
+        let expected: { family: number; value: bigint } | undefined;
+        if (/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(text)) {
+          const octets = text.split('.');
+          if (octets.every((o) => Number(o) <= 255 && !(o.length > 1 && o[0] === '0'))) expected = { family: 4, value: octets.reduce((v, o) => (v << 8n) | BigInt(o), 0n) };
+        } else if (text.includes(':') && !text.includes('%')) {
+          try {
+            expected = { family: 6, value: ipaddr.IPv6.parse(text).parts.reduce((v, g) => (v << 16n) | BigInt(g), 0n) };
+          } catch {
+            expected = undefined;
+          }
+        }
+        expect(got === undefined ? undefined : { family: got.family, value: got.value }).toEqual(expected);
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 
@@ -387,6 +479,26 @@ describe('the proposal', () => {
     const { observed } = await run([{ name: 'gen', kind: 'kernel', lines: many() }]);
     const [f] = observed.flows.flowsOf('host');
     expect({ records: f.records, distinct: f.distinctRemotes, samples: f.samples.length }).toEqual({ records: 100000, distinct: 200, samples: 3 });
+  });
+
+  it('bytes in chunks split anywhere (inside a line, a UTF-8 character or a CRLF) read as the same lines (property)', async () => {
+    const text = `${DMESG.slice(0, 8).join('\r\n')}\nnot ours: é ü\r\n${V2[3]}\n\n${DMESG[9]}`;
+    const bytes = Buffer.from(text, 'utf8');
+    const asLines = JSON.parse(renderJson(...(await (async () => {
+      const r = await run([{ name: 'x', kind: 'kernel', lines: text.split('\n') }]);
+      return [r.observed, r.proposal, undefined] as const;
+    })())));
+    await fc.assert(
+      fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: bytes.length - 1 }), { maxLength: 12 }), async (cuts) => {
+        const at = [0, ...cuts.sort((a, b) => a - b), bytes.length];
+        async function* chunks(): AsyncGenerator<Uint8Array> {
+          for (let i = 1; i < at.length; i++) yield bytes.subarray(at[i - 1], at[i]);
+        }
+        const r = await run([{ name: 'x', kind: 'kernel', bytes: chunks() }]);
+        expect(JSON.parse(renderJson(r.observed, r.proposal, undefined))).toEqual(asLines);
+      }),
+      { numRuns: 100 },
+    );
   });
 });
 

@@ -7,7 +7,6 @@
  * --against traffic that would break when enforced); 2 bad usage or unreadable input.
  */
 import * as fs from 'fs';
-import { StringDecoder } from 'string_decoder';
 import { Command, Option } from 'commander';
 import { TwinwallError } from '../../lib/errors';
 import { checkStacks } from '../../lib/check';
@@ -70,11 +69,11 @@ function splitSource(spec: string): { host?: string; file: string } {
 }
 
 /**
- * The text of a file or stdin, in chunks. The file is checked now (so a typo is bad usage before
- * anything is read) but opened only when read: inputs are read one after another, and an
- * early-opened stream would fill memory while it waits.
+ * The bytes of a file or stdin, in chunks of up to 1 MiB (a file's chunks are one buffer, reused). The file is checked now (so a typo is
+ * bad usage before anything is read) but opened only when read: inputs are read one after another,
+ * and an early-opened stream would fill memory while it waits.
  */
-function chunks(file: string, io: LearnIo): AsyncIterable<string> {
+function bytes(file: string, io: LearnIo): AsyncIterable<Uint8Array | string> {
   if (file !== '-') {
     try {
       const st = fs.statSync(file);
@@ -87,14 +86,21 @@ function chunks(file: string, io: LearnIo): AsyncIterable<string> {
   }
   return {
     async *[Symbol.asyncIterator]() {
-      const input = file === '-' ? (io.stdin ?? process.stdin) : fs.createReadStream(file, { highWaterMark: 1 << 16 });
-      const decoder = new StringDecoder('utf8');
+      if (file === '-') {
+        for await (const chunk of io.stdin ?? process.stdin) yield chunk as Uint8Array | string;
+        return;
+      }
+      // One buffer, read into again and again: learn is done with a chunk before it asks for the next.
+      const handle = await fs.promises.open(file, 'r');
+      const buffer = Buffer.allocUnsafe(1 << 20);
       try {
-        for await (const chunk of input) yield typeof chunk === 'string' ? chunk : decoder.write(chunk as Buffer);
-        const tail = decoder.end();
-        if (tail !== '') yield tail;
+        for (;;) {
+          const { bytesRead } = await handle.read(buffer, 0, buffer.length, null);
+          if (bytesRead === 0) break;
+          yield buffer.subarray(0, bytesRead);
+        }
       } finally {
-        if (file !== '-') (input as fs.ReadStream).destroy();
+        await handle.close();
       }
     },
   };
@@ -138,7 +144,7 @@ export function registerLearn(program: Command, io: LearnIo = defaultIo): Comman
       ] as const) {
         for (const spec of specs) {
           const { host, file } = splitSource(spec);
-          inputs.push({ name: file === '-' ? '(stdin)' : file, kind, chunks: chunks(file, io), ...(host !== undefined ? { host } : {}), ...(kind === 'flow' && opts.flowLogFormat !== undefined ? { flowLogFormat: opts.flowLogFormat } : {}) });
+          inputs.push({ name: file === '-' ? '(stdin)' : file, kind, bytes: bytes(file, io), ...(host !== undefined ? { host } : {}), ...(kind === 'flow' && opts.flowLogFormat !== undefined ? { flowLogFormat: opts.flowLogFormat } : {}) });
         }
       }
       if (inputs.length === 0) throw new UsageError('give at least one --from-kernel-log FILE or --from-flow-logs FILE ("-" reads stdin)');

@@ -98,7 +98,7 @@ function observedBox(f: FlowStats, family: Family): Box | undefined {
   if (proto === undefined || f.manyPorts) return undefined;
   const r = f.remotes[family];
   const bits = familyBits(family);
-  const intervals: [bigint, bigint][] = [...r.points.values()].map((p) => [p, p]);
+  const intervals: [bigint, bigint][] = r.pointValues().map((p) => [p, p]);
   for (const c of r.blockCidrs()) intervals.push([c.first, c.last]);
   if (intervals.length === 0) return undefined;
   const remote = IntervalSet.from(intervals);

@@ -23,6 +23,7 @@ import { checkName } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
 import { DEFAULT_WIDEST_PREFIX, FlowReason, FlowStats } from './aggregate';
 import { coverAddresses } from './cover';
+import { keyValue } from './observation';
 import { Observed } from './read';
 
 export interface ProposeOptions {
@@ -190,23 +191,39 @@ interface FamilyCover {
   readonly spread: boolean;
 }
 
+/** Covers of one flow's remote addresses, per settings (propose asks for the same flow's cover several times). */
+const COVERS = new WeakMap<FlowStats, { readonly settings: Settings; readonly covers: FamilyCover[] }>();
+
 /** Remote addresses of several flows together, covered per family. */
 function coverByFamily(flows: readonly FlowStats[], s: Settings): FamilyCover[] {
+  if (flows.length === 1) {
+    const hit = COVERS.get(flows[0]);
+    if (hit && hit.settings === s) return hit.covers;
+  }
   const out: FamilyCover[] = [];
   for (const family of [4, 6] as Family[]) {
-    const points = new Set<bigint>();
+    // Each flow's points are distinct already; several flows are merged by address key.
+    let points: Iterable<bigint>;
+    if (flows.length === 1) points = flows[0].remotes[family].pointValues();
+    else {
+      const merged = new Set<number | string>();
+      for (const f of flows) for (const k of f.remotes[family].points) merged.add(k);
+      points = [...merged].map(keyValue);
+    }
     const blocks: Cidr[] = [];
     let overflow = 0;
+    let any = false;
     for (const f of flows) {
       const r = f.remotes[family];
-      for (const p of r.points.values()) points.add(p);
+      if (r.points.size > 0) any = true;
       blocks.push(...r.blockCidrs());
       overflow += r.overflow;
     }
-    if (points.size === 0 && blocks.length === 0) continue;
+    if (!any && blocks.length === 0) continue;
     const c = coverAddresses(family, points, blocks, { widestPrefix: s.widestPrefix[family], maxBlocks: s.maxBlocks });
     out.push({ family, cidrs: [...c.cidrs], widened: c.widened, spread: c.spread || overflow > 0 });
   }
+  if (flows.length === 1) COVERS.set(flows[0], { settings: s, covers: out });
   return out;
 }
 

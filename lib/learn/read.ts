@@ -1,14 +1,16 @@
 /**
- * Reading inputs: each input is an (async) iterable of lines, consumed once, line by line, into
- * the aggregator. Nothing is kept per line except bounded samples of problems, so memory stays
- * flat however long the input is.
+ * Reading inputs: each input is bytes in chunks (a file, stdin) or an (async) iterable of lines,
+ * consumed once, line by line, into the aggregator. A line is parsed where it lies in the chunk
+ * into one reused record; nothing is kept per line except bounded samples of problems, so memory
+ * stays flat however long the input is, and time is linear in it.
  */
 import { Cidr } from '../address';
 import { TwinwallError } from '../errors';
 import { AggregateOptions, Aggregator } from './aggregate';
 import { FlowLogReader } from './flow-log';
-import { KernelLineContext, parseKernelLine } from './kernel-log';
-import { AddressReader, LineRef, LineResult } from './observation';
+import { KernelLogReader } from './kernel-log';
+import { LineSplitter } from './lines';
+import { AddressReader, LINE, LineReader, LineRecord } from './observation';
 
 export type InputKind = 'kernel' | 'flow';
 
@@ -18,8 +20,8 @@ export interface LearnInput {
   readonly kind: InputKind;
   /** The input line by line … */
   readonly lines?: AsyncIterable<string> | Iterable<string>;
-  /** … or as text chunks split anywhere (a file stream read as UTF-8): one await per chunk, not per line. */
-  readonly chunks?: AsyncIterable<string>;
+  /** … or as bytes (UTF-8) in chunks split anywhere, as a file or stdin is read: one await per chunk, not per line. */
+  readonly bytes?: AsyncIterable<Uint8Array | string>;
   /** Every line of this input belongs to this host (the input was given as HOST=FILE). */
   readonly host?: string;
   /** Flow logs only: the format string or header line, when the input has no header. */
@@ -81,10 +83,18 @@ function tally(): ProblemTally {
   return { count: 0, first: [], reasons: {} };
 }
 
-function note(t: ProblemTally, ref: Omit<LineRef, 'text'> & { text: string }, why: string, keep: number): void {
+/** Distinct reasons kept per tally; the rest are counted together. */
+const REASONS_KEPT = 64;
+const OTHER_REASONS = '(other reasons)';
+
+function note(t: ProblemTally, source: string, line: number, text: () => string, why: string, keep: number): void {
   t.count++;
-  t.reasons[why] = (t.reasons[why] ?? 0) + 1;
-  if (t.first.length < keep) t.first.push({ source: ref.source, line: ref.line, why, text: ref.text.length > 300 ? `${ref.text.slice(0, 297)}...` : ref.text });
+  const reason = why in t.reasons || Object.keys(t.reasons).length < REASONS_KEPT ? why : OTHER_REASONS;
+  t.reasons[reason] = (t.reasons[reason] ?? 0) + 1;
+  if (t.first.length < keep) {
+    const full = text();
+    t.first.push({ source, line, why, text: full.length > 300 ? `${full.slice(0, 297)}...` : full });
+  }
 }
 
 /**
@@ -105,6 +115,7 @@ export async function readInputs(inputs: readonly LearnInput[], options: ReadOpt
   const observed: Observed = { inputs: [], malformed: tally(), foreign: tally(), unattributed: tally(), flows: aggregator };
   const defaultHost = options.defaultHost ?? 'host';
 
+  const rec = new LineRecord();
   for (const input of inputs) {
     const summary: InputSummary = { name: input.name, kind: input.kind, lines: 0, observations: 0, foreign: 0, malformed: 0, skipped: 0, unattributed: 0 };
     (observed.inputs as InputSummary[]).push(summary);
@@ -120,72 +131,55 @@ export async function readInputs(inputs: readonly LearnInput[], options: ReadOpt
             addresses,
           })
         : undefined;
-    const handle = (result: LineResult | { kind: 'held' }, ref: { source: string; line: number; text: string }): void => {
-      switch (result.kind) {
-        case 'observation':
+    flowReader?.onRelease({
+      observation: (r) => {
+        summary.observations++;
+        aggregator.addRecord(r);
+      },
+      unattributed: (r, why) => {
+        summary.unattributed++;
+        note(observed.unattributed, r.source, r.line, () => r.text(), why, keep);
+      },
+    });
+    const reader: LineReader = flowReader ?? new KernelLogReader({ source: input.name, defaultHost, addresses, ...(input.host !== undefined ? { forceHost: input.host } : {}) });
+    let n = 0;
+    const text = (): string => rec.text();
+    const line = (buf: Uint8Array, start: number, end: number): void => {
+      n++;
+      const kind = reader.read(buf, start, end > start && buf[end - 1] === 13 ? end - 1 : end, n, rec);
+      switch (kind) {
+        case LINE.observation:
           summary.observations++;
-          aggregator.add(result.observation);
+          aggregator.addRecord(rec);
           break;
-        case 'foreign':
+        case LINE.foreign:
           summary.foreign++;
-          note(observed.foreign, ref, result.why, keep);
+          note(observed.foreign, input.name, n, text, reader.why, keep);
           break;
-        case 'malformed':
+        case LINE.malformed:
           summary.malformed++;
-          note(observed.malformed, ref, result.why, keep);
+          note(observed.malformed, input.name, n, text, reader.why, keep);
           break;
-        case 'skipped':
+        case LINE.skipped:
           summary.skipped++;
           break;
-        case 'held':
+        default:
           break;
       }
     };
-    const flowEvents = (events: ReturnType<FlowLogReader['finish']>): void => {
-      for (const e of events) {
-        if (e.kind === 'observation') {
-          summary.observations++;
-          aggregator.add(e.observation);
-        } else {
-          summary.unattributed++;
-          note(observed.unattributed, e.ref, e.why, keep);
-        }
-      }
-    };
-    let n = 0;
-    // One context per input, its line number updated as lines go by (no object per line).
-    const kctx: { -readonly [K in keyof KernelLineContext]: KernelLineContext[K] } = { source: input.name, line: 0, defaultHost, addresses, ...(input.host !== undefined ? { forceHost: input.host } : {}) };
-    const one = (raw: string): void => {
-      n++;
-      const text = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
-      let result: LineResult | { kind: 'held' };
-      if (flowReader) {
-        const pushed = flowReader.push(text, n);
-        result = pushed.result;
-        if (pushed.events.length > 0) flowEvents(pushed.events);
-      } else {
-        kctx.line = n;
-        result = parseKernelLine(text, kctx);
-      }
-      if (result.kind === 'observation') {
-        summary.observations++;
-        aggregator.add(result.observation);
-      } else handle(result, { source: input.name, line: n, text });
-    };
-    if (input.chunks !== undefined) {
-      let rest = '';
-      for await (const chunk of input.chunks) {
-        const parts = (rest + chunk).split('\n');
-        rest = parts.pop() as string;
-        for (const part of parts) one(part);
-      }
-      if (rest !== '') one(rest);
-    } else if (input.lines !== undefined && Symbol.iterator in input.lines) {
-      for (const raw of input.lines as Iterable<string>) one(raw);
+    if (input.bytes !== undefined) {
+      const splitter = new LineSplitter(line);
+      for await (const chunk of input.bytes) splitter.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
+      splitter.end();
     } else if (input.lines !== undefined) {
-      for await (const raw of input.lines) one(raw);
+      const one = (raw: string): void => {
+        const buf = Buffer.from(raw, 'utf8');
+        line(buf, 0, buf.length);
+      };
+      if (Symbol.iterator in input.lines) for (const raw of input.lines as Iterable<string>) one(raw);
+      else for await (const raw of input.lines) one(raw);
     }
-    if (flowReader) flowEvents(flowReader.finish());
+    flowReader?.release();
     summary.lines = n;
   }
   return observed;
