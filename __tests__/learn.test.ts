@@ -52,6 +52,8 @@ function observation(text: string, over: Partial<Parameters<typeof parseKernelLi
   return r.observation;
 }
 
+const cli = (args: string[]) => learnCli(args);
+
 async function run(inputs: LearnInput[], options: LearnOptions = {}) {
   return learn(inputs, options);
 }
@@ -502,6 +504,53 @@ describe('the proposal', () => {
   });
 });
 
+describe('hostile lines', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-learn-long-'));
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ok = (n: number) => kline('ingress', `192.0.2.${n}`, '203.0.113.20', 'TCP', 443);
+  /** A line that starts like ours and goes on for megabytes. */
+  const long = (mb: number) => `${ok(99).slice(0, 60)}${'SRC=198.51.100.7 '.repeat(Math.ceil((mb * 1048576) / 17))}`;
+
+  it('a multi-megabyte line is skipped unread, counted and listed, and the lines around it keep their numbers', async () => {
+    const file = path.join(dir, 'long.log');
+    // Line 2 is 5 MB (it spans several 1 MiB reads); line 4, 3 MB, ends the file without a newline.
+    fs.writeFileSync(file, [ok(1), long(5), ok(3), long(3)].join('\n'));
+    const r = await cli(['--from-kernel-log', file, '--host', 'web', '--format', 'json']);
+    expect(r.err).toBe('twinwall learn: 4 lines, 1 host, 0 flagged, 2 lines over 65536 bytes skipped\n');
+    const doc = JSON.parse(r.out) as { inputs: { lines: number; observations: number; skipped: number }[]; problems: { oversized: { count: number; reasons: Record<string, number>; first: { line: number; text: string }[] } }; hosts: { flows: { evidence: { samples: { line: number }[] } }[] }[] };
+    expect(doc.inputs[0]).toMatchObject({ lines: 4, observations: 2, skipped: 2 });
+    expect(doc.problems.oversized.count).toBe(2);
+    expect(doc.problems.oversized.reasons).toEqual({ 'longer than 65,536 bytes': 2 });
+    expect(doc.problems.oversized.first.map((p) => p.line)).toEqual([2, 4]);
+    expect(doc.problems.oversized.first.every((p) => p.text.length === 300 && p.text.startsWith(long(0).slice(0, 60)))).toBe(true);
+    expect(doc.hosts[0].flows[0].evidence.samples.map((x) => x.line)).toEqual([1, 3]);
+    const md = await cli(['--from-kernel-log', file, '--host', 'web']);
+    expect(md.out).toContain('**Lines longer than 65,536 bytes, skipped unread: 2** (longer than 65,536 bytes: 2)');
+    expect(md.out).toContain(`- ${file}:2: longer than 65,536 bytes`);
+  });
+
+  it('holds to --max-line-bytes, and reads bytes in small chunks the same way', async () => {
+    const file = path.join(dir, 'cap.log');
+    fs.writeFileSync(file, `${ok(1)}\n${ok(2).padEnd(2000, ' ')}\n${ok(3)}\n`);
+    const r = await cli(['--from-kernel-log', file, '--host', 'web', '--max-line-bytes', '1024', '--format', 'json']);
+    expect(JSON.parse(r.out).problems.oversized).toMatchObject({ count: 1, first: [{ line: 2 }] });
+    const bytes = Buffer.from([ok(1), long(3), ok(3)].join('\n'));
+    async function* chunks(): AsyncGenerator<Uint8Array> {
+      for (let i = 0; i < bytes.length; i += 4096) yield bytes.subarray(i, i + 4096);
+    }
+    const { observed } = await run([{ name: 'x', kind: 'kernel', bytes: chunks(), host: 'web' }]);
+    expect({ lines: observed.inputs[0].lines, skipped: observed.inputs[0].skipped, observations: observed.inputs[0].observations, long: observed.oversized.first.map((p) => p.line) }).toEqual({ lines: 3, skipped: 1, observations: 2, long: [2] });
+    const lines = await run([{ name: 'x', kind: 'kernel', lines: [ok(1), long(1), ok(3)], host: 'web' }]);
+    expect(lines.observed.oversized.count).toBe(1);
+  });
+
+  it.each([
+    ['--max-line-bytes 100', ['--max-line-bytes', '100'], '--max-line-bytes 100 must be a whole number from 1024 to 67108864'],
+  ])('%s is bad usage', async (_name, args, message) => {
+    await expect(cli(['--from-kernel-log', path.join(FIXTURES, 'dmesg-audit.log'), ...args])).rejects.toThrow(message);
+  });
+});
+
 describe('--against the example app (golden synth JSON)', () => {
   const checks = checkStacks(loadStacks(path.join(__dirname, 'golden', 'synth', 'production.cdk.tf.json'))).hosts;
 
@@ -532,8 +581,6 @@ describe('--against the example app (golden synth JSON)', () => {
 describe('the command line', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-learn-cli-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-  const cli = (args: string[]) => learnCli(args);
 
   it('reads several inputs, names hosts, renders markdown, and exits 1 on flags', async () => {
     const r = await cli(['--from-kernel-log', `learnlab=${path.join(FIXTURES, 'dmesg-audit.log')}`, '--from-flow-logs', path.join(FIXTURES, 'flowlogs-custom.log'), '--scan-threshold', '10']);

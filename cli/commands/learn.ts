@@ -10,7 +10,7 @@ import * as fs from 'fs';
 import { Command, Option } from 'commander';
 import { TwinwallError } from '../../lib/errors';
 import { checkStacks } from '../../lib/check';
-import { AgainstHost, LearnInput, compareAgainst, learn, mailHosts, renderJson, renderMarkdown, renderTypeScript } from '../../lib/learn';
+import { AgainstHost, DEFAULT_MAX_LINE_BYTES, LearnInput, compareAgainst, learn, mailHosts, renderJson, renderMarkdown, renderTypeScript } from '../../lib/learn';
 import { UsageError, loadStacks } from '../artefacts';
 
 export interface LearnIo {
@@ -43,6 +43,7 @@ interface LearnFlags {
   maxBlocks: number;
   scanThreshold: number;
   samples: number;
+  maxLineBytes: number;
   importFrom: string;
   audit: boolean;
   output?: string;
@@ -131,6 +132,7 @@ export function registerLearn(program: Command, io: LearnIo = defaultIo): Comman
     .addOption(new Option('--max-blocks <n>', 'most address blocks per learned peer list').default(16).argParser(integer('--max-blocks', 1, 1000)))
     .addOption(new Option('--scan-threshold <n>', 'distinct destinations on one egress port that make it a scan').default(32).argParser(integer('--scan-threshold', 2, 1000000)))
     .addOption(new Option('--samples <n>', 'sample lines kept per flow as evidence').default(3).argParser(integer('--samples', 0, 100)))
+    .addOption(new Option('--max-line-bytes <n>', 'longest line read; a longer one is skipped unread and listed in the report').default(DEFAULT_MAX_LINE_BYTES).argParser(integer('--max-line-bytes', 1024, 1 << 26)))
     .option('--import-from <module>', 'module the TypeScript proposal imports twinwall from', 'twinwall')
     .option('--no-audit', 'propose the policy without { audit: true }')
     .option('--output <file>', 'write the output to a file instead of stdout')
@@ -166,6 +168,7 @@ export function registerLearn(program: Command, io: LearnIo = defaultIo): Comman
           maxBlocks: opts.maxBlocks,
           scanThreshold: opts.scanThreshold,
           samples: opts.samples,
+          maxLineBytes: opts.maxLineBytes,
           ...(checks ? { mailHosts: mailHosts(checks) } : {}),
         });
       } catch (e) {
@@ -187,8 +190,9 @@ export function registerLearn(program: Command, io: LearnIo = defaultIo): Comman
       const flags = proposal.hosts.reduce((n, h) => n + h.flags.length, 0);
       const blocked = (against ?? []).reduce((n, a) => n + a.blocked.length, 0);
       const problems = observed.malformed.count + observed.unattributed.count;
+      const long = observed.oversized.count;
       io.err(
-        `twinwall learn: ${observed.inputs.reduce((n, i) => n + i.lines, 0)} lines, ${proposal.hosts.length} host${proposal.hosts.length === 1 ? '' : 's'}, ${flags} flagged${against ? `, ${blocked} observed but not allowed` : ''}${problems > 0 ? `, ${problems} line${problems === 1 ? '' : 's'} unreadable (listed in the report)` : ''}\n`,
+        `twinwall learn: ${observed.inputs.reduce((n, i) => n + i.lines, 0)} lines, ${proposal.hosts.length} host${proposal.hosts.length === 1 ? '' : 's'}, ${flags} flagged${against ? `, ${blocked} observed but not allowed` : ''}${problems > 0 ? `, ${problems} line${problems === 1 ? '' : 's'} unreadable (listed in the report)` : ''}${long > 0 ? `, ${long} line${long === 1 ? '' : 's'} over ${observed.maxLineBytes} bytes skipped` : ''}\n`,
       );
       io.setExit(flags > 0 || blocked > 0 ? 1 : 0);
     });

@@ -10,6 +10,7 @@ import { AggregateOptions, Aggregator } from './aggregate';
 import { FlowLogReader } from './flow-log';
 import { KernelLogReader } from './kernel-log';
 import { LineSplitter } from './lines';
+import { utf8 } from './bytes';
 import { AddressReader, LINE, LineReader, LineRecord } from './observation';
 
 export type InputKind = 'kernel' | 'flow';
@@ -39,7 +40,11 @@ export interface ReadOptions extends AggregateOptions {
   readonly problemLines?: number;
   /** Flow logs: records held back per interface while its address is being inferred (default 4096). */
   readonly holdBack?: number;
+  /** Longest line read, in bytes (default 65,536): a longer line is skipped unread and reported. */
+  readonly maxLineBytes?: number;
 }
+
+export const DEFAULT_MAX_LINE_BYTES = 65536;
 
 export interface LineProblem {
   readonly source: string;
@@ -76,6 +81,10 @@ export interface Observed {
   readonly foreign: ProblemTally;
   /** Flow-log records whose host address could not be told. */
   readonly unattributed: ProblemTally;
+  /** Lines longer than maxLineBytes: skipped unread (counted as skipped in their input). */
+  readonly oversized: ProblemTally;
+  /** The line cap they were held to. */
+  readonly maxLineBytes: number;
   readonly flows: Aggregator;
 }
 
@@ -112,7 +121,8 @@ export async function readInputs(inputs: readonly LearnInput[], options: ReadOpt
   const localCidrs = (options.localCidrs ?? []).map((c) => Cidr.of(c));
   const aggregator = new Aggregator(options, new Map(Object.entries(options.aliases ?? {})));
   const addresses = new AddressReader();
-  const observed: Observed = { inputs: [], malformed: tally(), foreign: tally(), unattributed: tally(), flows: aggregator };
+  const maxLineBytes = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+  const observed: Observed = { inputs: [], malformed: tally(), foreign: tally(), unattributed: tally(), oversized: tally(), maxLineBytes, flows: aggregator };
   const defaultHost = options.defaultHost ?? 'host';
 
   const rec = new LineRecord();
@@ -167,14 +177,21 @@ export async function readInputs(inputs: readonly LearnInput[], options: ReadOpt
           break;
       }
     };
+    const tooLong = (head: Uint8Array): void => {
+      n++;
+      summary.skipped++;
+      const shown = utf8(head, 0, head.length);
+      note(observed.oversized, input.name, n, () => `${shown.slice(0, 297)}...`, `longer than ${maxLineBytes.toLocaleString('en-US')} bytes`, keep);
+    };
     if (input.bytes !== undefined) {
-      const splitter = new LineSplitter(line);
+      const splitter = new LineSplitter(maxLineBytes, line, tooLong);
       for await (const chunk of input.bytes) splitter.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
       splitter.end();
     } else if (input.lines !== undefined) {
       const one = (raw: string): void => {
         const buf = Buffer.from(raw, 'utf8');
-        line(buf, 0, buf.length);
+        if (buf.length > maxLineBytes) tooLong(buf.subarray(0, 1200));
+        else line(buf, 0, buf.length);
       };
       if (Symbol.iterator in input.lines) for (const raw of input.lines as Iterable<string>) one(raw);
       else for await (const raw of input.lines) one(raw);

@@ -104,7 +104,7 @@ function tallyJson(t: ProblemTally): object {
 export function renderJson(observed: Observed, proposal: Proposal, against: readonly AgainstHost[] | undefined, options: RenderOptions = {}): string {
   const doc = {
     inputs: observed.inputs,
-    problems: { malformed: tallyJson(observed.malformed), foreign: tallyJson(observed.foreign), unattributed: tallyJson(observed.unattributed) },
+    problems: { malformed: tallyJson(observed.malformed), foreign: tallyJson(observed.foreign), unattributed: tallyJson(observed.unattributed), oversized: tallyJson(observed.oversized) },
     settings: proposal.settings,
     hosts: proposal.hosts.map((h) => ({ ...h, ...(against ? { against: against.find((a) => a.host === h.host || a.host === h.name) ?? null } : {}) })),
     ...(against ? { against } : {}),
@@ -128,7 +128,11 @@ export function renderMarkdown(observed: Observed, proposal: Proposal, against: 
   out.push('| input | kind | lines | observations | foreign | malformed | skipped | unattributed |', '|---|---|---:|---:|---:|---:|---:|---:|');
   for (const i of observed.inputs) out.push(`| ${mdText(i.name)} | ${i.kind === 'kernel' ? 'kernel log' : 'flow log'} | ${i.lines} | ${i.observations} | ${i.foreign} | ${i.malformed} | ${i.skipped} | ${i.unattributed} |`);
   out.push('');
-  out.push(...problems('Malformed lines', observed.malformed), ...problems('Unattributed flow-log records', observed.unattributed));
+  out.push(
+    ...problems('Malformed lines', observed.malformed),
+    ...problems('Unattributed flow-log records', observed.unattributed),
+    ...problems(`Lines longer than ${observed.maxLineBytes.toLocaleString('en-US')} bytes, skipped unread`, observed.oversized),
+  );
   if (observed.foreign.count > 0) out.push(`Foreign lines (not twinwall's, ignored): ${observed.foreign.count} (${mdText(Object.entries(observed.foreign.reasons).map(([r, n]) => `${r}: ${n}`).join('; '))}).`, '');
   const s = proposal.settings;
   out.push(`Settings: widest prefix /${s.widestPrefix[4]} (IPv4), /${s.widestPrefix[6]} (IPv6); at most ${s.maxBlocks} blocks per peer list; a scan is ${s.scanThreshold}+ destinations on one port.`, '');
