@@ -608,7 +608,7 @@ describe('the command line', () => {
   });
 
   it.each([
-    [[], 'give at least one --from-kernel-log FILE or --from-flow-logs FILE'],
+    [[], 'give at least one --from-kernel-log FILE, --from-flow-logs FILE or --from-query-result FILE'],
     [['--from-kernel-log', '/nonexistent/kern.log'], 'cannot read /nonexistent/kern.log: ENOENT'],
     [['--from-kernel-log', '-', '--from-flow-logs', '-'], 'standard input ("-") can be read only once'],
     [['--from-kernel-log', path.join(FIXTURES, 'dmesg-audit.log'), '--alias', 'nonsense'], '--alias nonsense must be FROM=TO'],

@@ -74,6 +74,8 @@ export const ERROR_CODES = {
   LEARN_NO_INPUT: 'TW271',
   /** A VPC Flow Logs format (header line or --flow-log-format) that learn cannot use. */
   FLOW_LOG_FORMAT_INVALID: 'TW272',
+  /** A table name or time for `learn --query` that cannot be put in a query (it is never passed on as typed). */
+  QUERY_OPTION_INVALID: 'TW273',
   /** A synthesized Terraform JSON document holds a value of the wrong JSON type (null, an array where an object belongs …). */
   ARTEFACT_SHAPE: 'TW291',
 } as const;

@@ -10,7 +10,8 @@ import * as fs from 'fs';
 import { Command, Option } from 'commander';
 import { TwinwallError } from '../../lib/errors';
 import { checkStacks } from '../../lib/check';
-import { AgainstHost, DEFAULT_MAX_LINE_BYTES, LearnInput, compareAgainst, learn, mailHosts, renderJson, renderMarkdown, renderTypeScript } from '../../lib/learn';
+import { Cidr } from '../../lib/address';
+import { AgainstHost, DEFAULT_MAX_LINE_BYTES, LearnInput, athenaQuery, compareAgainst, learn, logsInsightsQuery, mailHosts, queryTime, renderJson, renderMarkdown, renderTypeScript } from '../../lib/learn';
 import { UsageError, loadStacks } from '../artefacts';
 
 export interface LearnIo {
@@ -32,6 +33,12 @@ const defaultIo: LearnIo = {
 interface LearnFlags {
   fromKernelLog: string[];
   fromFlowLogs: string[];
+  fromQueryResult: string[];
+  query?: 'athena' | 'logs-insights';
+  table?: string;
+  since?: string;
+  until?: string;
+  whereCidr: string[];
   flowLogFormat?: string;
   against?: string;
   format: 'ts' | 'json' | 'markdown';
@@ -107,6 +114,18 @@ function bytes(file: string, io: LearnIo): AsyncIterable<Uint8Array | string> {
   };
 }
 
+function write(text: string, output: string | undefined, io: LearnIo): void {
+  if (output === undefined) {
+    io.out(text);
+    return;
+  }
+  try {
+    fs.writeFileSync(output, text);
+  } catch (e) {
+    throw new UsageError(`cannot write ${output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 function usage(e: unknown): never {
   if (e instanceof TwinwallError) throw new UsageError(`${e.code} ${e.errorName}: ${e.problem} ${e.fix}`.replace(/\s+/g, ' '));
   throw e;
@@ -117,11 +136,17 @@ export function registerLearn(program: Command, io: LearnIo = defaultIo): Comman
   return program
     .command('learn')
     .description(
-      'Learn before you lock: read the kernel LOG lines of audit-mode hosts and/or VPC Flow Logs, propose a policy per host (roles and custom flows, each with its evidence), and flag what must not become a rule (scans, SMTP from non-mail hosts, metadata access by non-root users, forged sources). Exit 1 when anything is flagged (or, with --against, when observed traffic would break).',
+      'Learn before you lock: read the kernel LOG lines of audit-mode hosts and/or VPC Flow Logs (files, or the CSV result of the query --query prints for Athena or CloudWatch Logs Insights, to aggregate a fleet\'s flow logs where they are), propose a policy per host (roles and custom flows, each with its evidence), and flag what must not become a rule (scans, SMTP from non-mail hosts, metadata access by non-root users, forged sources). Exit 1 when anything is flagged (or, with --against, when observed traffic would break).',
     )
     .addOption(new Option('--from-kernel-log <[host=]file>', 'kernel log: dmesg, journalctl -k, /var/log/kern.log or syslog output ("-" for stdin); repeatable').default([]).argParser(collect))
     .addOption(new Option('--from-flow-logs <[host=]file>', 'VPC Flow Logs records (default version-2 format, or the format of a header line); repeatable').default([]).argParser(collect))
-    .option('--flow-log-format <format>', 'flow-log format for inputs without a header line, e.g. "${version} ${interface-id} ${srcaddr} …"')
+    .addOption(new Option('--from-query-result <[host=]file>', 'the CSV result of the query --query prints, from Athena or Logs Insights; repeatable').default([]).argParser(collect))
+    .option('--flow-log-format <format>', 'flow-log format for inputs without a header line (and of the log group, for --query logs-insights), e.g. "${version} ${interface-id} ${srcaddr} …"')
+    .addOption(new Option('--query <engine>', 'print the aggregation as a query to run where the flow logs are, instead of reading logs: athena (Trino SQL over the table AWS documents for flow logs) or logs-insights (CloudWatch Logs Insights); read its CSV result with --from-query-result').choices(['athena', 'logs-insights']))
+    .option('--table <name>', 'with --query athena: the flow-logs table (default vpc_flow_logs; [catalog.]database.table)')
+    .option('--since <time>', 'with --query: records starting at or after this date (YYYY-MM-DD, UTC) or ISO 8601 time with a zone')
+    .option('--until <time>', 'with --query: records starting before this date or time')
+    .addOption(new Option('--where-cidr <cidr>', 'with --query: only records to or from this block; repeatable').default([]).argParser(collect))
     .option('--against <dir>', 'compare with the synthesized app (cdktf.out, a stack directory or a cdk.tf.json)')
     .addOption(new Option('--format <format>', 'output format').choices(['ts', 'json', 'markdown']).default('markdown'))
     .option('--host <name>', 'host name for lines that name none (dmesg output)')
@@ -137,19 +162,44 @@ export function registerLearn(program: Command, io: LearnIo = defaultIo): Comman
     .option('--no-audit', 'propose the policy without { audit: true }')
     .option('--output <file>', 'write the output to a file instead of stdout')
     .action(async (opts: LearnFlags) => {
+      if (opts.query !== undefined) {
+        if (opts.fromKernelLog.length + opts.fromFlowLogs.length + opts.fromQueryResult.length > 0) throw new UsageError('--query prints a query to run where the logs are; it reads no logs (drop the --from-… options)');
+        if (opts.query === 'logs-insights' && opts.table !== undefined) throw new UsageError('--table names an Athena table; a Logs Insights query runs on the log groups you select');
+        let text: string;
+        try {
+          const options = {
+            ...(opts.table !== undefined ? { table: opts.table } : {}),
+            ...(opts.since !== undefined ? { since: queryTime(opts.since, '--since') } : {}),
+            ...(opts.until !== undefined ? { until: queryTime(opts.until, '--until') } : {}),
+            cidrs: opts.whereCidr.map((c) => Cidr.of(c)),
+            ...(opts.flowLogFormat !== undefined ? { format: opts.flowLogFormat } : {}),
+          };
+          text = opts.query === 'athena' ? athenaQuery(options) : logsInsightsQuery(options);
+        } catch (e) {
+          usage(e);
+        }
+        write(text, opts.output, io);
+        io.err(`twinwall learn: ${opts.query === 'athena' ? 'Athena' : 'Logs Insights'} query written; run it, save the result as CSV, then: twinwall learn --from-query-result RESULT.csv\n`);
+        io.setExit(0);
+        return;
+      }
+      const queryOnly = [['--table', opts.table], ['--since', opts.since], ['--until', opts.until]].filter(([, v]) => v !== undefined).map(([f]) => f as string);
+      if (opts.whereCidr.length > 0) queryOnly.push('--where-cidr');
+      if (queryOnly.length > 0) throw new UsageError(`${queryOnly.join(', ')} ${queryOnly.length === 1 ? 'goes' : 'go'} with --query (they select records in the query, not in files learn reads)`);
       const inputs: LearnInput[] = [];
-      const stdinUses = [...opts.fromKernelLog, ...opts.fromFlowLogs].filter((s) => s === '-' || s.endsWith('=-')).length;
+      const stdinUses = [...opts.fromKernelLog, ...opts.fromFlowLogs, ...opts.fromQueryResult].filter((s) => s === '-' || s.endsWith('=-')).length;
       if (stdinUses > 1) throw new UsageError('standard input ("-") can be read only once');
       for (const [kind, specs] of [
         ['kernel', opts.fromKernelLog],
         ['flow', opts.fromFlowLogs],
+        ['query', opts.fromQueryResult],
       ] as const) {
         for (const spec of specs) {
           const { host, file } = splitSource(spec);
           inputs.push({ name: file === '-' ? '(stdin)' : file, kind, bytes: bytes(file, io), ...(host !== undefined ? { host } : {}), ...(kind === 'flow' && opts.flowLogFormat !== undefined ? { flowLogFormat: opts.flowLogFormat } : {}) });
         }
       }
-      if (inputs.length === 0) throw new UsageError('give at least one --from-kernel-log FILE or --from-flow-logs FILE ("-" reads stdin)');
+      if (inputs.length === 0) throw new UsageError('give at least one --from-kernel-log FILE, --from-flow-logs FILE or --from-query-result FILE ("-" reads stdin), or --query athena|logs-insights');
       const aliases: Record<string, string> = {};
       for (const a of opts.alias) {
         const eq = a.indexOf('=');
@@ -180,13 +230,7 @@ export function registerLearn(program: Command, io: LearnIo = defaultIo): Comman
       const render = { importFrom: opts.importFrom, audit: opts.audit };
       const text =
         opts.format === 'ts' ? renderTypeScript(proposal, render) : opts.format === 'json' ? renderJson(observed, proposal, against, render) : renderMarkdown(observed, proposal, against, render);
-      if (opts.output !== undefined) {
-        try {
-          fs.writeFileSync(opts.output, text);
-        } catch (e) {
-          throw new UsageError(`cannot write ${opts.output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-        }
-      } else io.out(text);
+      write(text, opts.output, io);
       const flags = proposal.hosts.reduce((n, h) => n + h.flags.length, 0);
       const blocked = (against ?? []).reduce((n, a) => n + a.blocked.length, 0);
       const problems = observed.malformed.count + observed.unattributed.count;

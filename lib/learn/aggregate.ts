@@ -156,20 +156,22 @@ export class FlowStats {
 
   public add(r: LineRecord): void {
     const m = r.moment;
+    const latest = r.ranged ? r.until : m;
+    const w = r.weight;
     if (this.records === 0) {
       this.firstSeen.copy(m);
-      this.lastSeen.copy(m);
+      this.lastSeen.copy(latest);
     } else {
       // Without comparable clocks, input order decides: the first line read is first.
       if ((momentOrder(m, this.firstSeen) ?? 0) < 0) this.firstSeen.copy(m);
-      if ((momentOrder(m, this.lastSeen) ?? 1) >= 0) this.lastSeen.copy(m);
+      if ((momentOrder(latest, this.lastSeen) ?? 1) >= 0) this.lastSeen.copy(latest);
     }
-    this.records++;
-    if (r.reason === 'flowlog') this.fromFlowLogs++;
+    this.records += w;
+    if (r.reason === 'flowlog') this.fromFlowLogs += w;
     this.packets += r.packets;
     if (r.bytes > 0) this.bytes += r.bytes;
-    if (r.rejected) this.rejected++;
-    if (r.guessed) this.guessed++;
+    if (r.rejected) this.rejected += w;
+    if (r.guessed) this.guessed += w;
     if (r.kind === 'kernel') {
       // A kernel line repeating the previous line's connection is a retransmission, not a new flow.
       const src = r.src.key;
@@ -184,18 +186,18 @@ export class FlowStats {
       this.lastDport = r.dport;
     } else {
       // A flow-log record of the opening side is one flow (per capture window).
-      if (r.newFlow) this.flows++;
+      if (r.newFlow) this.flows += w;
       this.lastKernel = false;
     }
     if (this.samples.length < this.options.samples) this.samples.push({ source: r.source, line: r.line, text: r.text() });
-    if (r.uid >= 0 && (this.uids.has(r.uid) || this.uids.size < 16)) this.uids.set(r.uid, (this.uids.get(r.uid) ?? 0) + 1);
+    if (r.uid >= 0 && (this.uids.has(r.uid) || this.uids.size < 16)) this.uids.set(r.uid, (this.uids.get(r.uid) ?? 0) + w);
     const v = this.verdicts.get(r.verdict);
-    if (v !== undefined) this.verdicts.set(r.verdict, v + 1);
-    else if (this.verdicts.size < 8) this.verdicts.set(r.verdict, 1);
+    if (v !== undefined) this.verdicts.set(r.verdict, v + w);
+    else if (this.verdicts.size < 8) this.verdicts.set(r.verdict, w);
     const local = r.local.key;
     if (!this.localKeys.has(local)) {
       if (this.localKeys.size < 8) this.localKeys.add(local);
-      else this.localsOverflow++;
+      else this.localsOverflow += w;
     }
     this.remotes[r.remote.family].add(r.remote);
   }

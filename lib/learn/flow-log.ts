@@ -104,9 +104,16 @@ interface HostState {
   local?: Set<number | string>;
   /** Records held back (copies owning their text). */
   held: LineRecord[];
+  /** The records they stand for (a query's row stands for several). */
+  weight: number;
   /** How many held records each address (key) is in. */
   counts: Map<number | string, number>;
 }
+
+/** flow-direction of a record: absent (or neither word), ingress, egress. */
+export const NO_DIRECTION = 0;
+export const INGRESS = 1;
+export const EGRESS = 2;
 
 /** One resolved record (observation) or a note about records that could not be attributed. */
 export type FlowLogEvent = { readonly kind: 'observation'; readonly observation: Observation } | { readonly kind: 'unattributed'; readonly ref: Observation['ref']; readonly why: string };
@@ -314,20 +321,38 @@ export class FlowLogReader implements LineReader {
     if (start_ >= 0) rec.moment.setIso(start_ * 1000);
     else rec.moment.clear();
 
-    // The host's own address: flow-direction, declared CIDRs, or inferred.
+    rec.weight = 1;
+    rec.code = -1;
+    rec.ranged = false;
+
+    let direction = NO_DIRECTION;
+    let pkt: Addr | undefined;
     if (x.direction >= 0) {
       const ds = this.starts[x.direction];
       const de = this.ends[x.direction];
-      const egress = bytesEqual(b, ds, de, 'egress');
-      if (egress || bytesEqual(b, ds, de, 'ingress')) {
-        if (egress && x.pktSrc >= 0 && addresses.readInto(b, this.starts[x.pktSrc], this.ends[x.pktSrc], this.pktSrc) && !this.pktSrc.equals(src)) {
-          spoof(rec, this.pktSrc);
-          return LINE.observation;
-        }
-        // The host's end is the destination of ingress records (the source when both are one address).
-        this.observe(rec, egress || src.equals(dst) ? 'src' : 'dst');
-        return LINE.observation;
-      }
+      direction = bytesEqual(b, ds, de, 'egress') ? EGRESS : bytesEqual(b, ds, de, 'ingress') ? INGRESS : NO_DIRECTION;
+      if (direction === EGRESS && x.pktSrc >= 0 && addresses.readInto(b, this.starts[x.pktSrc], this.ends[x.pktSrc], this.pktSrc)) pkt = this.pktSrc;
+    }
+    return this.place(rec, direction, pkt);
+  }
+
+  /**
+   * Attribute a record to its host's side and fill its observation fields: a forged source
+   * (egress with a pkt-srcaddr that is not the srcaddr), else the host's end by flow-direction, a
+   * declared block, or inference (held back until the host's address is known). Shared by the
+   * raw records and the rows of a query's result.
+   */
+  public place(rec: LineRecord, direction: number, pkt: Addr | undefined): LineKind {
+    const src = rec.src;
+    const dst = rec.dst;
+    if (direction === EGRESS && pkt !== undefined && !pkt.equals(src)) {
+      spoof(rec, pkt);
+      return LINE.observation;
+    }
+    if (direction !== NO_DIRECTION) {
+      // The host's end is the destination of ingress records (the source when both are one address).
+      this.observe(rec, direction === EGRESS || src.equals(dst) ? 'src' : 'dst');
+      return LINE.observation;
     }
     if (this.declared4.length + this.declared6.length > 0) {
       const srcLocal = this.isDeclared(src);
@@ -336,6 +361,7 @@ export class FlowLogReader implements LineReader {
         return LINE.observation;
       }
     }
+    const host = rec.host;
     const state = this.state(host, src.family);
     if (state.local) {
       const side = state.local.has(src.key) ? 'src' : state.local.has(dst.key) ? 'dst' : undefined;
@@ -344,8 +370,9 @@ export class FlowLogReader implements LineReader {
       return LINE.observation;
     }
     state.held.push(rec.clone());
-    state.counts.set(src.key, (state.counts.get(src.key) ?? 0) + 1);
-    state.counts.set(dst.key, (state.counts.get(dst.key) ?? 0) + 1);
+    state.weight += rec.weight;
+    state.counts.set(src.key, (state.counts.get(src.key) ?? 0) + rec.weight);
+    state.counts.set(dst.key, (state.counts.get(dst.key) ?? 0) + rec.weight);
     const held = state.held.length;
     if ((held & (held - 1)) === 0 || held >= this.holdBack) this.tryResolve(state, held >= this.holdBack);
     return LINE.held;
@@ -413,7 +440,7 @@ export class FlowLogReader implements LineReader {
     const i = family === 4 ? 0 : 1;
     let s = pair[i];
     if (!s) {
-      pair[i] = s = { host, held: [], counts: new Map() };
+      pair[i] = s = { host, held: [], weight: 0, counts: new Map() };
       this.states.push(s);
     }
     return s;
@@ -426,8 +453,8 @@ export class FlowLogReader implements LineReader {
    */
   private tryResolve(state: HostState, final: boolean): void {
     const host = state.host;
-    const n = state.held.length;
-    if (n === 0) return;
+    const n = state.weight;
+    if (state.held.length === 0) return;
     const ranked = [...state.counts.entries()].sort((a, b) => b[1] - a[1]);
     const everywhere = ranked.filter(([, c]) => c === n);
     let local: Set<number | string> | undefined;
@@ -445,12 +472,14 @@ export class FlowLogReader implements LineReader {
           ? `interface ${host} was only seen talking to one peer (${everywhere.map(([a]) => keyText(a)).join(' and ')}), so its own address is unknown; give --local CIDR or log the flow-direction field`
           : `cannot tell interface ${host}'s own address; give --local CIDR or log the flow-direction field`;
       state.held = [];
+      state.weight = 0;
       state.counts.clear();
       for (const h of held) this.sink.unattributed(h, why);
       return;
     }
     state.local = local;
     state.held = [];
+    state.weight = 0;
     state.counts.clear();
     for (const h of held) {
       const side = local.has(h.src.key) ? 'src' : local.has(h.dst.key) ? 'dst' : undefined;
@@ -507,7 +536,7 @@ function serverCode(protocol: SeenProtocol, sport: number, dport: number, flags:
 function observe(rec: LineRecord, localSide: 'src' | 'dst', srcOpened = true): void {
   const ports = rec.protocol === 'tcp' || rec.protocol === 'udp';
   // ICMP and other protocols: the first sender between the two addresses opened it.
-  const code = ports ? serverCode(rec.protocol, rec.sport, rec.dport, rec.flags) : srcOpened ? 2 : 3;
+  const code = ports ? (rec.code >= 0 ? rec.code : serverCode(rec.protocol, rec.sport, rec.dport, rec.flags)) : srcOpened ? 2 : 3;
   const serverDst = (code & 1) === 0;
   const opener = serverDst ? 'src' : 'dst';
   const srcLocal = localSide === 'src';

@@ -15,6 +15,7 @@ export * from './read';
 export * from './propose';
 export * from './render';
 export * from './against';
+export * from './query';
 
 export type LearnOptions = ReadOptions & ProposeOptions;
 

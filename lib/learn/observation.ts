@@ -337,7 +337,14 @@ export class LineRecord {
   public dport = -1;
   /** Flow logs: the tcp-flags field, -1 when absent. */
   public flags = -1;
+  /** Flow logs: who opened it, when already known (0 the source, 1 the destination, +2 guessed); -1 to work out from the ports. */
+  public code = -1;
+  /** How many records this one stands for (a row of a query's result: several). */
+  public weight = 1;
   public readonly moment = new Moment();
+  /** With `ranged`: the latest of the records it stands for (`moment` is the earliest). */
+  public readonly until = new Moment();
+  public ranged = false;
   /** The line: bytes [start, end) of buf, or text. */
   public buf: Uint8Array | undefined;
   public start = 0;
@@ -400,7 +407,11 @@ export class LineRecord {
     this.dst.set(o.dst);
     this.dport = o.dport;
     this.flags = o.flags;
+    this.code = o.code;
+    this.weight = o.weight;
     this.moment.copy(o.moment);
+    this.until.copy(o.until);
+    this.ranged = o.ranged;
     this.buf = o.buf;
     this.start = o.start;
     this.end = o.end;
@@ -461,6 +472,8 @@ export class LineRecord {
       this.dst.setSeen(o.connection.dst);
       this.dport = o.connection.dport ?? -1;
     }
+    this.weight = 1;
+    this.ranged = false;
     this.moment.setTime(o.time);
     this.moment.source = o.ref.source;
     this.moment.line = o.ref.line;

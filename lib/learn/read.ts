@@ -10,10 +10,12 @@ import { AggregateOptions, Aggregator } from './aggregate';
 import { FlowLogReader } from './flow-log';
 import { KernelLogReader } from './kernel-log';
 import { LineSplitter } from './lines';
+import { QueryResultReader } from './query';
 import { utf8 } from './bytes';
 import { AddressReader, LINE, LineReader, LineRecord } from './observation';
 
-export type InputKind = 'kernel' | 'flow';
+/** Kernel LOG lines, VPC Flow Logs records, or the CSV result of a query `learn --query` wrote. */
+export type InputKind = 'kernel' | 'flow' | 'query';
 
 export interface LearnInput {
   /** Name for reports and evidence: the file name, or "-" for stdin. */
@@ -130,7 +132,7 @@ export async function readInputs(inputs: readonly LearnInput[], options: ReadOpt
     const summary: InputSummary = { name: input.name, kind: input.kind, lines: 0, observations: 0, foreign: 0, malformed: 0, skipped: 0, unattributed: 0 };
     (observed.inputs as InputSummary[]).push(summary);
     const flowReader =
-      input.kind === 'flow'
+      input.kind !== 'kernel'
         ? new FlowLogReader({
             source: input.name,
             defaultHost,
@@ -151,7 +153,11 @@ export async function readInputs(inputs: readonly LearnInput[], options: ReadOpt
         note(observed.unattributed, r.source, r.line, () => r.text(), why, keep);
       },
     });
-    const reader: LineReader = flowReader ?? new KernelLogReader({ source: input.name, defaultHost, addresses, ...(input.host !== undefined ? { forceHost: input.host } : {}) });
+    const forceHost = input.host !== undefined ? { forceHost: input.host } : {};
+    const reader: LineReader =
+      input.kind === 'query' && flowReader
+        ? new QueryResultReader(flowReader, { source: input.name, defaultHost, addresses, ...forceHost })
+        : (flowReader ?? new KernelLogReader({ source: input.name, defaultHost, addresses, ...forceHost }));
     let n = 0;
     const text = (): string => rec.text();
     const line = (buf: Uint8Array, start: number, end: number): void => {

@@ -126,7 +126,7 @@ function problems(title: string, t: ProblemTally): string[] {
 export function renderMarkdown(observed: Observed, proposal: Proposal, against: readonly AgainstHost[] | undefined, options: RenderOptions = {}): string {
   const out: string[] = ['# twinwall learn', ''];
   out.push('| input | kind | lines | observations | foreign | malformed | skipped | unattributed |', '|---|---|---:|---:|---:|---:|---:|---:|');
-  for (const i of observed.inputs) out.push(`| ${mdText(i.name)} | ${i.kind === 'kernel' ? 'kernel log' : 'flow log'} | ${i.lines} | ${i.observations} | ${i.foreign} | ${i.malformed} | ${i.skipped} | ${i.unattributed} |`);
+  for (const i of observed.inputs) out.push(`| ${mdText(i.name)} | ${i.kind === 'kernel' ? 'kernel log' : i.kind === 'flow' ? 'flow log' : 'query result'} | ${i.lines} | ${i.observations} | ${i.foreign} | ${i.malformed} | ${i.skipped} | ${i.unattributed} |`);
   out.push('');
   out.push(
     ...problems('Malformed lines', observed.malformed),
