@@ -23,9 +23,8 @@ import { HostPolicy, Peer, sshAdmin } from '../lib';
 import { LearnResult, learn } from '../lib/learn';
 import { LOG_LIMIT, renderIptables } from '../lib/render/iptables';
 import { NetnsLab, Probe } from './support/netns';
-import { Prerequisite, describeTier, netns, onPath, root } from './support/tiers';
-
-const NF_LOG_ALL_NETNS = '/proc/sys/net/netfilter/nf_log_all_netns';
+import { NfLogRestore, dmesgReadable, nfLog, withNfLogAllNetns } from './support/nf-log';
+import { describeTier, netns, onPath, root } from './support/tiers';
 
 const HOST4 = '203.0.113.20';
 const HOST6 = '2001:db8:2::20';
@@ -47,23 +46,6 @@ const SCAN_THRESHOLD = 10;
 function auditedHost(): HostPolicy {
   return HostPolicy.compose('learnlab', [sshAdmin({ from: [Peer.ipv4(ADMIN_LAN)] })], { audit: true });
 }
-
-const nfLog: Prerequisite = {
-  name: 'nf_log_all_netns',
-  check: () => (fs.existsSync(NF_LOG_ALL_NETNS) ? undefined : `${NF_LOG_ALL_NETNS} does not exist (no netfilter logging in namespaces)`),
-};
-
-const dmesgReadable: Prerequisite = {
-  name: 'dmesg',
-  check: () => {
-    try {
-      execFileSync('dmesg', [], { stdio: 'pipe', maxBuffer: 64 << 20 });
-      return undefined;
-    } catch (e) {
-      return `dmesg cannot read the kernel log (${(e as Error).message.split('\n')[0]})`;
-    }
-  },
-};
 
 const tcp = (id: string, dst: string, port: number, src?: string): Probe => ({ id, kind: 'tcp', dst, port, ...(src ? { src } : {}) });
 const udp = (id: string, dst: string, port: number): Probe => ({ id, kind: 'udp', dst, port });
@@ -87,13 +69,13 @@ const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, m
 
 describeTier('kernel learn', [root, onPath('ip'), onPath('iptables-restore'), onPath('ip6tables-restore'), onPath('python3'), onPath('dmesg'), netns, nfLog, dmesgReadable], () => {
   let lab: NetnsLab | undefined;
-  let previous: string | undefined;
+  let restore: NfLogRestore;
   let lines: string[] = [];
   let result: LearnResult;
   const expectedLines = EGRESS.length + INGRESS.length + 2; // + metadata and forged source
 
   beforeAll(async () => {
-    lab = await NetnsLab.create({
+    const l = await NetnsLab.create({
       host: {
         addresses: [`${HOST4}/24`, `${HOST6}/64`],
         routes: [
@@ -110,21 +92,20 @@ describeTier('kernel learn', [root, onPath('ip'), onPath('iptables-restore'), on
         ],
       },
     });
-    await lab.startAgent('peer', { tcp: [25, 80, 8080], udp: [[RESOLVER, 53]] });
-    await lab.startAgent('host', { tcp: [25, 80, 443] });
-    lab.loadRules(renderIptables(auditedHost()));
+    lab = l;
+    await l.startAgent('peer', { tcp: [25, 80, 8080], udp: [[RESOLVER, 53]] });
+    await l.startAgent('host', { tcp: [25, 80, 443] });
+    l.loadRules(renderIptables(auditedHost()));
 
-    previous = fs.readFileSync(NF_LOG_ALL_NETNS, 'utf8').trim();
-    fs.writeFileSync(NF_LOG_ALL_NETNS, '1');
-    try {
+    ({ restore } = await withNfLogAllNetns(async () => {
       await Promise.all([
-        lab.probe('host', EGRESS),
-        lab.probe('peer', INGRESS),
-        lab.probe('host', [tcp('imds', IMDS4, 80)], { uid: NOBODY }),
-        lab.probe('host', [{ id: 'forged', kind: 'raw', proto: 'udp', src: FORGED4, dst: RESOLVER, port: 53 }]),
+        l.probe('host', EGRESS),
+        l.probe('peer', INGRESS),
+        l.probe('host', [tcp('imds', IMDS4, 80)], { uid: NOBODY }),
+        l.probe('host', [{ id: 'forged', kind: 'raw', proto: 'udp', src: FORGED4, dst: RESOLVER, port: 53 }]),
       ]);
       // The lines are in the ring buffer as soon as the packets pass; give printk a moment.
-      const mine = new RegExp(`\\b(?:IN|OUT)=${(lab as NetnsLab).hostIf} `);
+      const mine = new RegExp(`\\b(?:IN|OUT)=${l.hostIf} `);
       for (let i = 0; i < 40; i++) {
         lines = execFileSync('dmesg', [], { encoding: 'utf8', maxBuffer: 64 << 20 })
           .split('\n')
@@ -132,19 +113,16 @@ describeTier('kernel learn', [root, onPath('ip'), onPath('iptables-restore'), on
         if (lines.length >= expectedLines) break;
         await settle(50);
       }
-    } finally {
-      fs.writeFileSync(NF_LOG_ALL_NETNS, previous);
-    }
+    }));
     result = await learn([{ name: 'dmesg', kind: 'kernel', lines }], { defaultHost: 'learnlab', scanThreshold: SCAN_THRESHOLD });
   }, 30000);
 
   afterAll(() => {
     lab?.destroy();
-    if (previous !== undefined && fs.readFileSync(NF_LOG_ALL_NETNS, 'utf8').trim() !== previous) fs.writeFileSync(NF_LOG_ALL_NETNS, previous);
   });
 
   it('restored net.netfilter.nf_log_all_netns', () => {
-    expect(fs.readFileSync(NF_LOG_ALL_NETNS, 'utf8').trim()).toBe(previous);
+    expect(restore.after).toBe(restore.before);
   });
 
   it('the kernel logged every packet the policy did not admit (within one LOG burst per chain)', () => {

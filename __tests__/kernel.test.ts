@@ -6,26 +6,26 @@
 import { renderIptables } from '../lib/render/iptables';
 import { sampleServer } from './support/fixtures';
 import { Agent, NetnsLab, Probe, ProbeResult } from './support/netns';
+import {
+  ADMIN4,
+  ADMIN6,
+  DEFENDED6,
+  FORGED4,
+  FORGED6,
+  GW4,
+  GW6,
+  HOST4,
+  HOST6,
+  IMDS4,
+  IMDS6,
+  NOBODY,
+  NOT_A_RESOLVER,
+  OUTSIDE4,
+  OUTSIDE6,
+  RESOLVER_A,
+  RESOLVER_B,
+} from './support/sample-lab';
 import { describeTier, netns, onPath, root } from './support/tiers';
-
-// The host and the world it sees (documentation ranges only).
-const HOST4 = '203.0.113.10';
-const HOST6 = '2001:db8:1::10';
-const GW4 = '203.0.113.1';
-const GW6 = '2001:db8:1::1';
-const RESOLVER_A = '198.51.100.53';
-const RESOLVER_B = '198.51.100.54';
-const NOT_A_RESOLVER = '198.51.100.55'; // next door to the resolvers: the /32s must be exact
-const OUTSIDE4 = '203.0.113.99';
-const OUTSIDE6 = '2001:db8:ff::99';
-const ADMIN4 = '192.0.2.10'; // inside ADMIN_LAN 192.0.2.0/24
-const ADMIN6 = '2001:db8:a::10'; // inside ADMIN_LAN6 2001:db8:a::/48
-const IMDS4 = '169.254.169.254';
-const IMDS6 = 'fd00:ec2::254';
-const DEFENDED6 = '2001:db8:1::66'; // the peer owns it; the host's DAD must notice
-const FORGED4 = '203.0.113.77';
-const FORGED6 = '2001:db8:1::77';
-const NOBODY = 65534;
 
 interface Case {
   readonly name: string;

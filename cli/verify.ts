@@ -12,6 +12,9 @@ import { execFileSync } from 'child_process';
 import { CheckReport, HostCheck, PlannedProbe, documentDifference, parseIptablesRestore, planProbes } from './lib-check';
 import { Agent, NetnsLab, Probe, ProbeResult, cleanUpOnSignals } from './netns';
 
+/** How long verify waits at most for the sniffer to report raw packets that left their socket. */
+const SNIFF_WAIT_MS = 2000;
+
 export interface VerifyOptions {
   readonly timeoutMs: number;
   readonly verbose: boolean;
@@ -29,7 +32,48 @@ export interface HostVerification {
   readonly modelMismatches: readonly string[];
   /** Tables the kernel refused to load, and similar. */
   readonly problems: readonly string[];
+  /** The kernel's verdict per probe id: admitted or not, or why the probe failed. */
+  readonly verdicts: ReadonlyMap<string, boolean | string>;
   readonly ms: number;
+}
+
+/** Loads a host wall into the lab's host namespace; returns what the kernel refused. */
+export type WallLoader = (lab: NetnsLab) => string[];
+
+/** The host wall as the user-data carries it: the ipsets, then each family's iptables-restore table. */
+export function loadUserDataWall(check: HostCheck): WallLoader {
+  return (lab) => {
+    const problems: string[] = [];
+    if (check.wall.ipsetScript !== '') {
+      try {
+        lab.exec('host', ['ipset', 'restore', '-exist'], check.wall.ipsetScript);
+      } catch (e) {
+        problems.push(`the kernel refuses the ipsets in the user-data: ${firstLine(e)}`);
+      }
+    }
+    for (const family of [4, 6] as const) {
+      const t = check.wall.tables[family];
+      if (t === undefined) continue; // nothing loaded: the kernel accepts everything, as the model says
+      const [restore, save] = family === 4 ? ['iptables-restore', 'iptables-save'] : ['ip6tables-restore', 'ip6tables-save'];
+      try {
+        lab.exec('host', [restore], t.text);
+      } catch (e) {
+        problems.push(`the kernel refuses ${t.path} (${restore}): ${firstLine(e)}`);
+        continue;
+      }
+      // What the kernel stored, read back, must mean what the checker read in the artefact.
+      const mine = check.documents[family];
+      if (mine === undefined || mine.problems.length > 0) {
+        problems.push(`the kernel loaded ${t.path}, which the checker cannot read exactly (see twinwall check)`);
+        continue;
+      }
+      const ipsets = new Map([...check.wall.ipsets.values()].map((d) => [d.name, d.family] as const));
+      const stored = parseIptablesRestore(lab.exec('host', [save]), family, { ipsets });
+      const difference = stored.problems.length > 0 ? `the checker cannot read what ${save} printed (line ${stored.problems[0].line}: ${stored.problems[0].message})` : documentDifference(mine, stored);
+      if (difference !== undefined) problems.push(`the kernel stored ${t.path} differently from the checker's reading of it: ${difference}`);
+    }
+    return problems;
+  };
 }
 
 function onPath(cmd: string): boolean {
@@ -103,8 +147,23 @@ export async function runVerify(report: CheckReport, options: VerifyOptions): Pr
   return findings === 0 ? 0 : 1;
 }
 
-/** Verify one host in its own namespaces. */
-export async function verifyHost(check: HostCheck, options: Pick<VerifyOptions, 'timeoutMs' | 'verbose' | 'out'>): Promise<HostVerification> {
+/** An nftables host wall (lib/render/nftables.ts): one `nft -f` transaction. */
+export function loadNftablesWall(text: string): WallLoader {
+  return (lab) => {
+    try {
+      lab.exec('host', ['nft', '-f', '-'], text);
+      return [];
+    } catch (e) {
+      return [`the kernel refuses the nftables wall (nft -f): ${firstLine(e)}`];
+    }
+  };
+}
+
+/**
+ * Verify one host in its own namespaces. `loadWall` puts the host wall in place (default: the
+ * user-data's ipsets and tables); the probes and their expected verdicts come from `check` alone.
+ */
+export async function verifyHost(check: HostCheck, options: Pick<VerifyOptions, 'timeoutMs' | 'verbose' | 'out'>, loadWall: WallLoader = loadUserDataWall(check)): Promise<HostVerification> {
   const t0 = Date.now();
   const plan = planProbes(check);
   const problems: string[] = [];
@@ -128,34 +187,7 @@ export async function verifyHost(check: HostCheck, options: Pick<VerifyOptions, 
       sniff: true,
     });
     void hostAgent;
-    if (check.wall.ipsetScript !== '') {
-      try {
-        lab.exec('host', ['ipset', 'restore', '-exist'], check.wall.ipsetScript);
-      } catch (e) {
-        problems.push(`the kernel refuses the ipsets in the user-data: ${firstLine(e)}`);
-      }
-    }
-    for (const family of [4, 6] as const) {
-      const t = check.wall.tables[family];
-      if (t === undefined) continue; // nothing loaded: the kernel accepts everything, as the model says
-      const [restore, save] = family === 4 ? ['iptables-restore', 'iptables-save'] : ['ip6tables-restore', 'ip6tables-save'];
-      try {
-        lab.exec('host', [restore], t.text);
-      } catch (e) {
-        problems.push(`the kernel refuses ${t.path} (${restore}): ${firstLine(e)}`);
-        continue;
-      }
-      // What the kernel stored, read back, must mean what the checker read in the artefact.
-      const mine = check.documents[family];
-      if (mine === undefined || mine.problems.length > 0) {
-        problems.push(`the kernel loaded ${t.path}, which the checker cannot read exactly (see twinwall check)`);
-        continue;
-      }
-      const ipsets = new Map([...check.wall.ipsets.values()].map((d) => [d.name, d.family] as const));
-      const stored = parseIptablesRestore(lab.exec('host', [save]), family, { ipsets });
-      const difference = stored.problems.length > 0 ? `the checker cannot read what ${save} printed (line ${stored.problems[0].line}: ${stored.problems[0].message})` : documentDifference(mine, stored);
-      if (difference !== undefined) problems.push(`the kernel stored ${t.path} differently from the checker's reading of it: ${difference}`);
-    }
+    problems.push(...loadWall(lab));
     const toProbe = (p: PlannedProbe): Probe => {
       if (p.how === 'socket') {
         if (p.direction === 'ingress') return { id: p.id, kind: p.protocol, dst: p.family === 4 ? plan.host4 : plan.host6, port: p.port, src: p.remote };
@@ -173,16 +205,23 @@ export async function verifyHost(check: HostCheck, options: Pick<VerifyOptions, 
       lab.probe('host', egressRoot.map(toProbe), { timeoutMs: options.timeoutMs }),
       ...[...byUid].map(([uid, list]) => lab.probe('host', list.map(toProbe), { timeoutMs: options.timeoutMs, uid })),
     ]);
-    await new Promise((r) => setTimeout(r, 200)); // the last echoes and sniffed frames
     const results = new Map<string, ProbeResult>();
     for (const b of batches) for (const [k, v] of b) results.set(k, v);
+    // The last echoes and sniffed frames: a raw packet that left the socket is judged by whether
+    // the peer's sniffer saw it, which on a loaded machine can take longer than the echoes do.
+    const sent = [...results.values()].filter((r) => r.outcome === 'sent');
+    const deadline = Date.now() + SNIFF_WAIT_MS;
+    do await new Promise((r) => setTimeout(r, 200));
+    while (Date.now() < deadline && sent.some((r) => !peerAgent.saw(r.token).some((e) => e.ev === 'sniff')));
     const disagreements: string[] = [];
     const modelMismatches: string[] = [];
     const byKind: Record<string, number> = {};
+    const verdicts = new Map<string, boolean | string>();
     for (const p of probes) {
       const kind = `${p.direction} ${p.how === 'socket' ? p.protocol : p.how}`;
       byKind[kind] = (byKind[kind] ?? 0) + 1;
       const kernel = admittedBy(p, results.get(p.id), peerAgent);
+      verdicts.set(p.id, kernel);
       const verdict = (b: boolean) => (b ? 'admits' : 'drops');
       if (typeof kernel === 'string') {
         disagreements.push(`${describeProbe(p)}: the probe failed (${kernel})`);
@@ -192,7 +231,7 @@ export async function verifyHost(check: HostCheck, options: Pick<VerifyOptions, 
       if (kernel !== p.expected) disagreements.push(`${describeProbe(p)}: the kernel ${verdict(kernel)} it, the security groups ${p.basis.startsWith('documented') || p.how !== 'socket' ? `(${p.basis}) say it ${p.expected ? 'is admitted' : 'is dropped'}` : `${verdict(p.expected)} it (${p.basis})`}`);
       if (kernel !== p.model) modelMismatches.push(`${describeProbe(p)}: the kernel ${verdict(kernel)} it, the model predicted it ${verdict(p.model)} it`);
     }
-    return { label: check.label, probes: probes.length, byKind, disagreements, modelMismatches, problems, ms: Date.now() - t0 };
+    return { label: check.label, probes: probes.length, byKind, disagreements, modelMismatches, problems, verdicts, ms: Date.now() - t0 };
   } finally {
     lab.destroy();
   }
