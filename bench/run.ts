@@ -45,6 +45,7 @@ function machine(): Record<string, string> {
     node: process.version,
     iptables: tool(['iptables', '--version']) ?? 'not installed',
     ipset: tool(['ipset', '--version']) ?? 'not installed',
+    nft: tool(['nft', '--version']) ?? 'not installed',
   };
 }
 
