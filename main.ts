@@ -18,7 +18,8 @@ import { App, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { FilteredHost } from './constructs';
-import { Peer, Role, TwinwallError, customRole, dnsClient, dnsServer, formatHostSummary, locate, mailServer, serve, show, sshAdmin, webServer } from './lib';
+import { Peer, Role, TwinwallError, customRole, dnsClient, dnsServer, formatHostSummary, mailServer, serve, sshAdmin, webServer } from './lib';
+import { locate, show } from './lib/errors';
 
 /** What distinguishes one environment from another. */
 export interface EnvironmentConfig {
@@ -192,7 +193,7 @@ export class TwinwallExampleStack extends TerraformStack {
 
     const web = new FilteredHost(this, 'web', {
       roles: roles('web', () => [
-        webServer({ upstreams: [{ service: 'http-alt', peers: [app.asPeer(undefined, 'app tier')], reason: 'proxy requests to the app tier' }] }),
+        webServer({ upstreams: [{ service: 'http-alt', peers: [app.asPeer({ label: 'app tier' })], reason: 'proxy requests to the app tier' }] }),
         sshAdmin({ from: admins }),
         dnsClient({ resolvers }),
       ]),

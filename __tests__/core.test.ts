@@ -2,26 +2,10 @@
  * Unit tests of the pure core: value objects, the catalog, the roles and normalisation on
  * hand-picked cases. The property tests (normalise.property.test.ts) cover the general case.
  */
-import {
-  AddressSet,
-  Cidr,
-  Flow,
-  HostPolicy,
-  Peer,
-  Port,
-  SERVICES,
-  SERVICE_NAMES,
-  customRole,
-  dnsClient,
-  dnsServer,
-  formatAddress,
-  mailServer,
-  ntpClient,
-  sshAdmin,
-  webServer,
-  isNumberToken,
-  isStringToken,
-} from '../lib';
+import { Cidr, Flow, HostPolicy, Peer, Port, SERVICES, customRole, dnsClient, dnsServer, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
+import { AddressSet, formatAddress } from '../lib/address';
+import { SERVICE_NAMES } from '../lib/catalog';
+import { isNumberToken, isStringToken } from '../lib/tokens';
 
 const rules = (p: HostPolicy) => p.rules.map(String);
 
@@ -119,7 +103,14 @@ describe('roles', () => {
   it('webServer serves 80/443 to anywhere and sends nothing of its own', () => {
     const r = webServer();
     expect(r.flows.filter((f) => f.direction === 'egress')).toEqual([]);
-    expect(r.flows.map(String)).toEqual(['ingress tcp/80 from any IPv4', 'ingress tcp/80 from any IPv6', 'ingress tcp/443 from any IPv4', 'ingress tcp/443 from any IPv6']);
+    expect(r.flows.map(String)).toEqual(['ingress tcp/80 from any IPv4, any IPv6', 'ingress tcp/443 from any IPv4, any IPv6']);
+  });
+
+  it('a peer of both families is one Peer; an ICMP flow to it applies to its own family only', () => {
+    expect(Peer.anywhere().hostCidrs.map(String)).toEqual(['0.0.0.0/0', '::/0']);
+    expect(Peer.awsDnsResolver().families).toEqual([4, 6]);
+    const p = HostPolicy.compose('h', [customRole('ping', [Flow.ingress(Port.icmpType(8), Peer.anywhere(), 'echo'), Flow.ingress(Port.icmpv6Type(128), Peer.anywhere(), 'echo v6')])]);
+    expect(rules(p)).toEqual(['ingress icmp type 8 from 0.0.0.0/0', 'ingress icmpv6 type 128 from ::/0']);
   });
 
   it('webServer upstreams are declared egress only', () => {
@@ -130,7 +121,7 @@ describe('roles', () => {
   it('mailServer sends SMTP and nothing else', () => {
     const r = mailServer({ clientServices: ['imaps', 'submission'] });
     const out = r.flows.filter((f) => f.direction === 'egress').map(String);
-    expect(out).toEqual(['egress tcp/25 to any IPv4', 'egress tcp/25 to any IPv6']);
+    expect(out).toEqual(['egress tcp/25 to any IPv4, any IPv6']);
     const ins = r.flows.filter((f) => f.direction === 'ingress').map((f) => f.port.toString());
     expect(new Set(ins)).toEqual(new Set(['tcp/25', 'tcp/587', 'tcp/993']));
   });
@@ -147,16 +138,14 @@ describe('roles', () => {
     expect(r.flows.map(String)).toEqual([
       'ingress udp/53 from 10.0.0.0/16',
       'ingress tcp/53 from 10.0.0.0/16',
-      'egress udp/53 to any IPv4',
-      'egress udp/53 to any IPv6',
-      'egress tcp/53 to any IPv4',
-      'egress tcp/53 to any IPv6',
+      'egress udp/53 to any IPv4, any IPv6',
+      'egress tcp/53 to any IPv4, any IPv6',
     ]);
   });
 
   it('dnsClient defaults to the Amazon-provided resolver; ntpClient to Amazon Time Sync', () => {
-    expect(dnsClient().flows.map((f) => f.peer.label)).toEqual(['169.254.169.253/32', 'fd00:ec2::253/128', '169.254.169.253/32', 'fd00:ec2::253/128']);
-    expect(ntpClient().flows.map(String)).toEqual(['egress udp/123 to 169.254.169.123/32', 'egress udp/123 to fd00:ec2::123/128']);
+    expect(dnsClient().flows.map((f) => f.peer.label)).toEqual(['169.254.169.253/32, fd00:ec2::253/128', '169.254.169.253/32, fd00:ec2::253/128']);
+    expect(ntpClient().flows.map(String)).toEqual(['egress udp/123 to 169.254.169.123/32, fd00:ec2::123/128']);
   });
 
   it('vpcResolver is base+2', () => {
@@ -234,8 +223,8 @@ describe('normalisation', () => {
   });
 
   it('keeps security-group and prefix-list peers as identities, merging their ports', () => {
-    const app = Peer.securityGroup('sg-0a', ['10.0.2.0/24'], 'app');
-    const pl = Peer.prefixList('pl-1', ['198.51.100.0/24'], 'partners');
+    const app = Peer.securityGroup('sg-0a', { hostCidrs: ['10.0.2.0/24'], label: 'app' });
+    const pl = Peer.prefixList('pl-1', { cidrs: ['198.51.100.0/24'], label: 'partners' });
     const p = HostPolicy.compose('h', [
       customRole('r', [
         Flow.egress(Port.tcp(8080), app, 'a'),

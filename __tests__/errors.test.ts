@@ -37,24 +37,24 @@ const CASES: [ErrorName, () => unknown, string[]][] = [
   ['ROLE_DUPLICATE', () => HostPolicy.compose('web1', [webServer(), webServer()]), ['TW122 ROLE_DUPLICATE at web1', 'role name "webServer" is used twice', '{ name: "webServer2" }']],
   ['NAME_INVALID', () => HostPolicy.compose('my host', [ntpClient()]), ['TW123 NAME_INVALID', 'host name "my host" is not a short identifier', 'a letter, then letters, digits']],
   ['REASON_MISSING', () => Flow.egress(Port.tcp(443), Peer.anyIpv4(), '  '), ['TW124 REASON_MISSING', 'egress flow tcp/443 to any IPv4 has no reason', 'why the host needs it']],
-  ['SG_NO_HOST_CIDR', () => Peer.securityGroup('sg-0123456789abcdef0', []), ['TW131 SG_NO_HOST_CIDR', 'security-group reference "sg-0123456789abcdef0" has no host-side CIDRs', 'Peer.securityGroup(app.id, ["10.0.2.0/24"])']],
+  ['SG_NO_HOST_CIDR', () => Peer.securityGroup('sg-0123456789abcdef0', { hostCidrs: [] }), ['TW131 SG_NO_HOST_CIDR', 'security-group reference "sg-0123456789abcdef0" has no host-side CIDRs', 'Peer.securityGroup(app.id, { hostCidrs: ["10.0.2.0/24"] })']],
   [
     'SG_HOST_CIDR_CONFLICT',
     () =>
       HostPolicy.compose('web', [
-        customRole('a', [Flow.egress(Port.tcp(8080), Peer.securityGroup('sg-1', ['10.0.2.0/24'], 'app'), 'call app')]),
-        customRole('b', [Flow.egress(Port.tcp(8443), Peer.securityGroup('sg-1', ['10.0.3.0/24'], 'app'), 'call app over TLS')]),
+        customRole('a', [Flow.egress(Port.tcp(8080), Peer.securityGroup('sg-1', { hostCidrs: ['10.0.2.0/24'], label: 'app' }), 'call app')]),
+        customRole('b', [Flow.egress(Port.tcp(8443), Peer.securityGroup('sg-1', { hostCidrs: ['10.0.3.0/24'], label: 'app' }), 'call app over TLS')]),
       ]),
     ['TW132 SG_HOST_CIDR_CONFLICT at web', '"app" is declared with CIDRs [10.0.2.0/24] in one flow and [10.0.3.0/24] in another', 'declare the peer once'],
   ],
-  ['PREFIX_LIST_EMPTY', () => Peer.prefixList('pl-0123', []), ['TW133 PREFIX_LIST_EMPTY', 'the prefix list "pl-0123" has no CIDRs', 'pass the entries of the prefix list']],
+  ['PREFIX_LIST_EMPTY', () => Peer.prefixList('pl-0123', { cidrs: [] }), ['TW133 PREFIX_LIST_EMPTY', 'the prefix list "pl-0123" has no CIDRs', 'pass the entries of the prefix list']],
   [
     'PREFIX_LIST_CONFLICT',
     () =>
       HostPolicy.compose('web', [
         customRole('a', [
-          Flow.egress(Port.tcp(443), Peer.prefixList('pl-1', ['198.51.100.0/24']), 'partners'),
-          Flow.egress(Port.tcp(8443), Peer.prefixList('pl-1', ['198.51.100.0/25']), 'partners'),
+          Flow.egress(Port.tcp(443), Peer.prefixList('pl-1', { cidrs: ['198.51.100.0/24'] }), 'partners'),
+          Flow.egress(Port.tcp(8443), Peer.prefixList('pl-1', { cidrs: ['198.51.100.0/25'] }), 'partners'),
         ]),
       ]),
     ['TW134 PREFIX_LIST_CONFLICT', '[198.51.100.0/24] in one flow and [198.51.100.0/25] in another'],
@@ -62,7 +62,7 @@ const CASES: [ErrorName, () => unknown, string[]][] = [
   ['UNRESOLVED_TOKEN', () => Peer.ipv4(Token.asString(Lazy.stringValue({ produce: () => '10.0.0.0/16' }))), ['TW141 UNRESOLVED_TOKEN', 'is a Terraform token that is only known at deploy time', 'pass the literal value']],
   ['PEERS_EMPTY', () => sshAdmin({ from: [] }), ['TW151 PEERS_EMPTY', 'sshAdmin from is empty', 'Peer.ipv4("192.0.2.0/24")']],
   ['SSH_FROM_ANYWHERE', () => sshAdmin({ from: [Peer.anyIpv4()] }), ['TW152 SSH_FROM_ANYWHERE', 'SSH from "any IPv4" opens administration', 'forceOpenToInternet: true']],
-  ['OPEN_RESOLVER', () => dnsServer({ mode: 'recursive', clients: Peer.anywhere() }), ['TW153 OPEN_RESOLVER', '"any IPv4", "any IPv6" is an open resolver', 'wider than /8 (IPv4) or /16 (IPv6) is refused']],
+  ['OPEN_RESOLVER', () => dnsServer({ mode: 'recursive', clients: [Peer.anywhere()] }), ['TW153 OPEN_RESOLVER', '"any IPv4, any IPv6" is an open resolver', 'wider than /8 (IPv4) or /16 (IPv6) is refused']],
   ['UNKNOWN_SERVICE', () => service('gopher'), ['TW154 UNKNOWN_SERVICE', '"gopher" is not in the service catalog', 'use one of dns, http, http-alt']],
   ['OPTION_INVALID', () => HostPolicy.compose('h', [ntpClient()], { instanceMetadata: 'everyone' as never }), ['TW161 OPTION_INVALID', 'instanceMetadata "everyone" is not one of', '"root-only" (default)']],
 ];
@@ -131,8 +131,8 @@ describe('validation details', () => {
 
   it('accepts a token as a security-group id (the network wall resolves it) but not in its CIDRs', () => {
     const id = Token.asString(Lazy.stringValue({ produce: () => 'sg-1' }));
-    expect(Peer.securityGroup(id, ['10.0.2.0/24'], 'app').hostCidrs.map(String)).toEqual(['10.0.2.0/24']);
-    expect(caught(() => Peer.securityGroup('sg-1', [id])).errorName).toBe('UNRESOLVED_TOKEN');
+    expect(Peer.securityGroup(id, { hostCidrs: ['10.0.2.0/24'], label: 'app' }).hostCidrs.map(String)).toEqual(['10.0.2.0/24']);
+    expect(caught(() => Peer.securityGroup('sg-1', { hostCidrs: [id] })).errorName).toBe('UNRESOLVED_TOKEN');
   });
 
   it('rejects ICMP to an IPv6 peer and ICMPv6 to an IPv4 peer', () => {

@@ -431,7 +431,7 @@ describe('address sets above the threshold become ipsets', () => {
 
   it('groups by direction and match: different ports are different sets, security-group and prefix-list CIDRs join, /0 stays a line', () => {
     const many = (port: number) => Array.from({ length: 10 }, (_, i) => Flow.egress(Port.tcp(port), Peer.ipv4(`203.0.113.${4 * i}/31`), `to ${port}`));
-    const list = Peer.prefixList('pl-0123456789abcdef0', Array.from({ length: 8 }, (_, i) => `198.51.100.${16 * i}/29`), 'partners');
+    const list = Peer.prefixList('pl-0123456789abcdef0', { cidrs: Array.from({ length: 8 }, (_, i) => `198.51.100.${16 * i}/29`), label: 'partners' });
     const p = HostPolicy.compose('mix', [
       customRole('calls', [...many(443), ...many(8443), Flow.egress(Port.tcp(443), list, 'partners'), Flow.egress(Port.tcp(443), Peer.anyIpv6(), 'web')]),
     ]);

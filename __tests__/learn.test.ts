@@ -13,7 +13,8 @@ import * as ts from 'typescript';
 import fc from 'fast-check';
 import * as ipaddr from 'ipaddr.js';
 import { UsageError, loadStacks } from '../cli/artefacts';
-import { AddressSet, Cidr, ERROR_CODES, HostPolicy, formatAddress } from '../lib';
+import { Cidr, ERROR_CODES, HostPolicy } from '../lib';
+import { AddressSet, formatAddress } from '../lib/address';
 import { checkStacks } from '../lib/check';
 import {
   AddressReader,

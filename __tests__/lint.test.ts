@@ -40,7 +40,7 @@ const TRIGGERS: Record<LintId, { what: string; build: Build }> = {
       new FilteredHost(s, 'h', {
         vpcId: VPC,
         suppressions,
-        roles: [customRole('resolver', [...serve('dns', Peer.anywhere(), 'answer anyone'), ...use('dns', Peer.anywhere(), 'recurse')])],
+        roles: [customRole('resolver', [...serve('dns', [Peer.anywhere()], 'answer anyone'), ...use('dns', [Peer.anywhere()], 'recurse')])],
       }),
   },
   TWL004: {

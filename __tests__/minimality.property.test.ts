@@ -7,7 +7,8 @@
  * normalise.property.test.ts.)
  */
 import * as fc from 'fast-check';
-import { Cidr, Direction, Family, Flow, HostPolicy, Peer, Port, customRole, familyBits } from '../lib';
+import { Cidr, Direction, Family, Flow, HostPolicy, Peer, Port, customRole } from '../lib';
+import { familyBits } from '../lib/address';
 import { Box, minimumCover } from './support/min-cover';
 
 const V4_BASE = 0x0a000000n; // 10.0.0.0: flows live in 10.0.0.0/28

@@ -210,7 +210,7 @@ describe('renderNftables: the set form admits what the linear form admits', () =
   });
 
   it('a set holds the minimal cover of its addresses: overlapping and adjacent CIDRs merge (an interval set refuses overlaps)', () => {
-    const app = Peer.securityGroup('sg-0123456789abcdef0', ['10.0.2.0/25'], 'app tier');
+    const app = Peer.securityGroup('sg-0123456789abcdef0', { hostCidrs: ['10.0.2.0/25'], label: 'app tier' });
     const p = HostPolicy.compose('merge', [
       customRole('calls', [
         Flow.egress(Port.tcp(443), app, 'inside the /24 below'),
@@ -433,9 +433,9 @@ describe('hostFirewall: the host wall\'s backend, per host', () => {
   });
 
   it('renderHost (which builds the user-data) refuses nftables until the user-data can install it, rather than ship iptables', () => {
-    const message = caught(() => renderHost(policy, {}, { hostFirewall: 'nftables' })).message;
+    const message = caught(() => renderHost(policy, { hostFirewall: 'nftables' })).message;
     expect(message).toContain("TW161 OPTION_INVALID at sample: hostFirewall 'nftables' renders (renderHostWall), but the user-data cannot install an nftables wall yet.");
-    expect(renderHost(policy, {}, { hostFirewall: 'iptables' }).iptables).toEqual(renderIptables(policy));
+    expect(renderHost(policy, { hostFirewall: 'iptables' }).iptables).toEqual(renderIptables(policy));
   });
 });
 

@@ -7,23 +7,9 @@
  *   3. does not depend on the order of roles or of the flows inside them.
  */
 import * as fc from 'fast-check';
-import {
-  Cidr,
-  Direction,
-  Family,
-  Flow,
-  HostPolicy,
-  Peer,
-  PolicyRule,
-  Port,
-  Probe,
-  Remote,
-  Role,
-  customRole,
-  familyBits,
-  flowAdmits,
-  ruleAdmits,
-} from '../lib';
+import { Cidr, Direction, Family, Flow, HostPolicy, Peer, PolicyRule, Port, Role, customRole } from '../lib';
+import { Probe, Remote, flowAdmits, ruleAdmits } from '../lib/policy';
+import { familyBits } from '../lib/address';
 
 // Small universes so that random flows overlap, touch and nest often.
 const V4_BASE = 0x0a000000n; // 10.0.0.0, flows live in 10.0.0.0/24 (plus the odd /8 and /0)
@@ -47,8 +33,8 @@ const PL = { 'pl-1': ['10.0.0.128/25', '2001:db8::80/121'] } as const;
 const peerArb: fc.Arbitrary<Peer> = fc.oneof(
   { arbitrary: cidrArb(4).map((c) => Peer.fromCidr(c)), weight: 6 },
   { arbitrary: cidrArb(6).map((c) => Peer.fromCidr(c)), weight: 4 },
-  { arbitrary: fc.constantFrom(...(Object.keys(SG) as (keyof typeof SG)[])).map((id) => Peer.securityGroup(id, SG[id], `group ${id}`)), weight: 1 },
-  { arbitrary: fc.constant(Peer.prefixList('pl-1', PL['pl-1'], 'partners')), weight: 1 },
+  { arbitrary: fc.constantFrom(...(Object.keys(SG) as (keyof typeof SG)[])).map((id) => Peer.securityGroup(id, { hostCidrs: SG[id], label: `group ${id}` })), weight: 1 },
+  { arbitrary: fc.constant(Peer.prefixList('pl-1', { cidrs: PL['pl-1'], label: 'partners' })), weight: 1 },
 );
 
 const portNumber = fc.oneof({ arbitrary: fc.integer({ min: 20, max: 40 }), weight: 6 }, { arbitrary: fc.constantFrom(0, 65535), weight: 1 });
@@ -122,8 +108,8 @@ function rulesAsFlows(rules: readonly PolicyRule[]): Flow[] {
       t.kind === 'cidr'
         ? Peer.fromCidr(t.cidr)
         : t.kind === 'securityGroup'
-          ? Peer.securityGroup(t.groupId, t.hostCidrs.map(String), t.label)
-          : Peer.prefixList(t.prefixListId, t.hostCidrs.map(String), t.label);
+          ? Peer.securityGroup(t.groupId, { hostCidrs: t.hostCidrs.map(String), label: t.label })
+          : Peer.prefixList(t.prefixListId, { cidrs: t.hostCidrs.map(String), label: t.label });
     return r.direction === 'ingress' ? Flow.ingress(r.port, peer, r.because[0].reason) : Flow.egress(r.port, peer, r.because[0].reason);
   });
 }

@@ -23,6 +23,7 @@ import * as ts from 'typescript';
 import { EXIT, EXIT_CODES_HELP } from '../cli/exit';
 import { readmeBlock } from './support/readme';
 import { describeTier, netns, npmRegistry, onPath, root } from './support/tiers';
+import { apiReports } from '../scripts/api-report';
 
 const ROOT = path.resolve(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'twinwall.js');
@@ -166,6 +167,24 @@ describe('package', () => {
   it('both entries share one copy of each class (a Peer or TwinwallError from one is the other\'s)', () => {
     const r = run(process.execPath, ['-e', "const a = require('twinwall'), b = require('twinwall/core'); process.stdout.write(String(a.Peer === b.Peer && a.TwinwallError === b.TwinwallError && typeof a.FilteredHost === 'function'))"]);
     expect(r.stdout).toBe('true');
+  });
+
+  it('the public API of both entries is the committed report (api/*.api.md; `npm run api` regenerates it)', () => {
+    for (const r of apiReports()) {
+      expect({ file: r.file, messages: r.messages }).toEqual({ file: r.file, messages: [] });
+      // A difference here is an API change: run `npm run api` and commit the report with it.
+      expect({ file: r.file, report: r.actual }).toEqual({ file: r.file, report: r.expected });
+    }
+  }, 300_000);
+
+  it('the entries export their listed API and no internals (IntervalSet, commentText, normalise …)', () => {
+    const r = run(process.execPath, ['-e', "const a = require('twinwall'), c = require('twinwall/core'); process.stdout.write(JSON.stringify([Object.keys(a).sort(), Object.keys(c).sort()]))"]);
+    const [full, core] = JSON.parse(r.stdout) as [string[], string[]];
+    for (const internal of ['IntervalSet', 'AddressSet', 'commentText', 'normalise', 'renderIptables', 'show', 'locate', 'lintStack', 'SERVICE_NAMES']) {
+      expect(full).not.toContain(internal);
+      expect(core).not.toContain(internal);
+    }
+    expect(full.filter((k) => !core.includes(k))).toEqual(['FilteredHost', 'TwinwallLint', 'TwinwallPrefixList']);
   });
 
   it('the compiled CLI checks the example app with cdktf unresolvable (exit 0)', () => {

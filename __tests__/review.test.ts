@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import Ajv2020 from 'ajv/dist/2020';
-import { FilteredHost } from '../constructs';
+import { FilteredHost, FilteredHostRolesProps } from '../constructs';
 import { Flow, Peer, Port, customRole, dnsClient, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
 import { GITHUB_COMMENT_LIMIT, Report, buildReport, diffJson, diffMarkdown, diffReports, diffStacks, reportMarkdown } from '../lib/report';
 import { loadStacks } from '../cli/artefacts';
@@ -156,7 +156,7 @@ describe('twinwall diff', () => {
   });
 
   describe('egress widening, kind by kind', () => {
-    const one = (props: Partial<ConstructorParameters<typeof FilteredHost>[2]>) =>
+    const one = (props: Partial<FilteredHostRolesProps>) =>
       synthStack((scope) => {
         new FilteredHost(scope, 'h', { vpcId: VPC, instance: INSTANCE, roles: [dnsClient({ resolvers: [Peer.ipv4('10.0.0.2/32')] })], ...props });
       });

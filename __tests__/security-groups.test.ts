@@ -4,23 +4,10 @@
  * admits), the quota boundary, every TW22x error of this renderer, and a golden file per fixture.
  */
 import * as fc from 'fast-check';
-import {
-  AWS_LINK_LOCAL,
-  Cidr,
-  ERROR_CODES,
-  Flow,
-  HostPolicy,
-  Peer,
-  Port,
-  customRole,
-  dnsClient,
-  mailServer,
-  ntpClient,
-  parseAddress,
-  ruleAdmits,
-  webServer,
-} from '../lib';
-import type { Probe } from '../lib';
+import { AWS_LINK_LOCAL, Cidr, ERROR_CODES, Flow, HostPolicy, Peer, Port, customRole, dnsClient, mailServer, ntpClient, webServer } from '../lib';
+import { parseAddress } from '../lib/address';
+import { ruleAdmits } from '../lib/policy';
+import type { Probe } from '../lib/policy';
 import {
   SG_DESCRIPTION_CHARSET,
   SG_RULES_PER_DIRECTION_PER_FAMILY,
@@ -204,7 +191,7 @@ describe('descriptions', () => {
 
 describe('security-group and prefix-list peers', () => {
   it('references a security group by its (token) id, and takes the rule id from the label', () => {
-    const app = Peer.securityGroup(TOKEN, ['10.0.2.0/24'], 'app tier');
+    const app = Peer.securityGroup(TOKEN, { hostCidrs: ['10.0.2.0/24'], label: 'app tier' });
     const p = HostPolicy.compose('web', [webServer({ upstreams: [{ service: 'http-alt', peers: [app], reason: 'proxy to the app tier' }] })]);
     const spec = byId(p).get('egress-tcp-8080-to-sg-app-tier');
     expect(spec).toEqual({
@@ -220,7 +207,7 @@ describe('security-group and prefix-list peers', () => {
   });
 
   it('references a prefix list by id', () => {
-    const partners = Peer.prefixList('pl-0123456789abcdef0', ['198.51.100.0/24', '2001:db8:100::/48'], 'partners');
+    const partners = Peer.prefixList('pl-0123456789abcdef0', { cidrs: ['198.51.100.0/24', '2001:db8:100::/48'], label: 'partners' });
     const p = custom('partnerApi', [Flow.egress(Port.tcp(443), partners, 'partner API')]);
     expect(specs(p)).toEqual([
       { id: 'egress-tcp-443-to-pl-partners', direction: 'egress', ipProtocol: 'tcp', fromPort: 443, toPort: 443, prefixListId: 'pl-0123456789abcdef0', description: 'partnerApi: partner API' },
@@ -228,23 +215,23 @@ describe('security-group and prefix-list peers', () => {
   });
 
   it('TW222 SG_PEER_UNLABELLED: a token id without a label of its own', () => {
-    const err = caught(() => renderSecurityGroupRules(custom('callApp', [Flow.egress(Port.tcp(8080), Peer.securityGroup(TOKEN, ['10.0.2.0/24']), 'call the app')])));
+    const err = caught(() => renderSecurityGroupRules(custom('callApp', [Flow.egress(Port.tcp(8080), Peer.securityGroup(TOKEN, { hostCidrs: ['10.0.2.0/24'] }), 'call the app')])));
     expect(err.code).toBe(ERROR_CODES.SG_PEER_UNLABELLED);
     expect(err.code).toBe('TW222');
     expect(err.message).toContain('TW222 SG_PEER_UNLABELLED');
     expect(err.message).toContain(`the security group peer "${TOKEN}" has no label of its own`);
-    expect(err.message).toContain('Fix: give it a label: Peer.securityGroup(app.id, ["10.0.2.0/24"], "app tier")');
-    const pl = caught(() => renderSecurityGroupRules(custom('partnerApi', [Flow.egress(Port.tcp(443), Peer.prefixList(TOKEN, ['198.51.100.0/24']), 'partner API')])));
+    expect(err.message).toContain('Fix: give it a label: Peer.securityGroup(app.id, { hostCidrs: ["10.0.2.0/24"], label: "app tier" })');
+    const pl = caught(() => renderSecurityGroupRules(custom('partnerApi', [Flow.egress(Port.tcp(443), Peer.prefixList(TOKEN, { cidrs: ['198.51.100.0/24'] }), 'partner API')])));
     expect(pl.message).toContain('the prefix list peer');
-    expect(pl.message).toContain('Peer.prefixList(list.id, ["198.51.100.0/24"], "partners")');
+    expect(pl.message).toContain('Peer.prefixList(list.id, { cidrs: ["198.51.100.0/24"], label: "partners" })');
   });
 
   it('TW223 SG_RULE_ID_COLLISION: two groups with one label', () => {
     const err = caught(() =>
       renderSecurityGroupRules(
         custom('callApps', [
-          Flow.egress(Port.tcp(8080), Peer.securityGroup('sg-0aaaaaaaaaaaaaaa1', ['10.0.2.0/24'], 'app'), 'call app one'),
-          Flow.egress(Port.tcp(8080), Peer.securityGroup('sg-0aaaaaaaaaaaaaaa2', ['10.0.3.0/24'], 'app'), 'call app two'),
+          Flow.egress(Port.tcp(8080), Peer.securityGroup('sg-0aaaaaaaaaaaaaaa1', { hostCidrs: ['10.0.2.0/24'], label: 'app' }), 'call app one'),
+          Flow.egress(Port.tcp(8080), Peer.securityGroup('sg-0aaaaaaaaaaaaaaa2', { hostCidrs: ['10.0.3.0/24'], label: 'app' }), 'call app two'),
         ]),
       ),
     );
@@ -432,7 +419,7 @@ describe('quota: 60 rules per direction per address family, split across up to 5
   });
 
   it('counts a security-group reference once in each family', () => {
-    const ref = Flow.ingress(Port.tcp(22), Peer.securityGroup('sg-0bbbbbbbbbbbbbbb1', ['10.9.0.0/24'], 'bastion'), 'bastion');
+    const ref = Flow.ingress(Port.tcp(22), Peer.securityGroup('sg-0bbbbbbbbbbbbbbb1', { hostCidrs: ['10.9.0.0/24'], label: 'bastion' }), 'bastion');
     const fits = custom('admins', [...v4Hosts(59), ref]);
     expect(countSecurityGroupRules(fits)).toEqual({ ingress: { 4: 60, 6: 1 }, egress: { 4: 0, 6: 0 } });
     expect(groups(fits)).toHaveLength(1);
@@ -445,7 +432,7 @@ describe('quota: 60 rules per direction per address family, split across up to 5
   });
 
   it('counts a prefix list without maxEntries once per entry in each of its families (a lower bound)', () => {
-    const list = Peer.prefixList('pl-0ccccccccccccccc1', ['198.51.100.0/26', '198.51.100.128/26', '2001:db8:1::/48'], 'offices');
+    const list = Peer.prefixList('pl-0ccccccccccccccc1', { cidrs: ['198.51.100.0/26', '198.51.100.128/26', '2001:db8:1::/48'], label: 'offices' });
     const p = custom('admins', [...v4Hosts(58), Flow.ingress(Port.tcp(22), list, 'offices')]);
     expect(countSecurityGroupRules(p)).toEqual({ ingress: { 4: 60, 6: 1 }, egress: { 4: 0, 6: 0 } });
     expect(groups(p)).toHaveLength(1);
@@ -453,7 +440,7 @@ describe('quota: 60 rules per direction per address family, split across up to 5
   });
 
   it('counts a prefix list with maxEntries as that many rules of its family, once per rule referencing it', () => {
-    const list = Peer.prefixList('pl-0ccccccccccccccc2', ['198.51.100.0/26', '198.51.100.128/26'], 'partners', { maxEntries: 20 });
+    const list = Peer.prefixList('pl-0ccccccccccccccc2', { cidrs: ['198.51.100.0/26', '198.51.100.128/26'], label: 'partners', maxEntries: 20 });
     expect(list.maxEntries).toBe(20);
     const two = [Flow.ingress(Port.tcp(22), list, 'partners'), Flow.ingress(Port.tcp(443), list, 'partners')];
     const p = custom('partners', [...v4Hosts(20), ...two]);
@@ -467,12 +454,12 @@ describe('quota: 60 rules per direction per address family, split across up to 5
     expect(g[0].rules.filter((s) => s.prefixListId !== undefined)).toHaveLength(2);
     expect(g[0].counts.ingress[4]).toBe(60);
     expectPartition(q);
-    const v6 = Peer.prefixList('pl-0ccccccccccccccc3', ['2001:db8:1::/48'], 'partners6', { maxEntries: 60 });
+    const v6 = Peer.prefixList('pl-0ccccccccccccccc3', { cidrs: ['2001:db8:1::/48'], label: 'partners6', maxEntries: 60 });
     expect(countSecurityGroupRules(custom('p6', [Flow.egress(Port.tcp(443), v6, 'partners')]))).toEqual({ ingress: { 4: 0, 6: 0 }, egress: { 4: 0, 6: 60 } });
   });
 
   it('TW221 SG_QUOTA_EXCEEDED: one prefix-list rule counting more than 60 fits no group', () => {
-    const list = Peer.prefixList('pl-0ccccccccccccccc4', ['198.51.100.0/24'], 'partners', { maxEntries: 61 });
+    const list = Peer.prefixList('pl-0ccccccccccccccc4', { cidrs: ['198.51.100.0/24'], label: 'partners', maxEntries: 61 });
     const err = caught(() => specs(custom('partners', [Flow.ingress(Port.tcp(443), list, 'partners')])));
     expect(err.code).toBe('TW221');
     expect(err.message).toBe(
@@ -520,22 +507,22 @@ describe('quota: 60 rules per direction per address family, split across up to 5
   });
 
   it('TW262 PREFIX_LIST_MAX_ENTRIES: below the entries, above 1,000, or a list of both families', () => {
-    const below = caught(() => Peer.prefixList('pl-1', ['198.51.100.0/26', '198.51.100.64/26'], 'partners', { maxEntries: 1 }));
+    const below = caught(() => Peer.prefixList('pl-1', { cidrs: ['198.51.100.0/26', '198.51.100.64/26'], label: 'partners', maxEntries: 1 }));
     expect(below.message).toBe(
       'TW262 PREFIX_LIST_MAX_ENTRIES: the prefix list "partners" has maxEntries 1, but it holds 2 entries and AWS allows at most 1000. ' +
         "Fix: give a whole number from 2 to 1000 (the list's max_entries; every rule referencing it counts that many rules).",
     );
-    expect(caught(() => Peer.prefixList('pl-1', ['198.51.100.0/26'], 'partners', { maxEntries: 1001 })).code).toBe('TW262');
-    expect(caught(() => Peer.prefixList('pl-1', ['198.51.100.0/26'], 'partners', { maxEntries: 2.5 })).code).toBe('TW262');
-    expect(caught(() => Peer.prefixList('pl-1', ['198.51.100.0/26', '2001:db8::/32'], 'partners', { maxEntries: 10 })).message).toBe(
+    expect(caught(() => Peer.prefixList('pl-1', { cidrs: ['198.51.100.0/26'], label: 'partners', maxEntries: 1001 })).code).toBe('TW262');
+    expect(caught(() => Peer.prefixList('pl-1', { cidrs: ['198.51.100.0/26'], label: 'partners', maxEntries: 2.5 })).code).toBe('TW262');
+    expect(caught(() => Peer.prefixList('pl-1', { cidrs: ['198.51.100.0/26', '2001:db8::/32'], label: 'partners', maxEntries: 10 })).message).toBe(
       'TW262 PREFIX_LIST_MAX_ENTRIES: the prefix list "partners" has maxEntries 10 but holds IPv4 and IPv6 entries; a managed prefix list has one address family. ' +
         'Fix: split it into an IPv4 and an IPv6 prefix list, each with its own maxEntries.',
     );
   });
 
   it('one prefix list declared with two maxEntries is a conflict', () => {
-    const a = Peer.prefixList('pl-1', ['198.51.100.0/26'], 'partners', { maxEntries: 10 });
-    const b = Peer.prefixList('pl-1', ['198.51.100.0/26'], 'partners', { maxEntries: 20 });
+    const a = Peer.prefixList('pl-1', { cidrs: ['198.51.100.0/26'], label: 'partners', maxEntries: 10 });
+    const b = Peer.prefixList('pl-1', { cidrs: ['198.51.100.0/26'], label: 'partners', maxEntries: 20 });
     const err = caught(() => custom('p', [Flow.ingress(Port.tcp(22), a, 'x'), Flow.ingress(Port.tcp(443), b, 'y')]));
     expect(err.message).toContain('TW134 PREFIX_LIST_CONFLICT at h: "partners" is declared with CIDRs [198.51.100.0/26] (maxEntries 10) in one flow and [198.51.100.0/26] (maxEntries 20) in another.');
   });

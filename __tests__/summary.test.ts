@@ -60,7 +60,7 @@ describe('summariseHost', () => {
   it('lines a security-group reference up with its declared CIDRs, and ICMP with its type', () => {
     const policy = HostPolicy.compose('web', [
       customRole('toApp', [
-        Flow.egress(Port.tcp(8080), Peer.securityGroup('sg-0123456789abcdef0', ['10.0.2.0/24', '2001:db8:2::/64'], 'app tier'), 'proxy'),
+        Flow.egress(Port.tcp(8080), Peer.securityGroup('sg-0123456789abcdef0', { hostCidrs: ['10.0.2.0/24', '2001:db8:2::/64'], label: 'app tier' }), 'proxy'),
         Flow.ingress(Port.icmpType(8), Peer.ipv4('10.0.9.0/24'), 'ping'),
         Flow.ingress(Port.icmpv6TypeAndCode(128, 0), Peer.ipv6('2001:db8:9::/48'), 'ping6'),
         Flow.egress(Port.udpRange(33434, 33534), Peer.ipv4('10.0.9.0/24'), 'traceroute'),

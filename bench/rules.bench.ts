@@ -4,7 +4,9 @@
  * fleet and for 500 seeded random small policies whose ranges overlap in staircases, nest, and mix
  * ICMP types and codes with all-protocol rules (the shapes where a greedy merge is not minimal).
  */
-import { Cidr, Direction, Family, Flow, HostPolicy, Peer, Port, customRole, familyBits, renderSecurityGroupRules } from '../lib';
+import { Cidr, Direction, Family, Flow, HostPolicy, Peer, Port, customRole } from '../lib';
+import { familyBits } from '../lib/address';
+import { renderSecurityGroupRules } from '../lib/render/security-groups';
 import { Box, minimumCover } from '../__tests__/support/min-cover';
 import { FLEET_SIZE, fleetPolicy } from './fleet';
 import { BenchContext, BenchModule, BenchResult } from './types';

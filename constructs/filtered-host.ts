@@ -9,7 +9,12 @@ import { Instance } from '@cdktf/provider-aws/lib/instance';
 import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
-import { Cidr, HostPolicy, HostRendering, MetadataAccess, Peer, Role, SgRuleSpec, TwinwallError, renderHost, show } from '../lib';
+import { Cidr } from '../lib/address';
+import { TwinwallError, locate, show } from '../lib/errors';
+import { Role } from '../lib/flow';
+import { Peer } from '../lib/peer';
+import { HostPolicy, MetadataAccess } from '../lib/policy';
+import { HostRendering, SgRuleSpec, renderHost } from '../lib/render';
 import { hostCidrsTags, hostWallTags } from '../lib/check/record';
 import { Suppression, SuppressionInput, checkSuppressions, suppressionTags } from '../lib/lint';
 import { TwinwallLint } from './lint';
@@ -31,19 +36,10 @@ export interface FilteredHostInstanceProps {
   readonly tags?: Readonly<Record<string, string>>;
 }
 
-export interface FilteredHostProps {
-  /** The roles this host plays. Give either `roles` or a prebuilt `policy`. */
-  readonly roles?: readonly Role[];
-  /** A policy composed elsewhere (HostPolicy.compose). Carries its own name and options. */
-  readonly policy?: HostPolicy;
+/** What every FilteredHost takes, whether it composes its policy or is given one. */
+export interface FilteredHostCommonProps {
   /** The VPC of the security group (may be a Terraform reference). */
   readonly vpcId: string;
-  /** The host name used in the policy, descriptions, tags and log prefixes; default the construct id. */
-  readonly name?: string;
-  /** Who may reach the instance metadata service from the host (default "root-only"). Only with `roles`. */
-  readonly instanceMetadata?: MetadataAccess;
-  /** Log what the host wall would drop and accept it instead. Only with `roles`. */
-  readonly audit?: boolean;
   /**
    * The CIDRs this host's addresses lie in (its subnet, or its fixed address as a /32). Other
    * hosts' host walls use them when they reference this host with `asPeer()`.
@@ -76,6 +72,42 @@ export interface FilteredHostProps {
    * per address. Default 16; `Infinity` keeps every rule linear.
    */
   readonly ipsetThreshold?: number;
+}
+
+/** A host that composes its policy from the roles it plays. */
+export interface FilteredHostRolesProps extends FilteredHostCommonProps {
+  /** The roles this host plays. */
+  readonly roles: readonly Role[];
+  /** The host name used in the policy, descriptions, tags and log prefixes; default the construct id. */
+  readonly name?: string;
+  /** Who may reach the instance metadata service from the host (default "root-only"). */
+  readonly instanceMetadata?: MetadataAccess;
+  /** Log what the host wall would drop and accept it instead. */
+  readonly audit?: boolean;
+  readonly policy?: never;
+}
+
+/** A host given a policy composed elsewhere (HostPolicy.compose), which carries its own name and options. */
+export interface FilteredHostPolicyProps extends FilteredHostCommonProps {
+  readonly policy: HostPolicy;
+  readonly roles?: never;
+  readonly name?: never;
+  readonly instanceMetadata?: never;
+  readonly audit?: never;
+}
+
+/** Either `roles` (with the policy options) or a prebuilt `policy`, never both. */
+export type FilteredHostProps = FilteredHostRolesProps | FilteredHostPolicyProps;
+
+/** Options of `FilteredHost.asPeer`. */
+export interface AsPeerOptions {
+  /**
+   * The CIDRs the referencing host's wall matches for this host; default the `addresses` given
+   * to this host, else its fixed private IP.
+   */
+  readonly hostCidrs?: readonly string[];
+  /** The peer's name in rule ids, descriptions and reports; default "<host name> hosts". */
+  readonly label?: string;
 }
 
 /** cdktf's encoding of an unresolved token; it must never reach the rendered host wall. */
@@ -148,12 +180,12 @@ export class FilteredHost extends Construct {
   public constructor(scope: Construct, id: string, props: FilteredHostProps) {
     super(scope, id);
     // The policy's name, which HostPolicy.compose puts first in its errors' paths.
-    const policyName = props?.policy instanceof HostPolicy ? props.policy.name : (props?.name ?? id);
+    const policyName = props?.policy instanceof HostPolicy ? props.policy.name : String(props?.name ?? id);
     try {
       this.policy = FilteredHost.policyFrom(id, props);
       this.lintSuppressions = checkSuppressions(props.suppressions);
       requireText(props.vpcId, 'vpcId', 'vpc.id or "vpc-0123456789abcdef0"');
-      this.rendering = renderHost(this.policy, {}, {
+      this.rendering = renderHost(this.policy, {
         ...(props.maxSecurityGroups !== undefined ? { maxSecurityGroups: props.maxSecurityGroups } : {}),
         ...(props.ipsetThreshold !== undefined ? { ipsetThreshold: props.ipsetThreshold } : {}),
       });
@@ -164,7 +196,7 @@ export class FilteredHost extends Construct {
         throw new TwinwallError('UNRESOLVED_TOKEN', {
           value: this.cloudConfig.match(/[$#&]\{TfToken\[[^\]]*\]\}/)?.[0],
           problem: 'the rendered user-data contains a Terraform token, which only has a value at deploy time, but user-data is computed at synth.',
-          fix: 'give security-group peers a literal label (Peer.securityGroup(sg.id, cidrs, "app tier")) and pass literal CIDRs and names.',
+          fix: 'give security-group peers a literal label (Peer.securityGroup(sg.id, { hostCidrs, label: "app tier" })) and pass literal CIDRs and names.',
         });
       }
       // Checked now (masks, host bits, tokens), so a bad value fails here rather than in asPeer.
@@ -256,14 +288,10 @@ export class FilteredHost extends Construct {
    * security group; the host wall, which cannot see groups, matches `hostCidrs` — by default the
    * `addresses` given to this host, else its fixed private IP.
    */
-  public asPeer(hostCidrs?: readonly string[], label?: string): Peer {
-    try {
-      const cidrs = hostCidrs ?? this.addresses ?? [];
-      return Peer.securityGroup(this.securityGroup.id, cidrs, label ?? `${this.policy.name} hosts`);
-    } catch (e) {
-      if (e instanceof TwinwallError) throw e.within(this.node.path);
-      throw e;
-    }
+  public asPeer(options: AsPeerOptions = {}): Peer {
+    return locate(this.node.path, () =>
+      Peer.securityGroup(this.securityGroup.id, { hostCidrs: options.hostCidrs ?? this.addresses ?? [], label: options.label ?? `${this.policy.name} hosts` }),
+    );
   }
 
   private ruleConfig(spec: SgRuleSpec, securityGroupId: string) {
@@ -328,15 +356,17 @@ export class FilteredHost extends Construct {
       throw invalid('FilteredHost props', props, 'pass { roles: [...], vpcId: ... }.');
     }
     if (props.policy !== undefined) {
-      if (props.roles !== undefined) {
-        throw invalid('roles together with policy', props.roles.map((r) => r?.name), 'give either roles (and name/instanceMetadata/audit) or a prebuilt policy, not both.');
+      // FilteredHostProps makes these a type error; JavaScript callers get the same answer here.
+      const loose = props as Partial<Record<keyof FilteredHostRolesProps, unknown>>;
+      if (loose.roles !== undefined) {
+        throw invalid('roles together with policy', (props.roles as unknown as Role[]).map((r) => r?.name), 'give either roles (and name/instanceMetadata/audit) or a prebuilt policy, not both.');
       }
       if (!(props.policy instanceof HostPolicy)) {
         throw invalid('policy', props.policy, 'build it with HostPolicy.compose(name, roles, options).');
       }
       for (const key of ['name', 'instanceMetadata', 'audit'] as const) {
-        if (props[key] !== undefined) {
-          throw invalid(`${key} together with policy`, props[key], `set ${key} in HostPolicy.compose(…) instead; a prebuilt policy already carries it.`);
+        if (loose[key] !== undefined) {
+          throw invalid(`${key} together with policy`, loose[key], `set ${key} in HostPolicy.compose(…) instead; a prebuilt policy already carries it.`);
         }
       }
       return props.policy;

@@ -9,7 +9,10 @@
  */
 import { Construct } from 'constructs';
 import { Ec2ManagedPrefixList } from '@cdktf/provider-aws/lib/ec2-managed-prefix-list';
-import { Cidr, Peer, TwinwallError, checkName, show } from '../lib';
+import { Cidr } from '../lib/address';
+import { TwinwallError, show } from '../lib/errors';
+import { checkName } from '../lib/flow';
+import { Peer } from '../lib/peer';
 
 export interface TwinwallPrefixListProps {
   /** The list's name in AWS and its label in rule ids and descriptions; default the construct id. */
@@ -47,7 +50,7 @@ export class TwinwallPrefixList extends Construct {
       const cidrs = props.cidrs.map((c) => Cidr.of(c));
       const maxEntries = props.maxEntries ?? cidrs.length;
       // Validates maxEntries and the single family before anything is created.
-      Peer.prefixList('pl-pending', cidrs.map(String), name, { maxEntries });
+      Peer.prefixList('pl-pending', { cidrs: cidrs.map(String), label: name, maxEntries });
       this.maxEntries = maxEntries;
       const description = props.entryDescription ?? `twinwall: ${name}`;
       this.resource = new Ec2ManagedPrefixList(this, 'PrefixList', {
@@ -57,7 +60,7 @@ export class TwinwallPrefixList extends Construct {
         entry: cidrs.map((c) => ({ cidr: c.text, description })),
         tags: { Name: name, ...(props.tags ?? {}) },
       });
-      this.peer = Peer.prefixList(this.resource.id, cidrs.map(String), name, { maxEntries });
+      this.peer = Peer.prefixList(this.resource.id, { cidrs: cidrs.map(String), label: name, maxEntries });
     } catch (e) {
       if (e instanceof TwinwallError) throw e.within(this.node.path);
       throw e;

@@ -97,7 +97,10 @@ export class Cidr {
     return new Cidr(6, 0n, 0);
   }
 
-  /** Build from numbers; the caller guarantees the host bits are zero. */
+  /**
+   * Build from numbers; the caller guarantees the host bits are zero.
+   * @internal
+   */
   public static fromParts(family: Family, network: bigint, prefix: number): Cidr {
     const bits = BITS[family];
     if (!Number.isInteger(prefix) || prefix < 0 || prefix > bits) {

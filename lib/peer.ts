@@ -12,8 +12,27 @@ export type PeerKind = 'cidr' | 'securityGroup' | 'prefixList';
 /** AWS: a customer-managed prefix list holds at most 1,000 entries (its max_entries). */
 export const PREFIX_LIST_MAX_ENTRIES_LIMIT = 1000;
 
-export interface PrefixListOptions {
-  /** The list's max_entries (what AWS counts against the quota); default: the entries given. */
+/** Options of `Peer.securityGroup`. */
+export interface SecurityGroupPeerOptions {
+  /**
+   * The CIDRs the group's members use (their subnet, or their fixed addresses): the host wall,
+   * which cannot see security groups, matches these. Required, at least one.
+   */
+  readonly hostCidrs: readonly string[];
+  /** The peer's name in rule ids, descriptions and reports; default "security group <id>". */
+  readonly label?: string;
+}
+
+/** Options of `Peer.prefixList`. */
+export interface PrefixListPeerOptions {
+  /** The entries of the list, as CIDRs of one family: the host wall matches these. */
+  readonly cidrs: readonly string[];
+  /** The peer's name in rule ids, descriptions and reports; default "prefix list <id>". */
+  readonly label?: string;
+  /**
+   * The list's max_entries (what AWS counts against the quota of every group referencing it);
+   * default the entries given, a lower bound (a customer-managed list usually has room to grow).
+   */
   readonly maxEntries?: number;
 }
 
@@ -42,6 +61,10 @@ function nonEmptyId(value: string, what: string, example: string): void {
   }
 }
 
+/**
+ * The other end of a flow. Every factory returns one `Peer`: a set of CIDRs (one or both
+ * families), a security group, or a managed prefix list.
+ */
 export class Peer {
   /** An IPv4 network, e.g. Peer.ipv4("198.51.100.0/24"). */
   public static ipv4(cidr: string): Peer {
@@ -73,27 +96,38 @@ export class Peer {
     return Peer.fromCidr(Cidr.anyIpv6());
   }
 
-  /** Every address of both families: [0.0.0.0/0, ::/0]. */
-  public static anywhere(): Peer[] {
-    return [Peer.anyIpv4(), Peer.anyIpv6()];
+  /** Every address of both families: 0.0.0.0/0 and ::/0. */
+  public static anywhere(): Peer {
+    return Peer.fromCidrs([Cidr.anyIpv4(), Cidr.anyIpv6()]);
   }
 
+  /** A network as a `Cidr` value. */
   public static fromCidr(cidr: Cidr): Peer {
-    return new Peer('cidr', cidr.text, [cidr], cidr.isAny ? `any IPv${cidr.family}` : cidr.text);
+    return Peer.fromCidrs([cidr]);
+  }
+
+  /** Several networks as one peer (both families allowed), e.g. a service's IPv4 and IPv6 addresses. */
+  private static fromCidrs(cidrs: readonly Cidr[]): Peer {
+    const label = cidrs.map((c) => (c.isAny ? `any IPv${c.family}` : c.text)).join(', ');
+    return new Peer('cidr', cidrs.map((c) => c.text).join(' '), cidrs, label);
   }
 
   /**
    * Another security group. The network wall references it by id (which may be a Terraform
    * reference such as `otherGroup.id`); the host wall cannot see groups, so `hostCidrs` must
    * list the addresses its members use (e.g. the subnet they live in).
+   *
+   *   Peer.securityGroup(app.id, { hostCidrs: ["10.0.2.0/24"], label: "app tier" })
    */
-  public static securityGroup(groupId: string, hostCidrs: readonly string[], label?: string): Peer {
+  public static securityGroup(groupId: string, options: SecurityGroupPeerOptions): Peer {
     nonEmptyId(groupId, 'Security group id', '"sg-0123456789abcdef0" or otherGroup.id');
+    const hostCidrs = options?.hostCidrs;
+    const label = options?.label;
     if (!Array.isArray(hostCidrs) || hostCidrs.length === 0) {
       throw new TwinwallError('SG_NO_HOST_CIDR', {
         value: groupId,
         problem: `the security-group reference ${show(label ?? groupId)} has no host-side CIDRs; a host firewall cannot match a security group.`,
-        fix: 'pass the CIDRs its members use, e.g. Peer.securityGroup(app.id, ["10.0.2.0/24"]) (their subnet or fixed addresses).',
+        fix: 'pass the CIDRs its members use, e.g. Peer.securityGroup(app.id, { hostCidrs: ["10.0.2.0/24"] }) (their subnet or fixed addresses).',
       });
     }
     const cidrs = hostCidrs.map((c) => Cidr.of(c));
@@ -105,14 +139,18 @@ export class Peer {
    * host wall. `maxEntries` is the list's `max_entries`: AWS counts a referenced list as that
    * many rules of its family against the security group's quota. Without it twinwall counts the
    * entries given, which is a lower bound (a customer-managed list usually has room to grow).
+   *
+   *   Peer.prefixList(list.id, { cidrs: ["198.51.100.0/24"], label: "partners", maxEntries: 20 })
    */
-  public static prefixList(prefixListId: string, cidrs: readonly string[], label?: string, options: PrefixListOptions = {}): Peer {
+  public static prefixList(prefixListId: string, options: PrefixListPeerOptions): Peer {
     nonEmptyId(prefixListId, 'Prefix list id', '"pl-0123456789abcdef0"');
+    const cidrs = options?.cidrs;
+    const label = options?.label;
     if (!Array.isArray(cidrs) || cidrs.length === 0) {
       throw new TwinwallError('PREFIX_LIST_EMPTY', {
         value: prefixListId,
         problem: `the prefix list ${show(label ?? prefixListId)} has no CIDRs; the host wall would admit nothing while the network wall admits its entries.`,
-        fix: 'pass the entries of the prefix list as CIDRs, e.g. Peer.prefixList("pl-0123…", ["198.51.100.0/24"]).',
+        fix: 'pass the entries of the prefix list as CIDRs, e.g. Peer.prefixList("pl-0123…", { cidrs: ["198.51.100.0/24"] }).',
       });
     }
     const parsed = cidrs.map((c) => Cidr.of(c));
@@ -142,12 +180,12 @@ export class Peer {
    * The Amazon-provided DNS resolver on its link-local addresses (169.254.169.253 and
    * fd00:ec2::253). Security groups never filter it, so only the host wall admits or denies it.
    */
-  public static awsDnsResolver(): Peer[] {
+  public static awsDnsResolver(): Peer {
     return Peer.linkLocal('dnsResolver');
   }
 
   /** Amazon Time Sync Service (169.254.169.123 and fd00:ec2::123); host wall only. */
-  public static awsTimeSync(): Peer[] {
+  public static awsTimeSync(): Peer {
     return Peer.linkLocal('timeSync');
   }
 
@@ -167,13 +205,13 @@ export class Peer {
     return Peer.fromCidr(Cidr.host(formatAddress(4, vpc.network + 2n)));
   }
 
-  private static linkLocal(service: keyof typeof AWS_LINK_LOCAL): Peer[] {
+  private static linkLocal(service: AwsLinkLocalService): Peer {
     const addrs = AWS_LINK_LOCAL[service];
-    return [Peer.host(addrs[4]), Peer.host(addrs[6])];
+    return Peer.fromCidrs([Cidr.host(addrs[4]), Cidr.host(addrs[6])]);
   }
 
   public readonly kind: PeerKind;
-  /** The CIDR text, security group id or prefix list id. */
+  /** The security group id or prefix list id; for CIDR peers their CIDRs, space-separated. */
   public readonly id: string;
   /** The CIDRs the host wall matches for this peer. */
   public readonly hostCidrs: readonly Cidr[];

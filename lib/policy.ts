@@ -19,7 +19,7 @@
 import { AddressSet, Cidr, Family, Interval } from './address';
 import { TwinwallError, show, locate } from './errors';
 import { Direction, Flow, Role, checkName } from './flow';
-import { Port, Protocol } from './port';
+import { Port, Protocol, protocolFamily } from './port';
 
 /** Why a rule exists: the role, catalog service and reason of a flow that asked for it. */
 export interface Provenance {
@@ -212,11 +212,14 @@ export function normalise(flows: readonly AttributedFlow[]): PolicyRule[] {
     const prov = provenanceOf(a);
     const peer = flow.peer;
     if (peer.kind === 'cidr') {
-      const cidr = peer.hostCidrs[0];
-      const key = `${flow.direction}|${cidr.family}`;
-      let b = cidrBuckets.get(key);
-      if (!b) cidrBuckets.set(key, (b = { direction: flow.direction, family: cidr.family, entries: [] }));
-      b.entries.push({ protocol: flow.port.protocol, lo, hi, prov, set: AddressSet.of(cidr.family, [cidr]) });
+      // A peer of both families (Peer.anywhere()) is one entry per CIDR; an ICMP flow applies to
+      // the CIDRs of its own family only (Flow refuses one whose peer has none).
+      for (const cidr of peer.hostCidrs.filter((c) => (protocolFamily(flow.port.protocol) ?? c.family) === c.family)) {
+        const key = `${flow.direction}|${cidr.family}`;
+        let b = cidrBuckets.get(key);
+        if (!b) cidrBuckets.set(key, (b = { direction: flow.direction, family: cidr.family, entries: [] }));
+        b.entries.push({ protocol: flow.port.protocol, lo, hi, prov, set: AddressSet.of(cidr.family, [cidr]) });
+      }
       continue;
     }
     const idKey = `${peer.kind}|${peer.id}`;
@@ -663,7 +666,7 @@ function cidrAdmits(cidr: Cidr, remote: Remote): boolean {
 export function flowAdmits(flow: Flow, probe: Probe): boolean {
   if (flow.direction !== probe.direction || !portAdmits(flow.port, probe)) return false;
   const peer = flow.peer;
-  if (peer.kind === 'cidr') return cidrAdmits(peer.hostCidrs[0], probe.remote);
+  if (peer.kind === 'cidr') return peer.hostCidrs.some((c) => (protocolFamily(flow.port.protocol) ?? c.family) === c.family && cidrAdmits(c, probe.remote));
   return probe.remote.kind === peer.kind && probe.remote.id === peer.id;
 }
 

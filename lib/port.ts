@@ -2,6 +2,7 @@
  * Protocols and ports: what part of the traffic a flow is about. Modelled on aws-cdk's `Port`:
  * static factories, readonly fields, validated at construction.
  */
+import type { Family } from './address';
 import { TwinwallError, show } from './errors';
 import { requireLiteral } from './tokens';
 
@@ -17,6 +18,11 @@ export function hasPorts(protocol: Protocol): protocol is 'tcp' | 'udp' {
 /** ICMP flavours, whose flows carry a type and code. */
 export function isIcmp(protocol: Protocol): protocol is 'icmp' | 'icmpv6' {
   return protocol === 'icmp' || protocol === 'icmpv6';
+}
+
+/** The address family a protocol belongs to: ICMP is IPv4's, ICMPv6 is IPv6's, the rest both. */
+export function protocolFamily(protocol: Protocol): Family | undefined {
+  return protocol === 'icmp' ? 4 : protocol === 'icmpv6' ? 6 : undefined;
 }
 
 function checkPort(value: number, what: string): void {
@@ -177,6 +183,7 @@ export class Port {
   /**
    * Ports from a span on the 16-bit axis (the inverse of `span`). ICMP spans that do not align
    * to one type, one (type, code) or everything are split: one Port per type or per code.
+   * @internal
    */
   public static fromSpan(protocol: Protocol, from: number, to: number): Port[] {
     if (protocol === 'all') return [Port.allTraffic()];

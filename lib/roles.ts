@@ -4,7 +4,7 @@
  * filtering for a healthier Internet": once a host is compromised it becomes the attacker, so it
  * may only send what its job needs.
  */
-import { ServiceName, serve, service, use } from './catalog';
+import { ServiceName, serve, use } from './catalog';
 import { TwinwallError, show } from './errors';
 import { Flow, Role } from './flow';
 import { Peer } from './peer';
@@ -67,7 +67,7 @@ export interface WebServerOptions {
  * calls are declared as upstreams.
  */
 export function webServer(options: WebServerOptions = {}): Role {
-  const sources = requirePeers(options.sources ?? Peer.anywhere(), 'webServer sources', 'Peer.anywhere()');
+  const sources = requirePeers(options.sources ?? [Peer.anywhere()], 'webServer sources', '[Peer.anywhere()]');
   const flows: Flow[] = [];
   if (options.http ?? true) flows.push(...serve('http', sources));
   if (options.https ?? true) flows.push(...serve('https', sources));
@@ -94,9 +94,9 @@ export interface MailServerOptions {
  * business making HTTP connections, and a mail server that does has been taken over.
  */
 export function mailServer(options: MailServerOptions = {}): Role {
-  const sources = requirePeers(options.sources ?? Peer.anywhere(), 'mailServer sources', 'Peer.anywhere()');
-  const deliverTo = requirePeers(options.deliverTo ?? Peer.anywhere(), 'mailServer deliverTo', 'Peer.anywhere() or a relay');
-  const clientSources = requirePeers(options.clientSources ?? Peer.anywhere(), 'mailServer clientSources', 'Peer.ipv4("198.51.100.0/24")');
+  const sources = requirePeers(options.sources ?? [Peer.anywhere()], 'mailServer sources', '[Peer.anywhere()]');
+  const deliverTo = requirePeers(options.deliverTo ?? [Peer.anywhere()], 'mailServer deliverTo', '[Peer.anywhere()] or a relay');
+  const clientSources = requirePeers(options.clientSources ?? [Peer.anywhere()], 'mailServer clientSources', 'Peer.ipv4("198.51.100.0/24")');
   const clientServices = [...new Set(options.clientServices ?? [])].sort();
   for (const s of clientServices) {
     if (!['submission', 'smtps', 'imaps', 'pop3s'].includes(s)) {
@@ -157,10 +157,10 @@ export function dnsServer(options: DnsServerOptions): Role {
     }
     return Role.of(options.name ?? 'dnsServer', 'Recursive resolver for declared clients; queries port 53 anywhere.', [
       ...serve('dns', clients, 'answering recursive queries from declared clients'),
-      ...use('dns', Peer.anywhere(), 'recursive resolution: querying authoritative servers'),
+      ...use('dns', [Peer.anywhere()], 'recursive resolution: querying authoritative servers'),
     ]);
   }
-  const sources = requirePeers(options.sources ?? Peer.anywhere(), 'dnsServer sources', 'Peer.anywhere()');
+  const sources = requirePeers(options.sources ?? [Peer.anywhere()], 'dnsServer sources', '[Peer.anywhere()]');
   const flows = [...serve('dns', sources, 'answering queries for its own zones')];
   if (options.secondaries !== undefined) {
     requirePeers(options.secondaries, 'dnsServer secondaries', 'Peer.ipv4("198.51.100.53/32")');
@@ -209,7 +209,7 @@ export interface DnsClientOptions {
  * talks port 53 to anywhere can tunnel data out through DNS.
  */
 export function dnsClient(options: DnsClientOptions = {}): Role {
-  const resolvers = requirePeers(options.resolvers ?? Peer.awsDnsResolver(), 'dnsClient resolvers', 'Peer.awsDnsResolver()');
+  const resolvers = requirePeers(options.resolvers ?? [Peer.awsDnsResolver()], 'dnsClient resolvers', '[Peer.awsDnsResolver()]');
   return Role.of(options.name ?? 'dnsClient', 'DNS lookups to declared resolvers only.', use('dns', resolvers, 'name lookups (log resolution, DNSBL) via declared resolvers'));
 }
 
@@ -221,7 +221,7 @@ export interface NtpClientOptions {
 
 /** NTP to declared time servers only. */
 export function ntpClient(options: NtpClientOptions = {}): Role {
-  const servers = requirePeers(options.servers ?? Peer.awsTimeSync(), 'ntpClient servers', 'Peer.awsTimeSync()');
+  const servers = requirePeers(options.servers ?? [Peer.awsTimeSync()], 'ntpClient servers', '[Peer.awsTimeSync()]');
   return Role.of(options.name ?? 'ntpClient', 'NTP to declared time servers only.', use('ntp', servers, 'clock synchronisation'));
 }
 
@@ -230,5 +230,3 @@ export function customRole(name: string, flows: readonly Flow[], description = '
   return Role.of(name, description, flows);
 }
 
-/** Re-exported for roles written outside this file. */
-export { serve, use, service };

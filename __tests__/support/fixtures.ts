@@ -71,8 +71,8 @@ export const ROLE_FIXTURES: Record<string, () => HostPolicy> = {
 
 /** A policy that exercises the corners: all protocols, ranges, ICMP per family, SG and prefix-list peers, awkward text. */
 export function edgePolicy(options: { audit?: boolean } = {}): HostPolicy {
-  const app = Peer.securityGroup('sg-0123456789abcdef0', ['10.0.2.0/24', '2001:db8:2::/64'], 'app tier');
-  const mirrors = Peer.prefixList('pl-0123456789abcdef0', ['198.51.100.0/25'], 'package mirrors');
+  const app = Peer.securityGroup('sg-0123456789abcdef0', { hostCidrs: ['10.0.2.0/24', '2001:db8:2::/64'], label: 'app tier' });
+  const mirrors = Peer.prefixList('pl-0123456789abcdef0', { cidrs: ['198.51.100.0/25'], label: 'package mirrors' });
   return HostPolicy.compose(
     'edge',
     [

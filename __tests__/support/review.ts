@@ -55,7 +55,7 @@ export function synthExampleWithSubmissionEgress(): string {
         ...actual,
         mailServer: (options?: unknown) => {
           const role = actual.mailServer(options);
-          return actual.Role.of(role.name, role.description, [...role.flows, ...actual.use('submission', actual.Peer.anywhere(), 'hand outbound mail to smarthosts on the submission port')]);
+          return actual.Role.of(role.name, role.description, [...role.flows, ...actual.use('submission', [actual.Peer.anywhere()], 'hand outbound mail to smarthosts on the submission port')]);
         },
       };
     });

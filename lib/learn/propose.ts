@@ -290,7 +290,7 @@ function peerCode(c: Cidr): string {
 }
 
 function anywhereCode(families: readonly Family[]): string[] {
-  if (families.includes(4) && families.includes(6)) return ['...Peer.anywhere()'];
+  if (families.includes(4) && families.includes(6)) return ['Peer.anywhere()'];
   return families.map((f) => (f === 4 ? 'Peer.anyIpv4()' : 'Peer.anyIpv6()'));
 }
 
@@ -299,8 +299,8 @@ function peersCode(cidrs: readonly Cidr[]): string[] {
   const out: string[] = [];
   const texts = new Set(cidrs.map((c) => c.text));
   const helpers: [Set<string>, string][] = [
-    [AWS_RESOLVER, '...Peer.awsDnsResolver()'],
-    [AWS_TIME, '...Peer.awsTimeSync()'],
+    [AWS_RESOLVER, 'Peer.awsDnsResolver()'],
+    [AWS_TIME, 'Peer.awsTimeSync()'],
   ];
   const used = new Set<string>();
   for (const [set, code] of helpers) {

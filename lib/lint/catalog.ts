@@ -36,7 +36,10 @@ export const WIDE_PREFIX = { v4: 8, v6: 16, adminV6: 32 } as const;
 /** AWS quotas (per security group: rules per direction per family; per ENI: groups, rules). */
 export const AWS_SG_QUOTAS = { rulesPerDirectionPerFamily: 60, groupsPerEni: 5, rulesPerEni: 1000 } as const;
 
-const rules = [
+/** Every lint id (stable; never renumbered or reused). */
+export type LintId = 'TWL001' | 'TWL002' | 'TWL003' | 'TWL004' | 'TWL005' | 'TWL006' | 'TWL007' | 'TWL008' | 'TWL009' | 'TWL010';
+
+const rules: readonly (LintRuleInfo & { readonly id: LintId })[] = [
   {
     id: 'TWL001',
     name: 'egress-all-to-anywhere',
@@ -117,9 +120,7 @@ const rules = [
     fix: 'switch audit off once the logs show no legitimate traffic being caught (audit: false).',
     references: [],
   },
-] as const satisfies readonly LintRuleInfo[];
-
-export type LintId = (typeof rules)[number]['id'];
+];
 
 /** Every lint rule, by id. */
 export const LINT_RULES: Readonly<Record<LintId, LintRuleInfo>> = Object.freeze(Object.fromEntries(rules.map((r) => [r.id, Object.freeze(r)])) as unknown as Record<LintId, LintRuleInfo>);

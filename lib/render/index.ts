@@ -8,26 +8,23 @@ import { TwinwallError, show } from '../errors';
 import { HostPolicy } from '../policy';
 import { IptablesRenderOptions, IptablesRuleset, renderIptables } from './iptables';
 import { NftablesRuleset, renderNftables } from './nftables';
-import { SecurityGroupRenderOptions, renderSecurityGroupRules } from './security-groups';
-import { renderUserData } from './cloud-config';
+import { SecurityGroupRenderOptions, SecurityGroupRendering, renderSecurityGroupRules } from './security-groups';
+import { UserData, UserDataOptions, renderUserData } from './cloud-config';
 
 export * from './iptables';
 export * from './nftables';
 export * from './security-groups';
 export * from './cloud-config';
 
-/** Options for the user-data rendering, as `renderUserData` accepts them. */
-export type UserDataRenderOptions = NonNullable<Parameters<typeof renderUserData>[1]>;
-
 export interface HostRendering {
   /** The policy every rendering below came from. */
   readonly policy: HostPolicy;
   /** Network wall: one spec per (rule, CIDR), plus the decisions only the host wall can make. */
-  readonly securityGroups: ReturnType<typeof renderSecurityGroupRules>;
+  readonly securityGroups: SecurityGroupRendering;
   /** Host wall: iptables-restore text for IPv4 and IPv6. */
-  readonly iptables: ReturnType<typeof renderIptables>;
+  readonly iptables: IptablesRuleset;
   /** The #cloud-config user-data that installs and loads the host wall. */
-  readonly userData: ReturnType<typeof renderUserData>;
+  readonly userData: UserData;
 }
 
 /** The host wall's backend: iptables-restore text plus ipset, or one nftables file. */
@@ -38,12 +35,14 @@ export const HOST_FIREWALLS: readonly HostFirewall[] = ['iptables', 'nftables'];
 /** The backend a host gets when it does not choose one. */
 export const DEFAULT_HOST_FIREWALL: HostFirewall = 'iptables';
 
-/** How the walls are laid out: security-group split limit, address-set threshold, host-wall backend. */
-export type HostRenderOptions = SecurityGroupRenderOptions &
-  IptablesRenderOptions & {
-    /** The host wall's backend (default 'iptables'); both have the same semantics. */
-    readonly hostFirewall?: HostFirewall;
-  };
+/**
+ * How the walls are laid out (security-group split limit, address-set threshold, host-wall
+ * backend) and what the user-data says (`host`, default the policy's name).
+ */
+export interface HostRenderOptions extends SecurityGroupRenderOptions, IptablesRenderOptions, UserDataOptions {
+  /** The host wall's backend (default 'iptables'); both have the same semantics. */
+  readonly hostFirewall?: HostFirewall;
+}
 
 /** The host wall in the backend the host chose. */
 export type HostWallRendering =
@@ -73,10 +72,10 @@ export function renderHostWall(policy: HostPolicy, options: HostRenderOptions = 
 }
 
 /**
- * Render both walls and the user-data of one host policy. Same policy → identical output. The
- * user-data names the host (`host` defaults to the policy's name).
+ * Render both walls and the user-data of one host policy. Same policy and options → identical
+ * output.
  */
-export function renderHost(policy: HostPolicy, userDataOptions: UserDataRenderOptions = {}, options: HostRenderOptions = {}): HostRendering {
+export function renderHost(policy: HostPolicy, options: HostRenderOptions = {}): HostRendering {
   if (hostFirewallOf(policy, options) === 'nftables') {
     // The nftables wall renders (renderHostWall, renderNftables), but the user-data does not
     // install it yet: refuse rather than ship an iptables wall to a host that chose nftables.
@@ -89,6 +88,6 @@ export function renderHost(policy: HostPolicy, userDataOptions: UserDataRenderOp
   }
   const securityGroups = renderSecurityGroupRules(policy, options.maxSecurityGroups === undefined ? {} : { maxSecurityGroups: options.maxSecurityGroups });
   const iptables = renderIptables(policy, options.ipsetThreshold === undefined ? {} : { ipsetThreshold: options.ipsetThreshold });
-  const userData = renderUserData(iptables, { host: policy.name, ...userDataOptions });
+  const userData = renderUserData(iptables, { host: options.host ?? policy.name });
   return Object.freeze({ policy, securityGroups, iptables, userData });
 }

@@ -251,8 +251,8 @@ function labelSlug(kind: 'securityGroup' | 'prefixList', label: string, targetId
       problem: `the ${what} peer ${show(targetId)} has no label of its own (its label ${show(label)} is a Terraform token), so its security-group rules would get ids that change whenever the token numbering does.`,
       fix:
         kind === 'securityGroup'
-          ? 'give it a label: Peer.securityGroup(app.id, ["10.0.2.0/24"], "app tier") (or FilteredHost.asPeer(cidrs, "app tier")).'
-          : 'give it a label: Peer.prefixList(list.id, ["198.51.100.0/24"], "partners").',
+          ? 'give it a label: Peer.securityGroup(app.id, { hostCidrs: ["10.0.2.0/24"], label: "app tier" }) (or host.asPeer({ label: "app tier" })).'
+          : 'give it a label: Peer.prefixList(list.id, { cidrs: ["198.51.100.0/24"], label: "partners" }).',
     });
   }
   const slug = label.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '');
@@ -273,7 +273,7 @@ function checkUniqueIds(policy: HostPolicy, specs: readonly SgRuleSpec[]): void 
         value: spec.id,
         path: [policy.name],
         problem: `two security-group rules would both get the id ${show(spec.id)} (targets ${show(target(prior))} and ${show(target(spec))}): their peers share a label.`,
-        fix: 'give every security-group and prefix-list peer its own label, e.g. Peer.securityGroup(app.id, cidrs, "app tier").',
+        fix: 'give every security-group and prefix-list peer its own label, e.g. Peer.securityGroup(app.id, { hostCidrs, label: "app tier" }).',
       });
     }
     seen.set(spec.id, spec);
