@@ -151,6 +151,10 @@ export class TwinwallExampleStack extends TerraformStack {
     const roles = (host: string, build: () => Role[]) => locate(`${this.node.path}/${host}`, build);
     const admins = fromContext('adminNetworks');
     const resolvers = fromContext('resolvers');
+    // Each host declares the subnet it is in, so its DHCP client may renew with that subnet's
+    // router (base + 1) besides broadcasting.
+    const publicSubnet = { subnets: [config.publicSubnetCidr] };
+    const appSubnet = { subnets: [config.appSubnetCidr] };
     const instance = (subnetId: string, publicIp: boolean) => ({
       ami: config.ami,
       instanceType: config.instanceType,
@@ -164,6 +168,7 @@ export class TwinwallExampleStack extends TerraformStack {
     const sample = new FilteredHost(this, 'sample', {
       roles: roles('sample', () => [webServer(), mailServer(), sshAdmin({ from: admins }), dnsClient({ resolvers })]),
       vpcId: config.vpcId,
+      ...publicSubnet,
       instance: instance(config.publicSubnetId, true),
     });
 
@@ -171,6 +176,7 @@ export class TwinwallExampleStack extends TerraformStack {
     const resolver = new FilteredHost(this, 'resolver', {
       roles: roles('resolver', () => [dnsServer({ mode: 'recursive', clients: [Peer.ipv4(config.vpcCidr)] }), sshAdmin({ from: admins })]),
       vpcId: config.vpcId,
+      ...publicSubnet,
       instance: instance(config.publicSubnetId, true),
     });
 
@@ -187,6 +193,7 @@ export class TwinwallExampleStack extends TerraformStack {
         dnsClient({ resolvers }),
       ]),
       vpcId: config.vpcId,
+      ...appSubnet,
       addresses: [config.appSubnetCidr],
       instance: instance(config.appSubnetId, false),
     });
@@ -198,6 +205,7 @@ export class TwinwallExampleStack extends TerraformStack {
         dnsClient({ resolvers }),
       ]),
       vpcId: config.vpcId,
+      ...publicSubnet,
       instance: instance(config.publicSubnetId, true),
     });
 

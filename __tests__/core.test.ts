@@ -260,7 +260,7 @@ describe('normalisation', () => {
     ]);
   });
 
-  it('defaults IMDS to root only and audit off', () => {
-    expect(HostPolicy.compose('h', [ntpClient()]).options).toEqual({ instanceMetadata: 'root-only', audit: false });
+  it('defaults IMDS to root only, audit off, no subnets', () => {
+    expect(HostPolicy.compose('h', [ntpClient()]).options).toEqual({ instanceMetadata: 'root-only', audit: false, subnets: [] });
   });
 });

@@ -4,10 +4,23 @@
  */
 import { execFileSync } from 'child_process';
 import { Flow, HostPolicy, Peer, Port, customRole, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
-import { COMMENT_MAX, DEFAULT_IPSET_THRESHOLD, IPTABLES_CHAINS, LOG_PREFIX_MAX, commentText, describeRule, logPrefix, renderIptables } from '../lib/render/iptables';
+import {
+  AUDIT_LOGGED_MARK,
+  COMMENT_MAX,
+  DEFAULT_IPSET_THRESHOLD,
+  IPTABLES_CHAINS,
+  LOG_PREFIX_MAX,
+  commentText,
+  describeRule,
+  logPrefix,
+  renderIptables,
+} from '../lib/render/iptables';
 import { expectGolden } from './support/golden';
 import { ADMIN_LAN, ROLE_FIXTURES, edgePolicy, sampleServer } from './support/fixtures';
+import { caught } from './support/caught';
 import { describeTier, ipset, netns, onPath, root } from './support/tiers';
+
+const caughtMessage = (fn: () => unknown): string => caught(fn).message;
 
 const FAMILIES = ['v4', 'v6'] as const;
 
@@ -73,22 +86,28 @@ describe('renderIptables: properties of every ruleset', () => {
     }
   });
 
-  it.each(cases)('%s: every LOG is rate-limited and comes right before its chain\'s verdict', (_n, make, f) => {
+  it.each(cases)('%s: every LOG is limited (enforcing: by rate; audit: once per connection) and comes right before its chain\'s verdict; nothing can refuse a packet in audit mode', (_n, make, f) => {
     const policy = make();
     const text = renderIptables(policy)[f];
     const verdictChains = Object.values(IPTABLES_CHAINS).filter((c) => c !== IPTABLES_CHAINS.ingress && c !== IPTABLES_CHAINS.egress);
     for (const chain of verdictChains) {
       const body = chainLines(text, chain);
       if (body.length === 0) continue; // tw-out-imds exists only when metadata access is narrowed
-      expect(body).toHaveLength(2);
-      // Enforcing: one limit per chain, so an attack cannot fill the disk. Audit: a limit per
-      // flow (source, destination, port), so `twinwall learn` sees every distinct flow.
-      expect(body[0]).toMatch(
-        policy.options.audit
-          ? new RegExp(` -m hashlimit --hashlimit-upto \\S+ --hashlimit-burst \\d+ --hashlimit-mode srcip,dstip,dstport --hashlimit-name ${chain} --hashlimit-htable-expire \\d+ -j LOG --log-prefix `)
-          : / -m limit --limit \S+ --limit-burst \d+ -j LOG --log-prefix /,
-      );
-      expect(body[1]).toBe(`-A ${chain} -j ${policy.options.audit ? 'ACCEPT' : 'DROP'}`);
+      if (!policy.options.audit) {
+        // Enforcing: one limit per chain, so an attack cannot fill the disk.
+        expect(body).toHaveLength(2);
+        expect(body[0]).toMatch(/ -m limit --limit \S+ --limit-burst \d+ -j LOG --log-prefix /);
+        expect(body[1]).toBe(`-A ${chain} -j DROP`);
+        continue;
+      }
+      // Audit: each connection logged once (its conntrack mark remembers), so `twinwall learn`
+      // sees every distinct flow; untracked packets by rate; no hashlimit (a full table drops).
+      expect(body).toHaveLength(4);
+      expect(body[0]).toMatch(new RegExp(`^-A ${chain} -m connmark --mark 0x0/${AUDIT_LOGGED_MARK} -j LOG --log-prefix `));
+      expect(body[1]).toMatch(new RegExp(`^-A ${chain} -m conntrack --ctstate INVALID,UNTRACKED -m limit --limit \\S+ --limit-burst \\d+ -j LOG --log-prefix `));
+      expect(body[2]).toBe(`-A ${chain} -j CONNMARK --set-xmark ${AUDIT_LOGGED_MARK}/${AUDIT_LOGGED_MARK}`);
+      expect(body[3]).toBe(`-A ${chain} -j ACCEPT`);
+      expect(text).not.toContain('hashlimit');
     }
   });
 
@@ -168,25 +187,53 @@ describe('renderIptables: the always-present rules', () => {
     }
   });
 
-  it('keeps DHCP (v4: udp 68<->67) and DHCPv6 (udp 546<->547) working', () => {
+  it('keeps DHCP (v4: udp 68<->67) and DHCPv6 (udp 546<->547) working, sending only where a DHCP server can be', () => {
+    const out = (t: string, sport: number): string[] => chainLines(t, 'OUTPUT').filter((l) => l.includes(`-p udp -m udp --sport ${sport} --dport ${sport - 1}`));
     expect(chainLines(v4, 'INPUT').some((l) => l.includes('-p udp -m udp --sport 67 --dport 68') && l.endsWith('-j ACCEPT'))).toBe(true);
-    expect(chainLines(v4, 'OUTPUT').some((l) => l.includes('-p udp -m udp --sport 68 --dport 67') && l.endsWith('-j ACCEPT'))).toBe(true);
-    expect(chainLines(v6, 'INPUT').some((l) => l.includes('-p udp -m udp --sport 547 --dport 546') && l.endsWith('-j ACCEPT'))).toBe(true);
-    expect(chainLines(v6, 'OUTPUT').some((l) => l.includes('-p udp -m udp --sport 546 --dport 547') && l.endsWith('-j ACCEPT'))).toBe(true);
+    expect(chainLines(v6, 'INPUT').some((l) => l.includes('-d fe80::/10 -p udp -m udp --sport 547 --dport 546') && l.endsWith('-j ACCEPT'))).toBe(true);
+    // No subnet declared: broadcast only (the DHCPDISCOVER from 0.0.0.0, and any later broadcast).
+    expect(out(v4, 68).map((l) => /-s (\S+) /.exec(l)?.[1] ?? /-d (\S+) /.exec(l)?.[1])).toEqual(['0.0.0.0/32', '255.255.255.255/32']);
+    expect(out(v4, 68).every((l) => l.includes('-d 255.255.255.255/32 ') && l.endsWith('-j ACCEPT'))).toBe(true);
+    expect(chainLines(v6, 'OUTPUT').filter((l) => l.includes('--sport 546 --dport 547')).map((l) => /-d (\S+) /.exec(l)?.[1])).toEqual(['ff02::1:2/128', 'fe80::/10']);
+    // A declared subnet adds its router (base + 1), in canonical order; nothing else.
+    const routed = renderIptables(sampleServer({ subnets: ['10.0.3.0/28', '10.0.1.0/24', '10.0.1.0/24'] })).v4;
+    expect(chainLines(routed, 'OUTPUT').filter((l) => l.includes('--sport 68 --dport 67') && !l.includes('-s 0.0.0.0')).map((l) => /-d (\S+) /.exec(l)?.[1])).toEqual([
+      '255.255.255.255/32',
+      '10.0.1.1/32',
+      '10.0.3.1/32',
+    ]);
+    expect(routed).toContain('--comment "twinwall: DHCP client to the router of subnet 10.0.1.0/24 only, so leases renew"');
   });
 
-  it('accepts neighbour discovery (types 133-137, hop limit 255) before the INVALID drop, both ways', () => {
+  it('refuses a subnet that is not an IPv4 AWS subnet', () => {
+    expect(caughtMessage(() => sampleServer({ subnets: ['10.0.0.0/8'] }))).toContain('TW161 OPTION_INVALID at sample: the subnet "10.0.0.0/8" is a /8, but an AWS subnet is a /16 to /28.');
+    expect(caughtMessage(() => sampleServer({ subnets: ['10.0.1.5/24'] }))).toContain('TW102 CIDR_HOST_BITS');
+    expect(caughtMessage(() => sampleServer({ subnets: ['2001:db8::/64'] }))).toContain('TW104 FAMILY_MISMATCH');
+    expect(caughtMessage(() => sampleServer({ subnets: '10.0.1.0/24' as never }))).toContain('subnets "10.0.1.0/24" is not a list of IPv4 CIDRs');
+  });
+
+  it('accepts neighbour discovery (hop limit 255) before the INVALID drop: RS, RA, NS, NA and redirects in; RS, NS and NA out', () => {
+    const expected: Record<string, number[]> = { INPUT: [133, 134, 135, 136, 137], OUTPUT: [133, 135, 136] };
     for (const chain of ['INPUT', 'OUTPUT']) {
       const body = chainLines(v6, chain);
       const invalid = body.findIndex((l) => l.includes('--ctstate INVALID'));
-      for (const type of [133, 134, 135, 136, 137]) {
-        const nd = body.findIndex((l) => l.includes(`--icmpv6-type ${type} -m hl --hl-eq 255`) && !l.includes('-s ::/128') && l.endsWith('-j ACCEPT'));
-        expect(nd).toBeGreaterThanOrEqual(0);
-        expect(nd).toBeLessThan(invalid);
-      }
+      const accepted = body.filter((l) => / --icmpv6-type 13\d -m hl --hl-eq 255 /.test(l) && !l.includes('-s ::/128') && l.endsWith('-j ACCEPT'));
+      expect(accepted.map((l) => Number(/--icmpv6-type (\d+)/.exec(l)?.[1]))).toEqual(expected[chain]);
+      for (const l of accepted) expect(body.indexOf(l)).toBeLessThan(invalid);
     }
     expect(v6).not.toContain('--icmp-type');
     expect(v4).not.toContain('icmpv6');
+  });
+
+  it('a host is not a router: router advertisements, redirects (IPv6) and ICMP redirects (IPv4) out go to the log-and-drop chain first', () => {
+    const first = (t: string) => chainLines(t, 'OUTPUT').slice(1, 4);
+    expect(first(v6).slice(0, 2)).toEqual([
+      '-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 134 -m comment --comment "twinwall: router advertisement out: a host is not a router" -j tw-out-drop',
+      '-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type 137 -m comment --comment "twinwall: redirect out: a host is not a router" -j tw-out-drop',
+    ]);
+    expect(first(v4)[0]).toBe('-A OUTPUT -p icmp -m icmp --icmp-type 5 -m comment --comment "twinwall: ICMP redirect out: a host is not a router" -j tw-out-drop');
+    // Before the replies rule: the kernel tracks a redirect about a forwarded packet as RELATED.
+    for (const t of [v4, v6]) expect(index(t, 'a host is not a router')).toBeLessThan(index(t, /^-A OUTPUT .*--ctstate RELATED,ESTABLISHED/));
   });
 
   it('accepts packet-too-big and the other RFC 4890 errors inbound before the INVALID drop', () => {
@@ -198,6 +245,10 @@ describe('renderIptables: the always-present rules', () => {
   it('drops outbound packets with a foreign source, after the unspecified-source exceptions (DHCPDISCOVER, DAD)', () => {
     const spoof4 = index(v4, /^-A OUTPUT -m addrtype ! --src-type LOCAL .* -j tw-out-spoof$/);
     const spoof6 = index(v6, /^-A OUTPUT -m addrtype ! --src-type LOCAL .* -j tw-out-spoof$/);
+    // A loopback-range source is LOCAL to addrtype, so it has its own rule (after `-o lo`).
+    expect(index(v4, /^-A OUTPUT -s 127\.0\.0\.0\/8 .* -j tw-out-spoof$/)).toBe(spoof4 - 1);
+    expect(index(v6, /^-A OUTPUT -s ::1\/128 .* -j tw-out-spoof$/)).toBe(spoof6 - 1);
+    expect(index(v4, /^-A OUTPUT -o lo /)).toBeLessThan(spoof4 - 1);
     expect(spoof4).toBeGreaterThan(index(v4, '-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67'));
     const dad = index(v6, '-s ::/128 -d ff02::1:ff00:0/104 -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255');
     expect(dad).toBeGreaterThanOrEqual(0);
@@ -322,26 +373,16 @@ describe('renderIptables: audit mode', () => {
     for (const chain of Object.values(IPTABLES_CHAINS)) {
       const body = chainLines(audit[f], chain);
       if (chain === IPTABLES_CHAINS.ingress || chain === IPTABLES_CHAINS.egress || body.length === 0) continue;
-      expect(body[0]).toMatch(/--log-prefix "twinwall (ingress|egress|forward) audit( inv| spoof| imds)?: "/);
-      expect(body[1]).toBe(`-A ${chain} -j ACCEPT`);
+      for (const l of body.slice(0, 2)) expect(l).toMatch(/--log-prefix "twinwall (ingress|egress|forward) audit( inv| spoof| imds)?: "/);
+      expect(body[body.length - 1]).toBe(`-A ${chain} -j ACCEPT`);
     }
     expect(audit[f]).toContain('# AUDIT MODE');
     expect(enforce[f]).not.toContain('AUDIT');
   });
 
-  it.each(FAMILIES)('%s: the same rules in the same order; only the verdicts differ', (f) => {
+  it.each(FAMILIES)('%s: the same rules in the same order; only the verdict chains differ', (f) => {
     const isVerdictChain = (l: string): boolean => l.startsWith('-A tw-') && !l.startsWith('-A tw-in ') && !l.startsWith('-A tw-out ');
-    const strip = (t: string): string[] =>
-      lines(t)
-        .filter((l) => !l.startsWith('#'))
-        .map((l) =>
-          isVerdictChain(l)
-            ? l
-                .replace(/ (drop|audit)( inv| spoof| imds)?: "/, ' VERDICT$2: "')
-                .replace(/-j (DROP|ACCEPT)$/, '-j VERDICT')
-                .replace(/-m (limit|hashlimit) .* -j LOG/, '-m LIMIT -j LOG')
-            : l,
-        );
+    const strip = (t: string): string[] => lines(t).filter((l) => !l.startsWith('#') && !isVerdictChain(l));
     expect(strip(audit[f])).toEqual(strip(enforce[f]));
   });
 });

@@ -84,6 +84,11 @@ export interface FilteredHostRolesProps extends FilteredHostCommonProps {
   readonly instanceMetadata?: MetadataAccess;
   /** Log what the host wall would drop and accept it instead. */
   readonly audit?: boolean;
+  /**
+   * The IPv4 subnets the host's interfaces are in (literal CIDRs, e.g. ["10.0.1.0/24"]): the host
+   * wall lets DHCP renewals reach each subnet's router (base + 1) besides the broadcast address.
+   */
+  readonly subnets?: readonly string[];
   readonly policy?: never;
 }
 
@@ -94,6 +99,7 @@ export interface FilteredHostPolicyProps extends FilteredHostCommonProps {
   readonly name?: never;
   readonly instanceMetadata?: never;
   readonly audit?: never;
+  readonly subnets?: never;
 }
 
 /** Either `roles` (with the policy options) or a prebuilt `policy`, never both. */
@@ -359,12 +365,12 @@ export class FilteredHost extends Construct {
       // FilteredHostProps makes these a type error; JavaScript callers get the same answer here.
       const loose = props as Partial<Record<keyof FilteredHostRolesProps, unknown>>;
       if (loose.roles !== undefined) {
-        throw invalid('roles together with policy', (props.roles as unknown as Role[]).map((r) => r?.name), 'give either roles (and name/instanceMetadata/audit) or a prebuilt policy, not both.');
+        throw invalid('roles together with policy', (props.roles as unknown as Role[]).map((r) => r?.name), 'give either roles (and name/instanceMetadata/audit/subnets) or a prebuilt policy, not both.');
       }
       if (!(props.policy instanceof HostPolicy)) {
         throw invalid('policy', props.policy, 'build it with HostPolicy.compose(name, roles, options).');
       }
-      for (const key of ['name', 'instanceMetadata', 'audit'] as const) {
+      for (const key of ['name', 'instanceMetadata', 'audit', 'subnets'] as const) {
         if (loose[key] !== undefined) {
           throw invalid(`${key} together with policy`, loose[key], `set ${key} in HostPolicy.compose(…) instead; a prebuilt policy already carries it.`);
         }
@@ -374,6 +380,7 @@ export class FilteredHost extends Construct {
     const options = {
       ...(props.instanceMetadata !== undefined ? { instanceMetadata: props.instanceMetadata } : {}),
       ...(props.audit !== undefined ? { audit: props.audit } : {}),
+      ...(props.subnets !== undefined ? { subnets: props.subnets } : {}),
     };
     return HostPolicy.compose(props.name ?? id, props.roles ?? [], options);
   }

@@ -18,6 +18,7 @@
  */
 import { AddressSet, Cidr, Family, Interval } from './address';
 import { TwinwallError, show, locate } from './errors';
+import { requireLiteral } from './tokens';
 import { Direction, Flow, Role, checkName } from './flow';
 import { Port, Protocol, protocolFamily } from './port';
 
@@ -71,16 +72,33 @@ export class PolicyRule {
  */
 export type MetadataAccess = 'root-only' | 'all-users' | 'none';
 
+/** Prefix lengths AWS allows for an IPv4 subnet. */
+export const SUBNET_PREFIX = { min: 16, max: 28 } as const;
+
 export interface HostPolicyOptions {
   /** Default 'root-only': a compromised web or mail daemon cannot read instance credentials. */
   readonly instanceMetadata?: MetadataAccess;
   /** Log what enforcement would drop, and accept it (learn before you lock). Default false. */
   readonly audit?: boolean;
+  /**
+   * The IPv4 subnets the host's network interfaces are in (e.g. ["10.0.1.0/24"]). The host wall
+   * lets the DHCP client reach each subnet's router (base + 1, where EC2's DHCP server answers
+   * lease renewals) besides the broadcast address. Without them, renewals are broadcast only:
+   * the unicast renewal is refused and the client rebinds by broadcast later in the lease.
+   */
+  readonly subnets?: readonly string[];
 }
 
 export interface ResolvedHostPolicyOptions {
   readonly instanceMetadata: MetadataAccess;
   readonly audit: boolean;
+  /** Declared IPv4 subnets, canonical order (empty when none were declared). */
+  readonly subnets: readonly Cidr[];
+}
+
+/** The subnet's router (base + 1): where EC2's DHCP server and the VPC router answer. */
+export function subnetRouter(subnet: Cidr): Cidr {
+  return Cidr.fromParts(subnet.family, subnet.first + 1n, subnet.family === 4 ? 32 : 128);
 }
 
 /** A flow with the role it came from. */
@@ -142,6 +160,7 @@ export class HostPolicy {
   public get flows(): AttributedFlow[] {
     return this.roles.flatMap((r) => r.flows.map((flow) => ({ flow, role: r.name })));
   }
+
 }
 
 /**
@@ -162,7 +181,28 @@ export function resolveHostPolicyOptions(options: HostPolicyOptions): ResolvedHo
   if (typeof audit !== 'boolean') {
     throw new TwinwallError('OPTION_INVALID', { value: audit, problem: `audit ${show(audit)} is not a boolean.`, fix: 'pass audit: true or audit: false.' });
   }
-  return { instanceMetadata, audit };
+  return { instanceMetadata, audit, subnets: resolveSubnets(options.subnets) };
+}
+
+function resolveSubnets(subnets: readonly string[] | undefined): Cidr[] {
+  if (subnets === undefined) return [];
+  if (!Array.isArray(subnets)) {
+    throw new TwinwallError('OPTION_INVALID', { value: subnets, problem: `subnets ${show(subnets)} is not a list of IPv4 CIDRs.`, fix: 'pass e.g. subnets: ["10.0.1.0/24"], or leave it out.' });
+  }
+  const out = new Map<string, Cidr>();
+  for (const text of subnets) {
+    if (typeof text === 'string') requireLiteral(text, 'subnets', '"10.0.1.0/24"');
+    const cidr = Cidr.ipv4(text);
+    if (cidr.prefix < SUBNET_PREFIX.min || cidr.prefix > SUBNET_PREFIX.max) {
+      throw new TwinwallError('OPTION_INVALID', {
+        value: text,
+        problem: `the subnet ${show(text)} is a /${cidr.prefix}, but an AWS subnet is a /${SUBNET_PREFIX.min} to /${SUBNET_PREFIX.max}.`,
+        fix: 'give the CIDR of the subnet the host is in (aws_subnet.cidr_block), e.g. "10.0.1.0/24".',
+      });
+    }
+    out.set(cidr.text, cidr);
+  }
+  return [...out.values()].sort(compareCidr);
 }
 
 // ---------------------------------------------------------------------------------------------

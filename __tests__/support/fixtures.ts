@@ -5,6 +5,7 @@
 import {
   Flow,
   HostPolicy,
+  HostPolicyOptions,
   Peer,
   Port,
   customRole,
@@ -22,7 +23,7 @@ export const RESOLVERS = ['198.51.100.53/32', '198.51.100.54/32'];
 export const APP_TIER = '10.0.2.0/24';
 
 /** The article's sample server: Apache, Postfix, SSH from the admin LAN, DNS to the resolvers. */
-export function sampleServer(options: { audit?: boolean } = {}): HostPolicy {
+export function sampleServer(options: HostPolicyOptions = {}): HostPolicy {
   return HostPolicy.compose(
     'sample',
     [

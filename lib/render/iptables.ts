@@ -6,9 +6,11 @@
  *
  *   INPUT   loopback → [IPv6: neighbour discovery, MLD, ICMPv6 errors (RFC 4890)] →
  *           replies (ESTABLISHED,RELATED) → INVALID → DHCP client → tw-in (the policy) → log, drop
- *   OUTPUT  loopback → [unspecified-source exceptions: DHCPDISCOVER / IPv6 DAD, RS, MLD] →
- *           forged source → [IPv6: ND, MLD] → replies → INVALID → DHCP client →
- *           instance metadata → tw-out (the policy) → log, drop
+ *   OUTPUT  loopback → what only routers send (IPv6 RA and redirect, ICMP redirect): log, drop →
+ *           [unspecified-source exceptions: DHCPDISCOVER / IPv6 DAD, RS, MLD] →
+ *           forged source (loopback range, or not a local address) → [IPv6: ND, MLD] → replies →
+ *           INVALID → DHCP client (to where a DHCP server can be) → instance metadata →
+ *           tw-out (the policy) → log, drop
  *   FORWARD log, drop (a host is not a router)
  *
  * Every terminal decision other than the policy's own ACCEPTs goes through a small chain that
@@ -21,7 +23,7 @@ import { Direction } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
 import { TwinwallError, show } from '../errors';
 import { checkName } from '../flow';
-import { HostPolicy, PolicyRule, Provenance, ResolvedHostPolicyOptions } from '../policy';
+import { HostPolicy, PolicyRule, Provenance, ResolvedHostPolicyOptions, subnetRouter } from '../policy';
 import { Port } from '../port';
 
 /** The rendered host wall: iptables-restore input for `iptables-restore` and `ip6tables-restore`. */
@@ -84,14 +86,20 @@ export const IPTABLES_CHAINS = {
 export const LOG_PREFIX_MAX = 29;
 /** iptables' comment match keeps at most 255 bytes. */
 export const COMMENT_MAX = 255;
-/** Rate limit of every enforcing LOG rule: enough to see an attack, too little to fill a disk. */
-export const LOG_LIMIT = { rate: '10/min', burst: 20 } as const;
 /**
- * Audit mode exists to learn from (`twinwall learn`), so its LOG rules are limited per flow
- * instead — per (source, destination, destination port) — so every distinct flow is logged
- * however busy the host, a scan shows as many flows, and one chatty flow cannot fill the log.
+ * Rate limit of every enforcing LOG rule: enough to see an attack, too little to fill a disk.
+ * Audit mode, which exists to learn from (`twinwall learn`), logs every connection once instead
+ * (AUDIT_LOGGED_MARK), so every distinct flow reaches the log however busy the host, a scan
+ * shows as many flows, and one chatty flow is one line.
  */
-export const AUDIT_LOG_LIMIT = { rate: '2/min', burst: 3, mode: 'srcip,dstip,dstport', expireMs: 600_000 } as const;
+export const LOG_LIMIT = { rate: '10/min', burst: 20 } as const;
+
+/**
+ * Audit mode marks a connection once it has been logged, in this bit of its conntrack mark, so
+ * each connection is logged once however many packets it sends, with no table of its own (the
+ * connection-tracking entry carries the bit). Other bits of the mark are left alone.
+ */
+export const AUDIT_LOGGED_MARK = '0x10000000';
 
 /** What a log-and-drop chain does: drop (enforcing) or accept (audit mode); its LOG prefix says which. */
 export type Verdict = 'drop' | 'audit';
@@ -371,13 +379,23 @@ export function renderIpsets(host: string, sets: readonly IpsetSpec[]): string {
   return `${out.join('\n')}\n`;
 }
 
-/** A chain that logs (rate-limited) and then drops, or accepts in audit mode. */
+/**
+ * A chain that logs (rate-limited) and then drops, or in audit mode logs each connection once
+ * and accepts. Audit mode uses no match that can refuse a packet: hashlimit drops a packet when
+ * its table is full (xt_hashlimit.c: `max count of %u reached`, then `hotdrop`), which a scan
+ * fills; connmark and CONNMARK only read and set the connection's mark, and limit only stops
+ * matching. Packets conntrack does not track (INVALID) have no mark: one rate-limited line.
+ */
 function verdictChain(chain: string, prefix: string, audit: boolean, uid: boolean): string[] {
-  const limit = audit
-    ? `-m hashlimit --hashlimit-upto ${AUDIT_LOG_LIMIT.rate} --hashlimit-burst ${AUDIT_LOG_LIMIT.burst} --hashlimit-mode ${AUDIT_LOG_LIMIT.mode} --hashlimit-name ${chain} --hashlimit-htable-expire ${AUDIT_LOG_LIMIT.expireMs}`
-    : `-m limit --limit ${LOG_LIMIT.rate} --limit-burst ${LOG_LIMIT.burst}`;
-  const log = `${limit} -j LOG --log-prefix "${prefix}"${uid ? ' --log-uid' : ''}`;
-  return [`-A ${chain} ${log}`, `-A ${chain} -j ${audit ? 'ACCEPT' : 'DROP'}`];
+  const log = (match: string): string => `-A ${chain} ${match} -j LOG --log-prefix "${prefix}"${uid ? ' --log-uid' : ''}`;
+  const limit = `-m limit --limit ${LOG_LIMIT.rate} --limit-burst ${LOG_LIMIT.burst}`;
+  if (!audit) return [log(limit), `-A ${chain} -j DROP`];
+  return [
+    log(`-m connmark --mark 0x0/${AUDIT_LOGGED_MARK}`),
+    log(`-m conntrack --ctstate INVALID,UNTRACKED ${limit}`),
+    `-A ${chain} -j CONNMARK --set-xmark ${AUDIT_LOGGED_MARK}/${AUDIT_LOGGED_MARK}`,
+    `-A ${chain} -j ACCEPT`,
+  ];
 }
 
 /** An ICMPv6 type (and code) a host wall admits, with what it is for. */
@@ -392,7 +410,7 @@ export const ND_HOP_LIMIT = 255;
 /** Hop limit of multicast listener discovery: 1, link-local (RFC 3810). */
 export const MLD_HOP_LIMIT = 1;
 
-/** RFC 4890 neighbour discovery: RS, RA, NS, NA, redirect — only from on-link (hop limit 255). */
+/** RFC 4890 neighbour discovery a host receives: RS, RA, NS, NA, redirect — only from on-link (hop limit 255). */
 export const ICMPV6_NEIGHBOUR_DISCOVERY: readonly Icmpv6Kind[] = [
   { type: 133, what: 'router solicitation' },
   { type: 134, what: 'router advertisement' },
@@ -400,6 +418,25 @@ export const ICMPV6_NEIGHBOUR_DISCOVERY: readonly Icmpv6Kind[] = [
   { type: 136, what: 'neighbour advertisement' },
   { type: 137, what: 'redirect' },
 ];
+
+/**
+ * Neighbour discovery a host sends: router and neighbour solicitations, neighbour advertisements.
+ * Router advertisements and redirects are a router's (ROUTER_ONLY).
+ */
+export const ICMPV6_NEIGHBOUR_DISCOVERY_SENT: readonly Icmpv6Kind[] = ICMPV6_NEIGHBOUR_DISCOVERY.filter((k) => k.type !== 134 && k.type !== 137);
+
+/**
+ * What only a router sends, dropped on the way out (logged as an egress drop): IPv6 router
+ * advertisements and redirects, IPv4 ICMP redirects. Before the replies rule, because the kernel
+ * tracks a redirect about a forwarded packet as RELATED to that packet's connection.
+ */
+export const ROUTER_ONLY: Readonly<Record<Family, readonly Icmpv6Kind[]>> = {
+  4: [{ type: 5, what: 'ICMP redirect' }],
+  6: ICMPV6_NEIGHBOUR_DISCOVERY.filter((k) => k.type === 134 || k.type === 137),
+};
+
+/** The loopback range: a packet with such a source leaving by any other interface is forged. */
+export const LOOPBACK_SOURCES: Readonly<Record<Family, string>> = { 4: '127.0.0.0/8', 6: '::1/128' };
 
 /** RFC 4890 multicast listener discovery, link-local only (hop limit 1). A host sends no queries. */
 export const ICMPV6_LISTENER_DISCOVERY: readonly (Icmpv6Kind & { readonly query?: true })[] = [
@@ -437,6 +474,25 @@ export const UNSPECIFIED_SOURCE = {
   },
 } as const;
 
+/**
+ * Where a DHCP server can be, so where the host's DHCP client may send: IPv4 broadcast, plus each
+ * declared subnet's router (base + 1: EC2's DHCP server answers unicast renewals there); DHCPv6's
+ * All_DHCP_Relay_Agents_and_Servers group and link-local servers. Nowhere else: a process
+ * allowed to bind the client port must not reach the metadata service or the Internet on it.
+ */
+export function dhcpDestinations(options: Pick<ResolvedHostPolicyOptions, 'subnets'>, family: Family): { readonly cidr: string; readonly what: string }[] {
+  if (family === 6) {
+    return [
+      { cidr: 'ff02::1:2/128', what: 'All_DHCP_Relay_Agents_and_Servers' },
+      { cidr: IPV6_LINK_LOCAL, what: 'a link-local server' },
+    ];
+  }
+  return [
+    { cidr: UNSPECIFIED_SOURCE[4].dhcpDiscover, what: 'broadcast' },
+    ...options.subnets.map((s) => ({ cidr: subnetRouter(s).text, what: `the router of subnet ${s.text}` })),
+  ];
+}
+
 /** The instance metadata service's port (tcp) at AWS_LINK_LOCAL.instanceMetadata. */
 export const INSTANCE_METADATA_PORT = 80;
 
@@ -447,6 +503,38 @@ export const IPV6_LINK_SCOPE_MULTICAST = 'ff02::/16';
 function icmp6(kind: { readonly type: number; readonly code?: number }, hopLimit?: number): string {
   const type = kind.code === undefined ? `${kind.type}` : `${kind.type}/${kind.code}`;
   return `-p ipv6-icmp -m icmp6 --icmpv6-type ${type}${hopLimit === undefined ? '' : ` -m hl --hl-eq ${hopLimit}`}`;
+}
+
+/** An ICMP (IPv4) or ICMPv6 type match of one family. */
+function icmpOf(family: Family, kind: { readonly type: number; readonly code?: number }): string {
+  if (family === 6) return icmp6(kind);
+  return `-p icmp -m icmp --icmp-type ${kind.code === undefined ? `${kind.type}` : `${kind.type}/${kind.code}`}`;
+}
+
+/** One rule line: `-A chain match [comment] -j target` (the fallback has no comments). */
+function ruleLine(chain: string, match: string, target: string, why: string | undefined): string {
+  return [`-A ${chain}`, match, why === undefined ? '' : comment(why), `-j ${target}`].filter((s) => s !== '').join(' ');
+}
+
+/**
+ * The DHCP client rules of one family: server replies in, requests out to `dhcpDestinations`
+ * only. (IPv4's first DHCPDISCOVER, from 0.0.0.0, is its own rule: it must come before the
+ * forged-source drop.)
+ */
+function dhcpLines(options: ResolvedHostPolicyOptions, family: Family, comments: boolean): { input: string[]; output: string[] } {
+  const { client, server } = DHCP_PORTS[family];
+  const why = (text: string): string | undefined => (comments ? `twinwall: ${text}` : undefined);
+  const v = family === 6 ? 'DHCPv6' : 'DHCP';
+  const input = [ruleLine('INPUT', `${family === 6 ? `-d ${IPV6_LINK_LOCAL} ` : ''}-p udp -m udp --sport ${server} --dport ${client}`, 'ACCEPT', why(`${v} server replies, so leases renew`))];
+  const output = dhcpDestinations(options, family).map((d) => ruleLine('OUTPUT', `-d ${d.cidr} -p udp -m udp --sport ${client} --dport ${server}`, 'ACCEPT', why(`${v} client to ${d.what} only, so leases renew`)));
+  return { input, output };
+}
+
+/** IPv4 DHCPDISCOVER: the client has no address yet, so it sends from 0.0.0.0 to broadcast. */
+function dhcpDiscover(comments: boolean): string {
+  const u = UNSPECIFIED_SOURCE[4];
+  const { client, server } = DHCP_PORTS[4];
+  return ruleLine('OUTPUT', `-s ${u.source} -d ${u.dhcpDiscover} -p udp -m udp --sport ${client} --dport ${server}`, 'ACCEPT', comments ? 'twinwall: DHCP discover before the host has an address' : undefined);
 }
 
 function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: Family, section: PolicySection): string {
@@ -471,7 +559,8 @@ function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: 
     line('# and accepted. That includes INVALID packets and packets with a forged source address:');
     line('# audit mode promises to change no traffic at all, so switching it on can never break a');
     line('# host, and the log shows exactly what enforcement would stop. The built-in policies stay');
-    line('# DROP, but every chain ends in LOG + ACCEPT before a policy is reached.');
+    line('# DROP, but every chain ends in LOG + ACCEPT before a policy is reached. Each connection');
+    line(`# is logged once (its conntrack mark gets bit ${AUDIT_LOGGED_MARK}); no match here can refuse a packet.`);
   }
   line('*filter');
   line(':INPUT DROP [0:0]');
@@ -489,9 +578,8 @@ function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: 
   }
   line(`-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED ${comment(`twinwall: replies, and ICMP errors about our connections (path MTU)`)} -j ACCEPT`);
   line(`-A INPUT -m conntrack --ctstate INVALID ${comment('twinwall: conntrack says INVALID')} -j ${C.ingressInvalid}`);
-  const dhcp = DHCP_PORTS[family];
-  if (v6) line(`-A INPUT -d ${IPV6_LINK_LOCAL} -p udp -m udp --sport ${dhcp.server} --dport ${dhcp.client} ${comment('twinwall: DHCPv6 server replies, so leases renew')} -j ACCEPT`);
-  else line(`-A INPUT -p udp -m udp --sport ${dhcp.server} --dport ${dhcp.client} ${comment('twinwall: DHCP server replies, so leases renew')} -j ACCEPT`);
+  const dhcp = dhcpLines(options, family, true);
+  for (const l of dhcp.input) line(l);
   line(`-A INPUT ${comment('twinwall: what the roles accept')} -j ${C.ingress}`);
   line(`-A INPUT ${comment('twinwall: nothing else comes in')} -j ${C.ingressDrop}`);
 
@@ -502,24 +590,24 @@ function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: 
   // ---- OUTPUT
   line('# Outbound');
   line(`-A OUTPUT -o lo ${comment('twinwall: loopback')} -j ACCEPT`);
+  for (const k of ROUTER_ONLY[family]) line(`-A OUTPUT ${icmpOf(family, k)} ${comment(`twinwall: ${k.what} out: a host is not a router`)} -j ${C.egressDrop}`);
   if (v6) {
     const u = UNSPECIFIED_SOURCE[6];
     for (const x of u.exceptions) line(`-A OUTPUT -s ${u.source} -d ${x.destination} ${icmp6(x, x.hopLimit)} ${comment(`twinwall: ${x.what}`)} -j ACCEPT`);
   } else {
-    const u = UNSPECIFIED_SOURCE[4];
-    line(`-A OUTPUT -s ${u.source} -d ${u.dhcpDiscover} -p udp -m udp --sport ${dhcp.client} --dport ${dhcp.server} ${comment('twinwall: DHCP discover before the host has an address')} -j ACCEPT`);
+    line(dhcpDiscover(true));
   }
+  line(`-A OUTPUT -s ${LOOPBACK_SOURCES[family]} ${comment('twinwall: loopback source on a real interface (forged)')} -j ${C.egressSpoofed}`);
   line(`-A OUTPUT -m addrtype ! --src-type LOCAL ${comment('twinwall: source address is not this host (forged)')} -j ${C.egressSpoofed}`);
   if (v6) {
-    for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) line(`-A OUTPUT ${icmp6(k, ND_HOP_LIMIT)} ${comment(`twinwall: ${k.what} (RFC 4890)`)} -j ACCEPT`);
+    for (const k of ICMPV6_NEIGHBOUR_DISCOVERY_SENT) line(`-A OUTPUT ${icmp6(k, ND_HOP_LIMIT)} ${comment(`twinwall: ${k.what} (RFC 4890)`)} -j ACCEPT`);
     for (const k of ICMPV6_LISTENER_DISCOVERY.filter((m) => m.query !== true)) {
       line(`-A OUTPUT -d ${IPV6_LINK_SCOPE_MULTICAST} ${icmp6(k, MLD_HOP_LIMIT)} ${comment(`twinwall: ${k.what}, link-local (RFC 4890)`)} -j ACCEPT`);
     }
   }
   line(`-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED ${comment('twinwall: replies, and ICMP errors about our connections')} -j ACCEPT`);
   line(`-A OUTPUT -m conntrack --ctstate INVALID ${comment('twinwall: conntrack says INVALID')} -j ${C.egressInvalid}`);
-  if (v6) line(`-A OUTPUT -p udp -m udp --sport ${dhcp.client} --dport ${dhcp.server} ${comment('twinwall: DHCPv6 client, so leases renew')} -j ACCEPT`);
-  else line(`-A OUTPUT -p udp -m udp --sport ${dhcp.client} --dport ${dhcp.server} ${comment('twinwall: DHCP client, so leases renew')} -j ACCEPT`);
+  for (const l of dhcp.output) line(l);
   switch (instanceMetadata) {
     case 'root-only':
       line(`-A OUTPUT -d ${imdsCidr} -p tcp -m tcp --dport ${INSTANCE_METADATA_PORT} -m owner --uid-owner 0 -m conntrack --ctstate NEW ${comment('twinwall: instance metadata, root only (instanceMetadata root-only)')} -j ACCEPT`);
@@ -540,7 +628,7 @@ function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: 
   for (const l of section.lines) line(l);
 
   // ---- log, then drop (or accept in audit mode)
-  line(audit ? '# Log, then accept (audit mode)' : '# Log, then drop');
+  line(audit ? '# Log each connection once, then accept (audit mode)' : '# Log, then drop');
   const verdict: Verdict = audit ? 'audit' : 'drop';
   for (const v of verdicts) out.push(...verdictChain(v.chain, logPrefix(v.direction, verdict, v.reason), audit, v.uid));
   line('COMMIT');

@@ -11,9 +11,11 @@
  *
  *   input   loopback → [IPv6: neighbour discovery, MLD, ICMPv6 errors (RFC 4890)] → replies →
  *           INVALID → DHCP client → tw-in (the policy) → log, drop
- *   output  loopback → [unspecified-source exceptions: DHCPDISCOVER / IPv6 DAD, RS, MLD] →
- *           forged source (`fib saddr type != local`) → [IPv6: ND, MLD] → replies → INVALID →
- *           DHCP client → instance metadata (`meta skuid 0`) → tw-out (the policy) → log, drop
+ *   output  loopback → what only routers send (IPv6 RA and redirect, ICMP redirect): log, drop →
+ *           [unspecified-source exceptions: DHCPDISCOVER / IPv6 DAD, RS, MLD] →
+ *           forged source (loopback range, or `fib saddr type != local`) → [IPv6: ND, MLD] →
+ *           replies → INVALID → DHCP client (to where a DHCP server can be) →
+ *           instance metadata (`meta skuid 0`) → tw-out (the policy) → log, drop
  *   forward log, drop (a host is not a router)
  *
  * Coexistence: the file never flushes the ruleset or another table. It starts with
@@ -31,11 +33,12 @@ import { AddressSet, Cidr, Family } from '../address';
 import { AWS_LINK_LOCAL } from '../peer';
 import { HostPolicy, PolicyRule } from '../policy';
 import {
-  AUDIT_LOG_LIMIT,
+  AUDIT_LOGGED_MARK,
   DHCP_PORTS,
   ICMPV6_ERRORS,
   ICMPV6_LISTENER_DISCOVERY,
   ICMPV6_NEIGHBOUR_DISCOVERY,
+  ICMPV6_NEIGHBOUR_DISCOVERY_SENT,
   INSTANCE_METADATA_PORT,
   IPTABLES_CHAINS,
   IPV6_LINK_LOCAL,
@@ -43,15 +46,18 @@ import {
   IpsetSpec,
   IptablesRenderOptions,
   LOG_LIMIT,
+  LOOPBACK_SOURCES,
   MLD_HOP_LIMIT,
   ND_HOP_LIMIT,
   PolicyEntry,
+  ROUTER_ONLY,
   UNSPECIFIED_SOURCE,
   VerdictChain,
   checkRenderable,
   commentText,
   describeRule,
   destinationPorts,
+  dhcpDestinations,
   layoutPolicy,
   logPrefix,
   setThreshold,
@@ -75,16 +81,6 @@ export const NFT_BASE_CHAINS = { input: 'input', forward: 'forward', output: 'ou
 
 /** nftables keeps at most 128 bytes of a rule's comment. */
 export const NFT_COMMENT_MAX = 128;
-
-/**
- * Audit mode's per-flow log limit keeps its flows in a dynamic set per chain and family, bounded
- * (every table is) at the size of the kernel's default hashlimit table. A full set never refuses a
- * packet: the flow is not logged, and the packet is accepted as audit mode promises.
- */
-export const AUDIT_FLOW_SET_SIZE = 65536;
-
-/** Protocols whose header starts with ports (`th dport`): hashlimit's `dstport` mode reads these. */
-const PORT_PROTOCOLS = '{ tcp, udp, udplite, sctp, dccp }';
 
 const UNITS: Record<string, string> = { s: 'second', sec: 'second', second: 'second', m: 'minute', min: 'minute', minute: 'minute', h: 'hour', hour: 'hour', d: 'day', day: 'day' };
 
@@ -172,45 +168,19 @@ function setBlock(set: IpsetSpec): string[] {
   ];
 }
 
-/** The dynamic set of audit mode's per-flow limit: one per chain, family and key shape. */
-function auditSetName(chain: string, family: Family, ports: boolean): string {
-  return `${chain}-${family}${ports ? '' : '-noport'}`;
-}
-
-function auditSetBlock(chain: string, family: Family, ports: boolean): string[] {
-  const addr = family === 4 ? 'ipv4_addr' : 'ipv6_addr';
-  return [
-    `\tset ${auditSetName(chain, family, ports)} {`,
-    `\t\ttype ${addr} . ${addr}${ports ? ' . inet_service' : ''}`,
-    '\t\tflags dynamic,timeout',
-    `\t\tsize ${AUDIT_FLOW_SET_SIZE}`,
-    `\t\ttimeout ${AUDIT_LOG_LIMIT.expireMs / 1000}s`,
-    '\t}',
-  ];
-}
-
 /**
- * A chain that logs (rate-limited) and then drops, or accepts in audit mode. Enforcing: one limit
- * per chain, so an attack cannot fill the disk. Audit: a limit per flow — source, destination and
- * destination port, as iptables' hashlimit keys them (port 0, i.e. no port, for ICMP and the
- * rest) — so `twinwall learn` sees every distinct flow.
+ * A chain that logs (rate-limited) and then drops, or in audit mode logs each connection once
+ * and accepts, as the iptables wall does: the first rule logs a connection whose conntrack mark
+ * lacks AUDIT_LOGGED_MARK, a later one sets it; packets conntrack does not track (no mark) are
+ * logged by the enforcing limit. No statement here can refuse a packet.
  */
 function verdictChainBlock(v: VerdictChain, audit: boolean): string[] {
   const prefix = logPrefix(v.direction, audit ? 'audit' : 'drop', v.reason);
   const log = `log prefix "${prefix}"${v.uid ? ' flags skuid' : ''}`;
-  const body: string[] = [];
-  if (audit) {
-    const rate = `limit rate ${nftRate(AUDIT_LOG_LIMIT.rate)} burst ${AUDIT_LOG_LIMIT.burst} packets`;
-    for (const family of [4, 6] as const) {
-      const ip = ipOf(family);
-      body.push(`meta l4proto ${PORT_PROTOCOLS} update @${auditSetName(v.chain, family, true)} { ${ip} saddr . ${ip} daddr . th dport ${rate} } ${log}`);
-      body.push(`meta l4proto != ${PORT_PROTOCOLS} update @${auditSetName(v.chain, family, false)} { ${ip} saddr . ${ip} daddr ${rate} } ${log}`);
-    }
-    body.push('accept');
-  } else {
-    body.push(`limit rate ${nftRate(LOG_LIMIT.rate)} burst ${LOG_LIMIT.burst} packets ${log}`);
-    body.push('drop');
-  }
+  const limit = `limit rate ${nftRate(LOG_LIMIT.rate)} burst ${LOG_LIMIT.burst} packets`;
+  const body = audit
+    ? [`ct mark & ${AUDIT_LOGGED_MARK} == 0x0 ${log}`, `ct state invalid,untracked ${limit} ${log}`, `ct mark set ct mark | ${AUDIT_LOGGED_MARK}`, 'accept']
+    : [`${limit} ${log}`, 'drop'];
   return [`\tchain ${v.chain} {`, ...body.map((l) => `\t\t${l}`), '\t}'];
 }
 
@@ -243,19 +213,27 @@ function outputRules(policy: HostPolicy): string[] {
   const u4 = UNSPECIFIED_SOURCE[4];
   const u6 = UNSPECIFIED_SOURCE[6];
   const r: string[] = [`oifname "lo" accept ${comment('twinwall: loopback')}`];
+  for (const k of ROUTER_ONLY[4]) r.push(`icmp type ${k.type} jump ${C.egressDrop} ${comment(`twinwall: ${k.what} out: a host is not a router`)}`);
+  for (const k of ROUTER_ONLY[6]) r.push(`${icmpv6(k)} jump ${C.egressDrop} ${comment(`twinwall: ${k.what} out: a host is not a router`)}`);
   r.push(
     `ip saddr ${address(u4.source)} ip daddr ${address(u4.dhcpDiscover)} udp sport ${DHCP_PORTS[4].client} udp dport ${DHCP_PORTS[4].server} accept ${comment('twinwall: DHCP discover before the host has an address')}`,
   );
   for (const x of u6.exceptions) r.push(`ip6 saddr ${address(u6.source)} ip6 daddr ${address(x.destination)} ${icmpv6(x, x.hopLimit)} accept ${comment(`twinwall: ${x.what}`)}`);
+  for (const family of [4, 6] as const) r.push(`${ipOf(family)} saddr ${LOOPBACK_SOURCES[family].replace(/\/128$/, '')} jump ${C.egressSpoofed} ${comment('twinwall: loopback source on a real interface (forged)')}`);
   r.push(`fib saddr type != local jump ${C.egressSpoofed} ${comment('twinwall: source address is not this host (forged)')}`);
-  for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) r.push(`${icmpv6(k, ND_HOP_LIMIT)} accept ${comment(`twinwall: ${k.what} (RFC 4890)`)}`);
+  for (const k of ICMPV6_NEIGHBOUR_DISCOVERY_SENT) r.push(`${icmpv6(k, ND_HOP_LIMIT)} accept ${comment(`twinwall: ${k.what} (RFC 4890)`)}`);
   for (const k of ICMPV6_LISTENER_DISCOVERY.filter((m) => m.query !== true)) {
     r.push(`ip6 daddr ${IPV6_LINK_SCOPE_MULTICAST} ${icmpv6(k, MLD_HOP_LIMIT)} accept ${comment(`twinwall: ${k.what}, link-local (RFC 4890)`)}`);
   }
   r.push(`ct state established,related accept ${comment('twinwall: replies, and ICMP errors about our connections')}`);
   r.push(`ct state invalid jump ${C.egressInvalid} ${comment('twinwall: conntrack says INVALID')}`);
-  r.push(`${nfproto(4)} udp sport ${DHCP_PORTS[4].client} udp dport ${DHCP_PORTS[4].server} accept ${comment('twinwall: DHCP client, so leases renew')}`);
-  r.push(`${nfproto(6)} udp sport ${DHCP_PORTS[6].client} udp dport ${DHCP_PORTS[6].server} accept ${comment('twinwall: DHCPv6 client, so leases renew')}`);
+  for (const family of [4, 6] as const) {
+    const { client, server } = DHCP_PORTS[family];
+    const v = family === 6 ? 'DHCPv6' : 'DHCP';
+    for (const d of dhcpDestinations(policy.options, family)) {
+      r.push(`${ipOf(family)} daddr ${address(d.cidr)} udp sport ${client} udp dport ${server} accept ${comment(`twinwall: ${v} client to ${d.what} only, so leases renew`)}`);
+    }
+  }
   for (const family of [4, 6] as const) {
     const imds = `${ipOf(family)} daddr ${AWS_LINK_LOCAL.instanceMetadata[family]}`;
     const http = `tcp dport ${INSTANCE_METADATA_PORT}`;
@@ -300,13 +278,13 @@ export function renderNftables(policy: HostPolicy, options: NftablesRenderOption
     out.push('# and accepted. That includes INVALID packets and packets with a forged source address:');
     out.push('# audit mode promises to change no traffic at all, so switching it on can never break a');
     out.push('# host, and the log shows exactly what enforcement would stop. The base chains\' policies');
-    out.push('# stay drop, but every chain ends in log + accept before a policy is reached.');
+    out.push('# stay drop, but every chain ends in log + accept before a policy is reached. Each connection');
+    out.push(`# is logged once (its conntrack mark gets bit ${AUDIT_LOGGED_MARK}); no statement here can refuse a packet.`);
   }
   out.push(`add table ${table}`);
   out.push(`delete table ${table}`);
   out.push(`table ${table} {`);
   for (const { layout } of layouts) for (const set of layout.sets) out.push(...setBlock(set));
-  if (audit) for (const v of verdicts) for (const family of [4, 6] as const) out.push(...auditSetBlock(v.chain, family, true), ...auditSetBlock(v.chain, family, false));
   out.push(...baseChain(NFT_BASE_CHAINS.input, 'input', inputRules({ invalid: C.ingressInvalid, drop: C.ingressDrop })));
   out.push(...baseChain(NFT_BASE_CHAINS.forward, 'forward', [`jump ${C.forwardDrop} ${comment('twinwall: this host forwards nothing')}`]));
   out.push(...baseChain(NFT_BASE_CHAINS.output, 'output', outputRules(policy)));
