@@ -11,12 +11,18 @@ import * as path from 'path';
 import { gunzipSync } from 'zlib';
 import { parse } from 'yaml';
 import { ERROR_CODES } from '../lib';
-import { renderIptables } from '../lib/render/iptables';
+import { renderHost } from '../lib/render';
+import { renderFallback, renderIptables } from '../lib/render/iptables';
 import {
+  DROP_ONLY_TABLE,
+  FALLBACK_V4_PATH,
+  FALLBACK_V6_PATH,
   FIREWALL_UNIT,
   FIREWALL_UNIT_PATH,
   FIRST_BOOT_SEMAPHORE,
+  HostWallTables,
   IPSETS_PATH,
+  LOADER_PATH,
   RULES_V4_PATH,
   RULES_V6_PATH,
   USER_DATA_LIMIT_BYTES,
@@ -24,6 +30,7 @@ import {
   renderCloudConfig,
   renderFirewallUnit,
   renderFirstBootScript,
+  renderLoader,
   renderUserData,
 } from '../lib/render/cloud-config';
 import { expectGolden } from './support/golden';
@@ -33,6 +40,10 @@ import { caught } from './support/caught';
 
 const V4 = ['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -i lo -j ACCEPT', '-A OUTPUT -o lo -j ACCEPT', 'COMMIT', ''].join('\n');
 const V6 = ['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -i lo -j ACCEPT', '-A OUTPUT -o lo -j ACCEPT', '-A OUTPUT -p ipv6-icmp -j ACCEPT', 'COMMIT', ''].join('\n');
+/** Literal fallbacks: what a family keeps when its table fails (lockdown, the default). */
+const FB4 = ['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -i lo -j ACCEPT', '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT', '-A OUTPUT -o lo -j ACCEPT', 'COMMIT', ''].join('\n');
+const FB6 = ['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -i lo -j ACCEPT', '-A INPUT -p ipv6-icmp -j ACCEPT', '-A OUTPUT -o lo -j ACCEPT', 'COMMIT', ''].join('\n');
+const LITERAL: HostWallTables = { v4: V4, v6: V6, fallback: { v4: FB4, v6: FB6 } };
 
 interface WriteFile {
   path: string;
@@ -74,15 +85,15 @@ describe('the systemd unit', () => {
     ]);
   });
 
-  it('is a oneshot that loads both files with absolute paths, never flushes, and is wanted by multi-user.target', () => {
+  it('is a oneshot that runs the loader (one ExecStart: families load independently), never flushes, prints failures on the console, and is wanted by multi-user.target', () => {
     const service = lines.slice(lines.indexOf('[Service]') + 1, lines.indexOf('[Install]') - 1);
     expect(service).toEqual([
       'Type=oneshot',
       'RemainAfterExit=yes',
-      'ExecStart=/usr/sbin/iptables-restore /etc/iptables/rules.v4',
-      'ExecStart=/usr/sbin/ip6tables-restore /etc/iptables/rules.v6',
-      'ExecReload=/usr/sbin/iptables-restore /etc/iptables/rules.v4',
-      'ExecReload=/usr/sbin/ip6tables-restore /etc/iptables/rules.v6',
+      `ExecStart=${LOADER_PATH} start`,
+      `ExecReload=${LOADER_PATH} reload`,
+      'StandardOutput=journal',
+      'StandardError=journal+console',
     ]);
     expect(renderFirewallUnit()).not.toMatch(/ExecStop|--flush|-F\b/);
     expect(lines.slice(lines.indexOf('[Install]'))).toEqual(['[Install]', 'WantedBy=multi-user.target', '']);
@@ -90,7 +101,7 @@ describe('the systemd unit', () => {
 });
 
 describe('the #cloud-config document', () => {
-  const ud = renderUserData({ v4: V4, v6: V6 }, { host: 'literal' });
+  const ud = renderUserData(LITERAL, { host: 'literal' });
   const doc = load(ud.cloudConfig);
 
   it('starts with #cloud-config and has bootcmd, write_files and runcmd', () => {
@@ -98,45 +109,90 @@ describe('the #cloud-config document', () => {
     expect(Object.keys(doc)).toEqual(['bootcmd', 'write_files', 'runcmd']);
   });
 
-  it('writes both tables and the unit, owned by root, with their modes', () => {
+  it('writes both tables, both fallbacks, the loader and the unit, owned by root, with their modes', () => {
     expect(doc.write_files).toEqual([
       { path: RULES_V4_PATH, owner: 'root:root', permissions: '0640', content: V4 },
       { path: RULES_V6_PATH, owner: 'root:root', permissions: '0640', content: V6 },
+      { path: FALLBACK_V4_PATH, owner: 'root:root', permissions: '0640', content: FB4 },
+      { path: FALLBACK_V6_PATH, owner: 'root:root', permissions: '0640', content: FB6 },
+      { path: LOADER_PATH, owner: 'root:root', permissions: '0755', content: renderLoader({ tables: LITERAL, host: 'literal', mode: 'lockdown', source: 'files' }) },
       { path: FIREWALL_UNIT_PATH, owner: 'root:root', permissions: '0644', content: renderFirewallUnit() },
     ]);
     expect(FIREWALL_UNIT_PATH).toBe('/etc/systemd/system/twinwall-firewall.service');
+  });
+
+  it('the loader: fallbacks first (start only), then each real table on its own; loud on failure', () => {
+    const loader = doc.write_files[4].content;
+    expect(loader.startsWith('#!/bin/sh\n')).toBe(true);
+    const at = (needle: string): number => {
+      const i = loader.indexOf(needle);
+      expect(i).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    expect(at('if [ "$action" = start ]; then')).toBeLessThan(at(`/usr/sbin/iptables-restore ${FALLBACK_V4_PATH} || {`));
+    expect(at(`/usr/sbin/iptables-restore ${FALLBACK_V4_PATH} || {`)).toBeLessThan(at(`/usr/sbin/ip6tables-restore ${FALLBACK_V6_PATH} || {`));
+    expect(at(`/usr/sbin/ip6tables-restore ${FALLBACK_V6_PATH} || {`)).toBeLessThan(at(`/usr/sbin/iptables-restore ${RULES_V4_PATH} || failed="$failed IPv4"`));
+    // v4 failing never skips v6: each real load is its own statement.
+    expect(at(`/usr/sbin/iptables-restore ${RULES_V4_PATH} || failed="$failed IPv4"\n/usr/sbin/ip6tables-restore ${RULES_V6_PATH} || failed="$failed IPv6"\n`)).toBeGreaterThan(0);
+    // A fallback that fails is replaced by the DROP-only table, inline.
+    expect(loader).toContain(`  /usr/sbin/iptables-restore <<'TWINWALL_DROP_ONLY'\n${DROP_ONLY_TABLE}TWINWALL_DROP_ONLY\n}`);
+    expect(loader).toContain('echo "$who: FAILED to load the host firewall ($action) for:$failed; at boot they keep the fallback');
+    expect(loader).toContain('  exit 1\n');
   });
 
   it('enables (and starts) the unit with a command, since write_files cannot', () => {
     expect(doc.runcmd).toEqual([['systemctl', 'enable', '--now', FIREWALL_UNIT]]);
   });
 
-  it('bootcmd loads its own copy of both tables, once per instance', () => {
+  it('bootcmd runs the same loader with its own copy of every table, once per instance', () => {
     expect(doc.bootcmd).toHaveLength(1);
     const [cmd] = doc.bootcmd;
     expect(cmd.slice(0, 5)).toEqual(['cloud-init-per', 'instance', FIRST_BOOT_SEMAPHORE, '/bin/sh', '-c']);
     const script = cmd[5] as string;
-    expect(script).toBe(renderFirstBootScript({ v4: V4, v6: V6 }, 'literal'));
+    expect(script).toBe(renderFirstBootScript(LITERAL, 'literal'));
+    expect(script).toContain(`/usr/sbin/iptables-restore <<'TWINWALL_FALLBACK_V4' || {\n${FB4}TWINWALL_FALLBACK_V4\n`);
+    expect(script).toContain(`/usr/sbin/ip6tables-restore <<'TWINWALL_FALLBACK_V6' || {\n${FB6}TWINWALL_FALLBACK_V6\n`);
     expect(script).toContain(`/usr/sbin/iptables-restore <<'TWINWALL_RULES_V4' || failed="$failed IPv4"\n${V4}TWINWALL_RULES_V4\n`);
     expect(script).toContain(`/usr/sbin/ip6tables-restore <<'TWINWALL_RULES_V6' || failed="$failed IPv6"\n${V6}TWINWALL_RULES_V6\n`);
-    expect(script).toContain('echo "twinwall (literal): FAILED to load the host firewall for:$failed. Until it loads, only the security group protects this host.');
-    expect(script).toContain('  exit 1\n');
+    expect(script.indexOf('TWINWALL_FALLBACK_V6\n')).toBeLessThan(script.indexOf("<<'TWINWALL_RULES_V4'"));
+    expect(script).toContain("who='twinwall (literal)'");
+    expect(script).toContain('echo "$who: FAILED to load the host firewall ($action) for:$failed; at boot they keep the fallback');
+    expect(script).toContain('echo "$who: host firewall loaded (first boot)"');
+    expect(script).not.toContain('/etc/iptables/');
   });
 
   it('picks a here-document delimiter no table line equals', () => {
-    const tricky = `TWINWALL_RULES_V4\n${V4}`;
-    const script = renderFirstBootScript({ v4: tricky, v6: V6 });
+    const tricky = `TWINWALL_RULES_V4\nTWINWALL_DROP_ONLY\n${V4}`;
+    const script = renderFirstBootScript({ ...LITERAL, v4: tricky });
     expect(script).toContain(`<<'TWINWALL_RULES_V4_1'`);
     expect(script).toContain(`${tricky}TWINWALL_RULES_V4_1\n`);
+    expect(script).toContain(`<<'TWINWALL_DROP_ONLY_1'`);
   });
 
   it('adds a final newline a table lacks, and refuses what is not a table', () => {
-    expect(load(renderCloudConfig({ v4: V4.trimEnd(), v6: V6 })).write_files[0].content).toBe(V4);
-    const err = caught(() => renderUserData({ v4: '  ', v6: V6 }));
+    expect(load(renderCloudConfig({ ...LITERAL, v4: V4.trimEnd() })).write_files[0].content).toBe(V4);
+    const err = caught(() => renderUserData({ ...LITERAL, v4: '  ' }));
     expect(err.code).toBe(ERROR_CODES.OPTION_INVALID);
     expect(err.message).toContain('the IPv4 table "  " is not iptables-restore text');
-    expect(caught(() => renderUserData({ v4: V4, v6: V6.replace(/\n/g, '\r\n') })).message).toContain('the IPv6 table contains a carriage return');
-    expect(caught(() => renderUserData({ v4: V4, v6: V6 }, { host: 'two words' })).errorName).toBe('NAME_INVALID');
+    expect(caught(() => renderUserData({ ...LITERAL, v6: V6.replace(/\n/g, '\r\n') })).message).toContain('the IPv6 table contains a carriage return');
+    expect(caught(() => renderUserData({ ...LITERAL, fallback: { v4: FB4, v6: '' } })).message).toContain('the IPv6 fallback table "" is not iptables-restore text');
+    expect(caught(() => renderUserData(LITERAL, { host: 'two words' })).errorName).toBe('NAME_INVALID');
+    expect(caught(() => renderFirstBootScript(LITERAL, 'x; reboot')).errorName).toBe('NAME_INVALID');
+  });
+
+  it('lockdown (the default) refuses to go without a fallback; open ships none and says so', () => {
+    const err = caught(() => renderUserData({ v4: V4, v6: V6 }));
+    expect(err.code).toBe(ERROR_CODES.OPTION_INVALID);
+    expect(err.message).toContain('onLoadFailure "lockdown" (the default) needs the fallback tables');
+    expect(caught(() => renderUserData(LITERAL, { onLoadFailure: 'open' })).message).toContain('a fallback was given with onLoadFailure "open"');
+    expect(caught(() => renderUserData(LITERAL, { onLoadFailure: 'closed' as never })).message).toContain('onLoadFailure "closed" is not "lockdown" or "open"');
+    const open = renderUserData({ v4: V4, v6: V6 }, { host: 'literal', onLoadFailure: 'open' }).cloudConfig;
+    const files = load(open).write_files.map((f) => f.path);
+    expect(files).toEqual([RULES_V4_PATH, RULES_V6_PATH, LOADER_PATH, FIREWALL_UNIT_PATH]);
+    expect(open).not.toContain('FALLBACK');
+    expect(open).not.toContain('DROP_ONLY');
+    expect(open).toContain('at boot they stay unfiltered on the host (onLoadFailure open): only the security group protects them');
+    expect(open).toContain('# A family whose table fails to load stays unfiltered on the host (onLoadFailure open).');
   });
 
   it('is plain below the limit, and base64 round-trips', () => {
@@ -147,7 +203,7 @@ describe('the #cloud-config document', () => {
   });
 
   it('is byte-stable', () => {
-    expect(renderUserData({ v4: V4, v6: V6 }, { host: 'literal' })).toEqual(ud);
+    expect(renderUserData(LITERAL, { host: 'literal' })).toEqual(ud);
   });
 
   it('golden: literal tables', () => {
@@ -157,9 +213,9 @@ describe('the #cloud-config document', () => {
 
 describe('size: gzip only above 16,384 bytes, an error when even gzip does not fit', () => {
   /** Tables whose plain document is exactly `target` bytes (each table line appears twice, the host name three times). */
-  function tablesOfSize(target: number): { tables: { v4: string; v6: string }; host: string } {
+  function tablesOfSize(target: number): { tables: HostWallTables; host: string } {
     for (const host of ['h', 'hh']) {
-      const tables = (n: number) => ({ v4: `# ${'p'.repeat(n)}\n${V4}`, v6: V6 });
+      const tables = (n: number) => ({ ...LITERAL, v4: `# ${'p'.repeat(n)}\n${V4}` });
       const size = (n: number) => Buffer.byteLength(renderCloudConfig(tables(n), { host }));
       let n = Math.max(0, Math.floor((target - size(0)) / 2) - 2);
       while (size(n) < target) n++;
@@ -189,7 +245,7 @@ describe('size: gzip only above 16,384 bytes, an error when even gzip does not f
 
   it('TW224 USER_DATA_TOO_LARGE at the gzip boundary names both sizes and a fix', () => {
     // Incompressible filler: find the largest that still fits gzipped, and the next line that does not.
-    const tables = (n: number) => ({ v4: noise(7, n) + V4, v6: V6 });
+    const tables = (n: number) => ({ ...LITERAL, v4: noise(7, n) + V4 });
     const gzBytes = (n: number) => deterministicGzip(Buffer.from(renderCloudConfig(tables(n)))).length;
     let lo = 1;
     let hi = 400;
@@ -210,60 +266,70 @@ describe('size: gzip only above 16,384 bytes, an error when even gzip does not f
     expect(err.errorName).toBe('USER_DATA_TOO_LARGE');
     expect(err.message).toBe(
       `TW224 USER_DATA_TOO_LARGE: the user-data is ${plain} bytes plain and ${gzBytes(hi)} bytes gzip-compressed, but EC2 accepts at most 16384 bytes. ` +
-        'Fix: shrink the policy (merge peers into fewer, wider CIDRs; drop roles the host does not play) or split the host; the rules appear twice in the user-data (bootcmd and write_files).',
+        'Fix: shrink the policy (merge peers into fewer, wider CIDRs; drop roles the host does not play) or split the host; the rules appear twice in the user-data (bootcmd and write_files), the admin rules twice more in the fallbacks.',
     );
     expect(err.value).toEqual({ plainBytes: plain, gzippedBytes: gzBytes(hi) });
     expect(caught(() => renderUserData(tables(hi), { host: 'big' })).message).toContain('TW224 USER_DATA_TOO_LARGE at big: ');
   });
 });
 
-describe('address sets (ipset): loaded before the tables, in bootcmd and in the unit alike', () => {
+describe('address sets (ipset): loaded before the tables, in bootcmd and in the loader alike', () => {
   const SETS = ['create tw4-in-tcp-22 hash:net family inet hashsize 1024 maxelem 65536', 'flush tw4-in-tcp-22', 'add tw4-in-tcp-22 192.0.2.1/32', ''].join('\n');
+  const V4SET = V4.replace('COMMIT', '-A INPUT -m set --match-set tw4-in-tcp-22 src -j ACCEPT\nCOMMIT');
 
   it('without sets nothing about ipset appears anywhere', () => {
-    const text = renderUserData({ v4: V4, v6: V6 }).cloudConfig;
+    const text = renderUserData(LITERAL).cloudConfig;
     expect(text).not.toContain('ipset');
     expect(renderFirewallUnit()).not.toContain('ipset');
   });
 
-  it('the unit restores the sets first, at start and at reload', () => {
-    const exec = renderFirewallUnit({ ipsets: true })
-      .split('\n')
-      .filter((l) => l.startsWith('ExecStart=') || l.startsWith('ExecReload='));
-    expect(exec).toEqual([
-      `ExecStart=/usr/sbin/ipset -exist restore -file ${IPSETS_PATH}`,
-      'ExecStart=/usr/sbin/iptables-restore /etc/iptables/rules.v4',
-      'ExecStart=/usr/sbin/ip6tables-restore /etc/iptables/rules.v6',
-      `ExecReload=/usr/sbin/ipset -exist restore -file ${IPSETS_PATH}`,
-      'ExecReload=/usr/sbin/iptables-restore /etc/iptables/rules.v4',
-      'ExecReload=/usr/sbin/ip6tables-restore /etc/iptables/rules.v6',
-    ]);
+  it('the loader restores the sets after the fallbacks and before the tables; a family matching sets is not loaded when they failed', () => {
+    const loader = renderLoader({ tables: { ...LITERAL, v4: V4SET, ipsets: SETS }, mode: 'lockdown', source: 'files' });
+    const sets = loader.indexOf(`/usr/sbin/ipset -exist restore -file ${IPSETS_PATH} || { sets=failed; failed="$failed ipsets"; }`);
+    expect(sets).toBeGreaterThan(loader.indexOf(FALLBACK_V6_PATH));
+    expect(sets).toBeLessThan(loader.indexOf(RULES_V4_PATH));
+    expect(loader).toContain(`[ "$sets" = ok ] && /usr/sbin/iptables-restore ${RULES_V4_PATH} || failed="$failed IPv4"`);
+    // IPv6 matches no set: it loads whatever happened to the sets.
+    expect(loader).toContain(`\n/usr/sbin/ip6tables-restore ${RULES_V6_PATH} || failed="$failed IPv6"`);
   });
 
   it('write_files holds /etc/iptables/ipsets; bootcmd restores its own copy before either table', () => {
-    const doc = load(renderUserData({ v4: V4, v6: V6, ipsets: SETS }).cloudConfig);
+    const doc = load(renderUserData({ ...LITERAL, v4: V4SET, ipsets: SETS }).cloudConfig);
     expect(doc.write_files.map((f) => [f.path, f.permissions])).toEqual([
       [RULES_V4_PATH, '0640'],
       [RULES_V6_PATH, '0640'],
+      [FALLBACK_V4_PATH, '0640'],
+      [FALLBACK_V6_PATH, '0640'],
       [IPSETS_PATH, '0640'],
+      [LOADER_PATH, '0755'],
       [FIREWALL_UNIT_PATH, '0644'],
     ]);
-    expect(doc.write_files[2].content).toBe(SETS);
-    expect(doc.write_files[3].content).toBe(renderFirewallUnit({ ipsets: true }));
+    expect(doc.write_files[4].content).toBe(SETS);
     const script = String(doc.bootcmd[0][5]);
-    const sets = script.indexOf("/usr/sbin/ipset -exist restore <<'TWINWALL_IPSETS' || failed=\"$failed ipsets\"");
+    const sets = script.indexOf("/usr/sbin/ipset -exist restore <<'TWINWALL_IPSETS' || { sets=failed; failed=\"$failed ipsets\"; }");
     expect(sets).toBeGreaterThan(0);
-    expect(sets).toBeLessThan(script.indexOf('/usr/sbin/iptables-restore <<'));
+    expect(sets).toBeLessThan(script.indexOf("<<'TWINWALL_RULES_V4'"));
     expect(script).toContain(`\n${SETS}TWINWALL_IPSETS\n`);
   });
 });
 
+/** A fixture's user-data as renderHost builds it (fallback per the policy's onLoadFailure), without a host name. */
+function fixtureUserData(name: string) {
+  const policy = ROLE_FIXTURES[name]();
+  const { iptables, fallback } = renderHost(policy);
+  return renderUserData({ ...iptables, ...(fallback === undefined ? {} : { fallback }) }, { onLoadFailure: policy.options.onLoadFailure });
+}
+
 describe('golden user-data over the rendered iptables rules', () => {
   it.each(Object.keys(ROLE_FIXTURES))('%s', (name) => {
-    const ud = renderUserData(renderIptables(ROLE_FIXTURES[name]()));
+    const ud = fixtureUserData(name);
     expectGolden(`user-data/${name}.yaml`, ud.cloudConfig);
     expect(ud.bytes).toBeLessThanOrEqual(USER_DATA_LIMIT_BYTES);
-    expect(load(ud.cloudConfig).write_files[0].content).toBe(renderIptables(ROLE_FIXTURES[name]()).v4);
+    const policy = ROLE_FIXTURES[name]();
+    const files = load(ud.cloudConfig).write_files;
+    expect(files[0].content).toBe(renderIptables(policy).v4);
+    if (policy.options.onLoadFailure === 'lockdown') expect(files.find((f) => f.path === FALLBACK_V6_PATH)?.content).toBe(renderFallback(policy).v6);
+    else expect(files.some((f) => f.path === FALLBACK_V6_PATH)).toBe(false);
   });
 });
 
@@ -271,8 +337,8 @@ describe('golden user-data over the rendered iptables rules', () => {
 function writeAll(dir: string): string[] {
   const files: string[] = [];
   const all: [string, string][] = [
-    ['literal', renderUserData({ v4: V4, v6: V6 }, { host: 'literal' }).cloudConfig],
-    ...Object.entries(ROLE_FIXTURES).map(([name, f]): [string, string] => [name, renderUserData(renderIptables(f())).cloudConfig]),
+    ['literal', renderUserData(LITERAL, { host: 'literal' }).cloudConfig],
+    ...Object.keys(ROLE_FIXTURES).map((name): [string, string] => [name, fixtureUserData(name).cloudConfig]),
   ];
   for (const [name, text] of all) {
     const file = path.join(dir, `${name}.yaml`);
@@ -298,7 +364,7 @@ describeTier('cloud-init schema', [onPath('cloud-init')], () => {
 
   it('and rejects a broken one (the tool really checks)', () => {
     const file = path.join(dir, 'broken.yaml');
-    fs.writeFileSync(file, renderUserData({ v4: V4, v6: V6 }).cloudConfig.replace("permissions: \"0644\"", 'permissions: 644'));
+    fs.writeFileSync(file, renderUserData(LITERAL).cloudConfig.replace("permissions: \"0644\"", 'permissions: 644'));
     const r = spawnSync('cloud-init', ['schema', '--config-file', file], { encoding: 'utf8' });
     expect(r.status).not.toBe(0);
     expect(r.stderr + r.stdout).toContain('644 is not of type');
@@ -310,11 +376,12 @@ describeTier('systemd unit', [onPath('systemd-analyze')], () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-unit-'));
     try {
       const file = path.join(dir, FIREWALL_UNIT);
-      for (const ipsets of [false, true]) {
-        fs.writeFileSync(file, renderFirewallUnit({ ipsets }));
-        const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' });
-        expect({ ipsets, status: r.status, complaints: (r.stdout + r.stderr).split('\n').filter((l) => l.includes(FIREWALL_UNIT)) }).toEqual({ ipsets, status: 0, complaints: [] });
-      }
+      // The loader must exist for verify to accept ExecStart: put the unit's path to it in a copy.
+      const loader = path.join(dir, 'twinwall-firewall-load');
+      fs.writeFileSync(loader, renderLoader({ tables: LITERAL, mode: 'lockdown', source: 'files' }), { mode: 0o755 });
+      fs.writeFileSync(file, renderFirewallUnit().split(LOADER_PATH).join(loader));
+      const r = spawnSync('systemd-analyze', ['verify', file], { encoding: 'utf8' });
+      expect({ status: r.status, complaints: (r.stdout + r.stderr).split('\n').filter((l) => l.includes(FIREWALL_UNIT)) }).toEqual({ status: 0, complaints: [] });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -370,10 +437,22 @@ describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace'
       .join('\n');
   }
 
-  it('loads exactly the sample server tables that the files hold', () => {
+  /** The rules one family has loaded, as `iptables -S` prints them. */
+  function rules(ns: string, family: 4 | 6): string {
+    return execFileSync('ip', ['netns', 'exec', ns, family === 4 ? 'iptables' : 'ip6tables', '-S'], { encoding: 'utf8' });
+  }
+
+  /** What loading `text` on its own gives, in a scratch namespace (the kernel's spelling). */
+  function canonical(text: string, family: 4 | 6): string {
+    const ns = namespace(`c${family}${namespaces.length}`);
+    execFileSync('ip', ['netns', 'exec', ns, family === 4 ? 'iptables-restore' : 'ip6tables-restore'], { input: text });
+    return rules(ns, family);
+  }
+
+  it('loads exactly the sample server tables that the files hold (after the fallbacks)', () => {
     const tables = renderIptables(ROLE_FIXTURES.sample());
     const booted = namespace('b');
-    const r = runBootcmd(renderUserData(tables).cloudConfig, booted);
+    const r = runBootcmd(fixtureUserData('sample').cloudConfig, booted);
     expect({ status: r.status, stdout: r.stdout.trim(), stderr: r.stderr }).toEqual({ status: 0, stdout: 'twinwall: host firewall loaded (first boot)', stderr: '' });
 
     const direct = namespace('d');
@@ -386,23 +465,87 @@ describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace'
 
   it('with ipsets: bootcmd restores the sets, then the tables that match them', () => {
     if (ipset.check() !== undefined) throw new Error(`this tier needs ipset: ${ipset.check()}`);
-    const tables = renderIptables(ROLE_FIXTURES.manyAdmins());
-    expect(tables.ipsets).toBeDefined();
+    const rendering = renderHost(ROLE_FIXTURES.manyAdmins());
+    expect(rendering.iptables.ipsets).toBeDefined();
     const booted = namespace('s');
-    const r = runBootcmd(renderUserData(tables, { host: 'jump' }).cloudConfig, booted);
+    const r = runBootcmd(rendering.userData.cloudConfig, booted);
     expect({ status: r.status, stdout: r.stdout.trim(), stderr: r.stderr }).toEqual({ status: 0, stdout: 'twinwall (jump): host firewall loaded (first boot)', stderr: '' });
     expect(saved(booted, 'iptables-save')).toContain('-m set --match-set tw4-in-tcp-22 src');
     const members = execFileSync('ip', ['netns', 'exec', booted, 'ipset', 'list', 'tw4-in-tcp-22'], { encoding: 'utf8' });
     expect(members.match(/^192\.0\.2\.\d+$/gm)).toHaveLength(20);
   });
 
-  it('fails loudly when a table does not load, and still loads the other', () => {
+  const BROKEN_V4 = V4.replace('-A INPUT -i lo -j ACCEPT', '-A INPUT -i lo -j NO-SUCH-TARGET');
+
+  it('lockdown: a table that does not load leaves that family its fallback, loads the other, and says so', () => {
     const ns = namespace('f');
-    const broken = V4.replace('-A INPUT -i lo -j ACCEPT', '-A INPUT -i lo -j NO-SUCH-TARGET');
-    const r = runBootcmd(renderUserData({ v4: broken, v6: V6 }, { host: 'broken' }).cloudConfig, ns);
+    const r = runBootcmd(renderUserData({ ...LITERAL, v4: BROKEN_V4 }, { host: 'broken' }).cloudConfig, ns);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('twinwall (broken): FAILED to load the host firewall for: IPv4. Until it loads, only the security group protects this host.');
+    // iptables-restore's own complaint first, then ours (the line the console shows).
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('twinwall'))).toEqual([
+      'twinwall (broken): FAILED to load the host firewall (start) for: IPv4; at boot they keep the fallback (DROP; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the rules they had. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall).',
+    ]);
+    expect(r.stderr).toContain("Chain 'NO-SUCH-TARGET' does not exist");
+    expect(rules(ns, 4)).toBe(canonical(FB4, 4));
+    expect(rules(ns, 6)).toBe(canonical(V6, 6));
+  });
+
+  it('lockdown: an IPv6 table needing a match the tools lack leaves IPv6 its fallback; IPv4 gets its table', () => {
+    const ns = namespace('m');
+    const needsModule = V6.replace('COMMIT', '-A INPUT -m twinwallnosuchmatch -j ACCEPT\nCOMMIT');
+    const r = runBootcmd(renderUserData({ ...LITERAL, v6: needsModule }, { host: 'mod' }).cloudConfig, ns);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('twinwall (mod): FAILED to load the host firewall (start) for: IPv6; at boot they keep the fallback');
+    expect(rules(ns, 4)).toBe(canonical(V4, 4));
+    expect(rules(ns, 6)).toBe(canonical(FB6, 6));
+  });
+
+  it('lockdown: a fallback that fails too leaves the DROP-only table (closed, loopback only), and says so', () => {
+    const ns = namespace('d2');
+    const r = runBootcmd(renderUserData({ ...LITERAL, v4: BROKEN_V4, fallback: { v4: BROKEN_V4, v6: FB6 } }, { host: 'worse' }).cloudConfig, ns);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('twinwall (worse): the fallback FAILED too for: IPv4; those families drop everything but loopback.');
+    expect(rules(ns, 4)).toBe(canonical(DROP_ONLY_TABLE, 4));
+    expect(rules(ns, 6)).toBe(canonical(V6, 6));
+  });
+
+  it('open: a table that does not load leaves that family as the kernel started it (ACCEPT), loads the other, and says so', () => {
+    const ns = namespace('o');
+    const r = runBootcmd(renderUserData({ v4: BROKEN_V4, v6: V6 }, { host: 'broken', onLoadFailure: 'open' }).cloudConfig, ns);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('twinwall (broken): FAILED to load the host firewall (start) for: IPv4; at boot they stay unfiltered on the host (onLoadFailure open): only the security group protects them');
+    expect(rules(ns, 4)).toBe('-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n');
     expect(saved(ns, 'ip6tables-save')).toContain('-A OUTPUT -p ipv6-icmp -j ACCEPT');
-    expect(execFileSync('ip', ['netns', 'exec', ns, 'iptables', '-S', 'INPUT'], { encoding: 'utf8' })).toBe('-P INPUT ACCEPT\n');
+  });
+
+  /**
+   * The unit's loader reads /etc/iptables; here it reads a folder of its own (the paths are
+   * swapped in a copy of the script, nothing else changes), in a fresh namespace.
+   */
+  function runLoader(tables: HostWallTables, action: string, ns: string, files: Record<string, string>) {
+    const etc = fs.mkdtempSync(path.join(dir, 'etc-'));
+    for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(etc, name), content);
+    const script = path.join(etc, 'loader.sh');
+    fs.writeFileSync(script, renderLoader({ tables, host: 'unit', mode: 'lockdown', source: 'files' }).split('/etc/iptables/').join(`${etc}/`));
+    return spawnSync('ip', ['netns', 'exec', ns, '/bin/sh', script, action], { encoding: 'utf8' });
+  }
+
+  it('the unit\'s loader: start gives each family its fallback, then its table; reload keeps what a family had when its table fails', () => {
+    const ns = namespace('u');
+    const good = { 'rules.v4': V4, 'rules.v6': V6, 'fallback.v4': FB4, 'fallback.v6': FB6 };
+    let r = runLoader(LITERAL, 'start', ns, good);
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 0, stdout: 'twinwall (unit): host firewall loaded (start)\n', stderr: '' });
+    expect(rules(ns, 4)).toBe(canonical(V4, 4));
+    // A reload whose IPv4 file is broken keeps the IPv4 rules loaded before (no fallback at a reload).
+    r = runLoader(LITERAL, 'reload', ns, { ...good, 'rules.v4': BROKEN_V4 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('FAILED to load the host firewall (reload) for: IPv4;');
+    expect(rules(ns, 4)).toBe(canonical(V4, 4));
+    // The next boot (start) with the broken file: IPv4 is left with its fallback, IPv6 has its table.
+    r = runLoader(LITERAL, 'start', ns, { ...good, 'rules.v4': BROKEN_V4 });
+    expect(r.status).toBe(1);
+    expect(rules(ns, 4)).toBe(canonical(FB4, 4));
+    expect(rules(ns, 6)).toBe(canonical(V6, 6));
+    expect(runLoader(LITERAL, 'stop', ns, good).status).toBe(2);
   });
 });

@@ -2,7 +2,7 @@
  * Unit tests of the pure core: value objects, the catalog, the roles and normalisation on
  * hand-picked cases. The property tests (normalise.property.test.ts) cover the general case.
  */
-import { Cidr, Flow, HostPolicy, Peer, Port, SERVICES, customRole, dnsClient, dnsServer, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
+import { Cidr, Flow, HostPolicy, Peer, Port, Role, SERVICES, customRole, dnsClient, dnsServer, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
 import { AddressSet, formatAddress } from '../lib/address';
 import { SERVICE_NAMES } from '../lib/catalog';
 import { isNumberToken, isStringToken } from '../lib/tokens';
@@ -260,7 +260,15 @@ describe('normalisation', () => {
     ]);
   });
 
-  it('defaults IMDS to root only, audit off, no subnets', () => {
-    expect(HostPolicy.compose('h', [ntpClient()]).options).toEqual({ instanceMetadata: 'root-only', audit: false, subnets: [] });
+  it('defaults IMDS to root only, audit off, no subnets and lockdown on a failed load', () => {
+    expect(HostPolicy.compose('h', [ntpClient()]).options).toEqual({ instanceMetadata: 'root-only', audit: false, subnets: [], onLoadFailure: 'lockdown' });
+  });
+
+  it('keeps the admin roles\' ingress apart (the fallback\'s admin rules), normalised on their own', () => {
+    const p = HostPolicy.compose('h', [sshAdmin({ from: [Peer.ipv4('192.0.2.0/25'), Peer.ipv4('192.0.2.128/25')] }), webServer()]);
+    expect(p.adminRules.map((r) => r.toString())).toEqual(['ingress tcp/22 from 192.0.2.0/24']);
+    expect(sshAdmin({ from: [Peer.ipv4('192.0.2.0/24')] }).admin).toBe(true);
+    expect(webServer().admin).toBe(false);
+    expect(() => Role.of('x', 'x', webServer().flows, { admin: 'yes' as never })).toThrow(/TW161 OPTION_INVALID: the role "x"'s admin "yes" is not a boolean/);
   });
 });

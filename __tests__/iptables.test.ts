@@ -8,11 +8,13 @@ import {
   AUDIT_LOGGED_MARK,
   COMMENT_MAX,
   DEFAULT_IPSET_THRESHOLD,
+  FALLBACK_MATCHES,
   IPTABLES_CHAINS,
   LOG_PREFIX_MAX,
   commentText,
   describeRule,
   logPrefix,
+  renderFallback,
   renderIptables,
 } from '../lib/render/iptables';
 import { expectGolden } from './support/golden';
@@ -387,6 +389,81 @@ describe('renderIptables: audit mode', () => {
   });
 });
 
+describe('renderFallback: what a family keeps when its real table fails to load', () => {
+  const cases = Object.entries(ALL).flatMap(([name, make]) => FAMILIES.map((f) => [`${name}.${f}`, make, f] as const));
+
+  it.each(cases)('%s: DROP policies, no user chain, core matches only (no comment, LOG, owner, addrtype, set, hl, limit)', (_n, make, f) => {
+    const text = renderFallback(make())[f];
+    const body = lines(text).filter((l) => !l.startsWith('#'));
+    expect(body.slice(0, 4)).toEqual(['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]']);
+    expect(body[body.length - 1]).toBe('COMMIT');
+    expect(body.filter((l) => l.startsWith(':'))).toHaveLength(3);
+    for (const l of body.filter((x) => x.startsWith('-A '))) {
+      expect(l).toMatch(/^-A (INPUT|OUTPUT) .* -j ACCEPT$/);
+      for (const m of l.matchAll(/ -m (\S+)/g)) expect(FALLBACK_MATCHES).toContain(m[1]);
+      expect(l).not.toMatch(/--comment|--match-set|--uid-owner|--src-type|--hl-eq|--limit/);
+    }
+    expect(chainLines(text, 'FORWARD')).toEqual([]);
+  });
+
+  it.each(cases)('%s: never wider than the real table: every line of it is in the real table, less its comment and hop-limit match', (_n, make, f) => {
+    const policy = make();
+    const real = renderIptables(policy, { ipsetThreshold: Infinity })[f];
+    const loose = new Set(lines(real).map((l) => l.replace(/ -m comment --comment "[^"]*"/, '').replace(/ -m hl --hl-eq \d+/, '')));
+    for (const l of lines(renderFallback(policy)[f]).filter((x) => x.startsWith('-A '))) {
+      // Admin rules are the policy's tw-in lines, written into INPUT.
+      const asPolicy = l.replace(/^-A INPUT (-s \S+ )?(-p tcp|-p udp|-p icmp|-p ipv6-icmp)/, '-A tw-in $1$2');
+      expect(loose.has(l) || loose.has(asPolicy)).toBe(true);
+    }
+  });
+
+  it('the sample server\'s fallback: loopback, replies, DHCP, its admin LAN on ssh; IPv6 adds neighbour discovery; nothing of the roles', () => {
+    const { v4, v6 } = renderFallback(sampleServer({ subnets: ['10.0.1.0/24'] }));
+    expect(lines(v4).filter((l) => l.startsWith('-A '))).toEqual([
+      '-A INPUT -i lo -j ACCEPT',
+      '-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+      '-A INPUT -p udp -m udp --sport 67 --dport 68 -j ACCEPT',
+      `-A INPUT -s ${ADMIN_LAN} -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT`,
+      '-A OUTPUT -o lo -j ACCEPT',
+      '-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+      '-A OUTPUT -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j ACCEPT',
+      '-A OUTPUT -d 255.255.255.255/32 -p udp -m udp --sport 68 --dport 67 -j ACCEPT',
+      '-A OUTPUT -d 10.0.1.1/32 -p udp -m udp --sport 68 --dport 67 -j ACCEPT',
+    ]);
+    expect(v4).toContain('# sshAdmin/ssh: administration from declared admin networks\n');
+    expect(lines(v6).filter((l) => l.startsWith('-A '))).toEqual([
+      '-A INPUT -i lo -j ACCEPT',
+      ...[133, 134, 135, 136, 137].map((t) => `-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`),
+      '-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+      '-A INPUT -d fe80::/10 -p udp -m udp --sport 547 --dport 546 -j ACCEPT',
+      '-A INPUT -s 2001:db8:a::/48 -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT',
+      '-A OUTPUT -o lo -j ACCEPT',
+      ...[133, 135, 136].map((t) => `-A OUTPUT -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`),
+      '-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+      '-A OUTPUT -d ff02::1:2/128 -p udp -m udp --sport 546 --dport 547 -j ACCEPT',
+      '-A OUTPUT -d fe80::/10 -p udp -m udp --sport 546 --dport 547 -j ACCEPT',
+    ]);
+  });
+
+  it('admin ingress is what roles marked admin accept (sshAdmin, or a custom role with admin: true), normalised on its own; other roles add nothing', () => {
+    const bastion = HostPolicy.compose('bastion', [
+      customRole('vpnGate', [Flow.ingress(Port.udp(51820), Peer.ipv4('198.51.100.0/24'), 'WireGuard from the office')], 'VPN into the admin network.', { admin: true }),
+      webServer(),
+    ]);
+    expect(chainLines(renderFallback(bastion).v4, 'INPUT').filter((l) => l.includes('51820') || l.includes('--dport 80'))).toEqual([
+      '-A INPUT -s 198.51.100.0/24 -p udp -m udp --dport 51820 -m conntrack --ctstate NEW -j ACCEPT',
+    ]);
+    const noAdmin = renderFallback(HostPolicy.compose('web', [webServer()]));
+    expect(chainLines(noAdmin.v4, 'INPUT').filter((l) => l.includes('--ctstate NEW'))).toEqual([]);
+  });
+
+  it('same policy, same bytes; independent of role order', () => {
+    const a = HostPolicy.compose('h', [webServer(), sshAdmin({ from: [Peer.ipv4(ADMIN_LAN)] })]);
+    const b = HostPolicy.compose('h', [sshAdmin({ from: [Peer.ipv4(ADMIN_LAN)] }), webServer()]);
+    expect(renderFallback(a)).toEqual(renderFallback(b));
+  });
+});
+
 describeTier('iptables-restore', [root, onPath('iptables-restore'), onPath('ip6tables-restore'), onPath('ip'), netns, ipset], () => {
   const cases = Object.entries(ALL).flatMap(([name, make]) => FAMILIES.map((f) => [`${name}.${f}`, make, f] as const));
   it.each(cases)('%s is accepted by --test', (_n, make, f) => {
@@ -407,6 +484,11 @@ describeTier('iptables-restore', [root, onPath('iptables-restore'), onPath('ip6t
     } finally {
       execFileSync('ip', ['netns', 'delete', ns]);
     }
+  });
+
+  it.each(cases)('%s: its fallback is accepted by --test', (_n, make, f) => {
+    const tool = f === 'v4' ? 'iptables-restore' : 'ip6tables-restore';
+    expect(() => execFileSync(tool, ['--test'], { input: renderFallback(make())[f], stdio: ['pipe', 'pipe', 'pipe'] })).not.toThrow();
   });
 
   it('rejects a broken ruleset (the check is not vacuous)', () => {

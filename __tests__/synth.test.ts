@@ -30,7 +30,7 @@ import {
   sshAdmin,
   webServer,
 } from '../lib';
-import { SgRuleSpec, renderIptables, renderSecurityGroupRules, renderUserData } from '../lib/render';
+import { SgRuleSpec, renderFallback, renderIptables, renderSecurityGroupRules, renderUserData } from '../lib/render';
 import { DEFAULTS, STACK_NAMES, TwinwallExampleStack, buildApp, environmentConfig, summaryText } from '../main';
 import { ADMIN_LAN, APP_TIER, RESOLVERS, ROLE_FIXTURES } from './support/fixtures';
 
@@ -129,7 +129,7 @@ describe('FilteredHost, per role fixture', () => {
     });
 
     it('exposes the user-data, base64, decoding to the rendered cloud-config', () => {
-      const userData = renderUserData(renderIptables(policy), { host: policy.name });
+      const userData = renderUserData({ ...renderIptables(policy), fallback: renderFallback(policy) }, { host: policy.name });
       expect(host.userDataBase64).toBe(userData.base64);
       expect(decodeUserData(host.userDataBase64)).toBe(userData.cloudConfig);
       expect(host.cloudConfig.startsWith('#cloud-config')).toBe(true);
@@ -154,7 +154,7 @@ describe('FilteredHost options', () => {
     const audit = synthHost('h', { roles: [ntpClient()], vpcId: VPC, audit: true }).host;
     const none = synthHost('h', { roles: [ntpClient()], vpcId: VPC, instanceMetadata: 'none' }).host;
     const all = synthHost('h', { roles: [ntpClient()], vpcId: VPC, instanceMetadata: 'all-users' }).host;
-    expect(audit.policy.options).toEqual({ audit: true, instanceMetadata: 'root-only', subnets: [] });
+    expect(audit.policy.options).toEqual({ audit: true, instanceMetadata: 'root-only', subnets: [], onLoadFailure: 'lockdown' });
     expect(none.policy.options.instanceMetadata).toBe('none');
     expect(all.policy.options.instanceMetadata).toBe('all-users');
     expect(plain.rendering.iptables.v4).not.toContain('audit');
@@ -165,11 +165,16 @@ describe('FilteredHost options', () => {
     expect(new Set(hosts).size).toBe(4);
   });
 
-  it('passes subnets into the policy and so into the host wall and the user-data', () => {
+  it('passes subnets and onLoadFailure into the policy and so into the host wall and the user-data', () => {
     const routed = synthHost('h', { roles: [ntpClient()], vpcId: VPC, subnets: ['10.0.1.0/24'] }).host;
     expect(routed.policy.options.subnets.map((c) => c.text)).toEqual(['10.0.1.0/24']);
     expect(routed.rendering.iptables.v4).toContain('-A OUTPUT -d 10.0.1.1/32 -p udp -m udp --sport 68 --dport 67 ');
-    expect(decodeUserData(routed.userDataBase64)).toContain('-A OUTPUT -d 10.0.1.1/32 -p udp -m udp --sport 68 --dport 67 ');
+    expect(routed.rendering.fallback?.v4).toContain('-A OUTPUT -d 10.0.1.1/32 -p udp -m udp --sport 68 --dport 67 -j ACCEPT');
+    const open = synthHost('h', { roles: [ntpClient()], vpcId: VPC, onLoadFailure: 'open' }).host;
+    expect(open.rendering.fallback).toBeUndefined();
+    expect(decodeUserData(open.userDataBase64)).not.toContain('/etc/iptables/fallback.v4');
+    expect(decodeUserData(synthHost('h', { roles: [ntpClient()], vpcId: VPC }).host.userDataBase64)).toContain('/etc/iptables/fallback.v4');
+    expect(() => synthHost('h', { roles: [ntpClient()], vpcId: VPC, onLoadFailure: 'never' as never })).toThrow(/TW161 OPTION_INVALID at .*onLoadFailure "never" is not "lockdown" or "open"/);
     const policy = HostPolicy.compose('p', [ntpClient()]);
     // @ts-expect-error subnets next to a prebuilt policy (JavaScript callers get it at synth)
     expect(() => synthHost('h', { policy, vpcId: VPC, subnets: ['10.0.1.0/24'] })).toThrow(/subnets together with policy/);

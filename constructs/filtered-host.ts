@@ -13,7 +13,7 @@ import { Cidr } from '../lib/address';
 import { TwinwallError, locate, show } from '../lib/errors';
 import { Role } from '../lib/flow';
 import { Peer } from '../lib/peer';
-import { HostPolicy, MetadataAccess } from '../lib/policy';
+import { HostPolicy, LoadFailureMode, MetadataAccess } from '../lib/policy';
 import { HostRendering, SgRuleSpec, renderHost } from '../lib/render';
 import { hostCidrsTags, hostWallTags } from '../lib/check/record';
 import { Suppression, SuppressionInput, checkSuppressions, suppressionTags } from '../lib/lint';
@@ -89,6 +89,12 @@ export interface FilteredHostRolesProps extends FilteredHostCommonProps {
    * wall lets DHCP renewals reach each subnet's router (base + 1) besides the broadcast address.
    */
   readonly subnets?: readonly string[];
+  /**
+   * What a host wall that fails to load at boot leaves: "lockdown" (default: a fallback of core
+   * matches, closed but reachable through the admin roles) or "open" (that family unfiltered on
+   * the host, behind the security group). docs/user-data.md, "When loading fails".
+   */
+  readonly onLoadFailure?: LoadFailureMode;
   readonly policy?: never;
 }
 
@@ -100,6 +106,7 @@ export interface FilteredHostPolicyProps extends FilteredHostCommonProps {
   readonly instanceMetadata?: never;
   readonly audit?: never;
   readonly subnets?: never;
+  readonly onLoadFailure?: never;
 }
 
 /** Either `roles` (with the policy options) or a prebuilt `policy`, never both. */
@@ -365,12 +372,12 @@ export class FilteredHost extends Construct {
       // FilteredHostProps makes these a type error; JavaScript callers get the same answer here.
       const loose = props as Partial<Record<keyof FilteredHostRolesProps, unknown>>;
       if (loose.roles !== undefined) {
-        throw invalid('roles together with policy', (props.roles as unknown as Role[]).map((r) => r?.name), 'give either roles (and name/instanceMetadata/audit/subnets) or a prebuilt policy, not both.');
+        throw invalid('roles together with policy', (props.roles as unknown as Role[]).map((r) => r?.name), 'give either roles (and name/instanceMetadata/audit/subnets/onLoadFailure) or a prebuilt policy, not both.');
       }
       if (!(props.policy instanceof HostPolicy)) {
         throw invalid('policy', props.policy, 'build it with HostPolicy.compose(name, roles, options).');
       }
-      for (const key of ['name', 'instanceMetadata', 'audit', 'subnets'] as const) {
+      for (const key of ['name', 'instanceMetadata', 'audit', 'subnets', 'onLoadFailure'] as const) {
         if (loose[key] !== undefined) {
           throw invalid(`${key} together with policy`, loose[key], `set ${key} in HostPolicy.compose(…) instead; a prebuilt policy already carries it.`);
         }
@@ -381,6 +388,7 @@ export class FilteredHost extends Construct {
       ...(props.instanceMetadata !== undefined ? { instanceMetadata: props.instanceMetadata } : {}),
       ...(props.audit !== undefined ? { audit: props.audit } : {}),
       ...(props.subnets !== undefined ? { subnets: props.subnets } : {}),
+      ...(props.onLoadFailure !== undefined ? { onLoadFailure: props.onLoadFailure } : {}),
     };
     return HostPolicy.compose(props.name ?? id, props.roles ?? [], options);
   }

@@ -94,9 +94,18 @@ export class Flow {
   }
 }
 
+export interface RoleOptions {
+  /**
+   * The role's ingress is how administrators reach the host (sshAdmin). It stays open in the
+   * host wall's fallback, which a host keeps when its real table fails to load, so the host can
+   * still be fixed (docs/user-data.md, "When loading fails").
+   */
+  readonly admin?: boolean;
+}
+
 /** A named set of flows, e.g. "mailServer". */
 export class Role {
-  public static of(name: string, description: string, flows: readonly Flow[]): Role {
+  public static of(name: string, description: string, flows: readonly Flow[], options: RoleOptions = {}): Role {
     checkName(name, 'The role name');
     if (!Array.isArray(flows) || flows.length === 0) {
       throw new TwinwallError('ROLE_EMPTY', {
@@ -105,17 +114,24 @@ export class Role {
         fix: 'give it at least one Flow.ingress(…) or Flow.egress(…), or leave the role out.',
       });
     }
-    return new Role(name, description, flows);
+    const admin = options?.admin ?? false;
+    if (typeof admin !== 'boolean') {
+      throw new TwinwallError('OPTION_INVALID', { value: admin, problem: `the role ${show(name)}'s admin ${show(admin)} is not a boolean.`, fix: 'pass admin: true (its ingress stays open in the fallback) or leave it out.' });
+    }
+    return new Role(name, description, flows, admin);
   }
 
   public readonly name: string;
   public readonly description: string;
   public readonly flows: readonly Flow[];
+  /** Its ingress is administrative access, kept in the host wall's fallback (RoleOptions.admin). */
+  public readonly admin: boolean;
 
-  private constructor(name: string, description: string, flows: readonly Flow[]) {
+  private constructor(name: string, description: string, flows: readonly Flow[], admin: boolean) {
     this.name = name;
     this.description = description;
     this.flows = Object.freeze([...flows]);
+    this.admin = admin;
     Object.freeze(this);
   }
 }

@@ -22,7 +22,7 @@ export type { ServiceName, ServiceRow } from './catalog';
 export { customRole, dnsClient, dnsServer, mailServer, ntpClient, sshAdmin, webServer } from './roles';
 export type { DnsClientOptions, DnsServerOptions, MailClientService, MailServerOptions, NtpClientOptions, SshAdminOptions, Upstream, WebServerOptions } from './roles';
 export { HostPolicy, PolicyRule } from './policy';
-export type { AttributedFlow, HostPolicyOptions, MetadataAccess, Provenance, ResolvedHostPolicyOptions, RuleTarget } from './policy';
+export type { AttributedFlow, HostPolicyOptions, LoadFailureMode, MetadataAccess, Provenance, ResolvedHostPolicyOptions, RuleTarget } from './policy';
 export { renderHost, renderHostWall } from './render';
 export type {
   HostFirewall,

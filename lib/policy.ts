@@ -72,6 +72,18 @@ export class PolicyRule {
  */
 export type MetadataAccess = 'root-only' | 'all-users' | 'none';
 
+/**
+ * What a host does when its real host-wall table fails to load at boot (docs/user-data.md,
+ * "When loading fails"). 'lockdown' (default): each family first gets a fallback of core matches
+ * only (DROP policies, loopback, replies, the admin roles' ingress, DHCP, neighbour discovery),
+ * and a family whose real table fails keeps it: the host stays closed and reachable by its
+ * administrators. 'open': no fallback; a family whose table fails stays as the kernel started it
+ * (accepting everything), behind the security group, so every service keeps working.
+ */
+export type LoadFailureMode = 'lockdown' | 'open';
+
+export const LOAD_FAILURE_MODES: readonly LoadFailureMode[] = ['lockdown', 'open'];
+
 /** Prefix lengths AWS allows for an IPv4 subnet. */
 export const SUBNET_PREFIX = { min: 16, max: 28 } as const;
 
@@ -87,6 +99,8 @@ export interface HostPolicyOptions {
    * the unicast renewal is refused and the client rebinds by broadcast later in the lease.
    */
   readonly subnets?: readonly string[];
+  /** What a failed table load leaves: 'lockdown' (default, the fallback) or 'open'. */
+  readonly onLoadFailure?: LoadFailureMode;
 }
 
 export interface ResolvedHostPolicyOptions {
@@ -94,6 +108,7 @@ export interface ResolvedHostPolicyOptions {
   readonly audit: boolean;
   /** Declared IPv4 subnets, canonical order (empty when none were declared). */
   readonly subnets: readonly Cidr[];
+  readonly onLoadFailure: LoadFailureMode;
 }
 
 /** The subnet's router (base + 1): where EC2's DHCP server and the VPC router answer. */
@@ -161,6 +176,13 @@ export class HostPolicy {
     return this.roles.flatMap((r) => r.flows.map((flow) => ({ flow, role: r.name })));
   }
 
+  /**
+   * The administrative ingress (the ingress flows of roles marked admin, such as sshAdmin),
+   * normalised on their own: what the host wall's fallback keeps open.
+   */
+  public get adminRules(): readonly PolicyRule[] {
+    return normalise(this.flows.filter((a) => a.flow.direction === 'ingress' && this.roles.some((r) => r.admin && r.name === a.role)));
+  }
 }
 
 /**
@@ -181,7 +203,15 @@ export function resolveHostPolicyOptions(options: HostPolicyOptions): ResolvedHo
   if (typeof audit !== 'boolean') {
     throw new TwinwallError('OPTION_INVALID', { value: audit, problem: `audit ${show(audit)} is not a boolean.`, fix: 'pass audit: true or audit: false.' });
   }
-  return { instanceMetadata, audit, subnets: resolveSubnets(options.subnets) };
+  const onLoadFailure = options.onLoadFailure ?? 'lockdown';
+  if (!LOAD_FAILURE_MODES.includes(onLoadFailure)) {
+    throw new TwinwallError('OPTION_INVALID', {
+      value: onLoadFailure,
+      problem: `onLoadFailure ${show(onLoadFailure)} is not "lockdown" or "open".`,
+      fix: 'use "lockdown" (default: a failed table leaves the fallback, closed but reachable by admins) or "open" (a failed table leaves that family unfiltered on the host).',
+    });
+  }
+  return { instanceMetadata, audit, subnets: resolveSubnets(options.subnets), onLoadFailure };
 }
 
 function resolveSubnets(subnets: readonly string[] | undefined): Cidr[] {

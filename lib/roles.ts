@@ -6,7 +6,7 @@
  */
 import { ServiceName, serve, use } from './catalog';
 import { TwinwallError, show } from './errors';
-import { Flow, Role } from './flow';
+import { Flow, Role, RoleOptions } from './flow';
 import { Peer } from './peer';
 import { Port } from './port';
 
@@ -195,7 +195,9 @@ export function sshAdmin(options: SshAdminOptions): Role {
       fix: 'list your admin networks or bastion instead; if you really mean it, pass forceOpenToInternet: true.',
     });
   }
-  return Role.of(options.name ?? 'sshAdmin', 'SSH in from declared admin networks only; nothing out.', serve('ssh', from, 'administration from declared admin networks'));
+  // admin: this is how the host is fixed, so it stays open in the fallback a host keeps when its
+  // real table fails to load.
+  return Role.of(options.name ?? 'sshAdmin', 'SSH in from declared admin networks only; nothing out.', serve('ssh', from, 'administration from declared admin networks'), { admin: true });
 }
 
 export interface DnsClientOptions {
@@ -225,8 +227,12 @@ export function ntpClient(options: NtpClientOptions = {}): Role {
   return Role.of(options.name ?? 'ntpClient', 'NTP to declared time servers only.', use('ntp', servers, 'clock synchronisation'));
 }
 
-/** A role from explicit flows, for everything the catalog roles do not cover. */
-export function customRole(name: string, flows: readonly Flow[], description = 'Custom flows.'): Role {
-  return Role.of(name, description, flows);
+/**
+ * A role from explicit flows, for everything the catalog roles do not cover. `{ admin: true }`
+ * marks its ingress as administrative access (a bastion's port, say): it stays open in the
+ * host wall's fallback, like sshAdmin's.
+ */
+export function customRole(name: string, flows: readonly Flow[], description = 'Custom flows.', options: RoleOptions = {}): Role {
+  return Role.of(name, description, flows, options);
 }
 

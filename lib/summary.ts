@@ -273,6 +273,9 @@ export function formatHostSummary(rendering: HostRendering): string {
     `host ${policy.name} (${policy.roles.map((r) => r.name).join(', ')})${policy.options.audit ? ' — AUDIT MODE: the host wall logs and accepts what it would drop' : ''}`,
     ...lines,
     `  both walls deny everything else, both directions; the host wall also keeps loopback, replies, DHCP, ICMP errors${'\n'}  and IPv6 neighbour discovery, and drops packets with a forged source. user-data: ${ud.gzipped ? `${ud.bytes} bytes gzipped (${ud.plainBytes} plain)` : `${ud.bytes} bytes`} of 16384.`,
+    policy.options.onLoadFailure === 'lockdown'
+      ? `  a host-wall table that fails to load at boot leaves its fallback: DROP but loopback, replies, DHCP, neighbour discovery${'\n'}  and the admin roles' ingress (onLoadFailure lockdown).`
+      : '  a host-wall table that fails to load at boot leaves that family unfiltered on the host (onLoadFailure open).',
     ...(mismatches > 0 ? [`  !! the walls differ on ${mismatches} row(s) with no documented reason`] : []),
   ].join('\n');
   // Peer labels are free text: printed to a terminal, so ESC, CR and bidi controls are escaped.

@@ -166,7 +166,7 @@ export function readHostTables(host: HostArtefact): { wall: HostWallSource; docu
     const decoded = decodeUserData(host.userData);
     wall = readHostWall(decoded.text, decoded.gzipped);
   } catch (e) {
-    wall = { gzipped: false, tables: {}, firstBoot: {}, ipsets: new Map(), ipsetScript: '', problems: [(e as Error).message] };
+    wall = { gzipped: false, tables: {}, firstBoot: {}, fallback: {}, ipsets: new Map(), ipsetScript: '', problems: [(e as Error).message] };
   }
   problems.push(...wall.problems);
   const documents: Partial<Record<Family, IptDocument>> = {};

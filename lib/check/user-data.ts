@@ -11,6 +11,7 @@
 import { gunzipSync } from 'zlib';
 import { parse as parseYaml } from 'yaml';
 import { Family } from '../address';
+import { FALLBACK_V4_PATH, FALLBACK_V6_PATH, HEREDOC } from '../render/cloud-config';
 import { IpsetDefinition, ipsetScript, parseIpsets } from './ipset';
 
 /** Where ipset-persistent (and twinwall) keep the address sets. */
@@ -21,6 +22,14 @@ export const RULES_PATHS: Record<Family, readonly string[]> = {
   6: ['/etc/iptables/rules.v6', '/etc/sysconfig/ip6tables'],
 };
 
+/** The fallbacks twinwall's loader puts in place before the real tables (onLoadFailure lockdown). */
+export const FALLBACK_PATHS: Record<Family, string> = { 4: FALLBACK_V4_PATH, 6: FALLBACK_V6_PATH };
+
+/** A here-document delimiter twinwall's renderer wrote (a numeric suffix avoids a table line). */
+function isDelimiter(delim: string, base: string): boolean {
+  return delim === base || new RegExp(`^${base}_\\d+$`).test(delim);
+}
+
 export interface HostWallSource {
   /** The decoded user-data text (undefined when it could not be decoded). */
   readonly text?: string;
@@ -29,6 +38,11 @@ export interface HostWallSource {
   readonly tables: Partial<Record<Family, { readonly path: string; readonly text: string }>>;
   /** bootcmd's first-boot copies, by family. */
   readonly firstBoot: Partial<Record<Family, string>>;
+  /**
+   * The fallback each family gets before its real table (write_files, checked equal to bootcmd's
+   * copy); absent with onLoadFailure 'open'. (Modelled by the checker: not yet, see lib/check.)
+   */
+  readonly fallback: Partial<Record<Family, { readonly path: string; readonly text: string }>>;
   readonly ipsets: ReadonlyMap<string, IpsetDefinition>;
   /** The ipset create/add lines found, as an `ipset restore` script ('' when none). */
   readonly ipsetScript: string;
@@ -80,8 +94,8 @@ function decodeContent(content: unknown, encoding: unknown, budget: Budget, what
 }
 
 /** Heredoc bodies fed to a command (`CMD <<'DELIM' … DELIM`) in a shell script, by command. */
-export function heredocs(script: string): { command: string; body: string }[] {
-  const out: { command: string; body: string }[] = [];
+export function heredocs(script: string): { command: string; body: string; delimiter: string }[] {
+  const out: { command: string; body: string; delimiter: string }[] = [];
   const lines = script.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const m = /^(.*?)<<-?\s*(['"]?)([A-Za-z0-9_]+)\2/.exec(lines[i]);
@@ -90,7 +104,7 @@ export function heredocs(script: string): { command: string; body: string }[] {
     const body: string[] = [];
     let j = i + 1;
     for (; j < lines.length && lines[j] !== delim; j++) body.push(lines[j]);
-    out.push({ command: m[1].trim(), body: body.length > 0 ? `${body.join('\n')}\n` : '' });
+    out.push({ command: m[1].trim(), body: body.length > 0 ? `${body.join('\n')}\n` : '', delimiter: delim });
     i = j;
   }
   return out;
@@ -142,16 +156,18 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
   const problems: string[] = [];
   const tables: Partial<Record<Family, { path: string; text: string }>> = {};
   const firstBoot: Partial<Record<Family, string>> = {};
+  const fallback: Partial<Record<Family, { path: string; text: string }>> = {};
+  const firstBootFallback: Partial<Record<Family, string>> = {};
   if (!text.startsWith('#cloud-config')) {
     problems.push('the user-data is not a #cloud-config document, so it ships no host wall twinwall can read');
-    return { text, gzipped, tables, firstBoot, ipsets: new Map(), ipsetScript: '', problems };
+    return { text, gzipped, tables, firstBoot, fallback, ipsets: new Map(), ipsetScript: '', problems };
   }
   let doc: unknown;
   try {
     doc = parseYaml(text, { version: '1.1' });
   } catch (e) {
     problems.push(`the #cloud-config is not valid YAML: ${(e as Error).message.split('\n')[0]}`);
-    return { text, gzipped, tables, firstBoot, ipsets: new Map(), ipsetScript: '', problems };
+    return { text, gzipped, tables, firstBoot, fallback, ipsets: new Map(), ipsetScript: '', problems };
   }
   const cfg = (doc !== null && typeof doc === 'object' ? doc : {}) as Record<string, unknown>;
   const writeFiles = Array.isArray(cfg.write_files) ? (cfg.write_files as Record<string, unknown>[]) : [];
@@ -170,7 +186,9 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
       continue;
     }
     const family = ([4, 6] as Family[]).find((fam) => RULES_PATHS[fam].includes(path));
+    const fallbackFamily = ([4, 6] as Family[]).find((fam) => FALLBACK_PATHS[fam] === path);
     if (IPSETS_PATHS.includes(path)) persistentSets = content;
+    else if (fallbackFamily !== undefined) fallback[fallbackFamily] = { path, text: content };
     else if (family !== undefined) {
       if (tables[family] !== undefined) problems.push(`write_files writes the IPv${family} rules twice (${tables[family]?.path} and ${path})`);
       if (f.append === true) problems.push(`write_files appends to ${path} instead of writing it`);
@@ -182,6 +200,12 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
   for (const s of scripts) {
     for (const h of heredocs(s)) {
       const family: Family | undefined = /\bip6tables-restore\b/.test(h.command) ? 6 : /\biptables-restore\b/.test(h.command) ? 4 : undefined;
+      // twinwall's loader: the fallbacks, and the DROP-only table a failed fallback leaves.
+      if (family !== undefined && isDelimiter(h.delimiter, HEREDOC.fallback[family])) {
+        firstBootFallback[family] = h.body;
+        continue;
+      }
+      if (family !== undefined && isDelimiter(h.delimiter, HEREDOC.dropOnly)) continue;
       if (family === undefined) {
         if (/\bipset\b/.test(h.command)) bootSets = h.body;
         else otherTexts.push(h.body);
@@ -206,6 +230,15 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
       problems.push(`bootcmd's first-boot copy of the ${name} table differs from ${persistent.path} (${firstDifference(boot, persistent.text)})`);
     }
   }
+  for (const fam of [4, 6] as Family[]) {
+    const persistent = fallback[fam];
+    const boot = firstBootFallback[fam];
+    if (persistent === undefined && boot !== undefined) problems.push(`the IPv${fam} fallback is only in bootcmd (first boot), not in write_files ${FALLBACK_PATHS[fam]}: later boots load no fallback`);
+    else if (persistent !== undefined && boot === undefined) problems.push(`bootcmd carries no copy of the IPv${fam} fallback (${persistent.path}): the first boot loads none`);
+    else if (persistent !== undefined && boot !== undefined && persistent.text !== boot) {
+      problems.push(`bootcmd's first-boot copy of the IPv${fam} fallback differs from ${persistent.path} (${firstDifference(boot, persistent.text)})`);
+    }
+  }
   if (persistentSets !== undefined && bootSets !== undefined && persistentSets !== bootSets) {
     problems.push(`bootcmd's first-boot copy of the ipsets differs from ${IPSETS_PATHS[0]} (${firstDifference(bootSets, persistentSets)})`);
   } else if (persistentSets === undefined && bootSets !== undefined) {
@@ -215,5 +248,5 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
   // Scripts are scanned for ipset commands too, but not the heredoc bodies already read above.
   const scriptCommands = [...scripts, ...later].map((s) => heredocs(s).reduce((acc, h) => acc.replace(h.body, ''), s));
   const sources = [...(setsText !== undefined ? [setsText] : []), ...otherTexts, ...scriptCommands];
-  return { text, gzipped, tables, firstBoot, ipsets: parseIpsets(sources), ipsetScript: ipsetScript(sources), problems };
+  return { text, gzipped, tables, firstBoot, fallback, ipsets: parseIpsets(sources), ipsetScript: ipsetScript(sources), problems };
 }

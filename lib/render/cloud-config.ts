@@ -3,26 +3,37 @@
  * and DESIGN "User-data contract"). Pure: no I/O; the same tables always give the same bytes.
  *
  * - `write_files` puts the tables in /etc/iptables/rules.v4 and rules.v6 (the netfilter-persistent
- *   convention) and writes a systemd unit that loads both before the network at every later boot.
+ *   convention), the fallbacks in fallback.v4 and fallback.v6, the loader script, and a systemd
+ *   unit that runs the loader before the network at every later boot.
+ * - The loader (one script, rendered here for both places): per family, the fallback first
+ *   (onLoadFailure 'lockdown'), then the address sets and the real table; a family whose real
+ *   table fails keeps its fallback; IPv4 and IPv6 load independently; a failure is loud (a
+ *   console and journal line, exit 1: the unit is `failed`, cloud-init records the error).
  * - `runcmd` enables (and starts) the unit: write_files cannot enable a unit, and `bootcmd`, the
  *   only earlier hook, runs before write_files, when the unit file does not exist yet.
- * - `bootcmd` loads the rules on the first boot of an instance, from its own copy of them, since
- *   write_files has not run yet. cloud-init's network stage has brought the network up by then:
- *   for those seconds only the security group protects the host.
+ * - `bootcmd` runs the same loader on the first boot of an instance, with its own copy of every
+ *   table in here-documents, since write_files has not run yet. cloud-init's network stage has
+ *   brought the network up by then: for those seconds only the security group protects the host.
  * - The document is gzip-compressed only when it does not fit EC2's 16,384 bytes plain.
  */
 import { gzipSync } from 'zlib';
 import { Document, Scalar, visit } from 'yaml';
 import { TwinwallError, show } from '../errors';
 import { checkName } from '../flow';
+import { LOAD_FAILURE_MODES, LoadFailureMode } from '../policy';
 
 /** EC2 accepts at most 16 KiB of user data (before base64). */
 export const USER_DATA_LIMIT_BYTES = 16384;
 
 export const RULES_V4_PATH = '/etc/iptables/rules.v4';
 export const RULES_V6_PATH = '/etc/iptables/rules.v6';
+/** The fallbacks (lockdown): loaded before the real tables, kept by a family whose table fails. */
+export const FALLBACK_V4_PATH = '/etc/iptables/fallback.v4';
+export const FALLBACK_V6_PATH = '/etc/iptables/fallback.v6';
 export const FIREWALL_UNIT = 'twinwall-firewall.service';
 export const FIREWALL_UNIT_PATH = `/etc/systemd/system/${FIREWALL_UNIT}`;
+/** The loader the unit runs (`start` at boot, `reload` for ExecReload). */
+export const LOADER_PATH = '/usr/local/sbin/twinwall-firewall-load';
 export const IPTABLES_RESTORE = '/usr/sbin/iptables-restore';
 export const IP6TABLES_RESTORE = '/usr/sbin/ip6tables-restore';
 /** Where the address sets live when the host wall has any (ipset-persistent's convention). */
@@ -32,13 +43,46 @@ export const IPSET = '/usr/sbin/ipset';
 /** The rules files hold no secret, but nobody but root needs to read them. */
 export const RULES_PERMISSIONS = '0640';
 export const UNIT_PERMISSIONS = '0644';
+export const LOADER_PERMISSIONS = '0755';
+
+/**
+ * Here-document delimiters of the first-boot script, by what they carry (a delimiter gets a
+ * numeric suffix only when a table line equals it). The checker tells the copies apart by them.
+ */
+export const HEREDOC = {
+  fallback: { 4: 'TWINWALL_FALLBACK_V4', 6: 'TWINWALL_FALLBACK_V6' },
+  rules: { 4: 'TWINWALL_RULES_V4', 6: 'TWINWALL_RULES_V6' },
+  ipsets: 'TWINWALL_IPSETS',
+  dropOnly: 'TWINWALL_DROP_ONLY',
+} as const;
 
 /** cloud-init-per semaphore name of the first-boot load (one run per instance id). */
 export const FIRST_BOOT_SEMAPHORE = 'twinwall_firewall_first_boot';
 
+/**
+ * Loaded when a family's fallback itself fails (a kernel without conntrack, say): DROP policies
+ * and loopback, no match at all. The host is closed and unreachable, and says so; the same for
+ * both families.
+ */
+export const DROP_ONLY_TABLE = ['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -i lo -j ACCEPT', '-A OUTPUT -o lo -j ACCEPT', 'COMMIT', ''].join('\n');
+
 export interface UserDataOptions {
   /** The host's name, for the comment at the top and the boot-time messages. */
   readonly host?: string;
+  /**
+   * 'lockdown' (default) needs `tables.fallback` (renderFallback(policy)); 'open' ships none,
+   * and a family whose table fails stays unfiltered on the host.
+   */
+  readonly onLoadFailure?: LoadFailureMode;
+}
+
+/** What the user-data ships: the real tables, the sets they match, and the fallbacks. */
+export interface HostWallTables {
+  readonly v4: string;
+  readonly v6: string;
+  readonly ipsets?: string;
+  /** renderFallback(policy): required when onLoadFailure is 'lockdown' (the default). */
+  readonly fallback?: { readonly v4: string; readonly v6: string };
 }
 
 export interface UserData {
@@ -55,21 +99,21 @@ export interface UserData {
 }
 
 /**
- * The systemd unit that loads both tables at every boot after the first. Its [Unit] header is
+ * The systemd unit that runs the loader at every boot after the first. Its [Unit] header is
  * netfilter-persistent's: `DefaultDependencies=no` (without it, the implicit After=sysinit.target
  * closes an ordering cycle with cloud-init.service, which is ordered before sysinit.target and
  * after the network, and systemd breaks it by dropping cloud-init's network stage), then after
  * the local file systems and kernel modules, before network-pre.target.
  *
- * No ExecStop: stopping the unit (at shutdown, say) must not open the host. `WantedBy=
- * multi-user.target` only makes the unit part of a normal boot; the ordering comes from
- * `Before=network-pre.target`, and with `DefaultDependencies=no` the wanting target adds no
- * ordering of its own (see docs/user-data.md for why not sysinit.target).
+ * One ExecStart: the loader loads each family on its own (systemd would stop at the first
+ * failing ExecStart line and skip the other family). Its failure line goes to the console and
+ * the journal; a failed load leaves the unit `failed`. No ExecStop: stopping the unit (at
+ * shutdown, say) must not open the host. `WantedBy=multi-user.target` only makes the unit part
+ * of a normal boot; the ordering comes from `Before=network-pre.target`, and with
+ * `DefaultDependencies=no` the wanting target adds no ordering of its own (see docs/user-data.md
+ * for why not sysinit.target).
  */
-export function renderFirewallUnit(options: { ipsets?: boolean } = {}): string {
-  // The address sets first: the tables refer to them by name, and a table naming a missing set
-  // does not load. `-exist` makes a second load (reload) refill the same sets.
-  const sets = options.ipsets === true;
+export function renderFirewallUnit(): string {
   return [
     '[Unit]',
     'Description=twinwall host firewall (loads /etc/iptables/rules.v4 and rules.v6)',
@@ -84,12 +128,10 @@ export function renderFirewallUnit(options: { ipsets?: boolean } = {}): string {
     '[Service]',
     'Type=oneshot',
     'RemainAfterExit=yes',
-    ...(sets ? [`ExecStart=${IPSET} -exist restore -file ${IPSETS_PATH}`] : []),
-    `ExecStart=${IPTABLES_RESTORE} ${RULES_V4_PATH}`,
-    `ExecStart=${IP6TABLES_RESTORE} ${RULES_V6_PATH}`,
-    ...(sets ? [`ExecReload=${IPSET} -exist restore -file ${IPSETS_PATH}`] : []),
-    `ExecReload=${IPTABLES_RESTORE} ${RULES_V4_PATH}`,
-    `ExecReload=${IP6TABLES_RESTORE} ${RULES_V6_PATH}`,
+    `ExecStart=${LOADER_PATH} start`,
+    `ExecReload=${LOADER_PATH} reload`,
+    'StandardOutput=journal',
+    'StandardError=journal+console',
     '',
     '[Install]',
     'WantedBy=multi-user.target',
@@ -97,44 +139,123 @@ export function renderFirewallUnit(options: { ipsets?: boolean } = {}): string {
   ].join('\n');
 }
 
-/** A here-document delimiter that is no line of `text`. */
-function delimiter(base: string, text: string): string {
-  const lines = new Set(text.split('\n'));
+/** A here-document delimiter that is no line of any of `texts`. */
+function delimiter(base: string, ...texts: string[]): string {
+  const lines = new Set(texts.flatMap((t) => t.split('\n')));
   let d = base;
   for (let i = 1; lines.has(d); i++) d = `${base}_${i}`;
   return d;
 }
 
+/** Single-quote for sh. */
+function shellQuote(text: string): string {
+  return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
+interface LoaderSpec {
+  readonly tables: HostWallTables;
+  readonly host?: string;
+  readonly mode: LoadFailureMode;
+  /** 'inline': bootcmd (here-documents, first boot); 'files': the unit's loader script. */
+  readonly source: 'inline' | 'files';
+}
+
 /**
- * The first-boot script (run by `sh -c` under `cloud-init-per instance`): it pipes its own copy
- * of each table into iptables-restore / ip6tables-restore, each load atomic on its own. A failure
- * is loud (a message on the console and in /var/log/cloud-init-output.log, and a non-zero exit
- * cloud-init reports for bootcmd) but does not lock the host: see docs/user-data.md.
+ * The loader, in POSIX sh: one script for the unit (reading the files; `start` or `reload`) and
+ * for bootcmd (its own copies in here-documents; first boot). Steps:
+ *
+ * 1. (lockdown, start) each family's fallback, so both are closed before anything else; a
+ *    fallback that fails gets DROP_ONLY_TABLE instead;
+ * 2. the address sets, when there are any;
+ * 3. each family's real table on its own (a family whose table matches sets is not loaded when
+ *    the sets failed: a half-filled set is not what was declared); a failure keeps what the
+ *    family had: its fallback at boot, its previous table at a reload;
+ * 4. a failure prints one line (stderr: console and journal, cloud-init-output.log) and exits 1.
  */
-export function renderFirstBootScript(input: { v4: string; v6: string; ipsets?: string }, host?: string): string {
-  // The host name lands inside a double-quoted shell string, the tables inside here-documents:
-  // a name with "$(…)" or a table whose last line runs into the delimiter would run commands.
+export function renderLoader(spec: LoaderSpec): string {
+  const { tables, mode, source } = spec;
+  const inline = source === 'inline';
+  const all = [tables.v4, tables.v6, tables.ipsets ?? '', tables.fallback?.v4 ?? '', tables.fallback?.v6 ?? '', DROP_ONLY_TABLE];
+  // `cmd` fed `text` (inline) or reading `file`: the line, and the here-document lines after it.
+  const feed = (cmd: string, fileArgs: string, text: string, delim: string, after: string): string[] =>
+    inline ? [`${cmd} <<'${delimiter(delim, ...all)}'${after}`, `${text}${delimiter(delim, ...all)}`] : [`${cmd} ${fileArgs}${after}`];
+  const who = spec.host === undefined ? 'twinwall' : `twinwall (${spec.host})`;
+  const out: string[] = [];
+  if (!inline) {
+    out.push('#!/bin/sh');
+    out.push('# twinwall host firewall loader: generated at synth time from the host policy; change the policy, not this file.');
+    out.push('# Usage: twinwall-firewall-load start|reload (twinwall-firewall.service runs it). docs/user-data.md');
+  } else {
+    out.push('# First boot only: write_files has not run yet, so every table travels here too.');
+  }
+  out.push(`who=${shellQuote(who)}`);
+  out.push(inline ? 'action=start' : 'action="${1:-start}"');
+  if (!inline) out.push('case "$action" in start|reload) ;; *) echo "$who: usage: $0 start|reload" >&2; exit 2 ;; esac');
+  out.push('failed=""');
+  const lockdown = mode === 'lockdown';
+  if (lockdown) {
+    const fb = tables.fallback as { v4: string; v6: string };
+    out.push('fallback_failed=""');
+    out.push('# 1. Each family\'s fallback first (core matches only): both families are closed before anything else.');
+    if (!inline) out.push('if [ "$action" = start ]; then');
+    for (const [family, tool, text, file] of [
+      ['IPv4', IPTABLES_RESTORE, fb.v4, FALLBACK_V4_PATH],
+      ['IPv6', IP6TABLES_RESTORE, fb.v6, FALLBACK_V6_PATH],
+    ] as const) {
+      const delim = family === 'IPv4' ? HEREDOC.fallback[4] : HEREDOC.fallback[6];
+      out.push(...feed(tool, file, text, delim, ` || {`));
+      out.push(`  fallback_failed="$fallback_failed ${family}"`);
+      // DROP_ONLY_TABLE always travels inline: it is tiny, and it must not depend on a file.
+      out.push(`  ${tool} <<'${delimiter(HEREDOC.dropOnly, ...all)}'`);
+      out.push(`${DROP_ONLY_TABLE}${delimiter(HEREDOC.dropOnly, ...all)}`);
+      out.push('}');
+    }
+    if (!inline) out.push('fi');
+  }
+  out.push('# 2. The address sets the real tables match.');
+  const sets = tables.ipsets !== undefined;
+  if (sets) {
+    out.push('sets=ok');
+    out.push(...feed(`${IPSET} -exist restore`, `-file ${IPSETS_PATH}`, tables.ipsets as string, HEREDOC.ipsets, ' || { sets=failed; failed="$failed ipsets"; }'));
+  } else out.push('# (none)');
+  out.push(`# 3. Each family's real table on its own: a family whose table fails keeps ${lockdown ? 'its fallback (at a reload: its previous table)' : 'what it had'}.`);
+  for (const [family, tool, text, file] of [
+    ['IPv4', IPTABLES_RESTORE, tables.v4, RULES_V4_PATH],
+    ['IPv6', IP6TABLES_RESTORE, tables.v6, RULES_V6_PATH],
+  ] as const) {
+    const needsSets = sets && / --match-set /.test(text);
+    const cmd = needsSets ? `[ "$sets" = ok ] && ${tool}` : tool;
+    out.push(...feed(cmd, file, text, family === 'IPv4' ? HEREDOC.rules[4] : HEREDOC.rules[6], ` || failed="$failed ${family}"`));
+  }
+  out.push('# 4. Loud on failure: the console, the journal / cloud-init-output.log, and the exit status.');
+  const keeps = lockdown
+    ? 'at boot they keep the fallback (DROP; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the rules they had'
+    : 'at boot they stay unfiltered on the host (onLoadFailure open): only the security group protects them; at a reload they keep the rules they had';
+  out.push('if [ -n "$failed" ]; then');
+  out.push(`  echo "$who: FAILED to load the host firewall ($action) for:$failed; ${keeps}. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall)." >&2`);
+  if (lockdown) {
+    out.push('  [ -z "$fallback_failed" ] || echo "$who: the fallback FAILED too for:$fallback_failed; those families drop everything but loopback." >&2');
+  }
+  out.push('  exit 1');
+  out.push('fi');
+  if (lockdown) {
+    out.push('if [ -n "$fallback_failed" ]; then');
+    out.push('  echo "$who: the fallback FAILED for:$fallback_failed (the real tables loaded over it)." >&2');
+    out.push('  exit 1');
+    out.push('fi');
+  }
+  out.push(inline ? 'echo "$who: host firewall loaded (first boot)"' : 'echo "$who: host firewall loaded ($action)"');
+  return `${out.join('\n')}\n`;
+}
+
+/**
+ * The first-boot script (run by `sh -c` under `cloud-init-per instance`): the loader with its
+ * own copy of every table. A failure is loud: a message on the console and in
+ * /var/log/cloud-init-output.log, and a non-zero exit cloud-init reports for bootcmd.
+ */
+export function renderFirstBootScript(tables: HostWallTables, host?: string, onLoadFailure: LoadFailureMode = 'lockdown'): string {
   if (host !== undefined) checkName(host, 'The host name');
-  const tables = { v4: checkTable(input?.v4, 'IPv4'), v6: checkTable(input?.v6, 'IPv6'), ...(input?.ipsets === undefined ? {} : { ipsets: checkTable(input.ipsets, 'ipset') }) };
-  const who = host === undefined ? 'twinwall' : `twinwall (${host})`;
-  const v4 = delimiter('TWINWALL_RULES_V4', tables.v4);
-  const v6 = delimiter('TWINWALL_RULES_V6', tables.v6);
-  const sets = tables.ipsets === undefined ? [] : [`${IPSET} -exist restore <<'${delimiter('TWINWALL_IPSETS', tables.ipsets)}' || failed="$failed ipsets"`, tables.ipsets + delimiter('TWINWALL_IPSETS', tables.ipsets)];
-  return [
-    '# First boot only: write_files has not run yet, so the rules travel here too.',
-    'failed=""',
-    ...sets,
-    `${IPTABLES_RESTORE} <<'${v4}' || failed="$failed IPv4"`,
-    tables.v4 + v4,
-    `${IP6TABLES_RESTORE} <<'${v6}' || failed="$failed IPv6"`,
-    tables.v6 + v6,
-    'if [ -n "$failed" ]; then',
-    `  echo "${who}: FAILED to load the host firewall for:$failed. Until it loads, only the security group protects this host. See /var/log/cloud-init-output.log." >&2`,
-    '  exit 1',
-    'fi',
-    `echo "${who}: host firewall loaded (first boot)"`,
-    '',
-  ].join('\n');
+  return renderLoader({ tables: checkTables(tables, onLoadFailure), mode: onLoadFailure, source: 'inline', ...(host === undefined ? {} : { host }) });
 }
 
 /** A table (or ipset script) as iptables-restore text: a string, no CR or NUL, ending in a newline. */
@@ -156,20 +277,48 @@ function checkTable(value: unknown, what: string): string {
   return value.endsWith('\n') ? value : `${value}\n`;
 }
 
-/** Build the `#cloud-config` text (uncompressed). */
-export function renderCloudConfig(tables: { v4: string; v6: string; ipsets?: string }, options: UserDataOptions = {}): string {
-  if (options.host !== undefined) checkName(options.host, 'The host name');
+/** Validate the tables for `mode`: lockdown needs a fallback, open ships none. */
+function checkTables(tables: HostWallTables, mode: LoadFailureMode): HostWallTables {
+  if (!LOAD_FAILURE_MODES.includes(mode)) {
+    throw new TwinwallError('OPTION_INVALID', { value: mode, problem: `onLoadFailure ${show(mode)} is not "lockdown" or "open".`, fix: 'use "lockdown" (default) or "open".' });
+  }
   const v4 = checkTable(tables?.v4, 'IPv4');
   const v6 = checkTable(tables?.v6, 'IPv6');
   const ipsets = tables?.ipsets === undefined ? undefined : checkTable(tables.ipsets, 'ipset');
+  if (mode === 'open') {
+    if (tables.fallback !== undefined) {
+      throw new TwinwallError('OPTION_INVALID', { value: 'fallback', problem: 'a fallback was given with onLoadFailure "open", which loads none.', fix: 'leave the fallback out, or use onLoadFailure "lockdown".' });
+    }
+    return { v4, v6, ...(ipsets === undefined ? {} : { ipsets }) };
+  }
+  if (tables.fallback === undefined) {
+    throw new TwinwallError('OPTION_INVALID', {
+      value: 'fallback',
+      problem: 'onLoadFailure "lockdown" (the default) needs the fallback tables, and none were given: a failed load would leave the host open.',
+      fix: 'pass fallback: renderFallback(policy) with the tables (renderHost does), or choose onLoadFailure "open" knowingly.',
+    });
+  }
+  const fallback = { v4: checkTable(tables.fallback.v4, 'IPv4 fallback'), v6: checkTable(tables.fallback.v6, 'IPv6 fallback') };
+  return { v4, v6, ...(ipsets === undefined ? {} : { ipsets }), fallback };
+}
+
+/** Build the `#cloud-config` text (uncompressed). */
+export function renderCloudConfig(tables: HostWallTables, options: UserDataOptions = {}): string {
+  if (options.host !== undefined) checkName(options.host, 'The host name');
+  const mode = options.onLoadFailure ?? 'lockdown';
+  const t = checkTables(tables, mode);
+  const host = options.host === undefined ? {} : { host: options.host };
+  const file = (path: string, permissions: string, content: string) => ({ path, owner: 'root:root', permissions, content });
   const doc = new Document(
     {
-      bootcmd: [['cloud-init-per', 'instance', FIRST_BOOT_SEMAPHORE, '/bin/sh', '-c', renderFirstBootScript({ v4, v6, ...(ipsets === undefined ? {} : { ipsets }) }, options.host)]],
+      bootcmd: [['cloud-init-per', 'instance', FIRST_BOOT_SEMAPHORE, '/bin/sh', '-c', renderLoader({ tables: t, mode, source: 'inline', ...host })]],
       write_files: [
-        { path: RULES_V4_PATH, owner: 'root:root', permissions: RULES_PERMISSIONS, content: v4 },
-        { path: RULES_V6_PATH, owner: 'root:root', permissions: RULES_PERMISSIONS, content: v6 },
-        ...(ipsets === undefined ? [] : [{ path: IPSETS_PATH, owner: 'root:root', permissions: RULES_PERMISSIONS, content: ipsets }]),
-        { path: FIREWALL_UNIT_PATH, owner: 'root:root', permissions: UNIT_PERMISSIONS, content: renderFirewallUnit({ ipsets: ipsets !== undefined }) },
+        file(RULES_V4_PATH, RULES_PERMISSIONS, t.v4),
+        file(RULES_V6_PATH, RULES_PERMISSIONS, t.v6),
+        ...(t.fallback === undefined ? [] : [file(FALLBACK_V4_PATH, RULES_PERMISSIONS, t.fallback.v4), file(FALLBACK_V6_PATH, RULES_PERMISSIONS, t.fallback.v6)]),
+        ...(t.ipsets === undefined ? [] : [file(IPSETS_PATH, RULES_PERMISSIONS, t.ipsets)]),
+        file(LOADER_PATH, LOADER_PERMISSIONS, renderLoader({ tables: t, mode, source: 'files', ...host })),
+        file(FIREWALL_UNIT_PATH, UNIT_PERMISSIONS, renderFirewallUnit()),
       ],
       runcmd: [['systemctl', 'enable', '--now', FIREWALL_UNIT]],
     },
@@ -184,8 +333,9 @@ export function renderCloudConfig(tables: { v4: string; v6: string; ipsets?: str
   const header = [
     '#cloud-config',
     `# twinwall host firewall${options.host === undefined ? '' : ` for ${options.host}`}: generated at synth time from the host policy; change the policy, not this file.`,
-    '# bootcmd loads the rules at first boot (it runs before write_files, so it carries its own copy);',
-    `# ${FIREWALL_UNIT} loads ${RULES_V4_PATH} and ${RULES_V6_PATH} before the network at every later boot.`,
+    `# bootcmd loads the rules at first boot (it runs before write_files, so it carries its own copy);`,
+    `# ${FIREWALL_UNIT} loads ${RULES_V4_PATH} and ${RULES_V6_PATH} before the network at every later boot${mode === 'lockdown' ? ',' : '.'}`,
+    ...(mode === 'lockdown' ? ['# each family after its fallback, which stays if the real table fails to load (onLoadFailure lockdown).'] : ['# A family whose table fails to load stays unfiltered on the host (onLoadFailure open).']),
   ].join('\n');
   return `${header}\n${doc.toString({ lineWidth: 0, indentSeq: true })}`;
 }
@@ -205,7 +355,7 @@ export function deterministicGzip(data: Buffer): Buffer {
  * Render the user-data for a host wall. Throws USER_DATA_TOO_LARGE when even the gzip-compressed
  * document exceeds 16,384 bytes.
  */
-export function renderUserData(tables: { v4: string; v6: string; ipsets?: string }, options: UserDataOptions = {}): UserData {
+export function renderUserData(tables: HostWallTables, options: UserDataOptions = {}): UserData {
   const cloudConfig = renderCloudConfig(tables, options);
   const plain = Buffer.from(cloudConfig, 'utf8');
   if (plain.length <= USER_DATA_LIMIT_BYTES) {
@@ -217,7 +367,7 @@ export function renderUserData(tables: { v4: string; v6: string; ipsets?: string
       value: { plainBytes: plain.length, gzippedBytes: gz.length },
       path: options.host === undefined ? [] : [options.host],
       problem: `the user-data is ${plain.length} bytes plain and ${gz.length} bytes gzip-compressed, but EC2 accepts at most ${USER_DATA_LIMIT_BYTES} bytes.`,
-      fix: 'shrink the policy (merge peers into fewer, wider CIDRs; drop roles the host does not play) or split the host; the rules appear twice in the user-data (bootcmd and write_files).',
+      fix: 'shrink the policy (merge peers into fewer, wider CIDRs; drop roles the host does not play) or split the host; the rules appear twice in the user-data (bootcmd and write_files), the admin rules twice more in the fallbacks.',
     });
   }
   return Object.freeze({ cloudConfig, base64: gz.toString('base64'), gzipped: true, bytes: gz.length, plainBytes: plain.length });

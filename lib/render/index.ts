@@ -1,12 +1,12 @@
 /**
- * The three renderings of a host policy, pure (no cdktf): the network wall (security-group rule
- * specs), the host wall (iptables-restore text per address family, or one nftables file) and the
- * user-data that installs the host wall. Adapters (constructs/, a CLI) call `renderHost` once per
- * host.
+ * The renderings of a host policy, pure (no cdktf): the network wall (security-group rule
+ * specs), the host wall (iptables-restore text per address family and the fallback loaded before
+ * it, or one nftables file) and the user-data that installs the host wall. Adapters (constructs/,
+ * a CLI) call `renderHost` once per host.
  */
 import { TwinwallError, show } from '../errors';
 import { HostPolicy } from '../policy';
-import { IptablesRenderOptions, IptablesRuleset, renderIptables } from './iptables';
+import { IptablesRenderOptions, IptablesRuleset, renderFallback, renderIptables } from './iptables';
 import { NftablesRuleset, renderNftables } from './nftables';
 import { SecurityGroupRenderOptions, SecurityGroupRendering, renderSecurityGroupRules } from './security-groups';
 import { UserData, UserDataOptions, renderUserData } from './cloud-config';
@@ -23,6 +23,8 @@ export interface HostRendering {
   readonly securityGroups: SecurityGroupRendering;
   /** Host wall: iptables-restore text for IPv4 and IPv6. */
   readonly iptables: IptablesRuleset;
+  /** The fallback each family gets before its real table (undefined with onLoadFailure 'open'). */
+  readonly fallback?: ReturnType<typeof renderFallback>;
   /** The #cloud-config user-data that installs and loads the host wall. */
   readonly userData: UserData;
 }
@@ -88,6 +90,8 @@ export function renderHost(policy: HostPolicy, options: HostRenderOptions = {}):
   }
   const securityGroups = renderSecurityGroupRules(policy, options.maxSecurityGroups === undefined ? {} : { maxSecurityGroups: options.maxSecurityGroups });
   const iptables = renderIptables(policy, options.ipsetThreshold === undefined ? {} : { ipsetThreshold: options.ipsetThreshold });
-  const userData = renderUserData(iptables, { host: options.host ?? policy.name });
-  return Object.freeze({ policy, securityGroups, iptables, userData });
+  const onLoadFailure = policy.options.onLoadFailure;
+  const fallback = onLoadFailure === 'lockdown' ? renderFallback(policy) : undefined;
+  const userData = renderUserData({ ...iptables, ...(fallback === undefined ? {} : { fallback }) }, { host: options.host ?? policy.name, onLoadFailure });
+  return Object.freeze({ policy, securityGroups, iptables, ...(fallback === undefined ? {} : { fallback }), userData });
 }

@@ -17,6 +17,9 @@
  * logs (rate-limited, with a prefix naming direction and reason) and then drops — or, in audit
  * mode, accepts. Built-in policies are DROP in the file itself, so there is no open window while
  * the rules load. No interface is named except `lo`: EC2 interface names vary (eth0, ens5 …).
+ *
+ * `renderFallback` renders, from the same policy and the same rule builders, the fallback each
+ * family gets before its real table (docs/user-data.md, "When loading fails").
  */
 import { Cidr, Family } from '../address';
 import { Direction } from '../flow';
@@ -690,4 +693,65 @@ export function renderIptables(policy: HostPolicy, options: IptablesRenderOption
  */
 export function renderHostOnlyPart(options: ResolvedHostPolicyOptions, family: Family): string {
   return renderFamily('(host-only part)', options, family, { lines: [], sets: [] });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fallback
+
+/**
+ * The matches the fallback may use: each is built into iptables and the kernel's core netfilter
+ * (addresses, protocol, interface, tcp/udp ports, icmp/icmp6 types, conntrack state), so the
+ * fallback loads where a real table fails for a missing module (owner, comment, addrtype, set,
+ * hl, limit, LOG …) or a typo. The tests hold every fallback line to this list.
+ */
+export const FALLBACK_MATCHES: readonly string[] = ['tcp', 'udp', 'icmp', 'icmp6', 'conntrack'];
+
+/**
+ * The host wall's fallback, per family: what a host keeps when its real table fails to load
+ * (onLoadFailure 'lockdown'; docs/user-data.md, "When loading fails"). Loaded first at every
+ * boot, then replaced by the real table. DROP policies; loopback; replies (conntrack
+ * ESTABLISHED,RELATED); the admin roles' ingress (HostPolicy.adminRules), so the host can be
+ * fixed; DHCP (as in the real table: to where a server can be); IPv6 neighbour discovery (the
+ * kernel itself discards neighbour discovery whose hop limit is not 255, so no hl match is
+ * needed). Nothing else: no egress of the roles, no metadata service, no logging, no comments.
+ * Always linear (no ipsets: a set is a module of its own).
+ */
+export function renderFallback(policy: HostPolicy): { readonly v4: string; readonly v6: string } {
+  checkRenderable(policy, 'renderFallback');
+  return Object.freeze({ v4: renderFallbackFamily(policy, 4), v6: renderFallbackFamily(policy, 6) });
+}
+
+function renderFallbackFamily(policy: HostPolicy, family: Family): string {
+  const v6 = family === 6;
+  const dhcp = dhcpLines(policy.options, family, false);
+  const out: string[] = [
+    `# twinwall FALLBACK for host ${policy.name}, ${v6 ? 'IPv6' : 'IPv4'} (iptables-restore, filter table): loaded before the real`,
+    '# table at every boot, and what stays if the real table fails to load (onLoadFailure lockdown).',
+    '# Core matches only, so it loads where the real table may not. Rendered from the host policy.',
+    '*filter',
+    ':INPUT DROP [0:0]',
+    ':FORWARD DROP [0:0]',
+    ':OUTPUT DROP [0:0]',
+    '# Inbound: loopback, neighbour discovery, replies, DHCP, administration',
+    '-A INPUT -i lo -j ACCEPT',
+  ];
+  if (v6) for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) out.push(`-A INPUT ${icmp6(k)} -j ACCEPT`);
+  out.push('-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+  out.push(...dhcp.input);
+  for (const rule of policy.adminRules) {
+    const match = portMatch(rule, family);
+    if (match === undefined) continue;
+    const cidrs = rule.hostCidrs.filter((c) => c.family === family);
+    if (cidrs.length === 0) continue;
+    out.push(`# ${commentText(describeRule(rule.because))}`);
+    for (const c of cidrs) out.push(ruleLine('INPUT', [c.isAny ? '' : `-s ${c.text}`, match].filter((s) => s !== '').join(' '), 'ACCEPT', undefined));
+  }
+  out.push('# Outbound: loopback, neighbour discovery, replies, DHCP; nothing of the roles');
+  out.push('-A OUTPUT -o lo -j ACCEPT');
+  if (v6) for (const k of ICMPV6_NEIGHBOUR_DISCOVERY_SENT) out.push(`-A OUTPUT ${icmp6(k)} -j ACCEPT`);
+  out.push('-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+  if (!v6) out.push(dhcpDiscover(false));
+  out.push(...dhcp.output);
+  out.push('COMMIT');
+  return `${out.join('\n')}\n`;
 }
