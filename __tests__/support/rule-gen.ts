@@ -200,9 +200,17 @@ function match(family: Family): fc.Arbitrary<{ parts: Part[]; protocol?: string 
         )
         .map(([mode, r, n, rest]) => [[mode, r], ['--hashlimit-name', `h${n}`], ...rest]),
     ),
+    m('connmark', fc.tuple(neg, mark).map(([n, v]) => [withNeg(n, '--mark', v)])),
   ];
   return fc.oneof(...choices);
 }
+
+/** A connection mark as iptables accepts it: hex, decimal, with a mask or not; and forms it reads oddly or refuses. */
+const mark = fc.oneof(
+  { weight: 6, arbitrary: fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: 0xffffffff })).map(([v, m]) => `0x${v.toString(16)}/0x${m.toString(16)}`) },
+  { weight: 3, arbitrary: pick('0x0/0x10000000', '0x10000000', '0x10000000/0x10000000', '16', '0', '0xffffffff') },
+  { weight: 1, arbitrary: pick('010', '0x', '0x1/0x1/0x1', '0x100000000', '-1', 'mark', '0X10') },
+);
 
 const LOG_LEVELS = ['0', '4', '7', 'debug', 'info', 'warning', 'emerg', 'notice', 'alert', 'crit', 'error', '3', 'err', '8'];
 const REJECTS: Record<Family, string[]> = {
@@ -223,6 +231,14 @@ function target(family: Family): fc.Arbitrary<Part[]> {
       ]).map((opts) => [['-j', 'LOG'], ...opts]),
     },
     { weight: 2, arbitrary: maybe(pick(...REJECTS[family]), 3).map((w) => [['-j', 'REJECT'], ...(w === undefined ? [] : [['--reject-with', w]])]) },
+    {
+      weight: 1,
+      arbitrary: fc.oneof(
+        { weight: 4, arbitrary: mark.map((v) => [['-j', 'CONNMARK'], ['--set-xmark', v]]) },
+        { weight: 1, arbitrary: fc.tuple(pick('--set-mark', '--or-mark', '--and-mark', '--xor-mark'), mark).map(([o, v]) => [['-j', 'CONNMARK'], [o, v]]) },
+        { weight: 1, arbitrary: fc.constant<Part[]>([['-j', 'CONNMARK']]) },
+      ),
+    },
   );
 }
 

@@ -414,6 +414,34 @@ const readNumber = (what: string, min: number, max: number) => (args: readonly s
 
 const HASHLIMIT_MODES = ['srcip', 'srcport', 'dstip', 'dstport'];
 
+/**
+ * A 32-bit mark: "0x10000000" (hex, as iptables-save prints it) or a decimal without leading
+ * zeros (iptables would read 010 as octal).
+ */
+function mark32(text: string, what: string): bigint {
+  let n: bigint;
+  if (/^0x[0-9a-fA-F]{1,8}$/.test(text)) n = BigInt(text);
+  else if (DECIMAL.test(text)) n = BigInt(text);
+  else refuse(`${what} ${JSON.stringify(text)} is not a hex (0x…) or decimal number`);
+  if (n > 0xffffffffn) refuse(`${what} ${text} is wider than 32 bits`);
+  return n;
+}
+
+/** "value[/mask]": the mask defaults to every bit. */
+function markAndMask(text: string, what: string): { value: bigint; mask: bigint } {
+  const [v, m, extra] = text.split('/');
+  if (extra !== undefined) refuse(`${what} ${JSON.stringify(text)} has more than one "/"`);
+  return { value: mark32(v, what), mask: m === undefined ? 0xffffffffn : mark32(m, `${what} mask`) };
+}
+
+const hex = (n: bigint): string => `0x${n.toString(16)}`;
+
+/** -m connmark --mark value[/mask]: (the connection's mark & mask) == value. */
+const readConnmark = (args: readonly string[], negated: boolean): OptionValue => {
+  const { value, mask } = markAndMask(args[0], '--mark');
+  return { args: [mask === 0xffffffffn ? hex(value) : `${hex(value)}/${hex(mask)}`], key: `${negated ? '!' : ''}${hex(value)}/${hex(mask)}` };
+};
+
 /** Text iptables keeps as given (a comment, a LOG prefix, an ipset name): at most `max` bytes. */
 const readText = (what: string, max: number, pattern?: RegExp) => (args: readonly string[]): OptionValue => {
   const t = args[0];
@@ -687,6 +715,14 @@ export const MODULES: Readonly<Record<string, ModuleSpec>> = {
       if (avg * burst > 80_000_000_000n) refuse(`-m hashlimit: ${rateOption?.value.args[0]} with burst ${burst} is too slow for the kernel's credit arithmetic (it may refuse the rule)`);
     },
   },
+  // A connection's mark is state the flow model does not track: a rule that decides with it is
+  // undecidable to the host model. twinwall's audit mode only logs with it ("logged once").
+  connmark: {
+    name: 'connmark',
+    families: [4, 6],
+    options: [{ name: '--mark', words: 1, invert: true, read: readConnmark }],
+    required: [['--mark']],
+  },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -766,6 +802,26 @@ export const TARGETS: Readonly<Record<string, TargetSpec>> = {
       { name: '--log-macdecode', words: 0, invert: false, read: flag },
     ],
     defaults: { '--log-level': '4' },
+  },
+  // Sets bits of the connection's mark and continues (twinwall's audit mode: "logged once").
+  // Only the spelling iptables-save prints is read: --set-xmark value/mask, the new mark being
+  // (mark & ~mask) ^ value. --set-mark, --or-mark, --save-mark … are refused.
+  CONNMARK: {
+    name: 'CONNMARK',
+    options: [
+      {
+        name: '--set-xmark',
+        words: 1,
+        invert: false,
+        read: (args) => {
+          const { value, mask } = markAndMask(args[0], '--set-xmark');
+          return { args: [`${hex(value)}/${hex(mask)}`], key: `${hex(value)}/${hex(mask)}` };
+        },
+      },
+    ],
+    check: (options) => {
+      if (!options.has('--set-xmark')) refuse('-j CONNMARK without --set-xmark (twinwall reads only that spelling)');
+    },
   },
   REJECT: {
     name: 'REJECT',

@@ -366,7 +366,7 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
       const name = w[i + 1];
       const spec = TARGETS[name];
       if (spec === undefined) {
-        if (isTargetName(name)) refuse(`target ${name} is not one twinwall reads (ACCEPT, DROP, RETURN, LOG, REJECT or a chain)`);
+        if (isTargetName(name)) refuse(`target ${name} is not one twinwall reads (ACCEPT, DROP, RETURN, LOG, REJECT, CONNMARK or a chain)`);
         if (!ctx.chains.has(name)) refuse(`${word} ${name}: the chain is not declared before this line (iptables-restore refuses it)`);
         if (BUILTIN_CHAINS[ctx.table].includes(name)) refuse(`${word} ${name}: a built-in chain cannot be a target`);
       } else if (special === 'goto') refuse(`-g ${name}: goto takes a user chain`);
