@@ -19,6 +19,8 @@ export interface BootHost {
   readonly userData: Buffer;
   /** The synthesized iptables-restore documents of the host policy. */
   readonly tables: { readonly v4: string; readonly v6: string };
+  /** Its fallback (what a family whose table cannot load must end up with); absent with onLoadFailure open. */
+  readonly fallback?: { readonly v4: string; readonly v6: string };
   /** The #cloud-config text the construct rendered (for the negative fixtures). */
   readonly cloudConfig: string;
 }
@@ -51,6 +53,7 @@ export function synthesizeHosts(outdir: string): BootHost[] {
         name: host.node.id,
         userData: Buffer.from(instance.user_data_base64, 'base64'),
         tables: host.rendering.iptables,
+        ...(host.rendering.fallback === undefined ? {} : { fallback: host.rendering.fallback }),
         cloudConfig: host.cloudConfig,
       });
     }

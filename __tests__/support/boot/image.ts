@@ -1,6 +1,7 @@
 /**
- * The boot tier's test image: Debian 12 (bookworm) built with debootstrap from Debian packages,
- * from the same mirror the machine's apt uses. Kernel, systemd, cloud-init, iptables, a generated
+ * The boot tier's test images: Debian 12 (bookworm) and Debian 13 (trixie), built with debootstrap
+ * from Debian packages, from the same mirror the machine's apt uses (its bookworm source: the
+ * archive serves every release). Kernel, systemd, cloud-init, iptables, a generated
  * locale (cloud-init's locale module fails without one) and a diagnostic unit that reports on the
  * serial console and powers off (guest/twinwall-boot-report*). Nothing of twinwall is in the
  * image: the host wall arrives only through the user-data, as on EC2.
@@ -16,7 +17,22 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 /** Bump when the build steps below change in a way the recipe fields do not show. */
-const BUILD_STEPS_VERSION = 4;
+const BUILD_STEPS_VERSION = 5;
+
+/** The Debian releases the boot tier boots. */
+export const BOOT_SUITES = ['bookworm', 'trixie'] as const;
+export type BootSuite = (typeof BOOT_SUITES)[number];
+
+/** "Debian 12 (bookworm)". */
+export function suiteLabel(suite: BootSuite): string {
+  return suite === 'bookworm' ? 'Debian 12 (bookworm)' : 'Debian 13 (trixie)';
+}
+
+/**
+ * A kernel module deleted from every test image, so a negative fixture can need a module the
+ * image lacks (as on a custom or trimmed kernel). twinwall's own tables never use it.
+ */
+export const MISSING_MODULE = 'xt_recent';
 
 export const DEFAULT_CACHE_ROOT = process.env.TWINWALL_BOOT_CACHE ?? '/var/cache/twinwall-boot';
 
@@ -39,6 +55,8 @@ export interface ImageRecipe {
   readonly files: Readonly<Record<string, ImageFile>>;
   /** Symlinks created in the image: link path → target (enable / mask units). */
   readonly symlinks: Readonly<Record<string, string>>;
+  /** Kernel modules deleted from the image (then depmod). */
+  readonly removeModules: readonly string[];
   readonly kernelCmdline: string;
   readonly diskSize: string;
 }
@@ -113,12 +131,15 @@ function guestFile(name: string): string {
   return fs.readFileSync(path.join(GUEST_DIR, name), 'utf8');
 }
 
-/** The image recipe. Everything that decides the image's content is in here (and so in its hash). */
-export function imageRecipe(mirror = aptMirror('bookworm')): ImageRecipe {
+/**
+ * The image recipe of one release. Everything that decides the image's content is in here (and
+ * so in its hash). Both releases come from the archive the machine's apt uses for bookworm.
+ */
+export function imageRecipe(suite: BootSuite = 'bookworm', mirror = aptMirror('bookworm')): ImageRecipe {
   const locale = 'en_US.UTF-8';
   return {
     buildStepsVersion: BUILD_STEPS_VERSION,
-    suite: 'bookworm',
+    suite,
     mirror,
     variant: 'minbase',
     packages: [
@@ -136,6 +157,8 @@ export function imageRecipe(mirror = aptMirror('bookworm')): ImageRecipe {
       // A real server image has sshd (the sample server's SSH role needs it), and without it
       // cloud-init's ssh and set_passwords modules log warnings at every first boot.
       'openssh-server',
+      // trixie's minbase lacks it, and cloud-init's resizefs module then errors (DESIGN "Machine facts").
+      ...(suite === 'trixie' ? ['e2fsprogs'] : []),
     ],
     locale,
     files: {
@@ -150,7 +173,9 @@ export function imageRecipe(mirror = aptMirror('bookworm')): ImageRecipe {
       '/etc/default/locale': { content: `LANG=${locale}\n`, mode: 0o644 },
       '/etc/network/interfaces': { content: 'auto lo\niface lo inet loopback\n\nsource /etc/network/interfaces.d/*\n', mode: 0o644 },
       // Only the NoCloud seed: no probing for EC2's metadata service (the guest has no NIC anyway).
-      '/etc/cloud/cloud.cfg.d/90-twinwall-boot.cfg': { content: 'datasource_list: [ NoCloud, None ]\n', mode: 0o644 },
+      // The host keys debootstrap's openssh-server made are kept: generating RSA keys again at
+      // every first boot costs seconds under software emulation and proves nothing here.
+      '/etc/cloud/cloud.cfg.d/90-twinwall-boot.cfg': { content: 'datasource_list: [ NoCloud, None ]\nssh_deletekeys: false\n', mode: 0o644 },
       '/usr/local/sbin/twinwall-boot-report': { content: guestFile('twinwall-boot-report'), mode: 0o755 },
       '/etc/systemd/system/twinwall-boot-report.service': { content: guestFile('twinwall-boot-report.service'), mode: 0o644 },
     },
@@ -159,7 +184,10 @@ export function imageRecipe(mirror = aptMirror('bookworm')): ImageRecipe {
       // The serial console carries the report; no login prompt in the middle of it.
       '/etc/systemd/system/serial-getty@ttyS0.service': '/dev/null',
     },
-    kernelCmdline: 'root=/dev/vda rw console=ttyS0 quiet loglevel=3 panic=-1 net.ifnames=0',
+    removeModules: [MISSING_MODULE],
+    // systemd.show_status=0: trixie's systemd prints status lines on the console otherwise,
+    // which interleave with the report (DESIGN "Machine facts"); harmless on bookworm.
+    kernelCmdline: 'root=/dev/vda rw console=ttyS0 quiet loglevel=3 panic=-1 net.ifnames=0 systemd.show_status=0',
     diskSize: '3G',
   };
 }
@@ -218,6 +246,17 @@ function withChrootMounts(rootfs: string, fn: () => void): void {
   }
 }
 
+/** Every file under `dir` whose name passes `keep` (no symlinks followed). */
+function findFiles(dir: string, keep: (name: string) => boolean): string[] {
+  const out: string[] = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const at = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...findFiles(at, keep));
+    else if (entry.isFile() && keep(entry.name)) out.push(at);
+  }
+  return out;
+}
+
 function newest(dir: string, prefix: string): string {
   const found = fs.readdirSync(dir).filter((f) => f.startsWith(prefix)).sort();
   if (found.length === 0) throw new Error(`no ${prefix}* in ${dir}: did linux-image-amd64 install?`);
@@ -268,6 +307,12 @@ export function ensureImage(recipe: ImageRecipe = imageRecipe(), cacheRoot = DEF
       fs.mkdirSync(path.dirname(at), { recursive: true });
       fs.rmSync(at, { force: true });
       fs.symlinkSync(target, at);
+    }
+    for (const mod of recipe.removeModules) {
+      for (const file of findFiles(path.join(rootfs, 'usr', 'lib', 'modules'), (f) => f === `${mod}.ko` || f.startsWith(`${mod}.ko.`))) fs.rmSync(file);
+    }
+    if (recipe.removeModules.length > 0) {
+      for (const version of fs.readdirSync(path.join(rootfs, 'usr', 'lib', 'modules'))) run('chroot', [rootfs, 'depmod', '-a', version], log);
     }
     run('chroot', [rootfs, 'locale-gen'], log);
     withChrootMounts(rootfs, () => run('chroot', [rootfs, 'update-initramfs', '-u', '-k', 'all'], log));

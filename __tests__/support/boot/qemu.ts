@@ -42,6 +42,11 @@ export interface QemuRun {
   /** 'poweroff': the guest powered off (qemu exited 0). */
   readonly outcome: 'poweroff' | 'timeout' | 'kvm-error' | 'exit-error';
   readonly seconds: number;
+  /**
+   * CPU time qemu used (user + system, sampled from /proc every second, so up to a second
+   * short): what the boot costs, whatever else shares the machine.
+   */
+  readonly cpuSeconds: number;
   readonly serial: string;
   readonly stderr: string;
   readonly exitCode: number | null;
@@ -98,6 +103,19 @@ export function runQemu(o: QemuOptions): Promise<QemuRun> {
       if (child.pid !== undefined && child.exitCode === null) child.kill('SIGKILL');
     };
     const timer = setTimeout(() => kill('timeout'), o.timeoutMs);
+    let cpuSeconds = 0;
+    const ticks = 100; // USER_HZ on Linux
+    const sample = (): void => {
+      try {
+        // /proc/PID/stat: fields after the ")" of the command name; utime and stime are 14 and 15.
+        const stat = fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        cpuSeconds = (Number(f[11]) + Number(f[12])) / ticks;
+      } catch {
+        /* gone */
+      }
+    };
+    const sampler = setInterval(sample, 1000);
     const onOutput = (chunk: Buffer): void => {
       stderr += chunk.toString();
       if (KVM_ERROR.test(stderr)) kill('kvm-error');
@@ -106,16 +124,19 @@ export function runQemu(o: QemuOptions): Promise<QemuRun> {
     child.stderr.on('data', onOutput);
     child.on('error', (e) => {
       clearTimeout(timer);
+      clearInterval(sampler);
       live.delete(child);
       reject(e);
     });
     child.on('close', (code) => {
       clearTimeout(timer);
+      clearInterval(sampler);
       live.delete(child);
       const serial = fs.existsSync(o.serialLog) ? fs.readFileSync(o.serialLog, 'latin1') : '';
       resolve({
         outcome: verdict ?? (code === 0 ? 'poweroff' : 'exit-error'),
         seconds: (Date.now() - started) / 1000,
+        cpuSeconds,
         serial,
         stderr,
         exitCode: code,

@@ -17,6 +17,8 @@ export interface BootReport {
   readonly sections: ReadonlyMap<string, Section>;
   /** True when the report's end marker was seen (the unit ran to completion). */
   readonly complete: boolean;
+  /** What the console showed before the report began (kernel, systemd and unit output). */
+  readonly console: string;
 }
 
 const BEGIN = /^=== twinwall-boot BEGIN (\S+) ===$/;
@@ -26,7 +28,8 @@ export function parseSerialLog(serial: string): BootReport {
   const lines = serial.replace(/\r/g, '').split('\n');
   const start = lines.lastIndexOf('=== twinwall-boot REPORT BEGIN ===');
   const sections = new Map<string, Section>();
-  if (start < 0) return { sections, complete: false };
+  if (start < 0) return { sections, complete: false, console: lines.join('\n') };
+  const consoleText = lines.slice(0, start).join('\n');
   let complete = false;
   let open: { name: string; body: string[] } | undefined;
   for (const line of lines.slice(start + 1)) {
@@ -42,7 +45,7 @@ export function parseSerialLog(serial: string): BootReport {
       open = undefined;
     } else if (open !== undefined) open.body.push(line);
   }
-  return { sections, complete };
+  return { sections, complete, console: consoleText };
 }
 
 /**
@@ -75,6 +78,7 @@ export function tableDifference(expected: readonly string[], actual: readonly st
 }
 
 export interface UnitTimes {
+  readonly loadState?: string;
   readonly activeState?: string;
   /** Microseconds since boot (CLOCK_MONOTONIC); 0 = never. */
   readonly inactiveExit: number;
@@ -92,6 +96,7 @@ export function parseUnitTimes(text: string): Map<string, UnitTimes> {
     }
     if (f.Id === undefined) continue;
     out.set(f.Id, {
+      ...(f.LoadState === undefined ? {} : { loadState: f.LoadState }),
       ...(f.ActiveState === undefined ? {} : { activeState: f.ActiveState }),
       inactiveExit: Number(f.InactiveExitTimestampMonotonic ?? 0),
       activeEnter: Number(f.ActiveEnterTimestampMonotonic ?? 0),
@@ -111,10 +116,21 @@ export function parseJournal(text: string): { seconds: number; message: string }
 }
 
 export interface Expected {
-  /** Canonical `iptables-save` / `ip6tables-save` of the synthesized tables, normalised. */
+  /**
+   * Canonical `iptables-save` / `ip6tables-save` of what each family must have loaded,
+   * normalised: its synthesized table, or (a family whose table cannot load) its fallback.
+   */
   readonly v4: readonly string[];
   readonly v6: readonly string[];
   readonly instanceId: string;
+  /**
+   * The families whose table must fail to load (a negative fixture): the firewall unit must be
+   * `failed`, cloud-init must report the failed bootcmd, and the console and the journal must
+   * carry the loader's FAILED line naming exactly these families. Empty: a healthy boot.
+   */
+  readonly failing: readonly ('IPv4' | 'IPv6')[];
+  /** The host name the loader's messages carry ("sample"). */
+  readonly host: string;
 }
 
 /** What one boot measured (whatever could be read), besides its problems. */
@@ -144,6 +160,12 @@ export interface BootJudgement {
 
 const FIREWALL = 'twinwall-firewall.service';
 const FIRST_BOOT_LOADED = /host firewall loaded \(first boot\)/;
+/** cloud-init's network stage: cloud-init.service up to 24.2, cloud-init-network.service from 24.3 (trixie's 25). */
+const NETWORK_STAGE = ['cloud-init-network.service', 'cloud-init.service'];
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 function policies(lines: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
@@ -187,18 +209,30 @@ export function judgeBoot(report: BootReport, expected: Expected, boot: 1 | 2): 
     }
   }
 
-  // cloud-init.
+  // cloud-init. A negative fixture's failed first-boot load must be what cloud-init reports
+  // (bootcmd, and runcmd's start of the unit), and nothing else. cloud-init-per records its
+  // semaphore whatever the exit status, so later boots do not run that load again: there
+  // cloud-init is healthy, and the unit alone reports the failure.
+  const failing = expected.failing.length > 0;
+  const cloudInitFails = failing && boot === 1;
   const status = section('cloud-init-status');
   if (status !== undefined) {
     const st = /^status:\s*(\S+)/m.exec(status.text)?.[1];
-    if (st !== 'done') problems.push(`cloud-init status is ${st ?? '(unreadable)'}, not done: ${status.text.trim().replace(/\n+/g, ' | ')}`);
+    const want = cloudInitFails ? 'error' : 'done';
+    if (st !== want) problems.push(`cloud-init status is ${st ?? '(unreadable)'}, not ${want}: ${status.text.trim().replace(/\n+/g, ' | ')}`);
   }
   const result = section('cloud-init-result');
   if (result !== undefined) {
     try {
       const errors = (JSON.parse(result.text) as { v1?: { errors?: unknown[] } }).v1?.errors;
       if (!Array.isArray(errors)) problems.push(`/run/cloud-init/result.json has no v1.errors list: ${result.text.trim()}`);
-      else if (errors.length > 0) problems.push(`cloud-init reported errors: ${errors.map((e) => String(e)).join(' | ')}`);
+      else if (!cloudInitFails && errors.length > 0) problems.push(`cloud-init reported errors: ${errors.map((e) => String(e)).join(' | ')}`);
+      else if (cloudInitFails) {
+        const texts = errors.map((e) => String(e));
+        if (!texts.some((t) => /bootcmd/.test(t))) problems.push(`cloud-init did not report the failed bootcmd load (errors: ${texts.join(' | ') || 'none'})`);
+        const others = texts.filter((t) => !/bootcmd|scripts[-_]user|runcmd/.test(t));
+        if (others.length > 0) problems.push(`cloud-init reported errors besides the failed load: ${others.join(' | ')}`);
+      }
     } catch {
       problems.push(`/run/cloud-init/result.json is not JSON (cloud-init did not finish?): ${result.text.trim().slice(0, 200)}`);
     }
@@ -207,20 +241,28 @@ export function judgeBoot(report: BootReport, expected: Expected, boot: 1 | 2): 
   if (statusJson !== undefined) {
     try {
       const v1 = (JSON.parse(statusJson.text) as { v1?: Record<string, unknown> }).v1 ?? {};
+      // The failed load of a negative fixture is logged too (bootcmd, runcmd's systemctl).
+      const expectedFailure = (t: string): boolean => cloudInitFails && /bootcmd|scripts[-_]user|runcmd|Failed to run module|ProcessExecutionError|Unexpected error while running command/.test(t);
       for (const [stage, v] of Object.entries(v1)) {
         if (v === null || typeof v !== 'object') continue;
         const st = v as { errors?: unknown[]; recoverable_errors?: Record<string, unknown[]> };
-        if (Array.isArray(st.errors) && st.errors.length > 0) problems.push(`cloud-init stage ${stage} failed: ${st.errors.map(String).join(' | ')}`);
+        const errs = Array.isArray(st.errors) ? st.errors.map(String).filter((t) => !expectedFailure(t)) : [];
+        if (errs.length > 0) problems.push(`cloud-init stage ${stage} failed: ${errs.join(' | ')}`);
         for (const [level, list] of Object.entries(st.recoverable_errors ?? {})) {
-          if (Array.isArray(list) && list.length > 0) problems.push(`cloud-init stage ${stage} logged ${level}: ${list.map(String).join(' | ')}`);
+          const rest = Array.isArray(list) ? list.map(String).filter((t) => !expectedFailure(t)) : [];
+          if (rest.length > 0) problems.push(`cloud-init stage ${stage} logged ${level}: ${rest.join(' | ')}`);
         }
       }
     } catch {
       problems.push(`/run/cloud-init/status.json is not JSON: ${statusJson.text.trim().slice(0, 200)}`);
     }
   }
-  const warnings = section('cloud-init-problems')?.text.trim();
-  if (warnings) problems.push(`cloud-init logged warnings or errors in this boot (recoverable errors):\n    ${warnings.split('\n').join('\n    ')}`);
+  const warnings = (section('cloud-init-problems')?.text ?? '')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    // A negative fixture's failed load: bootcmd's (or runcmd's) failure, logged with its traceback.
+    .filter((l) => !(cloudInitFails && /bootcmd|scripts[-_]user|runcmd|cc_scripts_user|Failed to run module|Unexpected error while running command|Running module .* failed|twinwall/.test(l)));
+  if (warnings.length > 0) problems.push(`cloud-init logged warnings or errors in this boot (recoverable errors):\n    ${warnings.join('\n    ')}`);
 
   // systemd.
   const cycles = section('ordering-cycles')?.text.trim();
@@ -228,29 +270,49 @@ export function judgeBoot(report: BootReport, expected: Expected, boot: 1 | 2): 
   const enabled = section('firewall-enabled')?.text.trim();
   if (enabled !== undefined && enabled !== 'enabled') problems.push(`${FIREWALL} is ${JSON.stringify(enabled)}, not enabled: later boots would not load the rules`);
   const active = section('firewall-active')?.text.trim();
-  if (active !== undefined && active !== 'active') problems.push(`${FIREWALL} is ${JSON.stringify(active)}, not active`);
+  const wantActive = failing ? 'failed' : 'active';
+  if (active !== undefined && active !== wantActive) problems.push(`${FIREWALL} is ${JSON.stringify(active)}, not ${wantActive}`);
 
   const times = parseUnitTimes(section('timestamps')?.text ?? '');
   const at = (unit: string, which: 'activeEnter' | 'inactiveExit' = 'activeEnter'): number | undefined => {
     const t = times.get(unit)?.[which];
     return t === undefined || t === 0 ? undefined : t / 1e6;
   };
-  const fw = at(FIREWALL);
+  const journal = parseJournal(section('journal')?.text ?? '');
+  // The loader's failure line, from the unit (every boot) or bootcmd (first boot): exactly the failing families.
+  const failedLine = new RegExp(`twinwall \\(${escapeRegExp(expected.host)}\\): FAILED to load the host firewall \\(start\\) for: ${expected.failing.join(' ')};`);
+  // A failed oneshot never enters `active`: when it must fail, its load is done when the loader
+  // (journal identifier twinwall-firewall-load, as the unit runs it) printed its failure.
+  const fw = failing ? journal.find((j) => j.message.startsWith('twinwall-firewall-load[') && failedLine.test(j.message))?.seconds : at(FIREWALL);
   const pre = at('network-pre.target');
   const net = at('networking.service');
-  const ci = at('cloud-init.service', 'inactiveExit');
+  const stage = NETWORK_STAGE.find((u) => times.get(u)?.loadState === 'loaded') ?? 'cloud-init.service';
+  const ci = at(stage, 'inactiveExit');
   if (fw !== undefined) facts.firewallUnitActiveAt = fw;
   if (pre !== undefined) facts.networkPreAt = pre;
   if (net !== undefined) facts.networkUpAt = net;
   if (ci !== undefined) facts.cloudInitNetworkStageAt = ci;
-  if (times.get('cloud-init.service')?.activeState !== undefined && times.get('cloud-init.service')?.activeState !== 'active') {
-    problems.push(`cloud-init.service (cloud-init's network stage) is ${times.get('cloud-init.service')?.activeState}, not active: did systemd drop it from the boot?`);
+  // A negative fixture's failed bootcmd makes the network stage exit 1 (`failed`): it ran. Not
+  // having run at all (`inactive`) is what an ordering cycle does.
+  const stageState = times.get(stage)?.activeState;
+  const stageOk = cloudInitFails ? ['active', 'failed'] : ['active'];
+  if (stageState !== undefined && !stageOk.includes(stageState)) {
+    problems.push(`${stage} (cloud-init's network stage) is ${stageState}, not ${stageOk.join(' or ')}: did systemd drop it from the boot?`);
+  }
+  if (failing) {
+    if (!failedLine.test(report.console)) problems.push(`the console never showed the loader's failure line for ${expected.failing.join(' and ')} (${failedLine.source})`);
+    if (!journal.some((j) => failedLine.test(j.message))) problems.push(`the journal holds no failure line for ${expected.failing.join(' and ')} (${failedLine.source})`);
+    const result = section('firewall-result')?.text ?? '';
+    if (!/Result=exit-code/.test(result)) problems.push(`${FIREWALL} did not fail with its exit code: ${result.trim().replace(/\n/g, ' ')}`);
+  } else if (/FAILED to load the host firewall/.test(report.console)) {
+    problems.push(`the console shows a failed load: ${report.console.split('\n').find((l) => /FAILED to load/.test(l))?.trim()}`);
   }
 
-  const journal = parseJournal(section('journal')?.text ?? '');
   const load = journal.find((j) => FIRST_BOOT_LOADED.test(j.message));
   if (boot === 1) {
-    if (load === undefined) problems.push('first boot: the bootcmd load never said "host firewall loaded (first boot)" in the journal');
+    if (failing) {
+      if (load !== undefined) problems.push('first boot: the bootcmd load said "host firewall loaded (first boot)", but a table must fail to load');
+    } else if (load === undefined) problems.push('first boot: the bootcmd load never said "host firewall loaded (first boot)" in the journal');
     else {
       facts.firstBootLoadAt = load.seconds;
       if (net !== undefined) facts.firstBootWindow = load.seconds - net;
@@ -258,10 +320,10 @@ export function judgeBoot(report: BootReport, expected: Expected, boot: 1 | 2): 
     }
   } else {
     if (load !== undefined) problems.push(`second boot: the first-boot load ran again at ${load.seconds.toFixed(2)} s (cloud-init-per instance should have made it a no-op for the same instance id)`);
-    if (fw === undefined) problems.push(`second boot: ${FIREWALL} never became active, so nothing loaded the rules before the network`);
+    if (fw === undefined) problems.push(`second boot: ${FIREWALL} never ${failing ? 'ran its load' : 'became active'}, so nothing loaded the rules before the network`);
     else if (pre === undefined) problems.push('second boot: network-pre.target was never reached (nothing pulled it in?)');
     else if (!(fw <= pre)) {
-      problems.push(`second boot: ${FIREWALL} became active at ${fw.toFixed(3)} s, after network-pre.target at ${pre.toFixed(3)} s: the network came up before the rules`);
+      problems.push(`second boot: ${FIREWALL} ${failing ? 'finished its load' : 'became active'} at ${fw.toFixed(3)} s, after network-pre.target at ${pre.toFixed(3)} s: the network came up before the rules`);
     }
   }
 

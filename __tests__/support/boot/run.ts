@@ -13,18 +13,22 @@ import { BootJudgement, Expected, judgeBoot, normaliseSave, parseSerialLog } fro
 export interface BootRecord {
   readonly boot: 1 | 2;
   readonly seconds: number;
+  /** qemu's CPU time for this boot (QemuRun.cpuSeconds). */
+  readonly cpuSeconds: number;
   readonly outcome: string;
   readonly serialLog: string;
   readonly judgement: BootJudgement;
 }
 
 export interface BootPlan {
-  /** "production/sample", or the fixture name. */
+  /** "bookworm production/sample", or "trixie fixture v4-parse-failure". */
   readonly label: string;
   readonly userData: Buffer;
-  /** Canonical iptables-save / ip6tables-save text of the tables the host must end up with. */
+  /** Canonical iptables-save / ip6tables-save text of what each family must end up with. */
   readonly canonical: { readonly v4: string; readonly v6: string };
   readonly hostname: string;
+  /** The families whose table must fail to load (Expected.failing). */
+  readonly failing: readonly ('IPv4' | 'IPv6')[];
 }
 
 export interface BootOptions {
@@ -33,6 +37,8 @@ export interface BootOptions {
   readonly accel: Accel;
   readonly timeoutMs: number;
   readonly say: (m: string) => void;
+  /** vCPUs per guest (default 2). */
+  readonly cpus?: number;
 }
 
 export function instanceIdOf(label: string): string {
@@ -47,12 +53,12 @@ export async function bootTwice(plan: BootPlan, o: BootOptions): Promise<BootRec
   const instanceId = instanceIdOf(plan.label);
   createOverlay(o.image, disk);
   createSeed(seed, plan.userData, { instanceId, hostname: plan.hostname });
-  const expected: Expected = { v4: normaliseSave(plan.canonical.v4), v6: normaliseSave(plan.canonical.v6), instanceId };
+  const expected: Expected = { v4: normaliseSave(plan.canonical.v4), v6: normaliseSave(plan.canonical.v6), instanceId, failing: plan.failing, host: plan.hostname };
   const records: BootRecord[] = [];
   try {
     for (const boot of [1, 2] as const) {
       const serialLog = path.join(o.workDir, `${slug}.boot${boot}.serial.log`);
-      const run = await runQemu({ image: o.image, disk, seed, serialLog, accel: o.accel, timeoutMs: o.timeoutMs });
+      const run = await runQemu({ image: o.image, disk, seed, serialLog, accel: o.accel, timeoutMs: o.timeoutMs, ...(o.cpus === undefined ? {} : { cpus: o.cpus }) });
       if (run.stderr.trim() !== '') fs.writeFileSync(`${serialLog}.qemu-stderr`, run.stderr);
       const judgement = judgeBoot(parseSerialLog(run.serial), expected, boot);
       if (run.outcome !== 'poweroff') {
@@ -68,8 +74,9 @@ export async function bootTwice(plan: BootPlan, o: BootOptions): Promise<BootRec
         boot === 2 && f.firewallUnitActiveAt !== undefined && f.networkPreAt !== undefined
           ? `; firewall unit active at ${f.firewallUnitActiveAt.toFixed(2)} s, network-pre.target at ${f.networkPreAt.toFixed(2)} s`
           : '';
-      o.say(`${plan.label} boot ${boot}: ${run.seconds.toFixed(1)} s (${o.accel}, host load ${os.loadavg()[0].toFixed(1)}), ${judgement.problems.length === 0 ? 'healthy' : `${judgement.problems.length} problem(s)`}${window}${order}`);
-      records.push({ boot, seconds: run.seconds, outcome: run.outcome, serialLog, judgement });
+      const verdict = judgement.problems.length === 0 ? (plan.failing.length === 0 ? 'healthy' : `failed closed as it must (${plan.failing.join(', ')}: fallback)`) : `${judgement.problems.length} problem(s)`;
+      o.say(`${plan.label} boot ${boot}: ${run.seconds.toFixed(1)} s, ${run.cpuSeconds.toFixed(0)} s CPU (${o.accel}, ${o.cpus ?? 2} vCPU, host load ${os.loadavg()[0].toFixed(1)}), ${verdict}${window}${order}`);
+      records.push({ boot, seconds: run.seconds, cpuSeconds: run.cpuSeconds, outcome: run.outcome, serialLog, judgement });
       if (run.outcome === 'timeout' || run.outcome === 'kvm-error') break; // the disk's state is unknown
     }
   } finally {
