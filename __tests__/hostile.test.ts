@@ -570,11 +570,15 @@ describe('renderers refuse names that would run a command', () => {
     const dir = tempDir('twinwall-heredoc-');
     const canary = path.join(dir, 'pwned');
     // Before: v4 without a final newline ran into its delimiter, and v6's "TWINWALL_RULES_V4" line closed it.
-    const script = renderFirstBootScript({ v4: '*filter\nCOMMIT', v6: `*filter\nTWINWALL_RULES_V4\ntouch ${canary}\nCOMMIT\n` });
-    const harmless = script.replace(/\/usr\/sbin\/(ip6?tables-restore|ipset)( -exist restore)?/g, 'cat >/dev/null');
-    const r = spawnSync('sh', ['-c', harmless], { encoding: 'utf8' });
-    expect(r.status).toBe(0);
-    expect(fs.existsSync(canary)).toBe(false);
+    const crafted = { v4: '*filter\nCOMMIT', v6: `*filter\nTWINWALL_RULES_V4\ntouch ${canary}\nCOMMIT\n` };
+    // The fallbacks travel in here-documents too (lockdown), beside the DROP-only table.
+    const fallback = { v4: `*filter\nTWINWALL_DROP_ONLY\ntouch ${canary}\nCOMMIT`, v6: `*filter\nTWINWALL_FALLBACK_V4\ntouch ${canary}\nCOMMIT\n` };
+    for (const script of [renderFirstBootScript(crafted, undefined, 'open'), renderFirstBootScript({ ...crafted, fallback })]) {
+      const harmless = script.replace(/\/usr\/sbin\/(ip6?tables-restore|ipset)( -exist restore)?/g, 'cat >/dev/null');
+      const r = spawnSync('sh', ['-c', harmless], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      expect(fs.existsSync(canary)).toBe(false);
+    }
     for (const bad of [{ v4: 'x\r\n', v6: 'y\n' }, { v4: '', v6: 'y\n' }, { v4: 5 as unknown as string, v6: 'y\n' }]) expect(caught(() => renderFirstBootScript(bad)).errorName).toBe('OPTION_INVALID');
   });
 

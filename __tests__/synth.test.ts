@@ -167,7 +167,7 @@ describe('FilteredHost options', () => {
 
   it('passes subnets and onLoadFailure into the policy and so into the host wall and the user-data', () => {
     const routed = synthHost('h', { roles: [ntpClient()], vpcId: VPC, subnets: ['10.0.1.0/24'] }).host;
-    expect(routed.policy.options.subnets.map((c) => c.text)).toEqual(['10.0.1.0/24']);
+    expect(routed.policy.options.subnets).toEqual(['10.0.1.0/24']);
     expect(routed.rendering.iptables.v4).toContain('-A OUTPUT -d 10.0.1.1/32 -p udp -m udp --sport 68 --dport 67 ');
     expect(routed.rendering.fallback?.v4).toContain('-A OUTPUT -d 10.0.1.1/32 -p udp -m udp --sport 68 --dport 67 -j ACCEPT');
     const open = synthHost('h', { roles: [ntpClient()], vpcId: VPC, onLoadFailure: 'open' }).host;
@@ -182,7 +182,7 @@ describe('FilteredHost options', () => {
 
   it('adds the tags it is given to the group and the instance', () => {
     const { json } = synthHost('h', { roles: [ntpClient()], vpcId: VPC, tags: { team: 'ops' }, instance: { ...INSTANCE, tags: { tier: 'edge' } } });
-    expect(json).toHaveResourceWithProperties(SecurityGroup, { tags: { Name: 'h', team: 'ops', 'twinwall:host': 'h', 'twinwall:roles': 'ntpClient', 'twinwall:host-wall': 'audit=false instanceMetadata=root-only' } });
+    expect(json).toHaveResourceWithProperties(SecurityGroup, { tags: { Name: 'h', team: 'ops', 'twinwall:host': 'h', 'twinwall:roles': 'ntpClient', 'twinwall:host-wall': 'audit=false instanceMetadata=root-only onLoadFailure=lockdown subnets=' } });
     expect(json).toHaveResourceWithProperties(Instance, { tags: { Name: 'h', team: 'ops', tier: 'edge', 'twinwall:host': 'h' } });
   });
 

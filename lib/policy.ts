@@ -106,8 +106,11 @@ export interface HostPolicyOptions {
 export interface ResolvedHostPolicyOptions {
   readonly instanceMetadata: MetadataAccess;
   readonly audit: boolean;
-  /** Declared IPv4 subnets, canonical order (empty when none were declared). */
-  readonly subnets: readonly Cidr[];
+  /**
+   * Declared IPv4 subnets as canonical CIDR text, sorted (empty when none were declared). Plain
+   * text, like every resolved option: the policy record (`twinwall:host-wall`) carries them.
+   */
+  readonly subnets: readonly string[];
   readonly onLoadFailure: LoadFailureMode;
 }
 
@@ -214,7 +217,7 @@ export function resolveHostPolicyOptions(options: HostPolicyOptions): ResolvedHo
   return { instanceMetadata, audit, subnets: resolveSubnets(options.subnets), onLoadFailure };
 }
 
-function resolveSubnets(subnets: readonly string[] | undefined): Cidr[] {
+function resolveSubnets(subnets: readonly string[] | undefined): string[] {
   if (subnets === undefined) return [];
   if (!Array.isArray(subnets)) {
     throw new TwinwallError('OPTION_INVALID', { value: subnets, problem: `subnets ${show(subnets)} is not a list of IPv4 CIDRs.`, fix: 'pass e.g. subnets: ["10.0.1.0/24"], or leave it out.' });
@@ -232,7 +235,7 @@ function resolveSubnets(subnets: readonly string[] | undefined): Cidr[] {
     }
     out.set(cidr.text, cidr);
   }
-  return [...out.values()].sort(compareCidr);
+  return [...out.values()].sort(compareCidr).map((c) => c.text);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ export function expectedHostOnlyPart(options: ResolvedHostPolicyOptions, family:
 export function describeOptions(options: ResolvedHostPolicyOptions): string {
   return Object.entries(options)
     .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([k, v]) => (typeof v === 'boolean' ? `${k} ${v ? 'on' : 'off'}` : `${k} ${Array.isArray(v) ? v.join(', ') : String(v)}`))
+    .map(([k, v]) => (typeof v === 'boolean' ? `${k} ${v ? 'on' : 'off'}` : `${k} ${Array.isArray(v) ? (v.length === 0 ? 'none' : v.join(', ')) : String(v)}`))
     .join(', ');
 }
 

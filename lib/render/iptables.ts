@@ -492,7 +492,7 @@ export function dhcpDestinations(options: Pick<ResolvedHostPolicyOptions, 'subne
   }
   return [
     { cidr: UNSPECIFIED_SOURCE[4].dhcpDiscover, what: 'broadcast' },
-    ...options.subnets.map((s) => ({ cidr: subnetRouter(s).text, what: `the router of subnet ${s.text}` })),
+    ...options.subnets.map((s) => ({ cidr: subnetRouter(Cidr.ipv4(s)).text, what: `the router of subnet ${s}` })),
   ];
 }
 
