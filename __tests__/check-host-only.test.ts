@@ -16,15 +16,18 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { CheckReport, HostArtefact, POLICY_CHAINS, checkHost, decodeUserData, hasFindings, parseIptablesRestore, parseRuleLine, readHostWall, readStack, tokenize } from '../lib/check';
 import { Json, clone, editTable } from './support/artefacts';
 import { ROLE_FIXTURES } from './support/fixtures';
+import { HostPolicy, Peer, ntpClient, sshAdmin } from '../lib';
+import { renderFallbackPart } from '../lib/render';
+import { resolveHostPolicyOptions } from '../lib/policy';
 
 const HOSTS = ['sample', 'sampleAudit', 'metadataNone', 'metadataAllUsers', 'manyAdmins'] as const;
 const EVERY = process.env.CI === 'true' || process.env.TWINWALL_MUTANTS === 'all' ? 1 : 4;
 
-function synth(fixture: string): HostArtefact {
+function synth(fixture: string | HostPolicy): HostArtefact {
   const json = JSON.parse(
     Testing.synthScope((scope) => {
       new FilteredHost(scope, 'h', {
-        policy: ROLE_FIXTURES[fixture](),
+        policy: typeof fixture === 'string' ? ROLE_FIXTURES[fixture]() : fixture,
         vpcId: 'vpc-0123456789abcdef0',
         instance: { ami: 'ami-0123456789abcdef0', instanceType: 't3.micro', subnetId: 'subnet-0123456789abcdef0' },
       });
@@ -45,7 +48,27 @@ function mutate(host: HostArtefact, cfg: Json, family: 4 | 6, line: string, repl
     else lines[i] = replacement;
     return lines.join('\n');
   });
-  return { ...host, userData: { plain: `#cloud-config\n${stringifyYaml(copy, { lineWidth: 0, version: '1.1' })}` } };
+  // As user_data_base64, as FilteredHost writes it: the loader's "${1:-start}" would be a Terraform expression in user_data.
+  return { ...host, userData: { base64: Buffer.from(`#cloud-config\n${stringifyYaml(copy, { lineWidth: 0, version: '1.1' })}`).toString('base64') } };
+}
+
+/** The host with one fallback line changed in both copies: write_files and bootcmd's here-document. */
+function mutateFallback(host: HostArtefact, cfg: Json, family: 4 | 6, line: string, replacement: string): HostArtefact {
+  const copy = clone(cfg);
+  const file = (copy.write_files as Json[]).find((f) => f.path === `/etc/iptables/fallback.v${family}`);
+  const before = file.content as string;
+  const lines = before.split('\n');
+  const i = lines.indexOf(line);
+  if (i < 0) throw new Error(`no fallback line ${line}`);
+  if (replacement === '') lines.splice(i, 1);
+  else lines[i] = replacement;
+  const after = lines.join('\n');
+  file.content = after;
+  const boot = copy.bootcmd[0] as string[];
+  const last = boot.length - 1;
+  if (!boot[last].includes(`\n${before}TWINWALL_FALLBACK_V${family}\n`)) throw new Error('bootcmd carries no copy of the fallback');
+  boot[last] = boot[last].replace(`\n${before}TWINWALL_FALLBACK_V${family}\n`, `\n${after}TWINWALL_FALLBACK_V${family}\n`);
+  return { ...host, userData: { base64: Buffer.from(`#cloud-config\n${stringifyYaml(copy, { lineWidth: 0, version: '1.1' })}`).toString('base64') } };
 }
 
 interface Mutant {
@@ -158,7 +181,7 @@ describe('twinwall check: the host-only part against the policy record', () => {
   it.each(HOSTS)('%s: the walls agree, and the host-only part is verified as recorded', (fixture) => {
     const check = checkHost(synth(fixture));
     expect(check.findings.map((f) => f.text)).toEqual([]);
-    for (const family of [4, 6]) expect(check.exceptions.join('\n')).toMatch(new RegExp(`IPv${family} host-only part as recorded \\(audit (on|off), instanceMetadata (root-only|none|all-users)\\): all \\d+ rules outside the policy chains are present exactly as the renderer writes them`));
+    for (const family of [4, 6]) expect(check.exceptions.join('\n')).toMatch(new RegExp(`IPv${family} host-only part as recorded \\(audit (on|off), instanceMetadata (root-only|none|all-users), onLoadFailure lockdown, subnets none\\): all \\d+ rules outside the policy chains are present exactly as the renderer writes them`));
     if (fixture === 'sampleAudit') expect(check.exceptions).toContain('IPv4 audit mode, as recorded: the host wall logs and then admits what enforcement would drop, so the walls are compared as enforcing');
   });
 
@@ -196,16 +219,70 @@ describe('twinwall check: the host-only part against the policy record', () => {
     // The audit host's user-data under the enforcing host's record.
     const check = checkHost({ ...enforcing, userData: audit.userData as HostArtefact['userData'] });
     const lines = check.findings.map((f) => f.text);
-    expect(lines).toContainEqual(expect.stringMatching(/^IPv4 host-only part: tw-in-drop rule 1 is \(-m hashlimit .* -j LOG --log-prefix "twinwall ingress audit: "\); the record \(audit off, instanceMetadata root-only\) requires \(-m limit --limit 10\/min --limit-burst 20 -j LOG --log-prefix "twinwall ingress drop: "\)$/));
-    expect(lines).toContainEqual(expect.stringMatching(/^IPv6 host-only part: tw-out-drop rule 2 is \(-j ACCEPT\); the record \(audit off, instanceMetadata root-only\) requires \(-j DROP\)$/));
+    const rec = 'the record \\(audit off, instanceMetadata root-only, onLoadFailure lockdown, subnets none\\)';
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^IPv4 host-only part: tw-in-drop rule 1 is \\(-m connmark --mark 0x0/0x10000000 -j LOG --log-prefix "twinwall ingress audit: "\\); ${rec} requires \\(-m limit --limit 10/min --limit-burst 20 -j LOG --log-prefix "twinwall ingress drop: "\\)$`)));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^IPv6 host-only part: tw-out-drop rule 2 is \\(-m conntrack --ctstate INVALID,UNTRACKED -m limit --limit 10/min --limit-burst 20 -j LOG --log-prefix "twinwall egress audit: " --log-uid\\); ${rec} requires \\(-j DROP\\)$`)));
   });
 
   it('reads the record and refuses one it cannot read', () => {
     const host = synth('sample');
-    expect(host.wallRecord).toEqual({ options: { audit: false, instanceMetadata: 'root-only' }, source: expect.stringMatching(/^tag twinwall:host-wall on aws_security_group\.h_SecurityGroup_\w+$/) });
+    expect(host.wallRecord).toEqual({ options: { audit: false, instanceMetadata: 'root-only', onLoadFailure: 'lockdown', subnets: [] }, source: expect.stringMatching(/^tag twinwall:host-wall on aws_security_group\.h_SecurityGroup_\w+$/) });
     const bad = checkHost({ ...host, wallRecord: { problem: 'tag twinwall:host-wall: instanceMetadata "everyone" is not valid', source: 'tag twinwall:host-wall on aws_security_group.x' } });
     expect(bad.findings.map((f) => f.text)[0]).toMatch(/^tag twinwall:host-wall: instanceMetadata "everyone" is not valid \(tag twinwall:host-wall on aws_security_group\.x\): the host-only part .* cannot be checked against the policy$/);
     expect(bad.findings.length).toBeGreaterThan(1); // and DHCP is no longer excused
+  });
+
+  it.each(['sample', 'manyAdmins'] as const)('%s: every rule of the fallback removed, widened or narrowed, and every policy flipped, is a finding naming the fallback and the chain', (fixture) => {
+    const host = synth(fixture);
+    const text = decodeUserData(host.userData ?? {}).text;
+    const cfg = parseYaml(text, { version: '1.1' }) as Json;
+    const wall = readHostWall(text);
+    const missed: string[] = [];
+    let n = 0;
+    for (const family of [4, 6] as const) {
+      const fallback = wall.fallback[family]?.text as string;
+      // The admin ingress is not in the part every host shares: which rules are administration is
+      // not recorded, so removing one is narrower and not a finding (docs/check.md); widening is.
+      const core = new Set(renderFallbackPart(resolveHostPolicyOptions({}), family).split('\n'));
+      const mutants = tableMutants(fallback, family, () => true).filter((m) => !(m.what === 'removed' && !core.has(m.line)));
+      mutants.forEach((m, i) => {
+        if (i % EVERY !== 0) return;
+        n++;
+        const check = checkHost(mutateFallback(host, cfg, family, m.line, m.replacement));
+        const named = check.findings.some((f) => f.kind === 'host-only-part' && f.text.startsWith(`IPv${family} fallback: `) && f.text.includes(m.chain));
+        if (!named) missed.push(`IPv${family} fallback ${m.chain}: ${m.what} (${m.line}) → ${JSON.stringify(check.findings.map((f) => f.text))}`);
+      });
+    }
+    totals.mutants += n;
+    totals.caught += n - missed.length;
+    expect(missed).toEqual([]);
+    expect(n).toBeGreaterThan(30 / EVERY);
+  }, 30 * 60 * 1000);
+
+  it('a fallback wider than the real table, missing under lockdown, or shipped under open is a finding; open without one checks clean', () => {
+    const host = synth('sample');
+    const text = decodeUserData(host.userData ?? {}).text;
+    const cfg = parseYaml(text, { version: '1.1' }) as Json;
+    const admin = (readHostWall(text).fallback[4]?.text as string).split('\n').find((l) => l.includes('--dport 22')) as string;
+    // The admin rule for every source: the real table admits SSH from the admin network only.
+    const wider = checkHost(mutateFallback(host, cfg, 4, admin, admin.replace(/-s \S+ /, '')));
+    expect(wider.findings.map((f) => f.text)).toContainEqual(expect.stringMatching(/^IPv4 fallback: INPUT rule \d+ \(.*\) admits ingress tcp\/22 from any IPv4 except .*, which the real table does not/));
+    // An extra rule of another shape (egress of a role) is not in the fallback the renderer writes.
+    const extra = checkHost(mutateFallback(host, cfg, 4, '-A OUTPUT -o lo -j ACCEPT', '-A OUTPUT -p tcp -m tcp --dport 443 -j ACCEPT'));
+    expect(extra.findings.map((f) => f.text)).toContainEqual(expect.stringMatching(/^IPv4 fallback: OUTPUT rule 1 is \(-p tcp -m tcp --dport 443 -j ACCEPT\); the record \(onLoadFailure lockdown\) requires \(-o lo -j ACCEPT\)$/));
+    // Lockdown recorded, no fallback shipped (the open host's user-data).
+    const openPolicy = HostPolicy.compose('h', [ntpClient(), sshAdmin({ from: [Peer.ipv4('192.0.2.0/24')] })], { onLoadFailure: 'open' });
+    const open = synth(openPolicy);
+    expect(checkHost(open).findings.map((f) => f.text)).toEqual([]);
+    expect(checkHost(open).exceptions).toContainEqual(expect.stringMatching(/^IPv4 fallback: none, as recorded \(onLoadFailure open\)/));
+    const lockdownRecord = synth(HostPolicy.compose('h', [ntpClient(), sshAdmin({ from: [Peer.ipv4('192.0.2.0/24')] })]));
+    const none = checkHost({ ...lockdownRecord, userData: open.userData as HostArtefact['userData'] });
+    expect(none.findings.map((f) => f.text)).toEqual(expect.arrayContaining([
+      'IPv4 fallback: the user-data ships none, but the record (onLoadFailure lockdown) requires one: a table that fails to load at boot would leave IPv4 unfiltered on the host',
+      'IPv6 fallback: the user-data ships none, but the record (onLoadFailure lockdown) requires one: a table that fails to load at boot would leave IPv6 unfiltered on the host',
+    ]));
+    const shipped = checkHost({ ...open, userData: lockdownRecord.userData as HostArtefact['userData'] });
+    expect(shipped.findings.map((f) => f.text)).toContainEqual(expect.stringMatching(/^IPv4 fallback: the user-data ships one \(\/etc\/iptables\/fallback\.v4\), but the record \(onLoadFailure open\)/));
   });
 
   afterAll(() => {

@@ -23,7 +23,7 @@ import { Direction } from '../flow';
 import { ResolvedHostPolicyOptions, resolveHostPolicyOptions } from '../policy';
 import { SERVICE_LABEL, bitsOf, linkLocalServices } from './addresses';
 import { describeFlow, describePath } from './describe';
-import { POLICY_CHAINS, compareHostOnlyPart, expectedHostOnlyPart, hostOnlyDecisions } from './host-only';
+import { POLICY_CHAINS, compareFallback, compareHostOnlyPart, expectedHostOnlyPart, hostOnlyDecisions } from './host-only';
 import { DirectionModel, ModelContext, Step, modelDirection, unmodelledTables } from './host-model';
 import { IptChain, IptDocument, IptTable, parseIptablesRestore } from './iptables-parse';
 import { HOST_WALL_TAG } from './record';
@@ -240,18 +240,25 @@ function checkHostOnly(host: HostArtefact, wall: HostWallSource, documents: Part
   const options = rec.options;
   const findings: Finding[] = [];
   const verified: string[] = [];
-  for (const family of FAMILIES) {
-    const doc = documents[family];
-    if (doc === undefined || doc.problems.length > 0 || unmodelledTables(doc).length > 0) continue; // already a finding
+  const checkFamily = (doc: IptDocument, family: Family): void => {
     const cmp = compareHostOnlyPart(doc, options, family);
     for (const text of cmp.differences) findings.push({ kind: 'host-only-part', family, text });
-    if (cmp.verified === undefined) continue;
+    if (cmp.verified === undefined) return;
     verified.push(cmp.verified);
     if (options.audit) {
       const table = asEnforcing(doc.tables.get('filter') as IptTable, options, family);
       for (const direction of DIRECTIONS) compared[direction][family] = modelDirection(table, { family, direction, ipsets: wall.ipsets });
       verified.push(`IPv${family} audit mode, as recorded: the host wall logs and then admits what enforcement would drop, so the walls are compared as enforcing`);
     }
+  };
+  for (const family of FAMILIES) {
+    const doc = documents[family];
+    const readable = doc !== undefined && doc.problems.length === 0 && unmodelledTables(doc).length === 0;
+    if (readable) checkFamily(doc, family);
+    // The fallback, once the real table's model is final (audit mode: as enforcing).
+    const fb = compareFallback(wall.fallback[family], options, family, readable ? compared.ingress[family] : undefined);
+    for (const text of fb.differences) findings.push({ kind: 'host-only-part', family, text });
+    if (fb.verified !== undefined) verified.push(fb.verified);
   }
   return { options, findings, verified, compared };
 }

@@ -12,9 +12,10 @@
 import { Family } from '../address';
 import { Direction } from '../flow';
 import { ResolvedHostPolicyOptions } from '../policy';
-import { IPTABLES_CHAINS, renderHostOnlyPart } from '../render/iptables';
+import { IPTABLES_CHAINS, renderFallbackPart, renderHostOnlyPart } from '../render/iptables';
 import { linkLocalServices } from './addresses';
-import { DirectionModel, Step, modelDirection } from './host-model';
+import { describeFlow } from './describe';
+import { DirectionModel, Step, modelDirection, unmodelledTables } from './host-model';
 import { IptChain, IptDocument, IptRule, parseIptablesRestore } from './iptables-parse';
 import { Box, IntervalSet, Region } from './space';
 
@@ -78,6 +79,40 @@ function diffRules(expected: readonly IptRule[], actual: readonly IptRule[]): Op
   return ops;
 }
 
+/** One difference of a chain from the chain the renderer writes; `extra` when the rule is not in it at all. */
+interface ChainDifference {
+  readonly text: string;
+  readonly extra?: IptRule;
+}
+
+/**
+ * The differences of chain `a` from the expected chain `c`, rule by rule by meaning. Within each
+ * run of differences, the i-th rule found stands where the i-th rule required stood: those are
+ * reported as changed, the rest as missing or not required.
+ */
+function chainDifferences(label: string, record: string, c: IptChain, a: IptChain): ChainDifference[] {
+  const out: ChainDifference[] = [];
+  const ops = diffRules(c.rules, a.rules);
+  for (let k = 0; k < ops.length; ) {
+    if (ops[k].kind === 'same') {
+      k++;
+      continue;
+    }
+    const run: Op[] = [];
+    while (k < ops.length && ops[k].kind !== 'same') run.push(ops[k++]);
+    const missing = run.filter((o): o is Extract<Op, { kind: 'missing' }> => o.kind === 'missing');
+    const extra = run.filter((o): o is Extract<Op, { kind: 'extra' }> => o.kind === 'extra');
+    for (let x = 0; x < Math.max(missing.length, extra.length); x++) {
+      const mi = missing[x];
+      const ex = extra[x];
+      if (mi !== undefined && ex !== undefined) out.push({ text: `${label}: ${c.name} rule ${ex.a.number} is ${shown(ex.a)}; ${record} requires ${shown(mi.e)}` });
+      else if (mi !== undefined) out.push({ text: `${label}: ${c.name} lacks ${shown(mi.e)} (rule ${mi.e.number} in the ${label.includes('fallback') ? 'fallback' : 'host wall'} the renderer writes), which ${record} requires` });
+      else if (ex !== undefined) out.push({ text: `${label}: ${c.name} rule ${ex.a.number} ${shown(ex.a)} is not in the ${label.includes('fallback') ? 'fallback' : 'host wall'} the renderer writes for ${record}`, extra: ex.a });
+    }
+  }
+  return out;
+}
+
 export interface HostOnlyComparison {
   /** Each difference, one line a reviewer understands. */
   readonly differences: readonly string[];
@@ -101,26 +136,7 @@ export function compareHostOnlyPart(actual: IptDocument, options: ResolvedHostPo
     }
     if (c.builtin && a.policy !== c.policy) out.push(`${label}: ${c.name} has policy ${a.policy}; ${record} requires ${c.policy}`);
     if (POLICY_CHAINS.includes(c.name)) continue;
-    // Within each run of differences, the i-th rule found stands where the i-th rule required
-    // stood: report those as changed, the rest as missing or not required.
-    const ops = diffRules(c.rules, a.rules);
-    for (let k = 0; k < ops.length; ) {
-      if (ops[k].kind === 'same') {
-        k++;
-        continue;
-      }
-      const run: Op[] = [];
-      while (k < ops.length && ops[k].kind !== 'same') run.push(ops[k++]);
-      const missing = run.filter((o): o is Extract<Op, { kind: 'missing' }> => o.kind === 'missing');
-      const extra = run.filter((o): o is Extract<Op, { kind: 'extra' }> => o.kind === 'extra');
-      for (let x = 0; x < Math.max(missing.length, extra.length); x++) {
-        const mi = missing[x];
-        const ex = extra[x];
-        if (mi !== undefined && ex !== undefined) out.push(`${label}: ${c.name} rule ${ex.a.number} is ${shown(ex.a)}; ${record} requires ${shown(mi.e)}`);
-        else if (mi !== undefined) out.push(`${label}: ${c.name} lacks ${shown(mi.e)} (rule ${mi.e.number} in the host wall the renderer writes), which ${record} requires`);
-        else if (ex !== undefined) out.push(`${label}: ${c.name} rule ${ex.a.number} ${shown(ex.a)} is not in the host wall the renderer writes for ${record}`);
-      }
-    }
+    out.push(...chainDifferences(label, record, c, a).map((d) => d.text));
   }
   for (const a of table.chains.values()) {
     if (!expected.chains.has(a.name)) out.push(`${label}: chain ${a.name} is not in the host wall the renderer writes for ${record}`);
@@ -168,4 +184,98 @@ export function hostOnlyDecisions(options: ResolvedHostPolicyOptions, direction:
     decisionCache.set(key, out);
   }
   return out;
+}
+
+/**
+ * The shape of an admin ingress rule in a fallback, as renderFallback writes it: a source, a
+ * protocol, ports or an ICMP type, and for TCP and UDP new connections only (what those rules
+ * admit is then held to the real table).
+ */
+const ADMIN_RULE_SHAPE: Record<Family, RegExp> = {
+  4: /^(-s \S+ )?(-p (tcp|udp)( -m (tcp|udp) --dport \d+(:\d+)?)? -m conntrack --ctstate NEW |-p icmp( -m icmp --icmp-type \d+(\/\d+)?)? )?-j ACCEPT$/,
+  6: /^(-s \S+ )?(-p (tcp|udp)( -m (tcp|udp) --dport \d+(:\d+)?)? -m conntrack --ctstate NEW |-p ipv6-icmp( -m icmp6 --icmpv6-type \d+(\/\d+)?)? )?-j ACCEPT$/,
+};
+
+/** The fallback the renderer writes for `options` and a host without admin roles, parsed. */
+export function expectedFallbackPart(options: ResolvedHostPolicyOptions, family: Family): IptDocument {
+  const key = `fallback|${family}|${JSON.stringify(options)}`;
+  let doc = expectedCache.get(key);
+  if (doc === undefined) {
+    doc = parseIptablesRestore(renderFallbackPart(options, family), family);
+    if (doc.problems.length > 0) throw new Error(`twinwall bug: the checker cannot read the fallback the renderer writes: ${JSON.stringify(doc.problems)}`);
+    expectedCache.set(key, doc);
+  }
+  return doc;
+}
+
+/**
+ * Compare one family's fallback (the table its loader puts in place before the real one, and
+ * what stays when the real one fails: onLoadFailure lockdown) with the record. Lockdown: the
+ * fallback must be there, and be exactly what the renderer writes for the recorded options —
+ * DROP policies, loopback, replies, DHCP to where a server can be, neighbour discovery — plus
+ * ACCEPT rules in INPUT (the admin roles' ingress), each of which may admit only what the real
+ * table admits (`realIngress`, the enforcing model of the real table). Which of the real
+ * table's rules are administration is not recorded, so a fallback without its admin rules is
+ * narrower than rendered but not a finding; anything wider is. Open: no fallback may be shipped.
+ */
+export function compareFallback(
+  actual: { readonly path: string; readonly text: string } | undefined,
+  options: ResolvedHostPolicyOptions,
+  family: Family,
+  realIngress: DirectionModel | undefined,
+): HostOnlyComparison {
+  const label = `IPv${family} fallback`;
+  const record = `the record (onLoadFailure ${options.onLoadFailure})`;
+  if (options.onLoadFailure === 'open') {
+    if (actual === undefined) return { differences: [], verified: `${label}: none, as recorded (onLoadFailure open): a table that fails to load at boot leaves IPv${family} unfiltered on the host, behind the security group` };
+    return { differences: [`${label}: the user-data ships one (${actual.path}), but ${record} says a failed load leaves the family open; the artefacts do not say what was meant`] };
+  }
+  if (actual === undefined) {
+    return { differences: [`${label}: the user-data ships none, but ${record} requires one: a table that fails to load at boot would leave IPv${family} unfiltered on the host`] };
+  }
+  const doc = parseIptablesRestore(actual.text, family);
+  if (doc.problems.length > 0) return { differences: doc.problems.map((p) => `${label} (${actual.path}) line ${p.line}: ${p.message}`) };
+  const other = unmodelledTables(doc);
+  if (other.length > 0) return { differences: [`${label} (${actual.path}) has tables other than filter (${other.join(', ')}), which a fallback never needs and the checker does not model`] };
+  const table = doc.tables.get('filter');
+  if (table === undefined) return { differences: [`${label} (${actual.path}) has no *filter block: it closes nothing`] };
+  const expected = expectedFallbackPart(options, family).tables.get('filter') as { chains: ReadonlyMap<string, IptChain> };
+  const out: string[] = [];
+  const admin: IptRule[] = [];
+  for (const c of expected.chains.values()) {
+    const a = table.chains.get(c.name);
+    if (a === undefined) {
+      out.push(`${label}: chain ${c.name} is missing; ${record} requires it`);
+      continue;
+    }
+    if (c.builtin && a.policy !== c.policy) out.push(`${label}: ${c.name} has policy ${a.policy}; ${record} requires ${c.policy}`);
+    for (const d of chainDifferences(label, record, c, a)) {
+      if (c.name === 'INPUT' && d.extra !== undefined && ADMIN_RULE_SHAPE[family].test(ruleText(d.extra))) admin.push(d.extra);
+      else out.push(d.text);
+    }
+  }
+  for (const a of table.chains.values()) if (!expected.chains.has(a.name)) out.push(`${label}: chain ${a.name} is not in the fallback the renderer writes for ${record}`);
+  if (out.length > 0) return { differences: out };
+  // The admin ingress: whatever those rules admit, the real table must admit too.
+  const model = modelDirection(table, { family, direction: 'ingress', ipsets: new Map() });
+  for (const u of model.undecidable) out.push(`${label}: the checker cannot model ${describeFlow(u.box, 'ingress', family)} (${u.reason}), so it cannot tell whether the fallback admits more than the real table`);
+  if (admin.length > 0) {
+    if (realIngress === undefined) out.push(`${label}: INPUT has ${admin.length} rules beyond the host-only part (admin ingress), and the real table could not be read to hold them to`);
+    else {
+      const real = Region.of(realIngress.admitted.map((d) => d.box));
+      const numbers = new Set(admin.map((r) => r.number));
+      for (const d of model.admitted) {
+        const last = d.path[d.path.length - 1];
+        if (last?.chain !== 'INPUT' || !numbers.has(last.number as number)) continue;
+        const wider = Region.of([d.box]).subtract(real);
+        if (!wider.isEmpty) out.push(`${label}: INPUT rule ${last.number} (${last.text ?? last.action}) admits ${wider.boxes.map((b) => describeFlow(b, 'ingress', family)).join('; ')}, which the real table does not: a fallback may only keep the admin roles' ingress`);
+      }
+    }
+  }
+  if (out.length > 0) return { differences: out };
+  const core = [...expected.chains.values()].reduce((n, c) => n + c.rules.length, 0);
+  return {
+    differences: [],
+    verified: `${label} as recorded (onLoadFailure lockdown, ${actual.path} and bootcmd's copy): DROP policies and all ${core} core rules (loopback, replies, DHCP${family === 6 ? ', neighbour discovery' : ''}) exactly as the renderer writes them, and ${admin.length} admin ingress rule${admin.length === 1 ? '' : 's'}, none admitting more than the real table (which rules are administration is not recorded, so a fallback without them would pass)`,
+  };
 }

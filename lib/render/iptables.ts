@@ -718,14 +718,24 @@ export const FALLBACK_MATCHES: readonly string[] = ['tcp', 'udp', 'icmp', 'icmp6
  */
 export function renderFallback(policy: HostPolicy): { readonly v4: string; readonly v6: string } {
   checkRenderable(policy, 'renderFallback');
-  return Object.freeze({ v4: renderFallbackFamily(policy, 4), v6: renderFallbackFamily(policy, 6) });
+  return Object.freeze({ v4: renderFallbackFamily(policy.name, policy.options, policy.adminRules, 4), v6: renderFallbackFamily(policy.name, policy.options, policy.adminRules, 6) });
 }
 
-function renderFallbackFamily(policy: HostPolicy, family: Family): string {
+/**
+ * The fallback's host-only part: the fallback `renderFallback` writes for a host with these
+ * options and no admin roles. Everything in it but the admin ingress is decided by the options
+ * alone (DHCP's destinations by `subnets`), so `twinwall check` compares every host's fallback
+ * with it, and holds the rest (the admin ingress) to what the real table admits.
+ */
+export function renderFallbackPart(options: ResolvedHostPolicyOptions, family: Family): string {
+  return renderFallbackFamily('(host-only part)', options, [], family);
+}
+
+function renderFallbackFamily(host: string, options: ResolvedHostPolicyOptions, adminRules: readonly PolicyRule[], family: Family): string {
   const v6 = family === 6;
-  const dhcp = dhcpLines(policy.options, family, false);
+  const dhcp = dhcpLines(options, family, false);
   const out: string[] = [
-    `# twinwall FALLBACK for host ${policy.name}, ${v6 ? 'IPv6' : 'IPv4'} (iptables-restore, filter table): loaded before the real`,
+    `# twinwall FALLBACK for host ${host}, ${v6 ? 'IPv6' : 'IPv4'} (iptables-restore, filter table): loaded before the real`,
     '# table at every boot, and what stays if the real table fails to load (onLoadFailure lockdown).',
     '# Core matches only, so it loads where the real table may not. Rendered from the host policy.',
     '*filter',
@@ -738,7 +748,7 @@ function renderFallbackFamily(policy: HostPolicy, family: Family): string {
   if (v6) for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) out.push(`-A INPUT ${icmp6(k)} -j ACCEPT`);
   out.push('-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
   out.push(...dhcp.input);
-  for (const rule of policy.adminRules) {
+  for (const rule of adminRules) {
     const match = portMatch(rule, family);
     if (match === undefined) continue;
     const cidrs = rule.hostCidrs.filter((c) => c.family === family);
