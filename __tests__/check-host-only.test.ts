@@ -1,6 +1,7 @@
 /**
  * The host-only part of the host wall, checked against the policy record: for a representative
- * set of hosts (the sample server, audit mode, each metadata mode, the ipset form), synthesized
+ * set of hosts (the sample server, audit mode, each metadata mode, the ipset form, declared
+ * subnets), synthesized
  * through FilteredHost, every rule outside the policy chains of each family is removed, widened
  * (each address, interface, protocol, match and match option dropped in turn; DROP turned into
  * ACCEPT, a jump to a log-and-drop chain into ACCEPT) or narrowed (ACCEPT into DROP), and every
@@ -8,26 +9,34 @@
  * host-only check can tell. Each mutant must give `check` a finding (exit 1) that names the
  * chain. The sample server's rules are widened on the sample server, the others' own rules (audit
  * chains, metadata rules) on them; every rule is removed on every host. Under CI=true every
- * mutant runs; otherwise every fourth (TWINWALL_MUTANTS=all runs all).
+ * mutant runs; otherwise every fourth (TWINWALL_MUTANTS=all runs all). That covers every rule the
+ * renderer writes: DHCP to where a server can be (broadcast, the subnets' routers, DHCPv6's
+ * group and link-local), router advertisements and redirects dropped on the way out, loopback
+ * sources dropped as forged, audit mode's connmark rules. The fallback is mutated the same way
+ * (both copies), except that removing an admin rule is narrower and not a finding (which rules are
+ * administration is not recorded); a fallback wider than the real table, missing under lockdown
+ * or shipped under open is.
  */
 import { Testing } from 'cdktf';
 import { FilteredHost } from '../constructs';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { CheckReport, HostArtefact, POLICY_CHAINS, checkHost, decodeUserData, hasFindings, parseIptablesRestore, parseRuleLine, readHostWall, readStack, tokenize } from '../lib/check';
 import { Json, clone, editTable } from './support/artefacts';
-import { ROLE_FIXTURES } from './support/fixtures';
+import { ROLE_FIXTURES, sampleServer } from './support/fixtures';
 import { HostPolicy, Peer, ntpClient, sshAdmin } from '../lib';
 import { renderFallbackPart } from '../lib/render';
 import { resolveHostPolicyOptions } from '../lib/policy';
 
-const HOSTS = ['sample', 'sampleAudit', 'metadataNone', 'metadataAllUsers', 'manyAdmins'] as const;
+const HOSTS = ['sample', 'sampleAudit', 'metadataNone', 'metadataAllUsers', 'manyAdmins', 'sampleSubnets'] as const;
+/** The fixtures here beyond ROLE_FIXTURES: the sample server with declared subnets (DHCP may reach their routers). */
+const LOCAL_FIXTURES: Record<string, () => HostPolicy> = { sampleSubnets: () => sampleServer({ subnets: ['10.0.1.0/24', '10.0.2.0/24'] }) };
 const EVERY = process.env.CI === 'true' || process.env.TWINWALL_MUTANTS === 'all' ? 1 : 4;
 
 function synth(fixture: string | HostPolicy): HostArtefact {
   const json = JSON.parse(
     Testing.synthScope((scope) => {
       new FilteredHost(scope, 'h', {
-        policy: typeof fixture === 'string' ? ROLE_FIXTURES[fixture]() : fixture,
+        policy: typeof fixture === 'string' ? (LOCAL_FIXTURES[fixture] ?? ROLE_FIXTURES[fixture])() : fixture,
         vpcId: 'vpc-0123456789abcdef0',
         instance: { ami: 'ami-0123456789abcdef0', instanceType: 't3.micro', subnetId: 'subnet-0123456789abcdef0' },
       });
@@ -181,7 +190,7 @@ describe('twinwall check: the host-only part against the policy record', () => {
   it.each(HOSTS)('%s: the walls agree, and the host-only part is verified as recorded', (fixture) => {
     const check = checkHost(synth(fixture));
     expect(check.findings.map((f) => f.text)).toEqual([]);
-    for (const family of [4, 6]) expect(check.exceptions.join('\n')).toMatch(new RegExp(`IPv${family} host-only part as recorded \\(audit (on|off), instanceMetadata (root-only|none|all-users), onLoadFailure lockdown, subnets none\\): all \\d+ rules outside the policy chains are present exactly as the renderer writes them`));
+    for (const family of [4, 6]) expect(check.exceptions.join('\n')).toMatch(new RegExp(`IPv${family} host-only part as recorded \\(audit (on|off), instanceMetadata (root-only|none|all-users), onLoadFailure lockdown, subnets (none|10\\.0\\.1\\.0/24, 10\\.0\\.2\\.0/24)\\): all \\d+ rules outside the policy chains are present exactly as the renderer writes them`));
     if (fixture === 'sampleAudit') expect(check.exceptions).toContain('IPv4 audit mode, as recorded: the host wall logs and then admits what enforcement would drop, so the walls are compared as enforcing');
   });
 

@@ -16,7 +16,7 @@ export type { Protocol } from './port';
 export { AWS_LINK_LOCAL, Peer } from './peer';
 export type { AwsLinkLocalService, PeerKind, PrefixListPeerOptions, SecurityGroupPeerOptions } from './peer';
 export { Flow, Role } from './flow';
-export type { Direction, FlowOptions } from './flow';
+export type { Direction, FlowOptions, RoleOptions } from './flow';
 export { SERVICES, serve, service, use } from './catalog';
 export type { ServiceName, ServiceRow } from './catalog';
 export { customRole, dnsClient, dnsServer, mailServer, ntpClient, sshAdmin, webServer } from './roles';
@@ -30,6 +30,7 @@ export type {
   HostOnlyDecision,
   HostRenderOptions,
   HostRendering,
+  FallbackRuleset,
   HostWallRendering,
   IptablesRenderOptions,
   IptablesRuleset,

@@ -6,7 +6,7 @@
  */
 import { TwinwallError, show } from '../errors';
 import { HostPolicy } from '../policy';
-import { IptablesRenderOptions, IptablesRuleset, renderFallback, renderIptables } from './iptables';
+import { FallbackRuleset, IptablesRenderOptions, IptablesRuleset, renderFallback, renderIptables } from './iptables';
 import { NftablesRuleset, renderNftables } from './nftables';
 import { SecurityGroupRenderOptions, SecurityGroupRendering, renderSecurityGroupRules } from './security-groups';
 import { UserData, UserDataOptions, renderUserData } from './cloud-config';
@@ -24,7 +24,7 @@ export interface HostRendering {
   /** Host wall: iptables-restore text for IPv4 and IPv6. */
   readonly iptables: IptablesRuleset;
   /** The fallback each family gets before its real table (undefined with onLoadFailure 'open'). */
-  readonly fallback?: ReturnType<typeof renderFallback>;
+  readonly fallback?: FallbackRuleset;
   /** The #cloud-config user-data that installs and loads the host wall. */
   readonly userData: UserData;
 }

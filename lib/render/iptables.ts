@@ -706,6 +706,12 @@ export function renderHostOnlyPart(options: ResolvedHostPolicyOptions, family: F
  */
 export const FALLBACK_MATCHES: readonly string[] = ['tcp', 'udp', 'icmp', 'icmp6', 'conntrack'];
 
+/** A host's fallbacks: iptables-restore text per family (renderFallback). */
+export interface FallbackRuleset {
+  readonly v4: string;
+  readonly v6: string;
+}
+
 /**
  * The host wall's fallback, per family: what a host keeps when its real table fails to load
  * (onLoadFailure 'lockdown'; docs/user-data.md, "When loading fails"). Loaded first at every
@@ -716,7 +722,7 @@ export const FALLBACK_MATCHES: readonly string[] = ['tcp', 'udp', 'icmp', 'icmp6
  * needed). Nothing else: no egress of the roles, no metadata service, no logging, no comments.
  * Always linear (no ipsets: a set is a module of its own).
  */
-export function renderFallback(policy: HostPolicy): { readonly v4: string; readonly v6: string } {
+export function renderFallback(policy: HostPolicy): FallbackRuleset {
   checkRenderable(policy, 'renderFallback');
   return Object.freeze({ v4: renderFallbackFamily(policy.name, policy.options, policy.adminRules, 4), v6: renderFallbackFamily(policy.name, policy.options, policy.adminRules, 6) });
 }
