@@ -1,7 +1,8 @@
 /**
  * Kernel tier of `twinwall verify`: every host of the example app loaded into its own pair of
  * network namespaces and probed with real packets — the kernel agrees with the security groups
- * (and with the checker's model) on every probe; each mutation of one wall makes the kernel
+ * (and with the checker's model) on every probe, with each family's fallback loaded first as at
+ * boot; a fallback the kernel refuses is a finding; each mutation of one wall makes the kernel
  * disagree; random policies agree too; and an interrupted verify leaves no namespace behind.
  */
 import { spawn, execFileSync } from 'child_process';
@@ -63,6 +64,18 @@ describeTier('verify (kernel)', [root, onPath('ip'), onPath('iptables-restore'),
     const misread = parseIptablesRestore((sample.wall.tables[4]?.text as string).replace('--dport 25 ', '--dport 26 '), 4);
     const v = await verifyHost({ ...sample, documents: { ...sample.documents, 4: misread } }, quiet);
     expect(v.problems).toEqual([expect.stringMatching(/^the kernel stored \/etc\/iptables\/rules\.v4 differently from the checker's reading of it: the checker reads ".*tcp\(--dport=\{1a\}\).*" where the kernel stored ".*tcp\(--dport=\{19\}\).*"$/)]);
+  }, 60000);
+
+  it('loads each fallback before its table, as the loader does at boot: one the kernel refuses is a finding', async () => {
+    const report = checkStacks(stacks);
+    const sample = report.hosts.find((h) => h.label === 'staging/sample') as HostCheck;
+    const fb = sample.wall.fallback[4] as { path: string; text: string };
+    expect(fb.path).toBe('/etc/iptables/fallback.v4');
+    const broken = { ...sample.wall, fallback: { ...sample.wall.fallback, 4: { ...fb, text: fb.text.replace('-A OUTPUT -o lo -j ACCEPT', '-A OUTPUT -o lo -j TW_NO_SUCH_CHAIN') } } };
+    const v = await verifyHost({ ...sample, wall: broken }, quiet);
+    expect(v.problems).toEqual([expect.stringMatching(/^the kernel refuses \/etc\/iptables\/fallback\.v4 \(iptables-restore\): .*; at boot a failing table would leave IPv4 without its fallback$/)]);
+    // The real tables still load over it: the probes agree.
+    expect(v.disagreements).toEqual([]);
   }, 60000);
 
   describe('each mutation of one wall makes the kernel disagree', () => {

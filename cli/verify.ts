@@ -1,6 +1,7 @@
 /**
  * `twinwall verify`: the kernel as the judge. For each host, a fresh pair of network namespaces
- * (cli/netns.ts): the host's ipsets and iptables-restore tables are loaded into the "host" one,
+ * (cli/netns.ts): the host's ipsets, each family's fallback and then its iptables-restore table
+ * (the loader's order at boot) are loaded into the "host" one,
  * the "peer" one owns every remote address probed, and real TCP and UDP connections (plus raw
  * packets with forged sources) go both ways over the veth pair between them. Each kernel verdict
  * is compared with the security groups' (lib/check/probes.ts plans the probes and the expected
@@ -40,7 +41,10 @@ export interface HostVerification {
 /** Loads a host wall into the lab's host namespace; returns what the kernel refused. */
 export type WallLoader = (lab: NetnsLab) => string[];
 
-/** The host wall as the user-data carries it: the ipsets, then each family's iptables-restore table. */
+/**
+ * The host wall as the user-data carries it: the ipsets, then per family its fallback (which the
+ * kernel must take and store as the checker read it) and its iptables-restore table over it.
+ */
 export function loadUserDataWall(check: HostCheck): WallLoader {
   return (lab) => {
     const problems: string[] = [];
@@ -52,9 +56,23 @@ export function loadUserDataWall(check: HostCheck): WallLoader {
       }
     }
     for (const family of [4, 6] as const) {
+      const [restore, save] = family === 4 ? ['iptables-restore', 'iptables-save'] : ['ip6tables-restore', 'ip6tables-save'];
+      // The fallback first, as the loader puts it in place at boot (onLoadFailure lockdown): the
+      // kernel must take it and store what the checker read; the real table then replaces it.
+      const fb = check.wall.fallback[family];
+      if (fb !== undefined) {
+        try {
+          lab.exec('host', [restore], fb.text);
+          const mine = parseIptablesRestore(fb.text, family);
+          const stored = parseIptablesRestore(lab.exec('host', [save]), family);
+          const difference = mine.problems.length > 0 || stored.problems.length > 0 ? 'the checker cannot read it exactly' : documentDifference(mine, stored);
+          if (difference !== undefined) problems.push(`the kernel stored ${fb.path} differently from the checker's reading of it: ${difference}`);
+        } catch (e) {
+          problems.push(`the kernel refuses ${fb.path} (${restore}): ${firstLine(e)}; at boot a failing table would leave IPv${family} without its fallback`);
+        }
+      }
       const t = check.wall.tables[family];
       if (t === undefined) continue; // nothing loaded: the kernel accepts everything, as the model says
-      const [restore, save] = family === 4 ? ['iptables-restore', 'iptables-save'] : ['ip6tables-restore', 'ip6tables-save'];
       try {
         lab.exec('host', [restore], t.text);
       } catch (e) {
