@@ -12,11 +12,18 @@
  *
  * The peer namespace sniffs its veth for each packet's token, so "dropped" means "never on the
  * wire", and each rule is also shown to be the one that dropped it (its chain's counter, or a
- * control load without it).
+ * control load without it). Both backends: the iptables wall, and the nftables wall
+ * (lib/render/nftables.ts) with the iptables tables left open, so only the nft table decides.
  */
+
+type Backend = 'iptables' | 'nftables';
+
+/** iptables tables that admit everything: the nftables wall alone decides. */
+const OPEN_TABLE = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
 import { ChildProcess, spawn } from 'child_process';
 import { HostPolicy, customRole, Flow, Peer, Port } from '../lib';
 import { renderIptables } from '../lib/render/iptables';
+import { renderNftables } from '../lib/render/nftables';
 import { sampleServer } from './support/fixtures';
 import { NetnsLab, ProbeResult } from './support/netns';
 import { describeTier, netns, onPath, root } from './support/tiers';
@@ -145,7 +152,7 @@ function chainPackets(lab: NetnsLab, family: 4 | 6, chain: string): number {
   return Number(drop[0]);
 }
 
-describeTier('kernel (host-only rules)', [root, onPath('ip'), onPath('iptables-restore'), onPath('ip6tables-restore'), onPath('python3'), netns], () => {
+function hostOnlyRules(backend: Backend): void {
   // Each test starts Python in two namespaces: seconds on a loaded machine.
   jest.setTimeout(60000);
   let lab: NetnsLab | undefined;
@@ -169,12 +176,28 @@ describeTier('kernel (host-only rules)', [root, onPath('ip'), onPath('iptables-r
 
   afterAll(() => lab?.destroy());
 
+  /** Put `policy`'s host wall in place, in this suite's backend. */
+  const load = (policy: HostPolicy, edit: (text: string) => string = (t) => t): void => {
+    if (backend === 'iptables') {
+      const t = renderIptables(policy);
+      L().exec('host', ['sh', '-c', 'nft delete table inet twinwall 2>/dev/null || true']);
+      L().loadRules({ v4: edit(t.v4), v6: edit(t.v6) });
+    } else {
+      L().loadRules({ v4: OPEN_TABLE, v6: OPEN_TABLE });
+      L().exec('host', ['nft', '-f', '-'], edit(renderNftables(policy).text));
+    }
+  };
+  /** A log-and-drop chain's DROP counter (iptables only: the nftables wall's rules carry no counters). */
+  const dropped = (family: 4 | 6, chain: string): number | undefined => (backend === 'iptables' ? chainPackets(L(), family, chain) : undefined);
+  const delta = (after: number | undefined, before: number | undefined): number | undefined => (after === undefined || before === undefined ? undefined : after - before);
+  const counted = (n: number): number | undefined => (backend === 'iptables' ? n : undefined);
+
   describe('DHCP client egress: only where a DHCP server can be', () => {
     const dhcp4 = (id: string, dst: string, ifname?: string): Send => ({ id, kind: 'udp', sport: 68, dst, dport: 67, ...(ifname === undefined ? {} : { ifname }) });
     const dhcp6 = (id: string, dst: string, ifname: string): Send => ({ id, kind: 'udp', sport: 546, dst, dport: 547, ifname });
 
     it('with the subnet declared: broadcast and the subnet router get through; the metadata service and the rest of the world do not', async () => {
-      L().loadRules(renderIptables(withSubnet));
+      load(withSubnet);
       const { result, seen } = await sniffWhile(L(), () =>
         send(L(), [
           dhcp4('bcast', '255.255.255.255', L().hostIf),
@@ -189,14 +212,14 @@ describeTier('kernel (host-only rules)', [root, onPath('ip'), onPath('iptables-r
     });
 
     it('without a declared subnet: broadcast only (the router is any other address)', async () => {
-      L().loadRules(renderIptables(sampleServer()));
+      load(sampleServer());
       const { result, seen } = await sniffWhile(L(), () => send(L(), [dhcp4('bcast2', '255.255.255.255', L().hostIf), dhcp4('router2', ROUTER4)]));
       expect(result).toEqual({ bcast2: 'sent', router2: 'eperm' });
       expect(seen).toEqual(['TWRAW-bcast2']);
     });
 
     it('DHCPv6: to All_DHCP_Relay_Agents_and_Servers and a link-local server only', async () => {
-      L().loadRules(renderIptables(withSubnet));
+      load(withSubnet);
       const ifname = L().hostIf;
       const { result, seen } = await sniffWhile(L(), () =>
         send(L(), [dhcp6('all-servers', 'ff02::1:2', ifname), dhcp6('link-local', peerLinkLocal, ifname), dhcp6('global', GW6, ifname), dhcp6('elsewhere6', ELSEWHERE6, ifname)]),
@@ -208,8 +231,8 @@ describeTier('kernel (host-only rules)', [root, onPath('ip'), onPath('iptables-r
 
   describe('a host is not a router', () => {
     it('IPv6: router advertisements and redirects never leave; neighbour solicitations do', async () => {
-      L().loadRules(renderIptables(withSubnet));
-      const before = chainPackets(L(), 6, 'tw-out-drop');
+      load(withSubnet);
+      const before = dropped(6, 'tw-out-drop');
       const ifname = L().hostIf;
       const { result, seen } = await sniffWhile(L(), () =>
         send(L(), [
@@ -220,7 +243,7 @@ describeTier('kernel (host-only rules)', [root, onPath('ip'), onPath('iptables-r
       );
       expect(result).toEqual({ ra: 'eperm', redirect6: 'eperm', ns: 'sent' });
       expect(seen).toEqual(['TWRAW-ns']);
-      expect(chainPackets(L(), 6, 'tw-out-drop') - before).toBe(2);
+      expect(delta(dropped(6, 'tw-out-drop'), before)).toBe(counted(2));
     });
 
     it('IPv4: an ICMP redirect is dropped even when conntrack calls it RELATED (another ICMP error about the same connection leaves)', async () => {
@@ -228,7 +251,7 @@ describeTier('kernel (host-only rules)', [root, onPath('ip'), onPath('iptables-r
       const icmpOut = HostPolicy.compose('router-test', [
         customRole('pinger', [Flow.egress(Port.allIcmp(), Peer.anyIpv4(), 'every ICMP message out'), Flow.egress(Port.tcp(25), Peer.anyIpv4(), 'a connection to quote')]),
       ]);
-      L().loadRules(renderIptables(icmpOut));
+      load(icmpOut);
       const server = await L().startAgent('peer', { tcp: [25] });
       // A connection the host opened: its reply packet (peer:25 → host) is what the errors quote.
       const port = Number(
@@ -237,7 +260,7 @@ describeTier('kernel (host-only rules)', [root, onPath('ip'), onPath('iptables-r
           .trim(),
       );
       const inner = { src: ELSEWHERE4, dst: HOST4, sport: 25, dport: port };
-      const before = chainPackets(L(), 4, 'tw-out-drop');
+      const before = dropped(4, 'tw-out-drop');
       const { result, seen } = await sniffWhile(L(), () =>
         send(L(), [
           { id: 'redirect4', kind: 'icmp-error', type: 5, code: 1, dst: ELSEWHERE4, inner },
@@ -249,7 +272,7 @@ describeTier('kernel (host-only rules)', [root, onPath('ip'), onPath('iptables-r
       expect(seen).toEqual(['TWRAW-unreachable4']);
       // The unreachable left through the replies rule: conntrack called it RELATED (an unrelated
       // ICMP error is INVALID and dropped), so the redirect quoting the same packet was RELATED too.
-      expect(chainPackets(L(), 4, 'tw-out-drop') - before).toBe(1);
+      expect(delta(dropped(4, 'tw-out-drop'), before)).toBe(counted(1));
     });
   });
 
@@ -268,27 +291,29 @@ describeTier('kernel (host-only rules)', [root, onPath('ip'), onPath('iptables-r
     });
 
     it('control: without the loopback-source rules, both leave (the kernel routes them)', async () => {
-      const tables = renderIptables(policy);
       const strip = (t: string) =>
         t
           .split('\n')
-          .filter((l) => !/^-A OUTPUT -s (127\.0\.0\.0\/8|::1\/128) /.test(l))
+          .filter((l) => !/^-A OUTPUT -s (127\.0\.0\.0\/8|::1\/128) /.test(l) && !/^\s+ip6? saddr (127\.0\.0\.0\/8|::1) jump tw-out-spoof /.test(l))
           .join('\n');
-      L().loadRules({ v4: strip(tables.v4), v6: strip(tables.v6) });
+      load(policy, strip);
       const { result, seen } = await sniffWhile(L(), () => L().probe('host', probes('-control')));
       expect([...(result as Map<string, ProbeResult>).values()].map((r) => r.outcome)).toEqual(['sent', 'sent', 'sent']);
       expect(seen.map((t) => t.replace(/^TWRAW-\d+-/, ''))).toEqual(['lo4-control', 'lo6-control', 'real4-control']);
     });
 
     it('with them: dropped as forged (tw-out-spoof), while the host\'s own source still leaves', async () => {
-      L().loadRules(renderIptables(policy));
-      const before = { 4: chainPackets(L(), 4, 'tw-out-spoof'), 6: chainPackets(L(), 6, 'tw-out-spoof') };
+      load(policy);
+      const before = { 4: dropped(4, 'tw-out-spoof'), 6: dropped(6, 'tw-out-spoof') };
       const { result, seen } = await sniffWhile(L(), () => L().probe('host', probes('')));
       const out = result as Map<string, ProbeResult>;
       expect([out.get('lo4')?.outcome, out.get('lo6')?.outcome, out.get('real4')?.outcome]).toEqual(['eperm', 'eperm', 'sent']);
       expect(seen.map((t) => t.replace(/^TWRAW-\d+-/, ''))).toEqual(['real4']);
-      expect(chainPackets(L(), 4, 'tw-out-spoof') - before[4]).toBe(1);
-      expect(chainPackets(L(), 6, 'tw-out-spoof') - before[6]).toBe(1);
+      expect(delta(dropped(4, 'tw-out-spoof'), before[4])).toBe(counted(1));
+      expect(delta(dropped(6, 'tw-out-spoof'), before[6])).toBe(counted(1));
     });
   });
-});
+}
+
+describeTier('kernel (host-only rules, iptables wall)', [root, onPath('ip'), onPath('iptables-restore'), onPath('ip6tables-restore'), onPath('python3'), netns], () => hostOnlyRules('iptables'));
+describeTier('kernel (host-only rules, nftables wall)', [root, onPath('ip'), onPath('iptables-restore'), onPath('ip6tables-restore'), onPath('nft'), onPath('python3'), netns], () => hostOnlyRules('nftables'));
