@@ -14,9 +14,12 @@
  * chain but never reached its ACCEPT (its rule counters), and, for egress, sendto() calls that
  * failed with EPERM. A control run with the previous rendering (hashlimit, kernel-default table)
  * shows the harness sees refusals when there are some. (LOG itself writes nothing in a network
- * namespace unless nf_log_all_netns is set; it never decides a verdict either way.)
+ * namespace unless nf_log_all_netns is set; it never decides a verdict either way.) The same
+ * floods go through the nftables wall's audit mode (the iptables tables left open), whose chains
+ * the test gives counters (a counting rule first, a counter on the final accept).
  */
 import { renderIptables } from '../lib/render/iptables';
+import { renderNftables } from '../lib/render/nftables';
 import { sampleServer } from './support/fixtures';
 import { NetnsLab } from './support/netns';
 import { describeTier, netns, onPath, root } from './support/tiers';
@@ -146,4 +149,68 @@ describeTier('kernel (audit flood)', [root, onPath('ip'), onPath('iptables-resto
     expect(r.eperm).toBeGreaterThan(0);
     expect(r.sent + r.eperm).toBe(FLOWS);
   }, 120000);
+});
+
+/** The nftables audit wall with a counter at the top and on the final accept of each log-and-drop chain. */
+function countedNft(text: string): string {
+  const lines = text.split('\n');
+  const out: string[] = [];
+  let inVerdict = false;
+  for (const l of lines) {
+    const chain = /^\tchain (tw-\S+-(drop|invalid|spoof|imds)) \{$/.exec(l);
+    if (chain !== null) {
+      out.push(l, '\t\tcounter');
+      inVerdict = true;
+      continue;
+    }
+    if (inVerdict && l === '\t\taccept') out.push('\t\tcounter accept');
+    else out.push(l);
+    if (l === '\t}') inVerdict = false;
+  }
+  return out.join('\n');
+}
+
+/** Packets that entered an nftables chain and that its final accept accepted. */
+function nftVerdicts(lab: NetnsLab, chain: string): { entered: number; accepted: number } {
+  const counts = [...lab.exec('host', ['nft', 'list', 'chain', 'inet', 'twinwall', chain]).matchAll(/counter packets (\d+)/g)].map((m) => Number(m[1]));
+  if (counts.length !== 2) throw new Error(`${chain}: expected two counters, found ${counts.length}`);
+  return { entered: counts[0], accepted: counts[1] };
+}
+
+describeTier('kernel (audit flood, nftables wall)', [root, onPath('ip'), onPath('iptables-restore'), onPath('ip6tables-restore'), onPath('nft'), onPath('python3'), netns], () => {
+  const text = countedNft(renderNftables(sampleServer({ audit: true })).text);
+  const OPEN = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n';
+
+  async function withNftLab<T>(fn: (lab: NetnsLab) => T): Promise<T> {
+    const lab = await NetnsLab.create({
+      host: { addresses: [`${HOST4}/24`], routes: [['default', 'via', GW4]] },
+      peer: { addresses: [`${GW4}/24`, ...[...SCANNERS, ...TARGETS].map((a) => `${a}/32`)] },
+    });
+    try {
+      lab.loadRules({ v4: OPEN, v6: OPEN });
+      lab.exec('host', ['nft', '-f', '-'], text);
+      return fn(lab);
+    } finally {
+      lab.destroy();
+    }
+  }
+
+  const flood = (lab: NetnsLab, side: 'host' | 'peer', pairs: [string, string][]): Flood =>
+    JSON.parse(lab.exec(side, ['/usr/bin/python3', '-c', FLOOD_PY, JSON.stringify({ pairs, ...PORTS })])) as Flood;
+
+  it(`ingress and egress: ${FLOWS.toLocaleString('en')} distinct flows each way, 0 refused`, async () => {
+    expect(text).toContain('counter accept');
+    const r = await withNftLab((lab) => {
+      const inbound = flood(lab, 'peer', SCANNERS.map((s) => [s, HOST4]));
+      const outbound = flood(lab, 'host', TARGETS.map((t) => ['', t]));
+      return { inbound, outbound, inChain: nftVerdicts(lab, 'tw-in-drop'), outChain: nftVerdicts(lab, 'tw-out-drop') };
+    });
+    // eslint-disable-next-line no-console
+    console.log(`[audit flood] nftables: ingress ${r.inChain.entered} reached tw-in-drop, ${r.inChain.accepted} accepted; egress ${r.outbound.sent} sent, ${r.outbound.eperm} EPERM, ${r.outChain.accepted} accepted`);
+    expect(r.inbound).toMatchObject({ sent: FLOWS, eperm: 0, other: 0 });
+    expect(r.inChain.entered).toBeGreaterThanOrEqual(FLOWS);
+    expect(r.inChain.accepted).toBe(r.inChain.entered);
+    expect(r.outbound).toMatchObject({ sent: FLOWS, eperm: 0, other: 0 });
+    expect(r.outChain).toEqual({ entered: FLOWS, accepted: FLOWS });
+  }, 240000);
 });
