@@ -51,9 +51,10 @@ describe('twinwall check on the example app', () => {
     expect(text).toMatch(/host-only destination 169\.254\.169\.254 \(instance metadata service, egress\).*tcp\/80 to 169\.254\.169\.254\/32 for uid 0 only/);
     expect(text).toMatch(/host-only destination fd00:ec2::254/);
     expect(text).toMatch(/host-only part, IPv4 ingress: the host wall admits by itself, present exactly as the record requires \(security groups do not filter it\): DHCP server replies, so leases renew \(ingress udp\/68 \(source port 67\) from any IPv4\) by INPUT rule \d+/);
-    expect(text).toMatch(/host-only part, IPv4 egress: .*DHCP client, so leases renew \(egress udp\/67 \(source port 68\) to any IPv4\) by OUTPUT rule \d+/);
+    expect(text).toMatch(/host-only part, IPv4 egress: .*DHCP client to broadcast only, so leases renew \(egress udp\/67 \(source port 68\) to 255\.255\.255\.255\/32\) by OUTPUT rule \d+; DHCP client to the router of subnet 10\.10\.1\.0\/24 only, so leases renew \(egress udp\/67 \(source port 68\) to 10\.10\.1\.1\/32\) by OUTPUT rule \d+/);
+    expect(text).toMatch(/IPv4 fallback as recorded \(onLoadFailure lockdown, \/etc\/iptables\/fallback\.v4 and bootcmd's copy\): DROP policies and all \d+ core rules .* and 1 admin ingress rule, none admitting more than the real table/);
     expect(text).toMatch(/host-only part, IPv6 ingress: .*router advertisement from on-link only \(RFC 4890\) \(ingress icmpv6 type 134 from any IPv6 with hop limit 255\) by INPUT rule \d+/);
-    expect(text).toMatch(/IPv4 host-only part as recorded \(audit off, instanceMetadata root-only\): all \d+ rules outside the policy chains are present exactly as the renderer writes them, with policies INPUT DROP, FORWARD DROP, OUTPUT DROP — loopback; .*DHCP server replies.*source address is not this host \(forged\).*instance metadata, root only/);
+    expect(text).toMatch(/IPv4 host-only part as recorded \(audit off, instanceMetadata root-only, onLoadFailure lockdown, subnets 10\.10\.1\.0\/24\): all \d+ rules outside the policy chains are present exactly as the renderer writes them, with policies INPUT DROP, FORWARD DROP, OUTPUT DROP — loopback; .*DHCP server replies.*source address is not this host \(forged\).*instance metadata, root only/);
     expect(text).toMatch(/IPv6 host-only part as recorded .*neighbour solicitation from on-link only \(RFC 4890\)/);
     expect(text).toMatch(/security-group reference: aws_vpc_security_group_egress_rule\.web_egress-tcp-8080-to-sg-app-tier_\w+ names aws_security_group\.app_SecurityGroup_\w+; compared through its host-side CIDRs 10\.10\.2\.0\/24/);
     expect(formatReport(report)).toMatch(/twinwall check: 8 host\(s\), the walls agree/);
@@ -105,7 +106,7 @@ describe('twinwall check reports each mutation of one wall', () => {
     expect(lines.length).toBeGreaterThan(0);
     expect(lines).toContainEqual(expect.stringMatching(/^egress tcp\/25 to any IPv4 except 169\.254\.169\.254\/32 from a forged source address \(not one of the host's\): the host wall lets it out \(OUTPUT rule \d+ → tw-out rule 1 .*packets with a forged source must be dropped$/));
     // The host-only part names the missing rule; the flows show what it lets out.
-    expect(lines[0]).toMatch(/^IPv4 host-only part: OUTPUT lacks "source address is not this host \(forged\)" \(-m addrtype ! --src-type LOCAL -j tw-out-spoof\) \(rule \d+ in the host wall the renderer writes\), which the record \(audit off, instanceMetadata root-only\) requires$/);
+    expect(lines[0]).toMatch(/^IPv4 host-only part: OUTPUT lacks "source address is not this host \(forged\)" \(-m addrtype ! --src-type LOCAL -j tw-out-spoof\) \(rule \d+ in the host wall the renderer writes\), which the record \(audit off, instanceMetadata root-only, onLoadFailure lockdown, subnets 10\.10\.1\.0\/24\) requires$/);
     expect(lines.slice(1).every((l) => l.includes('forged source'))).toBe(true);
   });
 
@@ -117,7 +118,7 @@ describe('twinwall check reports each mutation of one wall', () => {
 
   it('the rule accepting DHCP server replies removed (issue #13): a finding, and DHCP no longer listed as verified', () => {
     const { report, lines } = mutate((tf) => editUserData(sampleInstance(tf), (cfg) => editTable(cfg, 4, (t) => t.replace(/^-A INPUT -p udp -m udp --sport 67 --dport 68 .*\n/m, ''))));
-    expect(lines).toEqual([expect.stringMatching(/^IPv4 host-only part: INPUT lacks "DHCP server replies, so leases renew" \(-p udp -m udp --sport 67 --dport 68 -j ACCEPT\) \(rule \d+ in the host wall the renderer writes\), which the record \(audit off, instanceMetadata root-only\) requires$/)]);
+    expect(lines).toEqual([expect.stringMatching(/^IPv4 host-only part: INPUT lacks "DHCP server replies, so leases renew" \(-p udp -m udp --sport 67 --dport 68 -j ACCEPT\) \(rule \d+ in the host wall the renderer writes\), which the record \(audit off, instanceMetadata root-only, onLoadFailure lockdown, subnets 10\.10\.1\.0\/24\) requires$/)]);
     const sample = report.hosts.find((h) => h.label === 'staging/sample');
     expect(sample?.exceptions.join('\n')).not.toMatch(/IPv4 host-only part as recorded/);
   });
