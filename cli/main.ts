@@ -5,7 +5,7 @@
  * internal error).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { CheckReport, Direction, HostArtefact, checkHost, checkStacks, explainFlow, formatReport, hasFindings, parseTraffic, readStack } from './lib-check';
+import { CheckReport, Direction, checkHost, checkStacks, explainFlow, formatReport, hasFindings, namesHost, parseTraffic, readStack } from './lib-check';
 import { TwinwallError } from '../lib/errors';
 import { UsageError, loadStacks } from './artefacts';
 import { registerDiff, registerLearn, registerReport } from './commands';
@@ -18,14 +18,9 @@ const DEFAULT_DIR = 'cdktf.out';
 
 function selectHosts(report: CheckReport, names: readonly string[] | undefined): CheckReport {
   if (names === undefined || names.length === 0) return report;
-  const hosts = report.hosts.filter((h) => names.some((n) => matchesHost(h, n)));
+  const hosts = report.hosts.filter((h) => names.some((n) => namesHost(h.host, n)));
   if (hosts.length === 0) throw new UsageError(`no host matches ${names.join(', ')} (hosts: ${report.hosts.map((h) => h.label).join(', ')})`);
   return { ...report, hosts };
-}
-
-/** A host is named by "name", "stack/name", its resource address, or "stack/address". */
-export function matchesHost(h: CheckReport['hosts'][number], name: string): boolean {
-  return [h.host.name, h.label, h.host.address, `${h.host.stack}/${h.host.address}`].includes(name);
 }
 
 interface Io {
@@ -75,8 +70,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       }
       // Only the named host is modelled.
       const hosts = loadStacks(dir).flatMap((s) => readStack(s.name, s.json));
-      const named = (h: HostArtefact) => [h.name, `${h.stack}/${h.name}`, h.address, `${h.stack}/${h.address}`].includes(host);
-      const matches = hosts.filter(named);
+      const matches = hosts.filter((h) => namesHost(h, host));
       if (matches.length === 0) throw new UsageError(`no host ${JSON.stringify(host)} (hosts: ${hosts.map((h) => `${h.stack}/${h.name}`).join(', ')})`);
       if (matches.length > 1) throw new UsageError(`${JSON.stringify(host)} names ${matches.length} hosts (${matches.map((h) => `${h.stack}/${h.name}`).join(', ')}); write stack/host`);
       let result;

@@ -192,108 +192,78 @@ export class FilteredHost extends Construct {
 
   public constructor(scope: Construct, id: string, props: FilteredHostProps) {
     super(scope, id);
-    // The policy's name, which HostPolicy.compose puts first in its errors' paths.
-    const policyName = props?.policy instanceof HostPolicy ? props.policy.name : String(props?.name ?? id);
-    try {
-      this.policy = FilteredHost.policyFrom(id, props);
-      this.lintSuppressions = checkSuppressions(props.suppressions);
-      requireText(props.vpcId, 'vpcId', 'vpc.id or "vpc-0123456789abcdef0"');
-      this.rendering = renderHost(this.policy, {
-        ...(props.maxSecurityGroups !== undefined ? { maxSecurityGroups: props.maxSecurityGroups } : {}),
-        ...(props.ipsetThreshold !== undefined ? { ipsetThreshold: props.ipsetThreshold } : {}),
-      });
-      this.cloudConfig = this.rendering.userData.cloudConfig;
-      this.userDataBase64 = this.rendering.userData.base64;
-      if (TOKEN_TEXT.test(this.cloudConfig)) {
-        // A security-group id or label that is a Terraform reference leaked into the host wall.
-        throw new TwinwallError('UNRESOLVED_TOKEN', {
-          value: this.cloudConfig.match(/[$#&]\{TfToken\[[^\]]*\]\}/)?.[0],
-          problem: 'the rendered user-data contains a Terraform token, which only has a value at deploy time, but user-data is computed at synth.',
-          fix: 'give security-group peers a literal label (Peer.securityGroup(sg.id, { hostCidrs, label: "app tier" })) and pass literal CIDRs and names.',
-        });
-      }
-      // Checked now (masks, host bits, tokens), so a bad value fails here rather than in asPeer.
-      const fixedIp = props.instance?.privateIp;
-      this.addresses = props.addresses !== undefined ? [...props.addresses] : fixedIp !== undefined ? [`${fixedIp}/32`] : undefined;
-      for (const cidr of this.addresses ?? []) Cidr.of(cidr);
+    // Everything that validates runs first, located at this construct's path; nothing is
+    // created before it passed.
+    const checked = FilteredHost.check(this.node.path, id, props);
+    this.policy = checked.policy;
+    this.lintSuppressions = checked.lintSuppressions;
+    this.rendering = checked.rendering;
+    this.cloudConfig = this.rendering.userData.cloudConfig;
+    this.userDataBase64 = this.rendering.userData.base64;
+    this.addresses = checked.addresses;
+    const { tags, instanceTags } = checked;
+    const hostName = this.policy.name;
 
-      const hostName = this.policy.name;
-      const tags = userTags(props.tags, 'tags');
-      const instanceTags = userTags(props.instance?.tags, 'instance.tags');
-      // Deliberately no `ingress` / `egress` arguments: when Terraform's aws_security_group
-      // creates a VPC group it revokes the allow-all egress rule AWS adds by default, and
-      // leaving the inline blocks unset lets the separate rule resources below own every rule
-      // without fighting them. twinwall relies on that: every egress rule is written
-      // explicitly, so an egress rule missing from the policy really is denied.
-      // The description stays constant (changing it replaces the group); roles go in the tags.
-      // More than one group only when the quota forces a split: the first keeps its id, name
-      // and description, so a host that grows past 60 rules gains groups without replacing it.
-      this.securityGroups = this.rendering.securityGroups.groups.map(
-        (plan) =>
-          new SecurityGroup(this, plan.index === 0 ? 'SecurityGroup' : `SecurityGroup${plan.index + 1}`, {
-            namePrefix: plan.index === 0 ? `twinwall-${hostName}-` : `twinwall-${hostName}-${plan.index + 1}-`,
-            description: plan.index === 0 ? `twinwall network wall of host ${hostName}` : `twinwall network wall of host ${hostName}, part ${plan.index + 1}`,
-            vpcId: props.vpcId,
-            // twinwall's own keys last: user tags cannot hold them (TW225), and could not override them.
-            tags: {
-              Name: plan.index === 0 ? hostName : `${hostName}-${plan.index + 1}`,
-              ...tags,
-              'twinwall:host': hostName,
-              'twinwall:roles': this.policy.roles.map((r) => r.name).join(' '),
-              ...(plan.index === 0 ? suppressionTags(this.lintSuppressions) : {}),
-              // What the host-only part of the host wall depends on, for `twinwall check`
-              // (lib/check/record.ts); after the user's tags, which may not replace it.
-              ...(plan.index === 0 ? hostWallTags(this.policy.options) : {}),
-            },
-            // A replaced group (new VPC, say) is created first, so instances can move to it.
-            lifecycle: { createBeforeDestroy: true },
-          }),
-      );
-      this.securityGroup = this.securityGroups[0];
+    // Deliberately no `ingress` / `egress` arguments: when Terraform's aws_security_group
+    // creates a VPC group it revokes the allow-all egress rule AWS adds by default, and
+    // leaving the inline blocks unset lets the separate rule resources below own every rule
+    // without fighting them. twinwall relies on that: every egress rule is written
+    // explicitly, so an egress rule missing from the policy really is denied.
+    // The description stays constant (changing it replaces the group); roles go in the tags.
+    // More than one group only when the quota forces a split: the first keeps its id, name
+    // and description, so a host that grows past 60 rules gains groups without replacing it.
+    this.securityGroups = this.rendering.securityGroups.groups.map(
+      (plan) =>
+        new SecurityGroup(this, plan.index === 0 ? 'SecurityGroup' : `SecurityGroup${plan.index + 1}`, {
+          namePrefix: plan.index === 0 ? `twinwall-${hostName}-` : `twinwall-${hostName}-${plan.index + 1}-`,
+          description: plan.index === 0 ? `twinwall network wall of host ${hostName}` : `twinwall network wall of host ${hostName}, part ${plan.index + 1}`,
+          vpcId: props.vpcId,
+          // twinwall's own keys last: user tags cannot hold them (TW225), and could not override them.
+          tags: {
+            Name: plan.index === 0 ? hostName : `${hostName}-${plan.index + 1}`,
+            ...tags,
+            'twinwall:host': hostName,
+            'twinwall:roles': this.policy.roles.map((r) => r.name).join(' '),
+            ...(plan.index === 0 ? suppressionTags(this.lintSuppressions) : {}),
+            // What the host-only part of the host wall depends on, for `twinwall check`
+            // (lib/check/record.ts); after the user's tags, which may not replace it.
+            ...(plan.index === 0 ? hostWallTags(this.policy.options) : {}),
+          },
+          // A replaced group (new VPC, say) is created first, so instances can move to it.
+          lifecycle: { createBeforeDestroy: true },
+        }),
+    );
+    this.securityGroup = this.securityGroups[0];
 
-      // Rule construct ids come from rule content alone and are children of the host, not of a
-      // group: a rule that moves to another group keeps its address in the plan.
-      // Each group's id is read once: every read of `.id` makes a new cdktf token, and cdktf
-      // records a full stack trace for each, which is most of the construct's synth time.
-      this.securityGroupIds = this.securityGroups.map((g) => g.id);
-      const groupOf = new Map<string, string>();
-      for (const plan of this.rendering.securityGroups.groups) for (const spec of plan.rules) groupOf.set(spec.id, this.securityGroupIds[plan.index]);
-      const ingress: VpcSecurityGroupIngressRule[] = [];
-      const egress: VpcSecurityGroupEgressRule[] = [];
-      for (const spec of this.rendering.securityGroups.rules) {
-        const config = this.ruleConfig(spec, groupOf.get(spec.id) as string);
-        if (spec.direction === 'ingress') ingress.push(new VpcSecurityGroupIngressRule(this, spec.id, config));
-        else egress.push(new VpcSecurityGroupEgressRule(this, spec.id, config));
-      }
-      this.ingressRules = ingress;
-      this.egressRules = egress;
-
-      // Surface the host-only decisions a reviewer would not guess from the security group: a
-      // flow with no security-group rule at all, a referenced group whose host-side CIDRs hold a
-      // link-local service, and a non-default instance-metadata choice. (The rest, such as the
-      // link-local addresses inside a 0.0.0.0/0 rule, stay in rendering.securityGroups.hostOnly.)
-      for (const decision of this.rendering.securityGroups.hostOnly) {
-        const notable = decision.origin === 'exact' || decision.origin === 'reference' || (decision.origin === 'option' && decision.option?.value !== 'root-only');
-        if (notable) Annotations.of(this).addInfo(`twinwall host-only decision: ${decision.summary}`);
-      }
-
-      if (props.instance !== undefined) this.instance = this.createInstance(props.instance, hostName, { ...tags, ...instanceTags });
-      // Lint at synth (constructs/lint.ts): added once per stack, errors fail synth.
-      TwinwallLint.ensure(this);
-    } catch (e) {
-      if (e instanceof TwinwallError) throw this.located(e, policyName);
-      throw e;
+    // Rule construct ids come from rule content alone and are children of the host, not of a
+    // group: a rule that moves to another group keeps its address in the plan.
+    // Each group's id is read once: every read of `.id` makes a new cdktf token, and cdktf
+    // records a full stack trace for each, which is most of the construct's synth time.
+    this.securityGroupIds = this.securityGroups.map((g) => g.id);
+    const groupOf = new Map<string, string>();
+    for (const plan of this.rendering.securityGroups.groups) for (const spec of plan.rules) groupOf.set(spec.id, this.securityGroupIds[plan.index]);
+    const ingress: VpcSecurityGroupIngressRule[] = [];
+    const egress: VpcSecurityGroupEgressRule[] = [];
+    for (const spec of this.rendering.securityGroups.rules) {
+      const config = this.ruleConfig(spec, groupOf.get(spec.id) as string);
+      if (spec.direction === 'ingress') ingress.push(new VpcSecurityGroupIngressRule(this, spec.id, config));
+      else egress.push(new VpcSecurityGroupEgressRule(this, spec.id, config));
     }
-  }
+    this.ingressRules = ingress;
+    this.egressRules = egress;
 
-  /**
-   * `e` located at this construct's path. The construct path names the host, so a leading host
-   * name (HostPolicy.compose locates its errors under it) is dropped rather than repeated:
-   * "at oops/h/sshAdmin", never "at oops/h/h/sshAdmin".
-   */
-  private located(e: TwinwallError, policyName: string): TwinwallError {
-    const inner = e.path[0] === policyName ? e.path.slice(1) : e.path;
-    return e.at([this.node.path, ...inner]);
+    // Surface the host-only decisions a reviewer would not guess from the security group: a
+    // flow with no security-group rule at all, a referenced group whose host-side CIDRs hold a
+    // link-local service, and a non-default instance-metadata choice. (The rest, such as the
+    // link-local addresses inside a 0.0.0.0/0 rule, stay in rendering.securityGroups.hostOnly.)
+    for (const decision of this.rendering.securityGroups.hostOnly) {
+      const notable = decision.origin === 'exact' || decision.origin === 'reference' || (decision.origin === 'option' && decision.option?.value !== 'root-only');
+      if (notable) Annotations.of(this).addInfo(`twinwall host-only decision: ${decision.summary}`);
+    }
+
+    if (props.instance !== undefined) this.instance = this.createInstance(props.instance, hostName, { ...tags, ...instanceTags });
+    // Lint at synth (constructs/lint.ts): added once per stack, errors fail synth.
+    TwinwallLint.ensure(this);
   }
 
   /**
@@ -338,9 +308,6 @@ export class FilteredHost extends Construct {
   }
 
   private createInstance(props: FilteredHostInstanceProps, hostName: string, tags: Record<string, string>): Instance {
-    requireText(props.ami, 'instance.ami', '"ami-0123456789abcdef0"');
-    requireText(props.instanceType, 'instance.instanceType', '"t3.micro"');
-    requireText(props.subnetId, 'instance.subnetId', 'subnet.id or "subnet-0123456789abcdef0"');
     return new Instance(this, 'Instance', {
       ami: props.ami,
       instanceType: props.instanceType,
@@ -362,6 +329,47 @@ export class FilteredHost extends Construct {
       userDataReplaceOnChange: true,
       tags: { Name: hostName, ...tags, 'twinwall:host': hostName },
     });
+  }
+
+  /**
+   * Validate the props and render the policy, every error located at the construct path (which
+   * names the host, so the host name HostPolicy.compose puts first is not repeated).
+   */
+  private static check(path: string, id: string, props: FilteredHostProps) {
+    const policyName = props?.policy instanceof HostPolicy ? props.policy.name : String(props?.name ?? id);
+    return locate(
+      path,
+      () => {
+        const policy = FilteredHost.policyFrom(id, props);
+        const lintSuppressions = checkSuppressions(props.suppressions);
+        requireText(props.vpcId, 'vpcId', 'vpc.id or "vpc-0123456789abcdef0"');
+        const rendering = renderHost(policy, {
+          ...(props.maxSecurityGroups !== undefined ? { maxSecurityGroups: props.maxSecurityGroups } : {}),
+          ...(props.ipsetThreshold !== undefined ? { ipsetThreshold: props.ipsetThreshold } : {}),
+        });
+        if (TOKEN_TEXT.test(rendering.userData.cloudConfig)) {
+          // A security-group id or label that is a Terraform reference leaked into the host wall.
+          throw new TwinwallError('UNRESOLVED_TOKEN', {
+            value: rendering.userData.cloudConfig.match(/[$#&]\{TfToken\[[^\]]*\]\}/)?.[0],
+            problem: 'the rendered user-data contains a Terraform token, which only has a value at deploy time, but user-data is computed at synth.',
+            fix: 'give security-group peers a literal label (Peer.securityGroup(sg.id, { hostCidrs, label: "app tier" })) and pass literal CIDRs and names.',
+          });
+        }
+        // Checked now (masks, host bits, tokens), so a bad value fails here rather than in asPeer.
+        const fixedIp = props.instance?.privateIp;
+        const addresses = props.addresses !== undefined ? [...props.addresses] : fixedIp !== undefined ? [`${fixedIp}/32`] : undefined;
+        for (const cidr of addresses ?? []) Cidr.of(cidr);
+        const tags = userTags(props.tags, 'tags');
+        const instanceTags = userTags(props.instance?.tags, 'instance.tags');
+        if (props.instance !== undefined) {
+          requireText(props.instance.ami, 'instance.ami', '"ami-0123456789abcdef0"');
+          requireText(props.instance.instanceType, 'instance.instanceType', '"t3.micro"');
+          requireText(props.instance.subnetId, 'instance.subnetId', 'subnet.id or "subnet-0123456789abcdef0"');
+        }
+        return { policy, lintSuppressions, rendering, addresses, tags, instanceTags };
+      },
+      { replacing: policyName },
+    );
   }
 
   private static policyFrom(id: string, props: FilteredHostProps): HostPolicy {

@@ -10,7 +10,7 @@
 import { Construct } from 'constructs';
 import { Ec2ManagedPrefixList } from '@cdktf/provider-aws/lib/ec2-managed-prefix-list';
 import { Cidr } from '../lib/address';
-import { TwinwallError, show } from '../lib/errors';
+import { TwinwallError, locate, show } from '../lib/errors';
 import { checkName } from '../lib/flow';
 import { Peer } from '../lib/peer';
 
@@ -37,7 +37,7 @@ export class TwinwallPrefixList extends Construct {
 
   public constructor(scope: Construct, id: string, props: TwinwallPrefixListProps) {
     super(scope, id);
-    try {
+    const { name, cidrs, maxEntries } = locate(this.node.path, () => {
       const name = props.name ?? id;
       checkName(name, 'The prefix list name');
       if (!Array.isArray(props.cidrs) || props.cidrs.length === 0) {
@@ -51,19 +51,17 @@ export class TwinwallPrefixList extends Construct {
       const maxEntries = props.maxEntries ?? cidrs.length;
       // Validates maxEntries and the single family before anything is created.
       Peer.prefixList('pl-pending', { cidrs: cidrs.map(String), label: name, maxEntries });
-      this.maxEntries = maxEntries;
-      const description = props.entryDescription ?? `twinwall: ${name}`;
-      this.resource = new Ec2ManagedPrefixList(this, 'PrefixList', {
-        name,
-        addressFamily: cidrs[0].family === 4 ? 'IPv4' : 'IPv6',
-        maxEntries,
-        entry: cidrs.map((c) => ({ cidr: c.text, description })),
-        tags: { Name: name, ...(props.tags ?? {}) },
-      });
-      this.peer = Peer.prefixList(this.resource.id, { cidrs: cidrs.map(String), label: name, maxEntries });
-    } catch (e) {
-      if (e instanceof TwinwallError) throw e.within(this.node.path);
-      throw e;
-    }
+      return { name, cidrs, maxEntries };
+    });
+    this.maxEntries = maxEntries;
+    const description = props.entryDescription ?? `twinwall: ${name}`;
+    this.resource = new Ec2ManagedPrefixList(this, 'PrefixList', {
+      name,
+      addressFamily: cidrs[0].family === 4 ? 'IPv4' : 'IPv6',
+      maxEntries,
+      entry: cidrs.map((c) => ({ cidr: c.text, description })),
+      tags: { Name: name, ...(props.tags ?? {}) },
+    });
+    this.peer = locate(this.node.path, () => Peer.prefixList(this.resource.id, { cidrs: cidrs.map(String), label: name, maxEntries }));
   }
 }

@@ -199,13 +199,17 @@ export function show(value: unknown): string {
 
 /**
  * Run `fn`, and if it throws a TwinwallError, rethrow it located under `segment`.
- * Used to attach role names and construct paths to errors raised deep in the core.
+ * Used to attach role names and construct paths to errors raised deep in the core. When the
+ * error's path already starts with `replacing` (a host name that `segment`, a construct path,
+ * names too), that first element is replaced rather than repeated: "at oops/h/sshAdmin", never
+ * "at oops/h/h/sshAdmin".
  */
-export function locate<T>(segment: string, fn: () => T): T {
+export function locate<T>(segment: string, fn: () => T, options: { readonly replacing?: string } = {}): T {
   try {
     return fn();
   } catch (e) {
-    if (e instanceof TwinwallError) throw e.within(segment);
-    throw e;
+    if (!(e instanceof TwinwallError)) throw e;
+    const inner = options.replacing !== undefined && e.path[0] === options.replacing ? e.path.slice(1) : e.path;
+    throw e.at([segment, ...inner]);
   }
 }

@@ -20,7 +20,7 @@ import { AddressSet, Cidr, Family, Interval } from './address';
 import { TwinwallError, show, locate } from './errors';
 import { requireLiteral } from './tokens';
 import { Direction, Flow, Role, checkName } from './flow';
-import { Port, Protocol, protocolFamily } from './port';
+import { Port, Protocol, isIcmp, protocolFamily } from './port';
 
 /** Why a rule exists: the role, catalog service and reason of a flow that asked for it. */
 export interface Provenance {
@@ -469,7 +469,7 @@ const EXACT_MAX_NODES = 50_000;
 function exactLayout(protocol: Protocol, family: Family, mine: readonly CidrEntry[], allSet: AddressSet, toBeat: number): LayoutItem[] | undefined {
   if (toBeat <= 1) return undefined;
   const pieces = sweep<AddressSet>(mine, (covering) => covering.reduce((acc, e) => acc.union((e as CidrEntry).set), allSet), (set) => set.key);
-  const icmp = isIcmpProtocol(protocol);
+  const icmp = isIcmp(protocol);
   const pcuts = new Set<number>([0, 65536]);
   for (const p of pieces) {
     pcuts.add(p.lo).add(p.hi + 1);
@@ -580,10 +580,6 @@ function exactLayout(protocol: Protocol, family: Family, mine: readonly CidrEntr
     const [port] = Port.fromSpan(protocol, segs[run[0]].lo, segs[run[1]].hi);
     return { port, set: AddressSet.of(family, [cidr]) };
   });
-}
-
-function isIcmpProtocol(protocol: Protocol): boolean {
-  return protocol === 'icmp' || protocol === 'icmpv6';
 }
 
 function familyBitsOf(family: Family): number {

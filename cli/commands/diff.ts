@@ -13,7 +13,8 @@
 import { Command, Option } from 'commander';
 import { loadStacks } from '../artefacts';
 import { diffJson, diffMarkdown, diffStacks } from '../../lib/report';
-import { CommandIo, EXIT_CODES, defaultIo } from './io';
+import { EXIT } from '../exit';
+import { CommandIo, defaultIo } from './io';
 
 export type DiffFailOn = 'widened-egress' | 'any-change' | 'never';
 
@@ -42,6 +43,6 @@ export function registerDiff(program: Command, io: CommandIo = defaultIo(program
         });
         io.err(`twinwall diff: ${what} (--fail-on ${opts.failOn}):\n${lines.map((l) => `  ${l}\n`).join('')}`);
       }
-      io.setExit(failed ? EXIT_CODES.finding : EXIT_CODES.ok);
+      io.setExit(failed ? EXIT.finding : EXIT.ok);
     });
 }

@@ -4,16 +4,12 @@
  * output goes through the program's configured writers and the exit code to process.exitCode.
  */
 import { Command } from 'commander';
-import { EXIT } from '../exit';
 
 export interface CommandIo {
   readonly out: (s: string) => void;
   readonly err: (s: string) => void;
   readonly setExit: (code: number) => void;
 }
-
-/** The exit codes (cli/exit.ts owns them). */
-export const EXIT_CODES = EXIT;
 
 export function defaultIo(program: Command): CommandIo {
   const config = program.configureOutput() as { writeOut?: (s: string) => void; writeErr?: (s: string) => void };

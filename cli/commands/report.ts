@@ -8,7 +8,8 @@
 import { Command, Option } from 'commander';
 import { loadStacks } from '../artefacts';
 import { buildReport, reportJson, reportMarkdown } from '../../lib/report';
-import { CommandIo, EXIT_CODES, defaultIo } from './io';
+import { EXIT } from '../exit';
+import { CommandIo, defaultIo } from './io';
 
 export type ReportFormat = 'markdown' | 'json';
 export type ReportFailOn = 'error' | 'warning' | 'never';
@@ -26,6 +27,6 @@ export function registerReport(program: Command, io: CommandIo = defaultIo(progr
       io.out(opts.format === 'json' ? reportJson(report) : reportMarkdown(report));
       const s = report.summary;
       const failed = (opts.failOn === 'error' && s.errors > 0) || (opts.failOn === 'warning' && s.errors + s.warnings > 0);
-      io.setExit(failed ? EXIT_CODES.finding : EXIT_CODES.ok);
+      io.setExit(failed ? EXIT.finding : EXIT.ok);
     });
 }

@@ -715,11 +715,6 @@ export function canonicalLines(doc: IptDocument, options: { comments?: boolean }
   return out;
 }
 
-/** The first value of an option, looked up by name (and module, if given). */
-export function optionValue(rule: { readonly options: readonly IptOption[] }, name: string, module?: string): IptOption | undefined {
-  return rule.options.find((o) => o.name === name && (module === undefined || o.module === module));
-}
-
 /**
  * Where two documents differ in meaning (canonicalLines, comments included), as "checker: …,
  * kernel: …"; undefined when they mean the same. `verify` compares its reading of an artefact

@@ -8,7 +8,7 @@
  */
 import { Family, formatAddress, parseAddress } from '../address';
 import { Direction } from '../flow';
-import { linkLocalServices, ownUnicast, parseCidrLenient } from './addresses';
+import { linkLocalServices, parseCidrLenient } from './addresses';
 import { HostCheck, exceptionRegions } from './compare';
 import { PROTO } from './host-model';
 import { Box, IntervalSet, Region } from './space';
@@ -191,7 +191,7 @@ export function planProbes(check: HostCheck, options: { maxPerGroup?: number } =
             const ownBox = Box.where(b, { proto: protoSet, point: IntervalSet.of(port), sport: IntervalSet.of(40000, 40001), remote: IntervalSet.of(a), kind: IntervalSet.of(0), local: IntervalSet.of(hostValue), uid: IntervalSet.of(0) });
             const forgedBox = ownBox.with('kind', IntervalSet.of(1)).with('local', IntervalSet.of(parseAddress(forgedSrc).value));
             plans.push({ direction, family, protocol, port, remote, how: 'real-raw', expected: true, basis: 'control: the host\'s own source address', model: pointInRegion(hostRegion, ownBox) });
-            plans.push({ direction, family, protocol, port, remote, how: 'forged', forgedSource: forgedSrc, expected: false, basis: 'forged source (DESIGN "Host wall": dropped)', model: pointInRegion(hostRegion, forgedBox) });
+            plans.push({ direction, family, protocol, port, remote, how: 'forged', forgedSource: forgedSrc, expected: false, basis: 'forged source (the host-only part drops it: docs/architecture.md, "Consistency")', model: pointInRegion(hostRegion, forgedBox) });
           }
         }
       }
@@ -222,9 +222,4 @@ export function planProbes(check: HostCheck, options: { maxPerGroup?: number } =
     probes,
     peerAddresses: { 4: [...candidates[4]].map((v) => formatAddress(4, v)), 6: [...candidates[6]].map((v) => formatAddress(6, v)) },
   };
-}
-
-/** Is this address one of the host's possible own addresses? (Used to sanity-check a plan.) */
-export function isOwnUnicast(family: Family, address: string): boolean {
-  return ownUnicast(family).has(parseAddress(address).value);
 }

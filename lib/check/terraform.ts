@@ -346,6 +346,14 @@ function hostVpc(ctx: Context, groups: readonly string[], subnetId: unknown): Ho
 }
 
 /** Read every host of one stack's Terraform JSON (TW291 ARTEFACT_SHAPE when its JSON types are wrong). */
+/**
+ * Does `name` name this host? A host is named by "name", "stack/name", its resource address or
+ * "stack/address" (every command that takes a host, e.g. `--host`, matches with this).
+ */
+export function namesHost(host: HostArtefact, name: string): boolean {
+  return [host.name, `${host.stack}/${host.name}`, host.address, `${host.stack}/${host.address}`].includes(name);
+}
+
 export function readStack(stack: string, input: unknown): HostArtefact[] {
   const tf: Json = terraformJson(input);
   const ctx: Context = { tf, stack };

@@ -11,8 +11,6 @@
 
 export type LintLevel = 'error' | 'warning' | 'notice';
 
-export const LINT_LEVELS: readonly LintLevel[] = ['error', 'warning', 'notice'];
-
 export interface LintRuleInfo {
   /** Stable id, e.g. "TWL001". */
   readonly id: string;

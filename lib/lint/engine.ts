@@ -25,8 +25,6 @@ export interface LintFinding {
   readonly suppressed?: { readonly reason: string };
 }
 
-const LEVEL_RANK: Record<LintLevel, number> = { error: 0, warning: 1, notice: 2 };
-
 function isWide(peer: LintPeer, v6Threshold: number = WIDE_PREFIX.v6): boolean {
   return peer.kind === 'cidr' && peer.prefix < (peer.family === 4 ? WIDE_PREFIX.v4 : v6Threshold);
 }
@@ -248,8 +246,4 @@ export function formatFinding(f: LintFinding): string {
   const head = `${f.id} ${f.name} (${f.level}) at ${f.location}: ${f.message}`;
   if (f.suppressed !== undefined) return `${head} Suppressed: ${f.suppressed.reason}`;
   return `${head} Fix: ${f.fix}`;
-}
-
-export function levelRank(level: LintLevel): number {
-  return LEVEL_RANK[level];
 }
