@@ -8,14 +8,8 @@ import { AWS_LINK_LOCAL, Cidr, ERROR_CODES, Flow, HostPolicy, Peer, Port, custom
 import { parseAddress } from '../lib/address';
 import { ruleAdmits } from '../lib/policy';
 import type { Probe } from '../lib/policy';
-import {
-  SG_DESCRIPTION_CHARSET,
-  SG_RULES_PER_DIRECTION_PER_FAMILY,
-  SgRuleSpec,
-  awsDescription,
-  countSecurityGroupRules,
-  renderSecurityGroupRules,
-} from '../lib/render/security-groups';
+import { SG_RULES_PER_DIRECTION_PER_FAMILY, SgRuleSpec, countSecurityGroupRules, renderSecurityGroupRules } from '../lib/render/security-groups';
+import { SG_DESCRIPTION_CHARSET, awsDescription } from '../lib/text';
 import { expectGolden } from './support/golden';
 import { ROLE_FIXTURES, sampleServer } from './support/fixtures';
 import { caught } from './support/caught';

@@ -18,6 +18,7 @@ import { HostRendering, SgRuleSpec, renderHost } from '../lib/render';
 import { hostCidrsTags, hostWallTags } from '../lib/check/record';
 import { Suppression, SuppressionInput, checkSuppressions, suppressionTags } from '../lib/lint';
 import { TwinwallLint } from './lint';
+import { cdktfTokenIn } from '../lib/tokens';
 
 /** Settings for the optional aws_instance FilteredHost creates. */
 export interface FilteredHostInstanceProps {
@@ -122,9 +123,6 @@ export interface AsPeerOptions {
   /** The peer's name in rule ids, descriptions and reports; default "<host name> hosts". */
   readonly label?: string;
 }
-
-/** cdktf's encoding of an unresolved token; it must never reach the rendered host wall. */
-const TOKEN_TEXT = /\$\{TfToken\[|#\{TfToken\[|&\{TfToken\[/;
 
 function invalid(what: string, value: unknown, fix: string): TwinwallError {
   return new TwinwallError('OPTION_INVALID', { value, problem: `${what} ${show(value)} is not valid.`, fix });
@@ -347,10 +345,11 @@ export class FilteredHost extends Construct {
           ...(props.maxSecurityGroups !== undefined ? { maxSecurityGroups: props.maxSecurityGroups } : {}),
           ...(props.ipsetThreshold !== undefined ? { ipsetThreshold: props.ipsetThreshold } : {}),
         });
-        if (TOKEN_TEXT.test(rendering.userData.cloudConfig)) {
+        const leaked = cdktfTokenIn(rendering.userData.cloudConfig);
+        if (leaked !== undefined) {
           // A security-group id or label that is a Terraform reference leaked into the host wall.
           throw new TwinwallError('UNRESOLVED_TOKEN', {
-            value: rendering.userData.cloudConfig.match(/[$#&]\{TfToken\[[^\]]*\]\}/)?.[0],
+            value: leaked.token,
             problem: 'the rendered user-data contains a Terraform token, which only has a value at deploy time, but user-data is computed at synth.',
             fix: 'give security-group peers a literal label (Peer.securityGroup(sg.id, { hostCidrs, label: "app tier" })) and pass literal CIDRs and names.',
           });

@@ -10,6 +10,9 @@ import { requireLiteral } from './tokens';
 
 export type Family = 4 | 6;
 
+/** Both families, in the order every output lists them. */
+export const FAMILIES: readonly Family[] = [4, 6];
+
 const BITS: Record<Family, number> = { 4: 32, 6: 128 };
 
 /** Number of address bits in a family. */

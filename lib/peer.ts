@@ -3,7 +3,7 @@
  * reference directly, but the host wall only through the CIDRs the user declares for it); or a
  * managed prefix list (referenced by id on the network wall, expanded to its CIDRs on the host).
  */
-import { Cidr, Family, parseAddress, formatAddress } from './address';
+import { Cidr, FAMILIES, Family, formatAddress, parseAddress } from './address';
 import { TwinwallError, show } from './errors';
 import { requireLiteral } from './tokens';
 
@@ -50,6 +50,13 @@ export const AWS_LINK_LOCAL = {
 } as const;
 
 export type AwsLinkLocalService = keyof typeof AWS_LINK_LOCAL;
+
+/** What each link-local service is called in descriptions, reports and `check` output. */
+export const AWS_LINK_LOCAL_LABEL: Readonly<Record<AwsLinkLocalService, string>> = {
+  dnsResolver: 'Amazon-provided DNS resolver',
+  instanceMetadata: 'instance metadata service',
+  timeSync: 'Amazon Time Sync Service',
+};
 
 function nonEmptyId(value: string, what: string, example: string): void {
   if (typeof value !== 'string' || value.trim() === '') {
@@ -232,7 +239,7 @@ export class Peer {
   /** The families this peer has addresses in. */
   public get families(): Family[] {
     const fams = new Set(this.hostCidrs.map((c) => c.family));
-    return ([4, 6] as Family[]).filter((f) => fams.has(f));
+    return FAMILIES.filter((f) => fams.has(f));
   }
 
   public toString(): string {

@@ -16,7 +16,7 @@
  *
  * Every resulting rule keeps the provenance (role, service, reason) of every flow it came from.
  */
-import { AddressSet, Cidr, Family, Interval } from './address';
+import { AddressSet, Cidr, Family, Interval, familyBits } from './address';
 import { TwinwallError, show, locate } from './errors';
 import { requireLiteral } from './tokens';
 import { Direction, Flow, Role, checkName } from './flow';
@@ -348,9 +348,14 @@ function protocolsFor(family: Family): Protocol[] {
   return ['tcp', 'udp', family === 4 ? 'icmp' : 'icmpv6'];
 }
 
-function dedupeProvenance(list: Provenance[]): Provenance[] {
+/**
+ * Provenance without repeats (same role, service and reason): in canonical order (by role,
+ * service, reason), or with `keepOrder` in the order first seen.
+ */
+export function uniqueProvenance(list: Iterable<Provenance>, options: { readonly keepOrder?: boolean } = {}): Provenance[] {
   const map = new Map<string, Provenance>();
   for (const p of list) map.set(`${p.role}\u0000${p.service ?? ''}\u0000${p.reason}`, p);
+  if (options.keepOrder === true) return [...map.values()];
   return [...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p);
 }
 
@@ -361,7 +366,7 @@ function normaliseCidrBucket(direction: Direction, family: Family, entries: read
   for (const cidr of allSet.toCidrs()) {
     const one = AddressSet.of(family, [cidr]);
     const because = allEntries.filter((e) => e.set.intersects(one)).map((e) => e.prov);
-    out.push(new PolicyRule(direction, Port.allTraffic(), { kind: 'cidr', cidr }, dedupeProvenance(because)));
+    out.push(new PolicyRule(direction, Port.allTraffic(), { kind: 'cidr', cidr }, uniqueProvenance(because)));
   }
   for (const protocol of protocolsFor(family)) {
     const mine = entries.filter((e) => e.protocol === protocol);
@@ -383,7 +388,7 @@ function normaliseCidrBucket(direction: Direction, family: Family, entries: read
         // The block may reach into A (layouts are written over the union with A), so the
         // all-protocols flows it overlaps are part of why it looks the way it does.
         const because = [...mine, ...allEntries].filter((e) => e.lo <= hi && e.hi >= lo && e.set.intersects(one)).map((e) => e.prov);
-        out.push(new PolicyRule(direction, item.port, { kind: 'cidr', cidr }, dedupeProvenance(because)));
+        out.push(new PolicyRule(direction, item.port, { kind: 'cidr', cidr }, uniqueProvenance(because)));
       }
     }
   }
@@ -503,7 +508,7 @@ function exactLayout(protocol: Protocol, family: Family, mine: readonly CidrEntr
     pc = [...fine].sort((x, y) => x - y);
   }
   const segs = pc.slice(0, -1).map((lo, i) => ({ lo, hi: pc[i + 1] - 1, set: setAt(lo) }));
-  const acuts = new Set<bigint>([0n, 1n << BigInt(familyBitsOf(family))]);
+  const acuts = new Set<bigint>([0n, 1n << BigInt(familyBits(family))]);
   for (const seg of segs) for (const [a, b] of seg.set.intervals) acuts.add(a).add(b + 1n);
   for (const [a, b] of allSet.intervals) acuts.add(a).add(b + 1n);
   const ac = [...acuts].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
@@ -582,10 +587,6 @@ function exactLayout(protocol: Protocol, family: Family, mine: readonly CidrEntr
   });
 }
 
-function familyBitsOf(family: Family): number {
-  return family === 4 ? 32 : 128;
-}
-
 /**
  * Minimum set cover by branch and bound, component by component, in a fixed order: returns the
  * chosen sets (their `rect` numbers) when the cover has fewer than `toBeat` members, else
@@ -658,7 +659,7 @@ function mergeSpans(entries: readonly Entry[]): [number, number][] {
 
 function normaliseRefBucket(b: RefBucket): PolicyRule[] {
   const all = b.entries.filter((e) => e.protocol === 'all');
-  if (all.length > 0) return [new PolicyRule(b.direction, Port.allTraffic(), b.target, dedupeProvenance(all.map((e) => e.prov)))];
+  if (all.length > 0) return [new PolicyRule(b.direction, Port.allTraffic(), b.target, uniqueProvenance(all.map((e) => e.prov)))];
   const out: PolicyRule[] = [];
   for (const protocol of ['tcp', 'udp', 'icmp', 'icmpv6'] as Protocol[]) {
     const mine = b.entries.filter((e) => e.protocol === protocol);
@@ -667,7 +668,7 @@ function normaliseRefBucket(b: RefBucket): PolicyRule[] {
       for (const port of Port.fromSpan(protocol, span.lo, span.hi)) {
         const [lo, hi] = port.span;
         const because = mine.filter((e) => e.lo <= hi && e.hi >= lo).map((e) => e.prov);
-        out.push(new PolicyRule(b.direction, port, b.target, dedupeProvenance(because)));
+        out.push(new PolicyRule(b.direction, port, b.target, uniqueProvenance(because)));
       }
     }
   }

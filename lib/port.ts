@@ -10,6 +10,21 @@ export type Protocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | 'all';
 
 export const PROTOCOLS: readonly Protocol[] = ['tcp', 'udp', 'icmp', 'icmpv6', 'all'];
 
+/**
+ * The IP protocol numbers of the protocols twinwall names: the one table the renderers, the
+ * checker, lint and learn share (iptables' full name table is lib/check/iptables-modules.ts's).
+ */
+export const PROTO = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58 } as const;
+
+export type NamedProtocol = keyof typeof PROTO;
+
+/** The name of a protocol number in PROTO ("tcp" for 6), else undefined. */
+export function protocolName(protocol: number): NamedProtocol | undefined {
+  return PROTOCOL_NAME.get(protocol);
+}
+
+const PROTOCOL_NAME = new Map<number, NamedProtocol>((Object.keys(PROTO) as NamedProtocol[]).map((name) => [PROTO[name], name]));
+
 /** Protocols whose flows carry a port range. */
 export function hasPorts(protocol: Protocol): protocol is 'tcp' | 'udp' {
   return protocol === 'tcp' || protocol === 'udp';
@@ -23,6 +38,28 @@ export function isIcmp(protocol: Protocol): protocol is 'icmp' | 'icmpv6' {
 /** The address family a protocol belongs to: ICMP is IPv4's, ICMPv6 is IPv6's, the rest both. */
 export function protocolFamily(protocol: Protocol): Family | undefined {
   return protocol === 'icmp' ? 4 : protocol === 'icmpv6' ? 6 : undefined;
+}
+
+/** How every port (or every ICMP type) of a protocol is written to users, everywhere: "tcp/all". */
+export function allPortsText(protocol: string): string {
+  return `${protocol}/all`;
+}
+
+/**
+ * A port as id text: "tcp-25", "udp-1024-65535", "tcp-all", "icmp-type-3-code-4", "icmpv6-all",
+ * "all". `compact` leaves ICMP's words out ("icmp-3", "icmp-3-4"), for names with a length limit
+ * (ipset's 31 characters).
+ */
+export function portSlug(port: Port, options: { readonly compact?: boolean } = {}): string {
+  const p = port.protocol;
+  if (p === 'all') return 'all';
+  if (hasPorts(p)) {
+    if (port.isAll) return `${p}-all`;
+    return port.from === port.to ? `${p}-${port.from}` : `${p}-${port.from}-${port.to}`;
+  }
+  if (port.icmpType === undefined) return `${p}-all`;
+  const [type, code] = options.compact === true ? ['', ''] : ['type-', 'code-'];
+  return port.icmpCode === undefined ? `${p}-${type}${port.icmpType}` : `${p}-${type}${port.icmpType}-${code}${port.icmpCode}`;
 }
 
 function checkPort(value: number, what: string): void {
@@ -169,11 +206,11 @@ export class Port {
   /** Short human form: "tcp/25", "udp/1024-65535", "icmp type 3", "all". */
   public toString(): string {
     if (hasPorts(this.protocol)) {
-      if (this.isAll) return `${this.protocol}/all`;
+      if (this.isAll) return allPortsText(this.protocol);
       return this.from === this.to ? `${this.protocol}/${this.from}` : `${this.protocol}/${this.from}-${this.to}`;
     }
     if (isIcmp(this.protocol)) {
-      if (this.icmpType === undefined) return `${this.protocol}/all`;
+      if (this.icmpType === undefined) return allPortsText(this.protocol);
       if (this.icmpCode === undefined) return `${this.protocol} type ${this.icmpType}`;
       return `${this.protocol} type ${this.icmpType} code ${this.icmpCode}`;
     }

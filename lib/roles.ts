@@ -9,6 +9,7 @@ import { TwinwallError, show } from './errors';
 import { Flow, Role, RoleOptions } from './flow';
 import { Peer } from './peer';
 import { Port } from './port';
+import type { Family } from './address';
 
 function requirePeers(peers: readonly Peer[] | undefined, what: string, example: string): readonly Peer[] {
   if (!Array.isArray(peers) || peers.length === 0) {
@@ -21,9 +22,21 @@ function requirePeers(peers: readonly Peer[] | undefined, what: string, example:
   return peers;
 }
 
-/** Peers whose host-side CIDRs include a block at least as wide as /minV4 or /minV6. */
-function widePeers(peers: readonly Peer[], minV4: number, minV6: number): Peer[] {
-  return peers.filter((p) => p.hostCidrs.some((c) => c.prefix < (c.family === 4 ? minV4 : minV6)));
+/**
+ * "Too wide": a block shorter than these prefixes is (nearly) the whole Internet. Roles refuse it
+ * where it would be a mistake (a recursive resolver's clients: v4/v6; SSH: v4/adminV6), and
+ * lint reports it elsewhere.
+ */
+export const WIDE_PREFIX = { v4: 8, v6: 16, adminV6: 32 } as const;
+
+/** Is a block of this family and prefix wider than WIDE_PREFIX (with `v6` for IPv6)? */
+export function isWidePrefix(family: Family, prefix: number, v6: number = WIDE_PREFIX.v6): boolean {
+  return prefix < (family === 4 ? WIDE_PREFIX.v4 : v6);
+}
+
+/** Peers whose host-side CIDRs include a block wider than WIDE_PREFIX (with `v6` for IPv6). */
+function widePeers(peers: readonly Peer[], v6: number): Peer[] {
+  return peers.filter((p) => p.hostCidrs.some((c) => isWidePrefix(c.family, c.prefix, v6)));
 }
 
 export interface Upstream {
@@ -147,12 +160,12 @@ export function dnsServer(options: DnsServerOptions): Role {
   }
   if (options.mode === 'recursive') {
     const clients = requirePeers(options.clients, 'dnsServer recursive clients', 'Peer.ipv4("10.0.0.0/16")');
-    const wide = widePeers(clients, 8, 16);
+    const wide = widePeers(clients, WIDE_PREFIX.v6);
     if (wide.length > 0) {
       throw new TwinwallError('OPEN_RESOLVER', {
         value: wide.map((p) => p.label),
         problem: `a recursive resolver answering ${wide.map((p) => show(p.label)).join(', ')} is an open resolver, used to amplify DDoS attacks.`,
-        fix: 'list only the networks that should use it (e.g. the VPC CIDR); anything wider than /8 (IPv4) or /16 (IPv6) is refused.',
+        fix: `list only the networks that should use it (e.g. the VPC CIDR); anything wider than /${WIDE_PREFIX.v4} (IPv4) or /${WIDE_PREFIX.v6} (IPv6) is refused.`,
       });
     }
     return Role.of(options.name ?? 'dnsServer', 'Recursive resolver for declared clients; queries port 53 anywhere.', [
@@ -187,7 +200,7 @@ export interface SshAdminOptions {
 /** SSH administration from declared admin networks only; sends nothing. */
 export function sshAdmin(options: SshAdminOptions): Role {
   const from = requirePeers(options?.from, 'sshAdmin from', 'Peer.ipv4("192.0.2.0/24") (your admin LAN)');
-  const wide = widePeers(from, 8, 32);
+  const wide = widePeers(from, WIDE_PREFIX.adminV6);
   if (wide.length > 0 && options.forceOpenToInternet !== true) {
     throw new TwinwallError('SSH_FROM_ANYWHERE', {
       value: wide.map((p) => p.label),

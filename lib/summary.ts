@@ -14,6 +14,7 @@ import { Direction } from './flow';
 import { awsLinkLocalService } from './peer';
 import { HostRendering, IPTABLES_CHAINS, SgRuleSpec } from './render';
 import { parseRuleLine } from './check/iptables-parse';
+import { allPortsText } from './port';
 
 /** What one wall does with one kind of new connection. */
 export interface WallRow {
@@ -43,14 +44,14 @@ interface Traffic {
 function portTraffic(protocol: 'tcp' | 'udp', from: number | undefined, to: number | undefined): Traffic {
   const lo = from ?? 0;
   const hi = to ?? 65535;
-  const label = lo === 0 && hi === 65535 ? `${protocol} all` : lo === hi ? `${protocol}/${lo}` : `${protocol}/${lo}-${hi}`;
+  const label = lo === 0 && hi === 65535 ? allPortsText(protocol) : lo === hi ? `${protocol}/${lo}` : `${protocol}/${lo}-${hi}`;
   return { protocol, label, sortKey: [PROTOCOL_RANK[protocol], lo, hi] };
 }
 
 function icmpTraffic(protocol: 'icmp' | 'icmpv6', type: number | undefined, code: number | undefined): Traffic {
   const t = type === undefined || type < 0 ? undefined : type;
   const c = t === undefined || code === undefined || code < 0 ? undefined : code;
-  const label = t === undefined ? `${protocol} all` : c === undefined ? `${protocol} ${t}` : `${protocol} ${t}/${c}`;
+  const label = t === undefined ? allPortsText(protocol) : c === undefined ? `${protocol} ${t}` : `${protocol} ${t}/${c}`;
   return { protocol, label, sortKey: [PROTOCOL_RANK[protocol], t ?? -1, c ?? -1] };
 }
 

@@ -9,7 +9,21 @@
  */
 import { TwinwallError, show } from './errors';
 
-const STRING_TOKEN = /[$#&]\{TfToken\[|\$\{/;
+/** The start of cdktf's encoding of an unresolved string, list or map. */
+const CDKTF_TOKEN_START = /[$#&]\{TfToken\[/;
+/** One whole cdktf token. */
+const CDKTF_TOKEN = /[$#&]\{TfToken\[[^\]]*\]\}/;
+/** A cdktf token or a hand-written Terraform interpolation. */
+const STRING_TOKEN = new RegExp(`${CDKTF_TOKEN_START.source}|\\$\\{`);
+
+/**
+ * The first cdktf token in rendered text (e.g. user-data), else undefined. Unlike isStringToken
+ * it ignores a bare "${", which rendered text may hold literally.
+ */
+export function cdktfTokenIn(text: string): { readonly token: string | undefined } | undefined {
+  if (!CDKTF_TOKEN_START.test(text)) return undefined;
+  return { token: CDKTF_TOKEN.exec(text)?.[0] };
+}
 
 /** True when `value` is (or contains) an unresolved Terraform / cdktf string token. */
 export function isStringToken(value: string): boolean {

@@ -2,16 +2,12 @@
  * Address helpers for the checker: lenient parsing of what iptables and Terraform accept
  * (bare addresses, dotted masks, host bits), address classes, and readable set descriptions.
  */
-import { Cidr, Family, formatAddress, parseAddress } from '../address';
+import { AddressSet, Family, familyBits, formatAddress, parseAddress } from '../address';
 import { AWS_LINK_LOCAL, AwsLinkLocalService } from '../peer';
 import { IntervalSet } from './space';
 
-export function bitsOf(family: Family): number {
-  return family === 4 ? 32 : 128;
-}
-
 export function familyRange(family: Family): IntervalSet {
-  return IntervalSet.of(0n, (1n << BigInt(bitsOf(family))) - 1n);
+  return IntervalSet.of(0n, (1n << BigInt(familyBits(family))) - 1n);
 }
 
 function maskFromDotted(text: string): number | undefined {
@@ -33,7 +29,7 @@ export function parseCidrLenient(text: string): { family: Family; set: IntervalS
   const slash = t.indexOf('/');
   const addrText = slash < 0 ? t : t.slice(0, slash);
   const { family, value } = parseAddress(addrText);
-  const bits = bitsOf(family);
+  const bits = familyBits(family);
   let prefix = bits;
   if (slash >= 0) {
     const p = t.slice(slash + 1);
@@ -102,30 +98,9 @@ export function linkLocalServices(family: Family): { service: AwsLinkLocalServic
   });
 }
 
-export const SERVICE_LABEL: Record<AwsLinkLocalService, string> = {
-  dnsResolver: 'Amazon-provided DNS resolver',
-  instanceMetadata: 'instance metadata service',
-  timeSync: 'Amazon Time Sync Service',
-};
-
-/** Minimal CIDR list covering exactly the set. */
+/** The minimal CIDR list covering exactly the set (AddressSet.toCidrs, the one cover). */
 export function toCidrs(family: Family, set: IntervalSet): string[] {
-  const bits = bitsOf(family);
-  const out: string[] = [];
-  for (const [first, last] of set.intervals) {
-    let lo = first;
-    while (lo <= last) {
-      let size = 0;
-      while (size < bits) {
-        const next = BigInt(size + 1);
-        if ((lo >> next) << next !== lo || lo + (1n << next) - 1n > last) break;
-        size++;
-      }
-      out.push(Cidr.fromParts(family, lo, bits - size).text);
-      lo += 1n << BigInt(size);
-    }
-  }
-  return out;
+  return AddressSet.fromIntervals(family, set.intervals).toCidrs().map((c) => c.text);
 }
 
 function listText(items: string[], max = 6): string {

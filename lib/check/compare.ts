@@ -18,10 +18,10 @@
  * Outbound packets with a forged source address must be dropped by the host wall (what the
  * host-only part admits aside). Everything the checker cannot decide is reported as undecidable.
  */
-import { Family } from '../address';
-import { Direction } from '../flow';
+import { FAMILIES, Family, familyBits } from '../address';
+import { DIRECTIONS, Direction } from '../flow';
 import { ResolvedHostPolicyOptions, resolveHostPolicyOptions } from '../policy';
-import { SERVICE_LABEL, bitsOf, linkLocalServices } from './addresses';
+import { linkLocalServices } from './addresses';
 import { describeFlow, describePath } from './describe';
 import { POLICY_CHAINS, compareFallback, compareHostOnlyPart, expectedHostOnlyPart, hostOnlyDecisions } from './host-only';
 import { DirectionModel, ModelContext, Step, modelDirection, unmodelledTables } from './host-model';
@@ -31,6 +31,7 @@ import { NetworkDirectionModel, modelNetwork } from './network-model';
 import { Box, IntervalSet, Region, mergeBoxes } from './space';
 import { HostArtefact, readStack } from './terraform';
 import { HostWallSource, decodeUserData, readHostWall } from './user-data';
+import { AWS_LINK_LOCAL_LABEL } from '../peer';
 
 export type FindingKind = 'host-only' | 'network-only' | 'forged-source' | 'undecidable' | 'artefact' | 'host-only-part';
 
@@ -74,8 +75,6 @@ export interface StackInput {
   readonly json: unknown;
 }
 
-const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
-const FAMILIES: readonly Family[] = [4, 6];
 
 export interface ExceptionRegion {
   readonly id: string;
@@ -116,7 +115,7 @@ export function exceptionRegions(direction: Direction, family: Family, options: 
     });
   }
   for (const ll of linkLocalServices(family)) {
-    const box = Box.where(bitsOf(family), { remote: IntervalSet.of(ll.value) });
+    const box = Box.where(familyBits(family), { remote: IntervalSet.of(ll.value) });
     out.push({
       id: `link-local ${ll.address}`,
       kind: 'link-local',
@@ -128,7 +127,7 @@ export function exceptionRegions(direction: Direction, family: Family, options: 
           return i === undefined ? [] : [i];
         });
         const admits = host.length === 0 ? 'admits nothing' : `admits ${mergeBoxes(host).map((b) => describeFlow(b, direction, family).replace(/^(ingress|egress) /, '')).join('; ')}`;
-        return `host-only destination ${ll.address} (${SERVICE_LABEL[ll.service]}, ${direction}): security groups never filter it, so the host wall alone decides; it ${admits}${ll.service === 'instanceMetadata' && direction === 'egress' ? ' (instanceMetadata narrows it on purpose)' : ''}`;
+        return `host-only destination ${ll.address} (${AWS_LINK_LOCAL_LABEL[ll.service]}, ${direction}): security groups never filter it, so the host wall alone decides; it ${admits}${ll.service === 'instanceMetadata' && direction === 'egress' ? ' (instanceMetadata narrows it on purpose)' : ''}`;
       },
     });
   }
@@ -276,7 +275,7 @@ export function checkHost(host: HostArtefact): HostCheck {
     for (const family of FAMILIES) {
       const hm = part.compared[direction][family];
       const nm = models.network[direction][family];
-      const bits = bitsOf(family);
+      const bits = familyBits(family);
       const own = hm.universe.intersectBox(Box.where(bits, { kind: IntervalSet.of(0) }));
       const forged = hm.universe.intersectBox(Box.where(bits, { kind: IntervalSet.of(1) }));
       const hostAdmitted = Region.of(hm.admitted.map((a) => a.box));

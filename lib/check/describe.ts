@@ -5,8 +5,9 @@
 import { Family } from '../address';
 import { Direction } from '../flow';
 import { describeAddresses, ownUnicast, routableSources, toCidrs } from './addresses';
-import { NEW_ICMP_TYPES, PROTO, Step, UNTRACKED_ICMP_TYPES, icmpProto, icmpTypes } from './host-model';
+import { NEW_ICMP_TYPES, Step, UNTRACKED_ICMP_TYPES, icmpProto, icmpTypes } from './host-model';
 import { Box, FULL, IntervalSet } from './space';
+import { PROTO, allPortsText } from '../port';
 
 function rangesText(set: IntervalSet): string {
   return set.intervals.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
@@ -46,7 +47,7 @@ export function describeTraffic(box: Box, family: Family): string {
   ] as const) {
     if (!proto.has(p)) continue;
     const src = sport.contains(FULL.sport(0)) ? '' : ` (source port ${rangesText(sport)})`;
-    parts.push(`${name}${allPorts ? ' (all ports)' : `/${rangesText(point)}`}${src}`);
+    parts.push(`${allPorts ? allPortsText(name) : `${name}/${rangesText(point)}`}${src}`);
   }
   if (proto.has(icmp)) parts.push(icmpText(family === 4 ? 'icmp' : 'icmpv6', point, family));
   if (!others.isEmpty) parts.push(others.size >= 200n ? 'every other protocol' : `protocol ${rangesText(others)}`);

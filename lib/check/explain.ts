@@ -3,14 +3,16 @@
  * security-group rule resources (address and description) and the path through the filter table
  * (chain, rule number, comment). Pure.
  */
-import { Family, parseAddress } from '../address';
+import { Family, familyBits, parseAddress } from '../address';
 import { Direction } from '../flow';
-import { SERVICE_LABEL, bitsOf, linkLocalServices } from './addresses';
+import { linkLocalServices } from './addresses';
 import { HostCheck, exceptionRegions } from './compare';
 import { describeConditions, describePath, describeFlow } from './describe';
-import { ModelContext, PROTO, icmpProto, modelDirection } from './host-model';
+import { ModelContext, icmpProto, modelDirection } from './host-model';
 import { ruleRegion } from './network-model';
 import { Box, IntervalSet, Region } from './space';
+import { AWS_LINK_LOCAL_LABEL } from '../peer';
+import { PROTO } from '../port';
 
 export interface FlowQuery {
   readonly direction: Direction;
@@ -23,7 +25,7 @@ export interface FlowQuery {
   readonly uid?: number;
 }
 
-const NAMES: Record<string, number> = { tcp: PROTO.tcp, udp: PROTO.udp, icmp: PROTO.icmp, icmpv6: PROTO.icmpv6, 'ipv6-icmp': PROTO.icmpv6 };
+const NAMES: Record<string, number> = { ...PROTO, 'ipv6-icmp': PROTO.icmpv6 };
 
 /** Parse "tcp/25", "udp/53", "icmp/8", "icmp/3/4", "icmpv6/128", "47". Throws with a one-line reason. */
 export function parseTraffic(text: string): { protocol: number; point: number } {
@@ -62,7 +64,7 @@ export function explainFlow(check: HostCheck, query: FlowQuery): Explanation {
   }
   const { family, value } = parsed;
   const { direction } = query;
-  const bits = bitsOf(family);
+  const bits = familyBits(family);
   const tcpUdp = query.protocol === PROTO.tcp || query.protocol === PROTO.udp;
   const probe = Box.where(bits, {
     proto: IntervalSet.of(query.protocol),
@@ -96,7 +98,7 @@ export function explainFlow(check: HostCheck, query: FlowQuery): Explanation {
   if (admitting.length === 0) lines.push(`    dropped: no rule of ${check.host.groups.join(', ') || 'the host'} admits it (security groups deny by default)`);
   const netAdmits = admitting.length > 0;
   const ll = linkLocalServices(family).find((l) => l.value === value);
-  if (ll !== undefined) lines.push(`    note: AWS never filters ${ll.address} (${SERVICE_LABEL[ll.service]}); the host wall alone decides`);
+  if (ll !== undefined) lines.push(`    note: AWS never filters ${ll.address} (${AWS_LINK_LOCAL_LABEL[ll.service]}); the host wall alone decides`);
 
   // Host wall.
   lines.push('  host wall (iptables):');

@@ -22,14 +22,14 @@
  * replies are never NEW (conntrack calls them RELATED or INVALID), so they are not flows; nor
  * are IPv6 extension headers, or ICMPv6 carried in IPv4 and ICMP in IPv6.
  */
-import { Family } from '../address';
+import { Family, familyBits } from '../address';
 import { Direction } from '../flow';
-import { ADDRESS_TYPES, addressesOfType, bitsOf, ownUnicast, parseCidrLenient, routableSources } from './addresses';
+import { ADDRESS_TYPES, addressesOfType, ownUnicast, parseCidrLenient, routableSources } from './addresses';
 import { IpsetDefinition } from './ipset';
 import { IptChain, IptDocument, IptOption, IptRule, IptTable } from './iptables-parse';
 import { Axis, Box, FULL, IntervalSet, Region } from './space';
+import { PROTO } from '../port';
 
-export const PROTO = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58 } as const;
 
 
 /** ICMP types conntrack tracks as the start of a new connection. */
@@ -67,7 +67,7 @@ export function icmpTypes(types: readonly number[]): IntervalSet {
  * other address (kind 1).
  */
 export function universe(direction: Direction, family: Family): Region {
-  const bits = bitsOf(family);
+  const bits = familyBits(family);
   const icmp = icmpProto(family);
   // The other family's ICMP (protocol 58 in IPv4, 1 in IPv6) is no protocol a host stack
   // handles there (Linux answers protocol-unreachable / parameter-problem), so it opens nothing.
@@ -180,11 +180,11 @@ function ownerUid(text: string): IntervalSet {
 }
 
 function box(ctx: ModelContext, constraints: Partial<Record<Axis, IntervalSet>>): Region {
-  return Region.of([Box.where(bitsOf(ctx.family), constraints)]);
+  return Region.of([Box.where(familyBits(ctx.family), constraints)]);
 }
 
 function full(ctx: ModelContext): Region {
-  return Region.of([Box.full(bitsOf(ctx.family))]);
+  return Region.of([Box.full(familyBits(ctx.family))]);
 }
 
 /** Which axis an address option talks about: source/destination → remote/local. */
@@ -215,8 +215,8 @@ function addrtypeRegion(ctx: ModelContext, which: 'src' | 'dst', types: readonly
   const addrs = types.reduce((s, t) => s.union(addressesOfType(ctx.family, t)), IntervalSet.EMPTY);
   if (axis === 'remote') return box(ctx, { remote: addrs });
   // The host's side: its own addresses are LOCAL; a forged source has the type of its address.
-  const boxes = [Box.where(bitsOf(ctx.family), { kind: IntervalSet.of(1), local: addrs })];
-  if (types.includes('LOCAL')) boxes.push(Box.where(bitsOf(ctx.family), { kind: IntervalSet.of(0) }));
+  const boxes = [Box.where(familyBits(ctx.family), { kind: IntervalSet.of(1), local: addrs })];
+  if (types.includes('LOCAL')) boxes.push(Box.where(familyBits(ctx.family), { kind: IntervalSet.of(0) }));
   return Region.of(boxes);
 }
 
@@ -240,7 +240,7 @@ function setRegion(ctx: ModelContext, name: string, flagsText: string): Region {
       c.proto = IntervalSet.of(m.proto);
       c[portAxis] = m.ports;
     }
-    (m.nomatch ? negative : positive).push(Box.where(bitsOf(ctx.family), c));
+    (m.nomatch ? negative : positive).push(Box.where(familyBits(ctx.family), c));
   }
   return Region.of(positive).subtract(Region.of(negative));
 }
@@ -287,7 +287,7 @@ function optionRegion(ctx: ModelContext, chain: string, o: IptOption): Region {
       return box(ctx, { sport: portsSet(a[0]) });
     case '--ports': {
       const p = portsSet(a[0]);
-      return Region.of([Box.where(bitsOf(ctx.family), { point: p }), Box.where(bitsOf(ctx.family), { sport: p })]);
+      return Region.of([Box.where(familyBits(ctx.family), { point: p }), Box.where(familyBits(ctx.family), { sport: p })]);
     }
     case '--syn':
       return full(ctx); // the first packet of a TCP connection is a SYN

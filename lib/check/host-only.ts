@@ -9,7 +9,7 @@
  * meaning (iptables-parse.ts keys, comments aside), the built-in policies, the chains declared.
  * Any difference, narrower or wider, is a finding. Pure.
  */
-import { Family } from '../address';
+import { Family, familyBits } from '../address';
 import { Direction } from '../flow';
 import { ResolvedHostPolicyOptions } from '../policy';
 import { IPTABLES_CHAINS, renderFallbackPart, renderHostOnlyPart } from '../render/iptables';
@@ -173,7 +173,7 @@ export function hostOnlyDecisions(options: ResolvedHostPolicyOptions, direction:
   let out = decisionCache.get(key);
   if (out === undefined) {
     const model: DirectionModel = modelDirection(expectedHostOnlyPart(options, family).tables.get('filter'), { family, direction, ipsets: new Map() });
-    const linkLocal = Region.of(linkLocalServices(family).map((ll) => Box.where(family === 4 ? 32 : 128, { remote: IntervalSet.of(ll.value) })));
+    const linkLocal = Region.of(linkLocalServices(family).map((ll) => Box.where(familyBits(family), { remote: IntervalSet.of(ll.value) })));
     const byRule = new Map<number, HostOnlyDecision[]>();
     for (const a of model.admitted) {
       const last = a.path[a.path.length - 1];

@@ -10,6 +10,7 @@
 import { Family } from '../address';
 import { parseCidrLenient } from './addresses';
 import { IntervalSet } from './space';
+import { PROTOCOL_NUMBERS } from './iptables-modules';
 
 export interface IpsetMember {
   readonly addresses: IntervalSet;
@@ -29,7 +30,8 @@ export interface IpsetDefinition {
 }
 
 const SUPPORTED = new Set(['hash:ip', 'hash:net', 'bitmap:ip', 'hash:ip,port', 'hash:net,port']);
-const PROTO_NUMBERS: Record<string, number> = { tcp: 6, udp: 17, sctp: 132, udplite: 136, icmp: 1, icmpv6: 58, 'ipv6-icmp': 58 };
+/** The protocols ipset's `,proto:port` part takes by name, numbered by iptables' own table. */
+const IPSET_PROTOCOLS = new Set(['tcp', 'udp', 'sctp', 'udplite', 'icmp', 'icmpv6', 'ipv6-icmp']);
 
 function addressPart(text: string, family: Family): IntervalSet {
   const dash = text.indexOf('-');
@@ -50,8 +52,8 @@ function portPart(text: string): { proto: number; ports: IntervalSet } {
   const colon = text.indexOf(':');
   if (colon >= 0) {
     const name = text.slice(0, colon).toLowerCase();
-    if (PROTO_NUMBERS[name] === undefined) throw new Error(`unknown protocol ${name}`);
-    proto = PROTO_NUMBERS[name];
+    if (!IPSET_PROTOCOLS.has(name)) throw new Error(`unknown protocol ${name}`);
+    proto = PROTOCOL_NUMBERS[name];
     p = text.slice(colon + 1);
   }
   const m = /^(\d+)(?:-(\d+))?$/.exec(p);

@@ -3,12 +3,12 @@
  * host admit, each piece labelled with the rule that admits it. Security groups look at the
  * protocol, the port (or ICMP type/code) and the remote address only.
  */
-import { Family } from '../address';
+import { Family, familyBits } from '../address';
 import { Direction } from '../flow';
-import { bitsOf } from './addresses';
-import { PROTO, universe } from './host-model';
+import { universe } from './host-model';
 import { Box, IntervalSet, Region } from './space';
 import { SgRule } from './terraform';
+import { PROTO } from '../port';
 
 export interface Admitting {
   readonly box: Box;
@@ -45,7 +45,7 @@ export function protocolBox(bits: number, protocol: number | 'all', fromPort?: n
 
 /** Where a rule admits traffic in one family, or undefined when it has no peer there. */
 export function ruleRegion(rule: SgRule, family: Family): Region | undefined {
-  const bits = bitsOf(family);
+  const bits = familyBits(family);
   const peer = rule.peer;
   if (peer === undefined) return undefined;
   const cidrs = peer.kind === 'cidr' ? [peer] : (peer.cidrs ?? []);
@@ -59,7 +59,7 @@ export function ruleRegion(rule: SgRule, family: Family): Region | undefined {
  * the like) make everything undecidable.
  */
 export function modelNetwork(rules: readonly SgRule[], direction: Direction, family: Family, wallProblems: readonly string[]): NetworkDirectionModel {
-  const bits = bitsOf(family);
+  const bits = familyBits(family);
   const uni = universe(direction, family);
   const admitted: Admitting[] = [];
   const undecidable: { box: Box; reason: string }[] = [];

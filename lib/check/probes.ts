@@ -6,12 +6,12 @@
  * exceptions: the host wall's own verdict) and the verdict the checker's host model predicts.
  * Pure: the kernel run is cli/verify.ts.
  */
-import { Family, formatAddress, parseAddress } from '../address';
-import { Direction } from '../flow';
+import { FAMILIES, Family, formatAddress, parseAddress } from '../address';
+import { DIRECTIONS, Direction } from '../flow';
 import { linkLocalServices, parseCidrLenient } from './addresses';
 import { HostCheck, exceptionRegions } from './compare';
-import { PROTO } from './host-model';
 import { Box, IntervalSet, Region } from './space';
+import { PROTO } from '../port';
 
 export interface PlannedProbe {
   readonly id: string;
@@ -97,8 +97,8 @@ export function planProbes(check: HostCheck, options: { maxPerGroup?: number } =
 
   // Pick the host's own addresses first, outside every candidate range we might probe.
   const remoteEdges: Record<Family, bigint[]> = { 4: [], 6: [] };
-  for (const direction of ['ingress', 'egress'] as Direction[]) {
-    for (const family of [4, 6] as Family[]) {
+  for (const direction of DIRECTIONS) {
+    for (const family of FAMILIES) {
       const max = (1n << BigInt(bits[family])) - 1n;
       for (const a of models.network[direction][family].admitted) remoteEdges[family].push(...edges(a.box.get('remote'), 0n, max));
       for (const a of models.host[direction][family].admitted) remoteEdges[family].push(...edges(a.box.get('remote'), 0n, max));
@@ -106,15 +106,15 @@ export function planProbes(check: HostCheck, options: { maxPerGroup?: number } =
     }
   }
   const hostAddr = {} as Record<Family, string>;
-  for (const family of [4, 6] as Family[]) {
+  for (const family of FAMILIES) {
     const taken = new Set(remoteEdges[family].map(String));
     const pick = HOST_CHOICES[family].find((h) => !taken.has(String(parseAddress(h).value)));
     if (pick === undefined) throw new Error(`no free host address for IPv${family}`);
     hostAddr[family] = pick;
   }
 
-  for (const direction of ['ingress', 'egress'] as Direction[]) {
-    for (const family of [4, 6] as Family[]) {
+  for (const direction of DIRECTIONS) {
+    for (const family of FAMILIES) {
       const hm = models.host[direction][family];
       const nm = models.network[direction][family];
       const b = bits[family];

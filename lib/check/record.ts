@@ -14,9 +14,9 @@
  */
 
 import { HostPolicyOptions, ResolvedHostPolicyOptions, resolveHostPolicyOptions } from '../policy';
+import { TAG_VALUE_MAX } from '../text';
 
 export const HOST_CIDRS_TAG = 'twinwall:host-cidrs';
-const TAG_VALUE_MAX = 256;
 
 /** The tags recording `cidrs` (empty list → no tags). */
 export function hostCidrsTags(cidrs: readonly string[]): Record<string, string> {

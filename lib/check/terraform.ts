@@ -13,12 +13,13 @@
  * read here has the JSON type Terraform gives it; a document of the wrong shape is TW291.
  */
 import { Family } from '../address';
-import { Direction } from '../flow';
+import { DIRECTIONS, Direction } from '../flow';
 import { parseCidrLenient } from './addresses';
 import { HOST_WALL_TAG, HostWallRecord, readHostCidrsTags, readHostWallTags } from './record';
 import { isTerraformExpression } from './user-data';
 import { IntervalSet } from './space';
 import { terraformJson } from './terraform-shape';
+import { PROTO } from '../port';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -87,7 +88,7 @@ export interface HostArtefact {
   readonly sourceDestCheck?: boolean;
 }
 
-const PROTOCOLS: Record<string, number | 'all'> = { '-1': 'all', all: 'all', tcp: 6, udp: 17, icmp: 1, icmpv6: 58 };
+const PROTOCOLS: Record<string, number | 'all'> = { '-1': 'all', all: 'all', ...PROTO };
 
 export function parseProtocol(value: unknown): number | 'all' {
   const t = String(value).toLowerCase();
@@ -256,9 +257,9 @@ function collectRules(ctx: Context): Map<string, SgRule[]> {
     const key = `aws_security_group.${name}`;
     const hidden = [...(g.count !== undefined || g.for_each !== undefined ? ['count/for_each'] : []), ...(g.dynamic !== undefined ? ['dynamic blocks'] : [])];
     if (hidden.length > 0) {
-      for (const direction of ['ingress', 'egress'] as const) raws.push({ address: key, group: key, direction, protocol: '-1', fromPort: 0, toPort: 0, peers: [], opaque: `the group uses ${hidden.join(' and ')}, whose rules are known only at plan time` });
+      for (const direction of DIRECTIONS) raws.push({ address: key, group: key, direction, protocol: '-1', fromPort: 0, toPort: 0, peers: [], opaque: `the group uses ${hidden.join(' and ')}, whose rules are known only at plan time` });
     }
-    for (const direction of ['ingress', 'egress'] as const) {
+    for (const direction of DIRECTIONS) {
       const blocks = g[direction];
       if (blocks === undefined || blocks === null) continue;
       if (!Array.isArray(blocks)) {

@@ -10,7 +10,7 @@
  */
 import { gunzipSync } from 'zlib';
 import { parse as parseYaml } from 'yaml';
-import { Family } from '../address';
+import { FAMILIES, Family } from '../address';
 import { FALLBACK_V4_PATH, FALLBACK_V6_PATH, HEREDOC } from '../render/cloud-config';
 import { IpsetDefinition, ipsetScript, parseIpsets } from './ipset';
 
@@ -185,8 +185,8 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
       problems.push(`write_files ${path}: ${(e as Error).message}`);
       continue;
     }
-    const family = ([4, 6] as Family[]).find((fam) => RULES_PATHS[fam].includes(path));
-    const fallbackFamily = ([4, 6] as Family[]).find((fam) => FALLBACK_PATHS[fam] === path);
+    const family = FAMILIES.find((fam) => RULES_PATHS[fam].includes(path));
+    const fallbackFamily = FAMILIES.find((fam) => FALLBACK_PATHS[fam] === path);
     if (IPSETS_PATHS.includes(path)) persistentSets = content;
     else if (fallbackFamily !== undefined) fallback[fallbackFamily] = { path, text: content };
     else if (family !== undefined) {
@@ -215,7 +215,7 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
       firstBoot[family] = h.body;
     }
   }
-  for (const fam of [4, 6] as Family[]) {
+  for (const fam of FAMILIES) {
     const name = `IPv${fam}`;
     const persistent = tables[fam];
     const boot = firstBoot[fam];

@@ -10,16 +10,16 @@
  *
  * A flow's remote addresses are the exact addresses seen (not the widened blocks of the proposal).
  */
-import { Family, familyBits, parseAddress } from '../address';
-import { Direction } from '../flow';
+import { FAMILIES, Family, familyBits, parseAddress } from '../address';
+import { DIRECTIONS, Direction } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
 import { IPTABLES_CHAINS } from '../render/iptables';
 import { HostCheck } from '../check/compare';
 import { describeAddresses } from '../check/addresses';
-import { PROTO } from '../check/host-model';
 import { Box, IntervalSet } from '../check/space';
 import { Aggregator, FlowStats } from './aggregate';
 import { Evidence, HostProposal, Proposal } from './propose';
+import { PROTO } from '../port';
 
 export interface BlockedFlow {
   /** "egress tcp/25". */
@@ -61,7 +61,7 @@ const POLICY_CHAINS = new Set<string>([IPTABLES_CHAINS.ingress, IPTABLES_CHAINS.
 /** The AWS link-local service addresses: security groups never see them. */
 const LINK_LOCAL: Record<Family, IntervalSet> = { 4: IntervalSet.EMPTY, 6: IntervalSet.EMPTY };
 for (const svc of Object.values(AWS_LINK_LOCAL)) {
-  for (const family of [4, 6] as Family[]) LINK_LOCAL[family] = LINK_LOCAL[family].union(IntervalSet.of(parseAddress(svc[family]).value));
+  for (const family of FAMILIES) LINK_LOCAL[family] = LINK_LOCAL[family].union(IntervalSet.of(parseAddress(svc[family]).value));
 }
 
 /** Does the artefact host go by this name? ("sample", "staging/sample", the resource address). */
@@ -75,7 +75,7 @@ export function mailHosts(checks: readonly HostCheck[]): Set<string> {
   const out = new Set<string>();
   for (const c of checks) {
     const smtp = (direction: Direction): boolean =>
-      ([4, 6] as Family[]).some((fam) => c.models.network[direction][fam].admitted.some((a) => a.box.get('proto').has(PROTO.tcp) && a.box.get('point').has(25)));
+      FAMILIES.some((fam) => c.models.network[direction][fam].admitted.some((a) => a.box.get('proto').has(PROTO.tcp) && a.box.get('point').has(25)));
     if (smtp('ingress') && smtp('egress')) {
       out.add(c.host.name);
       out.add(c.label);
@@ -128,7 +128,7 @@ function compareHost(h: HostProposal, check: HostCheck, flows: Aggregator): Agai
     if (!stats) continue;
     const direction = lf.direction;
     const parts: { family: Family; host: IntervalSet; network: IntervalSet }[] = [];
-    for (const family of [4, 6] as Family[]) {
+    for (const family of FAMILIES) {
       const box = observedBox(stats, family);
       if (!box) continue;
       observedBoxes[direction][family].push(box);
@@ -161,8 +161,8 @@ function compareHost(h: HostProposal, check: HostCheck, flows: Aggregator): Agai
   const touched = (direction: Direction, family: Family, box: Box): boolean => observedBoxes[direction][family].some((o) => o.intersect(box) !== undefined);
   const unused = new Map<string, UnusedRule>();
   const used = new Set<string>();
-  for (const direction of ['ingress', 'egress'] as Direction[]) {
-    for (const family of [4, 6] as Family[]) {
+  for (const direction of DIRECTIONS) {
+    for (const family of FAMILIES) {
       for (const a of check.models.network[direction][family].admitted) {
         const key = `n|${a.rule.address}`;
         if (touched(direction, family, a.box)) used.add(key);

@@ -14,6 +14,7 @@
 import { Cidr, Family, familyBits } from '../address';
 import { Direction } from '../flow';
 import { Addr, LineRecord, LineRef, Moment, Observation, SeenProtocol, SeenReason, SeenTime, keyText, keyValue, momentOrder } from './observation';
+import { allPortsText } from '../port';
 
 /** What a flow is about: traffic (a kernel policy line or a flow-log record), or a special case. */
 export type FlowReason = 'traffic' | Exclude<SeenReason, 'policy' | 'flowlog'>;
@@ -221,7 +222,7 @@ function seen(m: Moment): Seen {
 export function protocolLabel(protocol: SeenProtocol, port: number | undefined, icmpType?: number, icmpCode?: number, manyPorts = false): string {
   if (typeof protocol === 'number') return `proto ${protocol}`;
   if (protocol === 'tcp' || protocol === 'udp') return manyPorts ? `${protocol}/many ports` : port === undefined ? protocol : `${protocol}/${port}`;
-  if (icmpType === undefined) return `${protocol}/all`;
+  if (icmpType === undefined) return allPortsText(protocol);
   return `${protocol} type ${icmpType} code ${icmpCode ?? 0}`;
 }
 

@@ -22,6 +22,7 @@ import { SERVICES } from '../catalog';
 import { TwinwallError, show } from '../errors';
 import { ByteInterner, bytesEqual, digits, isSpace, latin1, utf8 } from './bytes';
 import { Addr, AddressReader, LINE, LineKind, LineReader, LineRecord, LineResult, Observation, SeenProtocol, keyText } from './observation';
+import { protocolName } from '../port';
 
 /** The default format (version 2). */
 export const FLOW_LOG_V2_FIELDS = ['version', 'account-id', 'interface-id', 'srcaddr', 'dstaddr', 'srcport', 'dstport', 'protocol', 'packets', 'bytes', 'start', 'end', 'action', 'log-status'] as const;
@@ -37,7 +38,6 @@ export const FLOW_LOG_FIELDS = new Set([
 ]);
 
 const REQUIRED = ['srcaddr', 'dstaddr', 'srcport', 'dstport', 'protocol'];
-const PROTOCOL_NUMBERS: Record<number, SeenProtocol> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
 
 /** Ports of catalog services, per protocol: the server side of a flow-log record. */
 const CATALOG_PORTS: Record<'tcp' | 'udp', Set<number>> = { tcp: new Set(), udp: new Set() };
@@ -293,7 +293,7 @@ export class FlowLogReader implements LineReader {
     if (src.family !== dst.family) return this.bad('srcaddr and dstaddr are of different families');
     const protoNumber = this.ends[x.protocol] - this.starts[x.protocol] <= 3 ? this.num(b, x.protocol) : -1;
     if (protoNumber < 0 || protoNumber > 255) return this.bad(`protocol ${JSON.stringify(this.token(x.protocol, b))} is not an IP protocol number`);
-    const protocol = PROTOCOL_NUMBERS[protoNumber] ?? protoNumber;
+    const protocol = protocolName(protoNumber) ?? protoNumber;
     const sport = this.num(b, x.sport);
     const dport = this.num(b, x.dport);
     if (sport < 0 || dport < 0 || sport > 65535 || dport > 65535) return this.bad('srcport/dstport is not a port');

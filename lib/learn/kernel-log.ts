@@ -20,11 +20,14 @@
  * goes through `parseEnvelope`, the regular expressions that know every shape. Pure: one line in,
  * one result out; never throws.
  */
-import { Direction } from '../flow';
 import { ByteInterner, decimal, digits, indexOfWord, isAscii, isDigit, isSpace, latin1, startsWith, utf8 } from './bytes';
 import { AddressReader, LINE, LineKind, LineReader, LineRecord, LineResult, SeenProtocol, SeenReason, SeenTime } from './observation';
+import { LOG_DIRECTIONS, LOG_PREFIX_LEAD, LogDirection, VerdictReason } from '../log-prefix';
 
-const REASONS: Record<string, SeenReason> = { inv: 'invalid', spoof: 'spoof', imds: 'imds' };
+/** What each LOG prefix reason (lib/log-prefix.ts) means to learn. */
+const REASONS: Record<VerdictReason, SeenReason> = { inv: 'invalid', spoof: 'spoof', imds: 'imds' };
+/** The prefix's lead word and direction words (lib/log-prefix.ts), each with the space after it. */
+const DIRECTION_WORDS = LOG_DIRECTIONS.map((direction) => ({ direction, word: `${direction} ` }));
 
 const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
 /** The month abbreviations as three bytes in one number (b0 << 16 | b1 << 8 | b2). */
@@ -194,16 +197,15 @@ export class KernelLogReader implements LineReader {
   public read(buf: Uint8Array, start: number, end: number, line: number, rec: LineRecord): LineKind {
     rec.at(buf, start, end, line);
     rec.moment.source = this.options.source;
-    const at = indexOfWord(buf, start, end, 'twinwall ');
+    const at = indexOfWord(buf, start, end, LOG_PREFIX_LEAD);
     if (at < 0) return this.foreign(buf, start, end);
 
-    // The prefix: twinwall (ingress|egress|forward) <verdict>[ <reason>]: 
-    let p = at + 9;
-    let direction: Direction | 'forward';
-    if (startsWith(buf, p, end, 'ingress ')) (direction = 'ingress'), (p += 8);
-    else if (startsWith(buf, p, end, 'egress ')) (direction = 'egress'), (p += 7);
-    else if (startsWith(buf, p, end, 'forward ')) (direction = 'forward'), (p += 8);
-    else return this.noPrefix();
+    // The prefix (lib/log-prefix.ts): twinwall <direction> <verdict>[ <reason>]: 
+    let p = at + LOG_PREFIX_LEAD.length;
+    const named = DIRECTION_WORDS.find((d) => startsWith(buf, p, end, d.word));
+    if (named === undefined) return this.noPrefix();
+    const direction: LogDirection = named.direction;
+    p += named.word.length;
     const v0 = p;
     while (p < end && buf[p] >= 97 && buf[p] <= 122) p++;
     const v1 = p;
@@ -222,7 +224,7 @@ export class KernelLogReader implements LineReader {
     let reason: SeenReason = 'policy';
     if (r0 >= 0) {
       const word = this.words.get(buf, r0, r1);
-      const known = Object.prototype.hasOwnProperty.call(REASONS, word) ? REASONS[word] : undefined;
+      const known = Object.prototype.hasOwnProperty.call(REASONS, word) ? REASONS[word as VerdictReason] : undefined;
       if (known === undefined) return this.bad(`unknown LOG prefix reason ${JSON.stringify(word)}`);
       reason = known;
     }

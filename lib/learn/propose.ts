@@ -17,7 +17,7 @@
  * became of it and why. Pure: flows in, data out; renderers (render.ts) turn it into TypeScript,
  * JSON and Markdown.
  */
-import { Cidr, Family } from '../address';
+import { Cidr, FAMILIES, Family } from '../address';
 import { SERVICES, ServiceName } from '../catalog';
 import { checkName } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
@@ -201,7 +201,7 @@ function coverByFamily(flows: readonly FlowStats[], s: Settings): FamilyCover[] 
     if (hit && hit.settings === s) return hit.covers;
   }
   const out: FamilyCover[] = [];
-  for (const family of [4, 6] as Family[]) {
+  for (const family of FAMILIES) {
     // Each flow's points are distinct already; several flows are merged by address key.
     let points: Iterable<bigint>;
     if (flows.length === 1) points = flows[0].remotes[family].pointValues();

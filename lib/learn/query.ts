@@ -23,6 +23,7 @@ import { TwinwallError, show } from '../errors';
 import { ByteInterner, digits, utf8 } from './bytes';
 import { EGRESS, FLOW_LOG_V2_FIELDS, FlowLogReader, INGRESS, NO_DIRECTION, parseFlowLogFormat } from './flow-log';
 import { Addr, AddressReader, LINE, LineKind, LineReader, LineRecord } from './observation';
+import { protocolName } from '../port';
 
 // ---- the expression tree --------------------------------------------------------------------
 
@@ -569,7 +570,7 @@ export class QueryResultReader implements LineReader {
     };
     rec.kind = 'flow';
     rec.host = this.options.forceHost ?? idOf('instance_id') ?? idOf('interface_id') ?? this.options.defaultHost;
-    rec.protocol = protocol === 6 ? 'tcp' : protocol === 17 ? 'udp' : protocol === 1 ? 'icmp' : protocol === 58 ? 'icmpv6' : protocol;
+    rec.protocol = protocolName(protocol) ?? protocol;
     rec.protoText = '';
     rec.sport = port;
     rec.dport = port;

@@ -1,3 +1,4 @@
+import { SECURITY_GROUPS_PER_ENI, SG_RULES_PER_DIRECTION_PER_FAMILY, SG_RULES_PER_ENI } from '../render/security-groups';
 /**
  * The lint catalog: every check twinwall runs over a host's walls, with a stable id, a level and
  * a fix. Ids are never renumbered or reused (users write them in suppressions and CI filters);
@@ -24,15 +25,6 @@ export interface LintRuleInfo {
   /** The same check in other scanners, for readers who know those. */
   readonly references: readonly string[];
 }
-
-/**
- * "Anywhere" in these checks means a block shorter than the thresholds the roles themselves
- * refuse: IPv4 wider than /8, IPv6 wider than /16 (/32 for administration ports, as sshAdmin).
- */
-export const WIDE_PREFIX = { v4: 8, v6: 16, adminV6: 32 } as const;
-
-/** AWS quotas (per security group: rules per direction per family; per ENI: groups, rules). */
-export const AWS_SG_QUOTAS = { rulesPerDirectionPerFamily: 60, groupsPerEni: 5, rulesPerEni: 1000 } as const;
 
 /** Every lint id (stable; never renumbered or reused). */
 export type LintId = 'TWL001' | 'TWL002' | 'TWL003' | 'TWL004' | 'TWL005' | 'TWL006' | 'TWL007' | 'TWL008' | 'TWL009' | 'TWL010';
@@ -91,7 +83,7 @@ const rules: readonly (LintRuleInfo & { readonly id: LintId })[] = [
     name: 'sg-quota-exceeded',
     level: 'error',
     title: 'a security group, or the host\'s network interface, holds more rules or groups than AWS allows',
-    fix: 'merge peers into fewer, wider CIDRs or a managed prefix list, or split the roles over more host policies; AWS allows 60 rules per direction per address family per group, 5 groups and 1,000 rules per network interface.',
+    fix: `merge peers into fewer, wider CIDRs or a managed prefix list, or split the roles over more host policies; AWS allows ${SG_RULES_PER_DIRECTION_PER_FAMILY} rules per direction per address family per group, ${SECURITY_GROUPS_PER_ENI} groups and ${SG_RULES_PER_ENI.toLocaleString('en-US')} rules per network interface.`,
     references: ['AWS VPC quotas'],
   },
   {

@@ -3,11 +3,14 @@
  * the same findings in the same order. Suppressed findings are kept, marked with their reason, so
  * reports show them; they only stop counting as errors or warnings.
  */
-import { Family } from '../address';
-import { Direction } from '../flow';
-import { AWS_SG_QUOTAS, LINT_RULES, LintId, LintLevel, WIDE_PREFIX } from './catalog';
+import { FAMILIES, Family } from '../address';
+import { DIRECTIONS, Direction } from '../flow';
+import { LINT_RULES, LintId, LintLevel } from './catalog';
 import { LintGroup, LintPeer, LintSgRule, LintSubject } from './model';
 import { formatProvenance } from './provenance';
+import { SECURITY_GROUPS_PER_ENI, SG_RULES_PER_DIRECTION_PER_FAMILY, SG_RULES_PER_ENI } from '../render/security-groups';
+import { WIDE_PREFIX, isWidePrefix } from '../roles';
+import { allPortsText } from '../port';
 
 export interface LintFinding {
   readonly id: LintId;
@@ -26,7 +29,7 @@ export interface LintFinding {
 }
 
 function isWide(peer: LintPeer, v6Threshold: number = WIDE_PREFIX.v6): boolean {
-  return peer.kind === 'cidr' && peer.prefix < (peer.family === 4 ? WIDE_PREFIX.v4 : v6Threshold);
+  return peer.kind === 'cidr' && isWidePrefix(peer.family, peer.prefix, v6Threshold);
 }
 
 function covers(rule: LintSgRule, protocol: 'tcp' | 'udp', port: number): boolean {
@@ -42,13 +45,13 @@ function everyPort(rule: LintSgRule): boolean {
   return (rule.fromPort ?? 0) <= 1 && (rule.toPort ?? 65535) === 65535;
 }
 
-/** "tcp/22", "udp/1024-65535", "tcp (every port)", "all traffic", "icmp", "protocol 47". */
+/** "tcp/22", "udp/1024-65535", "tcp/all", "all traffic", "icmp", "protocol 47". */
 export function trafficText(rule: Pick<LintSgRule, 'protocol' | 'fromPort' | 'toPort'>): string {
   if (rule.protocol === 'all') return 'all traffic';
   if (rule.protocol === 'tcp' || rule.protocol === 'udp') {
     const from = rule.fromPort ?? 0;
     const to = rule.toPort ?? 65535;
-    if (from <= 1 && to === 65535) return `${rule.protocol} (every port)`;
+    if (from <= 1 && to === 65535) return allPortsText(rule.protocol);
     return from === to ? `${rule.protocol}/${from}` : `${rule.protocol}/${from}-${to}`;
   }
   if (rule.protocol === 'icmp' || rule.protocol === 'icmpv6') return rule.protocol;
@@ -151,19 +154,19 @@ function groupCounts(group: LintGroup): Record<Direction, Record<Family, number>
 
 function quota(subject: LintSubject): Draft[] {
   const out: Draft[] = [];
-  const max = AWS_SG_QUOTAS.rulesPerDirectionPerFamily;
+  const max = SG_RULES_PER_DIRECTION_PER_FAMILY;
   let total = 0;
   for (const g of subject.groups) {
     const c = groupCounts(g);
     total += c.ingress[4] + c.ingress[6] + c.egress[4] + c.egress[6];
-    const over = (['ingress', 'egress'] as Direction[]).flatMap((d) => ([4, 6] as Family[]).filter((f) => c[d][f] > max).map((f) => `${c[d][f]} IPv${f} ${d} rules`));
+    const over = DIRECTIONS.flatMap((d) => FAMILIES.filter((f) => c[d][f] > max).map((f) => `${c[d][f]} IPv${f} ${d} rules`));
     if (over.length > 0) out.push({ id: 'TWL007', location: g.name, message: `the group holds ${over.join(' and ')}; AWS allows ${max} per direction per address family, so the apply fails.` });
   }
-  if (subject.groups.length > AWS_SG_QUOTAS.groupsPerEni) {
-    out.push({ id: 'TWL007', location: subject.location, message: `the host's network interface carries ${subject.groups.length} security groups; AWS allows ${AWS_SG_QUOTAS.groupsPerEni}.` });
+  if (subject.groups.length > SECURITY_GROUPS_PER_ENI) {
+    out.push({ id: 'TWL007', location: subject.location, message: `the host's network interface carries ${subject.groups.length} security groups; AWS allows ${SECURITY_GROUPS_PER_ENI}.` });
   }
-  if (total > AWS_SG_QUOTAS.rulesPerEni) {
-    out.push({ id: 'TWL007', location: subject.location, message: `the host's security groups hold ${total} rules together; AWS allows ${AWS_SG_QUOTAS.rulesPerEni} per network interface.` });
+  if (total > SG_RULES_PER_ENI) {
+    out.push({ id: 'TWL007', location: subject.location, message: `the host's security groups hold ${total} rules together; AWS allows ${SG_RULES_PER_ENI} per network interface.` });
   }
   return out;
 }
@@ -179,7 +182,7 @@ function egressToAnywhere(subject: LintSubject): Draft[] {
 }
 
 function auditMode(subject: LintSubject): Draft[] {
-  const families = ([4, 6] as Family[]).filter((f) => subject.hostWall.tables[f] === 'audit');
+  const families = FAMILIES.filter((f) => subject.hostWall.tables[f] === 'audit');
   if (families.length === 0) return [];
   return [{ id: 'TWL010', location: subject.location, message: `the host wall (${families.map((f) => `IPv${f}`).join(', ')}) is in audit mode: it logs what it would drop and lets it through, so only the security group filters.` }];
 }

@@ -5,23 +5,21 @@
  * the user-data. Provenance comes back from the rule descriptions; suppressions from the
  * `twinwall:lint:*` tags on the host's groups.
  */
-import { Family } from '../address';
+import { FAMILIES, Family, familyBits } from '../address';
 import { AWS_LINK_LOCAL } from '../peer';
 import { HostCheck, HostModels } from '../check/compare';
-import { PROTO } from '../check/host-model';
 import { IntervalSet, Box, Region } from '../check/space';
-import { bitsOf, parseCidrLenient } from '../check/addresses';
+import { parseCidrLenient } from '../check/addresses';
 import { SgRule } from '../check/terraform';
 import { IptDocument } from '../check/iptables-parse';
 import { HostWallSource } from '../check/user-data';
 import { LintGroup, LintHostWall, LintPeer, LintSgRule, LintSubject, MetadataReach, Suppression, TableState } from './model';
 import { provenanceFromDescription } from './provenance';
 import { suppressionsFromTags } from './suppressions';
+import { PROTO, protocolName } from '../port';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
-
-const PROTOCOL_NAMES: Record<number, string> = { [PROTO.tcp]: 'tcp', [PROTO.udp]: 'udp', [PROTO.icmp]: 'icmp', [PROTO.icmpv6]: 'icmpv6' };
 
 /** A rule as the reader found it, in lint terms; undefined when its peer could not be read. */
 export function lintRuleFromArtefact(rule: SgRule): LintSgRule | undefined {
@@ -38,7 +36,7 @@ export function lintRuleFromArtefact(rule: SgRule): LintSgRule | undefined {
       quotaWeight = { 4: Math.max(1, peer.cidrs.filter((c) => c.family === 4).length), 6: Math.max(1, peer.cidrs.filter((c) => c.family === 6).length) };
     }
   }
-  const protocol = rule.protocol === 'all' ? 'all' : (PROTOCOL_NAMES[rule.protocol] ?? String(rule.protocol));
+  const protocol = rule.protocol === 'all' ? 'all' : (protocolName(rule.protocol) ?? String(rule.protocol));
   const ports = protocol === 'tcp' || protocol === 'udp' ? { ...(rule.fromPort !== undefined ? { fromPort: rule.fromPort } : {}), ...(rule.toPort !== undefined ? { toPort: rule.toPort } : {}) } : {};
   return {
     source: rule.address,
@@ -122,9 +120,9 @@ export function tableState(wall: HostWallSource, documents: Partial<Record<Famil
 
 /** Who may open tcp/80 to the metadata service, from the host model's egress (both families). */
 export function metadataReach(models: HostModels): MetadataReach {
-  const verdicts: MetadataReach[] = ([4, 6] as Family[]).map((family) => {
+  const verdicts: MetadataReach[] = FAMILIES.map((family) => {
     const m = models.host.egress[family];
-    const bits = bitsOf(family);
+    const bits = familyBits(family);
     const probe = Box.where(bits, {
       proto: IntervalSet.of(PROTO.tcp),
       point: IntervalSet.of(80),

@@ -6,7 +6,7 @@
  * Text that is not in either shape (a hand-written description) yields no provenance.
  */
 import { SERVICE_NAMES } from '../catalog';
-import { Provenance } from '../policy';
+import { Provenance, uniqueProvenance } from '../policy';
 
 const ROLE = /^([A-Za-z][A-Za-z0-9_-]{0,62}): (.*)$/;
 const SERVICE_IN_DESCRIPTION = /^([a-z0-9-]+) - (.*)$/;
@@ -51,9 +51,7 @@ export function formatProvenance(because: readonly Provenance[]): string {
   return because.map((p) => `${p.role}${p.service !== undefined ? ` (${p.service})` : ''}: ${p.reason}`).join('; ');
 }
 
-/** Merge provenance lists, dropping repeats, in a stable order. */
+/** Merge provenance lists, dropping repeats, in canonical order. */
 export function mergeProvenance(...lists: (readonly Provenance[])[]): Provenance[] {
-  const map = new Map<string, Provenance>();
-  for (const list of lists) for (const p of list) map.set(`${p.role}\u0000${p.service ?? ''}\u0000${p.reason}`, p);
-  return [...map.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, p]) => p);
+  return uniqueProvenance(lists.flat());
 }

@@ -7,6 +7,7 @@
 import { TwinwallError, show } from '../errors';
 import { LINT_IDS, LINT_RULES, isLintId } from './catalog';
 import { Suppression } from './model';
+import { tagSafe } from '../text';
 
 export interface SuppressionInput {
   readonly id: string;
@@ -17,7 +18,6 @@ export interface SuppressionInput {
 export const SUPPRESSION_TAG_PREFIX = 'twinwall:lint:';
 
 /** AWS tag values hold at most 256 characters. */
-const TAG_VALUE_MAX = 256;
 
 /** Validate suppressions: known ids, each once, each with a reason. Returns them sorted by id. */
 export function checkSuppressions(input: readonly SuppressionInput[] | undefined): Suppression[] {
@@ -59,21 +59,6 @@ export function checkSuppressions(input: readonly SuppressionInput[] | undefined
     out.push({ id, reason: reason.trim().replace(/\s+/g, ' ') });
   }
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-}
-
-/**
- * A reason in the characters every AWS service accepts in a tag value (letters, digits, spaces,
- * `+ - = . _ : / @`), at most 256 of them. Other characters become spaces.
- */
-export function tagSafe(text: string): string {
-  let t = text
-    .normalize('NFKD')
-    .replace(/[\u0300-\u036f]/g, '')
-    .replace(/[^A-Za-z0-9 +\-=._:/@]/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-  if (t.length > TAG_VALUE_MAX) t = `${t.slice(0, TAG_VALUE_MAX - 3).trimEnd()}...`;
-  return t;
 }
 
 /** The tags recording `suppressions` on the host's security group. */

@@ -26,8 +26,10 @@ import { Direction } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
 import { TwinwallError, show } from '../errors';
 import { checkName } from '../flow';
-import { HostPolicy, PolicyRule, Provenance, ResolvedHostPolicyOptions, subnetRouter } from '../policy';
-import { Port } from '../port';
+import { HostPolicy, PolicyRule, Provenance, ResolvedHostPolicyOptions, subnetRouter, uniqueProvenance } from '../policy';
+import { Port, portSlug } from '../port';
+import { cutText } from '../text';
+import { Verdict, VerdictReason, logPrefix } from '../log-prefix';
 
 /** The rendered host wall: iptables-restore input for `iptables-restore` and `ip6tables-restore`. */
 export interface IptablesRuleset {
@@ -85,8 +87,6 @@ export const IPTABLES_CHAINS = {
   forwardDrop: 'tw-fwd-drop',
 } as const;
 
-/** The kernel keeps at most 29 characters of a LOG prefix. */
-export const LOG_PREFIX_MAX = 29;
 /** iptables' comment match keeps at most 255 bytes. */
 export const COMMENT_MAX = 255;
 /**
@@ -104,10 +104,8 @@ export const LOG_LIMIT = { rate: '10/min', burst: 20 } as const;
  */
 export const AUDIT_LOGGED_MARK = '0x10000000';
 
-/** What a log-and-drop chain does: drop (enforcing) or accept (audit mode); its LOG prefix says which. */
-export type Verdict = 'drop' | 'audit';
-/** Why a packet reached a log-and-drop chain, as its LOG prefix says it (none: no rule admitted it). */
-export type VerdictReason = 'inv' | 'spoof' | 'imds';
+export { LOG_PREFIX_MAX, logPrefix } from '../log-prefix';
+export type { Verdict, VerdictReason } from '../log-prefix';
 
 /** A log-and-drop chain: the direction and reason its LOG prefix names, and whether it logs the sender's uid. */
 export interface VerdictChain {
@@ -134,13 +132,6 @@ export function verdictChains(policy: { readonly options: ResolvedHostPolicyOpti
     { chain: C.forwardDrop, direction: 'forward', uid: false },
   ];
   return all.filter((v) => v.chain !== C.egressMetadata || policy.options.instanceMetadata !== 'all-users');
-}
-
-/** LOG prefix: `twinwall <direction> <drop|audit>[ <reason>]: `, always ≤ 29 characters. */
-export function logPrefix(direction: Direction | 'forward', verdict: Verdict, reason?: VerdictReason): string {
-  const prefix = `twinwall ${direction} ${verdict}${reason === undefined ? '' : ` ${reason}`}: `;
-  if (prefix.length > LOG_PREFIX_MAX) throw new RangeError(`LOG prefix ${JSON.stringify(prefix)} is longer than ${LOG_PREFIX_MAX} characters`);
-  return prefix;
 }
 
 const TRANSLITERATE: Record<string, string> = {
@@ -170,7 +161,7 @@ export function commentText(text: string, max: number = COMMENT_MAX): string {
     else if (ch >= ' ' && ch <= '~') out += ch;
     else out += '?';
   }
-  return out.length > max ? `${out.slice(0, max - 3)}...` : out;
+  return cutText(out, max, true);
 }
 
 function comment(text: string): string {
@@ -231,14 +222,7 @@ export interface IpsetSpec {
 
 /** "tcp-22", "udp-1024-65535", "tcp-all", "icmp-3", "icmp-3-4", "icmp-all", "all". */
 function matchSlug(rule: PolicyRule): string {
-  const port = rule.port;
-  if (port.protocol === 'all') return 'all';
-  if (port.protocol === 'tcp' || port.protocol === 'udp') {
-    if (port.isAll) return `${port.protocol}-all`;
-    return port.from === port.to ? `${port.protocol}-${port.from}` : `${port.protocol}-${port.from}-${port.to}`;
-  }
-  if (port.icmpType === undefined) return `${port.protocol}-all`;
-  return port.icmpCode === undefined ? `${port.protocol}-${port.icmpType}` : `${port.protocol}-${port.icmpType}-${port.icmpCode}`;
+  return portSlug(rule.port, { compact: true });
 }
 
 /**
@@ -311,7 +295,7 @@ export function layoutPolicy(policy: HostPolicy, family: Family, threshold: numb
       }
       if (emitted.has(key)) continue;
       emitted.add(key);
-      entries.push({ kind: 'set', rule, set, because: dedupe((groups.get(key) as { because: Provenance[] }).because) });
+      entries.push({ kind: 'set', rule, set, because: uniqueProvenance((groups.get(key) as { because: Provenance[] }).because, { keepOrder: true }) });
     }
   }
   return { entries, sets: [...asSet.values()] };
@@ -334,12 +318,6 @@ function policySection(policy: HostPolicy, family: Family, threshold: number): P
     return [`-A ${chain} -m set --match-set ${e.set.name} ${side}`, match, why, '-j ACCEPT'].filter((s) => s !== '').join(' ');
   });
   return { lines, sets: layout.sets };
-}
-
-function dedupe(list: readonly Provenance[]): Provenance[] {
-  const map = new Map<string, Provenance>();
-  for (const p of list) map.set(`${p.role}\u0000${p.service ?? ''}\u0000${p.reason}`, p);
-  return [...map.values()];
 }
 
 /**

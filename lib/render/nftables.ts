@@ -29,7 +29,7 @@
  * the host's addresses on any interface, as iptables' `-m addrtype ! --src-type LOCAL` does (IPv4:
  * the same kernel function; IPv6: the source's local route, which every assigned address has).
  */
-import { AddressSet, Cidr, Family } from '../address';
+import { AddressSet, Cidr, FAMILIES, Family } from '../address';
 import { AWS_LINK_LOCAL } from '../peer';
 import { HostPolicy, PolicyRule } from '../policy';
 import {
@@ -227,14 +227,14 @@ function outputRules(policy: HostPolicy): string[] {
   }
   r.push(`ct state established,related accept ${comment('twinwall: replies, and ICMP errors about our connections')}`);
   r.push(`ct state invalid jump ${C.egressInvalid} ${comment('twinwall: conntrack says INVALID')}`);
-  for (const family of [4, 6] as const) {
+  for (const family of FAMILIES) {
     const { client, server } = DHCP_PORTS[family];
     const v = family === 6 ? 'DHCPv6' : 'DHCP';
     for (const d of dhcpDestinations(policy.options, family)) {
       r.push(`${ipOf(family)} daddr ${address(d.cidr)} udp sport ${client} udp dport ${server} accept ${comment(`twinwall: ${v} client to ${d.what} only, so leases renew`)}`);
     }
   }
-  for (const family of [4, 6] as const) {
+  for (const family of FAMILIES) {
     const imds = `${ipOf(family)} daddr ${AWS_LINK_LOCAL.instanceMetadata[family]}`;
     const http = `tcp dport ${INSTANCE_METADATA_PORT}`;
     switch (policy.options.instanceMetadata) {
@@ -265,7 +265,7 @@ export function renderNftables(policy: HostPolicy, options: NftablesRenderOption
   const threshold = setThreshold(policy, options);
   const { audit } = policy.options;
   const C = IPTABLES_CHAINS;
-  const layouts = ([4, 6] as const).map((family) => ({ family, layout: layoutPolicy(policy, family, threshold) }));
+  const layouts = FAMILIES.map((family) => ({ family, layout: layoutPolicy(policy, family, threshold) }));
   const verdicts = verdictChains(policy);
   const table = `${NFT_TABLE.family} ${NFT_TABLE.name}`;
 

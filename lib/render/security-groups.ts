@@ -20,13 +20,14 @@
  *   in canonical order, 1,000 rules in all; beyond that synth fails naming the counts. A
  *   referenced prefix list counts as its max entries, as AWS counts it.
  */
-import { AddressSet, Cidr, Family } from '../address';
+import { AddressSet, Cidr, FAMILIES, Family, familyBits } from '../address';
 import { TwinwallError, show } from '../errors';
-import { Direction } from '../flow';
-import { AWS_LINK_LOCAL, AwsLinkLocalService } from '../peer';
+import { DIRECTIONS, Direction } from '../flow';
+import { AWS_LINK_LOCAL, AWS_LINK_LOCAL_LABEL, AwsLinkLocalService } from '../peer';
 import { HostPolicy, MetadataAccess, PolicyRule, Provenance } from '../policy';
-import { Port, Protocol } from '../port';
+import { Port, Protocol, portSlug } from '../port';
 import { isStringToken } from '../tokens';
+import { awsDescription } from '../text';
 
 /** AWS: inbound or outbound rules per security group, counted separately for IPv4 and IPv6. */
 export const SG_RULES_PER_DIRECTION_PER_FAMILY = 60;
@@ -36,12 +37,6 @@ export const SECURITY_GROUPS_PER_ENI = 5;
 
 /** AWS: rules per network interface, all its groups, directions and families together. */
 export const SG_RULES_PER_ENI = 1000;
-
-/** AWS: a security-group rule description holds at most 255 characters. */
-export const SG_DESCRIPTION_MAX_LENGTH = 255;
-
-/** Every character AWS accepts in a security-group rule description. */
-export const SG_DESCRIPTION_CHARSET = /^[a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]*$/;
 
 export type SgIpProtocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | '-1';
 
@@ -128,12 +123,6 @@ export interface SecurityGroupRenderOptions {
   readonly maxSecurityGroups?: number;
 }
 
-const SERVICE_NAMES: Record<AwsLinkLocalService, string> = {
-  dnsResolver: 'Amazon-provided DNS resolver',
-  instanceMetadata: 'instance metadata service',
-  timeSync: 'Amazon Time Sync Service',
-};
-
 const LINK_LOCAL: Record<Family, { service: AwsLinkLocalService; cidr: Cidr }[]> = {
   4: (Object.keys(AWS_LINK_LOCAL) as AwsLinkLocalService[]).map((service) => ({ service, cidr: Cidr.host(AWS_LINK_LOCAL[service][4]) })),
   6: (Object.keys(AWS_LINK_LOCAL) as AwsLinkLocalService[]).map((service) => ({ service, cidr: Cidr.host(AWS_LINK_LOCAL[service][6]) })),
@@ -216,19 +205,6 @@ function build(policy: HostPolicy): { rules: SgRuleSpec[]; costs: SecurityGroupR
 // ---------------------------------------------------------------------------------------------
 // Ids
 
-/** "tcp-25", "udp-1024-65535", "tcp-all", "icmp-type-3-code-4", "icmpv6-all", "all". */
-function portSlug(port: Port): string {
-  const p = port.protocol;
-  if (p === 'all') return 'all';
-  if (p === 'tcp' || p === 'udp') {
-    if (port.isAll) return `${p}-all`;
-    return port.from === port.to ? `${p}-${port.from}` : `${p}-${port.from}-${port.to}`;
-  }
-  if (port.icmpType === undefined) return `${p}-all`;
-  if (port.icmpCode === undefined) return `${p}-type-${port.icmpType}`;
-  return `${p}-type-${port.icmpType}-code-${port.icmpCode}`;
-}
-
 /**
  * A CIDR as id text: "0.0.0.0/0" → "0-0-0-0-0", "2001:db8::/32" → "2001-db8-x-32", "::/0" →
  * "x-0". "x" stands for "::" (it is not a hex digit), so distinct CIDRs never share a slug: the
@@ -300,7 +276,7 @@ function protocolAndPorts(port: Port): { ipProtocol: SgIpProtocol; fromPort?: nu
 function smallestBlock(set: AddressSet): Cidr {
   const first = set.intervals[0][0];
   const last = set.intervals[set.intervals.length - 1][1];
-  const bits = set.family === 4 ? 32 : 128;
+  const bits = familyBits(set.family);
   let prefix = bits;
   while (prefix > 0 && first >> BigInt(bits - prefix) !== last >> BigInt(bits - prefix)) prefix--;
   const network = prefix === 0 ? 0n : (first >> BigInt(bits - prefix)) << BigInt(bits - prefix);
@@ -309,29 +285,6 @@ function smallestBlock(set: AddressSet): Cidr {
 
 // ---------------------------------------------------------------------------------------------
 // Descriptions
-
-const DASHES = /[\u2010-\u2015\u2212]/g;
-const QUOTES = /[\u2018\u2019\u201a\u201b\u201c\u201d\u201e'"`]/g;
-const NOT_ALLOWED = /[^a-zA-Z0-9. _\-:/()#,@[\]+=&;{}!$*]/g;
-
-/**
- * Text in the characters AWS accepts in a rule description, at most 255 of them. Braces become
- * parentheses, so a description can never hold a Terraform template sequence ("${…}", "%{…}").
- */
-export function awsDescription(text: string): string {
-  let t = text
-    .normalize('NFKD')
-    .replace(/[\u0300-\u036f]/g, '')
-    .replace(DASHES, '-')
-    .replace(QUOTES, '')
-    .replace(/\{/g, '(')
-    .replace(/\}/g, ')')
-    .replace(NOT_ALLOWED, ' ')
-    .replace(/\s+/g, ' ')
-    .trim();
-  if (t.length > SG_DESCRIPTION_MAX_LENGTH) t = `${t.slice(0, SG_DESCRIPTION_MAX_LENGTH - 3).trimEnd()}...`;
-  return t;
-}
 
 /** "mailServer: smtp - delivering mail to other mail servers; webServer: http - serving web pages". */
 function describe(because: readonly Provenance[]): string {
@@ -376,7 +329,7 @@ function linkLocalDecisions(policy: HostPolicy, rule: PolicyRule, cidrs: readonl
         origin,
         rule: rule.toString(),
         because: rule.because,
-        summary: `${rule.direction} ${rule.port} ${toFrom} ${address} (${SERVICE_NAMES[ll.service]}): allowed by the host wall only (${why}); security groups never filter it, so ${how}.`,
+        summary: `${rule.direction} ${rule.port} ${toFrom} ${address} (${AWS_LINK_LOCAL_LABEL[ll.service]}): allowed by the host wall only (${why}); security groups never filter it, so ${how}.`,
       });
     }
   }
@@ -397,7 +350,7 @@ function metadataDecisions(value: MetadataAccess): HostOnlyDecision[] {
       : value === 'all-users'
         ? 'allowed for every local user'
         : 'denied to every local process';
-  return ([4, 6] as Family[]).map((family) => {
+  return FAMILIES.map((family) => {
     const address = AWS_LINK_LOCAL.instanceMetadata[family];
     return {
       direction: 'egress' as const,
@@ -410,7 +363,7 @@ function metadataDecisions(value: MetadataAccess): HostOnlyDecision[] {
       origin: 'option' as const,
       because: [],
       option: { name: 'instanceMetadata' as const, value },
-      summary: `egress ${port} to ${address} (${SERVICE_NAMES.instanceMetadata}): ${what} by the host wall (instanceMetadata ${show(value)}); security groups never filter it.`,
+      summary: `egress ${port} to ${address} (${AWS_LINK_LOCAL_LABEL.instanceMetadata}): ${what} by the host wall (instanceMetadata ${show(value)}); security groups never filter it.`,
     };
   });
 }
@@ -420,8 +373,6 @@ function metadataDecisions(value: MetadataAccess): HostOnlyDecision[] {
 
 export type SecurityGroupRuleCounts = Record<Direction, Record<Family, number>>;
 
-const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
-const FAMILIES: readonly Family[] = [4, 6];
 
 function cost(direction: Direction, v4: number, v6: number): SecurityGroupRuleCounts {
   const c = zero();

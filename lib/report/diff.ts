@@ -13,11 +13,11 @@
  * DHCP every host wall keeps) is widened egress too; when the VPC is not in the artefacts, every
  * destination counts.
  */
-import { Family } from '../address';
-import { Direction } from '../flow';
+import { FAMILIES, Family, familyBits } from '../address';
+import { DIRECTIONS, Direction } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
 import { Provenance } from '../policy';
-import { bitsOf, describeAddresses, parseCidrLenient } from '../check/addresses';
+import { describeAddresses, parseCidrLenient } from '../check/addresses';
 import { StackInput, exceptionRegions } from '../check/compare';
 import { describeConditions, describeTraffic } from '../check/describe';
 import { Step } from '../check/host-model';
@@ -27,7 +27,7 @@ import { MetadataReach } from '../lint/model';
 import { metadataReach } from '../lint/from-artefacts';
 import { mergeProvenance, provenanceFromComment, provenanceFromDescription } from '../lint/provenance';
 import { AnalysedHost, ReportFinding, ReportFlow, buildReport } from './report';
-import { DIRECTIONS, FAMILIES, peerText } from './host';
+import { peerText } from './host';
 
 export const DIFF_SCHEMA_VERSION = 2;
 
@@ -106,7 +106,7 @@ export interface Diff {
 type Piece = { box: Box; because: readonly Provenance[] };
 
 function netPieces(h: AnalysedHost, direction: Direction, family: Family): Piece[] {
-  const own = Box.where(bitsOf(family), { kind: IntervalSet.of(0) });
+  const own = Box.where(familyBits(family), { kind: IntervalSet.of(0) });
   return h.check.models.network[direction][family].admitted.flatMap((a: { box: Box; rule: SgRule }) => {
     const i = a.box.intersect(own);
     return i === undefined ? [] : [{ box: i, because: provenanceFromDescription(a.rule.description) }];
@@ -143,7 +143,7 @@ const IMDS: Record<Family, string> = { 4: AWS_LINK_LOCAL.instanceMetadata[4], 6:
  * new destination; known traffic to more addresses is a broader destination.
  */
 function wideningReasons(box: Box, base: Region, family: Family, wall: Wall): string[] {
-  const bits = bitsOf(family);
+  const bits = familyBits(family);
   const clean = exceptionRegions('egress', family)
     .filter((e) => e.kind === 'host-only-part')
     .reduce((r, e) => r.subtract(e.region), base);
@@ -291,7 +291,7 @@ function newHostEgress(h: AnalysedHost): FlowChange[] {
   for (const [wall, pieces] of WALL_PIECES) {
     for (const family of FAMILIES) {
       const own = pieces(h, 'egress', family);
-      const vpc = (h.check.host.vpc?.cidrs ?? []).filter((c) => c.family === family).map((c) => Box.where(bitsOf(family), { remote: c.set, kind: IntervalSet.of(0) }));
+      const vpc = (h.check.host.vpc?.cidrs ?? []).filter((c) => c.family === family).map((c) => Box.where(familyBits(family), { remote: c.set, kind: IntervalSet.of(0) }));
       const inside = Region.of([...everyHostEgress(family).boxes, ...vpc]);
       const beyond = region(own).subtract(inside);
       for (const box of mergeBoxes([...beyond.boxes])) {

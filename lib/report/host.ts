@@ -5,21 +5,20 @@
  * be deployed, including rules twinwall did not write. Also the host-only decisions (instance
  * metadata, resolver, time sync, DHCP), which security groups never filter.
  */
-import { Family } from '../address';
+import { FAMILIES, Family, familyBits } from '../address';
 import { SERVICES, ServiceName } from '../catalog';
-import { Direction } from '../flow';
-import { AWS_LINK_LOCAL, AwsLinkLocalService } from '../peer';
+import { DIRECTIONS, Direction } from '../flow';
+import { AWS_LINK_LOCAL, AWS_LINK_LOCAL_LABEL, AwsLinkLocalService } from '../peer';
 import { Provenance } from '../policy';
-import { SERVICE_LABEL, bitsOf, describeAddresses, parseCidrLenient } from '../check/addresses';
+import { describeAddresses, parseCidrLenient } from '../check/addresses';
 import { HostCheck, exceptionRegions } from '../check/compare';
 import { describeConditions, describeTraffic } from '../check/describe';
-import { PROTO, Step } from '../check/host-model';
+import { Step } from '../check/host-model';
 import { Box, IntervalSet, Region, mergeBoxes } from '../check/space';
 import { SgRule } from '../check/terraform';
 import { mergeProvenance, provenanceFromComment, provenanceFromDescription } from '../lint/provenance';
+import { PROTO } from '../port';
 
-export const DIRECTIONS: readonly Direction[] = ['ingress', 'egress'];
-export const FAMILIES: readonly Family[] = [4, 6];
 
 /** One kind of new connection the walls admit. */
 export interface FlowRow {
@@ -120,7 +119,7 @@ export function hostFlows(check: HostCheck): FlowRow[] {
     for (const family of FAMILIES) {
       const hm = check.models.host[direction][family];
       const nm = check.models.network[direction][family];
-      const bits = bitsOf(family);
+      const bits = familyBits(family);
       const ownBox = Box.where(bits, { kind: IntervalSet.of(0) });
       const excluded = exceptionRegions(direction, family, check.wallOptions).reduce((r, e) => r.union(e.region), Region.EMPTY);
       const clip = (box: Box): Box[] => Region.of([box]).intersectBox(ownBox).subtract(excluded).boxes.slice();
@@ -218,7 +217,7 @@ export function peerText(family: Family, remote: IntervalSet): string {
   return filled.length < plain.length ? filled : plain;
 }
 
-const HOST_ONLY_LABEL: Record<HostOnlyKind, string> = { ...SERVICE_LABEL, dhcp: 'DHCP client' };
+const HOST_ONLY_LABEL: Record<HostOnlyKind, string> = { ...AWS_LINK_LOCAL_LABEL, dhcp: 'DHCP client' };
 
 function describeAdmitted(boxes: readonly Box[], direction: Direction, family: Family, withRemote: boolean): string {
   return mergeBoxes([...boxes])
@@ -235,7 +234,7 @@ export function hostOnlyDecisions(check: HostCheck): HostOnlyRow[] {
   const out: HostOnlyRow[] = [];
   for (const family of FAMILIES) {
     const hm = check.models.host.egress[family];
-    const bits = bitsOf(family);
+    const bits = familyBits(family);
     for (const service of Object.keys(AWS_LINK_LOCAL) as AwsLinkLocalService[]) {
       const address = AWS_LINK_LOCAL[service][family];
       const probe = Box.where(bits, { remote: parseCidrLenient(address).set, kind: IntervalSet.of(0) });

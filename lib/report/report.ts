@@ -13,6 +13,7 @@ import { LintLevel } from '../lint/catalog';
 import { LintFinding, active, lintHost } from '../lint/engine';
 import { subjectFromArtefacts } from '../lint/from-artefacts';
 import { FlowRow, HostOnlyRow, hostFlows, hostOnlyDecisions } from './host';
+import { parseLogPrefix } from '../log-prefix';
 
 /** Bumped when a field is removed or changes meaning; adding optional fields keeps it. */
 export const REPORT_SCHEMA_VERSION = 1;
@@ -124,6 +125,15 @@ function ownerOf(ref: string, hosts: readonly HostCheck[]): string | undefined {
   return hosts.find((h) => h.host.groups.includes(ref))?.host.name;
 }
 
+/** Does an iptables table log with an audit-mode LOG prefix (lib/log-prefix.ts reads it)? */
+function logsAudit(table: string): boolean {
+  for (const m of table.matchAll(/--log-prefix\s+"([^"]*)"/g)) {
+    const prefix = parseLogPrefix(m[1]);
+    if (prefix !== undefined && 'verdict' in prefix && prefix.verdict === 'audit') return true;
+  }
+  return false;
+}
+
 /** Analyse every host of one stack's JSON. */
 export function analyseStack(stack: StackInput): AnalysedHost[] {
   // Every reader below sees the same checked document (TW291 ARTEFACT_SHAPE otherwise).
@@ -139,7 +149,7 @@ export function analyseStack(stack: StackInput): AnalysedHost[] {
       address: check.host.address,
       roles: rolesOf(json, check.host.groups, flows),
       groups: check.host.groups,
-      auditMode: states.some((t) => t !== undefined && /--log-prefix\s+"twinwall [a-z]+ audit/.test(t)),
+      auditMode: states.some((t) => t !== undefined && logsAudit(t)),
       flows: flows.map((f) => ({
         direction: f.direction,
         families: f.families,
