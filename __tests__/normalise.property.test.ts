@@ -8,7 +8,7 @@
  */
 import * as fc from 'fast-check';
 import { Cidr, Direction, Family, Flow, HostPolicy, Peer, PolicyRule, Port, Role, customRole } from '../lib';
-import { Probe, Remote, flowAdmits, ruleAdmits } from '../lib/policy';
+import { Probe, Remote, flowAdmits, ruleAdmits } from '../lib/admits';
 import { familyBits } from '../lib/address';
 
 // Small universes so that random flows overlap, touch and nest often.

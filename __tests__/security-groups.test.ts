@@ -6,8 +6,8 @@
 import * as fc from 'fast-check';
 import { AWS_LINK_LOCAL, Cidr, ERROR_CODES, Flow, HostPolicy, Peer, Port, customRole, dnsClient, mailServer, ntpClient, webServer } from '../lib';
 import { parseAddress } from '../lib/address';
-import { ruleAdmits } from '../lib/policy';
-import type { Probe } from '../lib/policy';
+import { ruleAdmits } from '../lib/admits';
+import type { Probe } from '../lib/admits';
 import { SG_RULES_PER_DIRECTION_PER_FAMILY, SgRuleSpec, countSecurityGroupRules, renderSecurityGroupRules } from '../lib/render/security-groups';
 import { SG_DESCRIPTION_CHARSET, awsDescription } from '../lib/text';
 import { expectGolden } from './support/golden';

@@ -316,3 +316,10 @@ export class AddressSet {
     if (other.family !== this.family) throw new RangeError(`cannot combine IPv${this.family} and IPv${other.family} sets`);
   }
 }
+
+/** The canonical order of CIDRs: family, network address, prefix length. */
+export function compareCidr(a: Cidr, b: Cidr): number {
+  if (a.family !== b.family) return a.family - b.family;
+  if (a.network !== b.network) return a.network < b.network ? -1 : 1;
+  return a.prefix - b.prefix;
+}

@@ -1,7 +1,7 @@
 /**
  * An independent minimum: the fewest security-group rules (protocol/port range or ICMP
  * type/code × one CIDR) whose union is exactly the traffic a list of flows admits, for one
- * direction and one address family. Written without lib/policy.ts (it reads flows as plain boxes
+ * direction and one address family. Written without lib/normalise.ts (it reads flows as plain boxes
  * and never calls normalisation), so it can judge the normaliser: by exact search (set cover by
  * branch and bound) over every rule that could appear in an exact cover.
  *
