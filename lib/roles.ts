@@ -39,6 +39,17 @@ function widePeers(peers: readonly Peer[], v6: number): Peer[] {
   return peers.filter((p) => p.hostCidrs.some((c) => isWidePrefix(c.family, c.prefix, v6)));
 }
 
+/**
+ * How `twinwall learn` recognises a role in observed traffic, declared next to the role: the
+ * catalog services whose flows are its evidence, served (ingress) and used (egress). learn
+ * (lib/learn/propose.ts) finds those flows by the services' catalog ports and writes the role's
+ * options from what it saw; a new role that learn should propose declares its signature too.
+ */
+export interface LearnSignature {
+  readonly serves: readonly ServiceName[];
+  readonly uses: readonly ServiceName[];
+}
+
 export interface Upstream {
   /** A catalog service ("http-alt"), or give `port`. */
   readonly service?: ServiceName;
@@ -88,7 +99,13 @@ export function webServer(options: WebServerOptions = {}): Role {
   return Role.of(options.name ?? 'webServer', 'Serves HTTP/HTTPS; sends nothing but declared upstream calls.', flows);
 }
 
+/** learn: HTTP and HTTPS served; an application tier called on http-alt is its upstream. */
+export const WEB_SERVER_LEARN = { serves: ['http', 'https'], uses: ['http-alt'] } as const satisfies LearnSignature;
+
 export type MailClientService = 'submission' | 'smtps' | 'imaps' | 'pop3s';
+
+/** The mail-user services a mail server may offer, in the order options list them. */
+export const MAIL_CLIENT_SERVICES: readonly MailClientService[] = ['submission', 'smtps', 'imaps', 'pop3s'];
 
 export interface MailServerOptions {
   readonly name?: string;
@@ -112,7 +129,7 @@ export function mailServer(options: MailServerOptions = {}): Role {
   const clientSources = requirePeers(options.clientSources ?? [Peer.anywhere()], 'mailServer clientSources', 'Peer.ipv4("198.51.100.0/24")');
   const clientServices = [...new Set(options.clientServices ?? [])].sort();
   for (const s of clientServices) {
-    if (!['submission', 'smtps', 'imaps', 'pop3s'].includes(s)) {
+    if (!MAIL_CLIENT_SERVICES.includes(s)) {
       throw new TwinwallError('OPTION_INVALID', {
         value: s,
         problem: `${show(s)} is not a mail client service.`,
@@ -126,6 +143,9 @@ export function mailServer(options: MailServerOptions = {}): Role {
     ...use('smtp', deliverTo),
   ]);
 }
+
+/** learn: SMTP served (and the mail-user services), SMTP used to deliver. */
+export const MAIL_SERVER_LEARN = { serves: ['smtp', ...MAIL_CLIENT_SERVICES], uses: ['smtp'] } as const satisfies LearnSignature;
 
 export type DnsServerOptions =
   | {
@@ -186,6 +206,9 @@ export function dnsServer(options: DnsServerOptions): Role {
   return Role.of(options.name ?? 'dnsServer', 'Authoritative server; sends only NOTIFY/zone transfers to declared peers.', flows);
 }
 
+/** learn: DNS served; DNS used towards many addresses makes it a recursive resolver. */
+export const DNS_SERVER_LEARN = { serves: ['dns'], uses: ['dns'] } as const satisfies LearnSignature;
+
 export interface SshAdminOptions {
   readonly name?: string;
   /** Admin networks that may log in. Required. */
@@ -213,6 +236,9 @@ export function sshAdmin(options: SshAdminOptions): Role {
   return Role.of(options.name ?? 'sshAdmin', 'SSH in from declared admin networks only; nothing out.', serve('ssh', from, 'administration from declared admin networks'), { admin: true });
 }
 
+/** learn: SSH served (from few enough addresses to be admin networks). */
+export const SSH_ADMIN_LEARN = { serves: ['ssh'], uses: [] } as const satisfies LearnSignature;
+
 export interface DnsClientOptions {
   readonly name?: string;
   /** The resolvers this host may query; default the Amazon-provided resolver (link-local). */
@@ -228,6 +254,9 @@ export function dnsClient(options: DnsClientOptions = {}): Role {
   return Role.of(options.name ?? 'dnsClient', 'DNS lookups to declared resolvers only.', use('dns', resolvers, 'name lookups (log resolution, DNSBL) via declared resolvers'));
 }
 
+/** learn: DNS used (towards few resolvers). */
+export const DNS_CLIENT_LEARN = { serves: [], uses: ['dns'] } as const satisfies LearnSignature;
+
 export interface NtpClientOptions {
   readonly name?: string;
   /** Time servers; default Amazon Time Sync (link-local). */
@@ -239,6 +268,9 @@ export function ntpClient(options: NtpClientOptions = {}): Role {
   const servers = requirePeers(options.servers ?? [Peer.awsTimeSync()], 'ntpClient servers', '[Peer.awsTimeSync()]');
   return Role.of(options.name ?? 'ntpClient', 'NTP to declared time servers only.', use('ntp', servers, 'clock synchronisation'));
 }
+
+/** learn: NTP used. */
+export const NTP_CLIENT_LEARN = { serves: [], uses: ['ntp'] } as const satisfies LearnSignature;
 
 /**
  * A role from explicit flows, for everything the catalog roles do not cover. `{ admin: true }`

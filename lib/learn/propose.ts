@@ -25,6 +25,7 @@ import { DEFAULT_WIDEST_PREFIX, FlowReason, FlowStats } from './aggregate';
 import { coverAddresses } from './cover';
 import { keyValue } from './observation';
 import { Observed } from './read';
+import { DNS_CLIENT_LEARN, DNS_SERVER_LEARN, MAIL_CLIENT_SERVICES, MAIL_SERVER_LEARN, MailClientService, NTP_CLIENT_LEARN, SSH_ADMIN_LEARN, WEB_SERVER_LEARN } from '../roles';
 
 export interface ProposeOptions {
   /** Widest prefix a learned address block may have (default /24 and /48). */
@@ -159,8 +160,6 @@ for (const [name, row] of Object.entries(SERVICES) as [ServiceName, (typeof SERV
 export function serviceOf(protocol: string, port: number | undefined): ServiceName | undefined {
   return port === undefined ? undefined : SERVICE_BY_PORT.get(`${protocol}/${port}`);
 }
-
-const MAIL_CLIENT_SERVICES = ['submission', 'smtps', 'imaps', 'pop3s'] as const;
 
 function linkLocal(service: keyof typeof AWS_LINK_LOCAL): Set<string> {
   return new Set([`${AWS_LINK_LOCAL[service][4]}/32`, `${AWS_LINK_LOCAL[service][6]}/128`]);
@@ -469,15 +468,19 @@ function proposeHost(host: string, name: string, stats: readonly FlowStats[], s:
   }
 
   const find = (direction: string, protocol: string, port: number): Candidate | undefined => flows.find((c) => c.flow.direction === direction && c.flow.protocol === protocol && c.flow.port === port && c.flow.disposition === 'not-a-rule');
-  const inHttp = find('ingress', 'tcp', 80);
-  const inHttps = find('ingress', 'tcp', 443);
-  const inSmtp = find('ingress', 'tcp', 25);
-  const outSmtp = find('egress', 'tcp', 25);
-  const inSsh = find('ingress', 'tcp', 22);
-  const inDns = [find('ingress', 'udp', 53), find('ingress', 'tcp', 53)].filter((c): c is Candidate => c !== undefined);
-  const outDns = [find('egress', 'udp', 53), find('egress', 'tcp', 53)].filter((c): c is Candidate => c !== undefined);
-  const outNtp = find('egress', 'udp', 123);
-  const outAppTier = find('egress', 'tcp', 8080);
+  // Each role's evidence is the flows of the catalog services its learn signature names
+  // (lib/roles.ts, next to the role), found at the services' catalog ports.
+  const ofService = (direction: string, service: ServiceName): Candidate[] =>
+    SERVICES[service].ports.map((p) => find(direction, p.protocol, p.from as number)).filter((c): c is Candidate => c !== undefined);
+  const oneOf = (direction: string, service: ServiceName): Candidate | undefined => ofService(direction, service)[0];
+  const [inHttp, inHttps] = WEB_SERVER_LEARN.serves.map((svc) => oneOf('ingress', svc));
+  const [outAppTier] = WEB_SERVER_LEARN.uses.map((svc) => oneOf('egress', svc));
+  const inSmtp = oneOf('ingress', MAIL_SERVER_LEARN.serves[0]);
+  const outSmtp = oneOf('egress', MAIL_SERVER_LEARN.uses[0]);
+  const inSsh = oneOf('ingress', SSH_ADMIN_LEARN.serves[0]);
+  const inDns = DNS_SERVER_LEARN.serves.flatMap((svc) => ofService('ingress', svc));
+  const outDns = DNS_CLIENT_LEARN.uses.flatMap((svc) => ofService('egress', svc));
+  const [outNtp] = NTP_CLIENT_LEARN.uses.map((svc) => oneOf('egress', svc));
 
   // webServer: HTTP/HTTPS in (and its declared upstream on http-alt).
   if (inHttp || inHttps) {
@@ -495,14 +498,14 @@ function proposeHost(host: string, name: string, stats: readonly FlowStats[], s:
     }
     const beyond = sources.anywhere ? 'admits its ports from any IPv4 and IPv6 address' : undefined;
     b.role('webServer', `webServer(${options(opts)})`, [...covered, ...also], beyond);
-    const outHttp = find('egress', 'tcp', 80);
+    const outHttp = oneOf('egress', 'http');
     if (outHttp) b.notes.push(`egress tcp/80 from a web server (${summary(outHttp.flow)}): a web server that fetches pages may be running someone's dropper; check before keeping it.`);
   }
 
   // mailServer: SMTP in; delivers SMTP out.
   if (inSmtp) {
     const sources = b.peers([inSmtp]);
-    const clients = MAIL_CLIENT_SERVICES.map((svc) => [svc, find('ingress', 'tcp', SERVICES[svc].ports[0].from as number)] as const).filter((x): x is readonly [(typeof MAIL_CLIENT_SERVICES)[number], Candidate] => x[1] !== undefined);
+    const clients = MAIL_CLIENT_SERVICES.map((svc) => [svc, oneOf('ingress', svc)] as const).filter((x): x is readonly [MailClientService, Candidate] => x[1] !== undefined);
     const opts: [string, string][] = [];
     if (!sources.anywhere) opts.push(['sources', list(sources.code)]);
     if (clients.length > 0) {
