@@ -8,7 +8,7 @@ import { Instance } from '@cdktf/provider-aws/lib/instance';
 import { SecurityGroupRule } from '@cdktf/provider-aws/lib/security-group-rule';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
-import { FilteredHost, FilteredHostProps, TwinwallLint, lintStack } from '../constructs';
+import { FilteredHost, FilteredHostProps, TwinwallLint, TwinwallPrefixList, lintStack } from '../constructs';
 import { ERROR_CODES, Flow, Peer, Port, customRole, dnsClient, mailServer, ntpClient, serve, sshAdmin, use } from '../lib';
 import { LINT_IDS, LINT_RULES, LintFinding, LintId, SUPPRESSION_TAG_PREFIX, lintRule } from '../lib/lint';
 import { buildReport } from '../lib/report';
@@ -241,6 +241,21 @@ describe('lint at synth', () => {
       'TWL008 notice egress tcp/25 to 0.0.0.0/0, because mailServer (smtp): delivering mail to other mail servers.',
       'TWL008 notice egress tcp/25 to ::/0, because mailServer (smtp): delivering mail to other mail servers.',
     ]);
+  });
+
+  it('counts a referenced prefix list as its maxEntries, as AWS and the renderer do (TWL007 at synth)', () => {
+    // Two entries, maxEntries 50: AWS counts 50 rules. With 11 hand-added rules the group holds 61.
+    const build = (handmade: number): Build => (s, suppressions) => {
+      const list = new TwinwallPrefixList(s, 'partners', { cidrs: ['198.51.100.0/24', '203.0.113.0/24'], maxEntries: 50 });
+      const h = new FilteredHost(s, 'h', { vpcId: VPC, suppressions, roles: [customRole('partners', [Flow.ingress(Port.tcp(443), list.peer, 'partner API')])] });
+      for (let i = 0; i < handmade; i++) {
+        new VpcSecurityGroupIngressRule(s, `scrape${i}`, { securityGroupId: h.securityGroup.id, ipProtocol: 'tcp', fromPort: 9100, toPort: 9100, cidrIpv4: `10.0.${i}.0/24`, description: `monitoring ${i}` });
+      }
+      return h;
+    };
+    const over = findingsOf(build(11)).findings.filter((f) => f.id === 'TWL007');
+    expect(over.map((f) => f.message)).toEqual(['the group holds 61 IPv4 ingress rules; AWS allows 60 per direction per address family, so the apply fails.']);
+    expect(findingsOf(build(10)).findings.filter((f) => f.id === 'TWL007')).toEqual([]);
   });
 
   it('finds no error or warning in the example app', () => {

@@ -48,6 +48,7 @@ describe('rule specs', () => {
       toPort: 25,
       cidrIpv4: '0.0.0.0/0',
       description: 'mailServer: smtp - delivering mail to other mail servers',
+      quotaCost: { 4: 1, 6: 0 },
     });
     expect(byId(sampleServer()).get('ingress-tcp-22-from-2001-db8-a-x-48')).toMatchObject({ cidrIpv6: '2001:db8:a::/48', fromPort: 22, toPort: 22 });
   });
@@ -196,6 +197,9 @@ describe('security-group and prefix-list peers', () => {
       toPort: 8080,
       referencedSecurityGroupId: TOKEN,
       description: 'webServer: http-alt - proxy to the app tier',
+      // The host wall matches the declared CIDRs; AWS counts a reference once in each family.
+      hostCidrs: ['10.0.2.0/24'],
+      quotaCost: { 4: 1, 6: 1 },
     });
     for (const s of specs(p)) expect(s.id).not.toContain('TfToken');
   });
@@ -204,7 +208,17 @@ describe('security-group and prefix-list peers', () => {
     const partners = Peer.prefixList('pl-0123456789abcdef0', { cidrs: ['198.51.100.0/24', '2001:db8:100::/48'], label: 'partners' });
     const p = custom('partnerApi', [Flow.egress(Port.tcp(443), partners, 'partner API')]);
     expect(specs(p)).toEqual([
-      { id: 'egress-tcp-443-to-pl-partners', direction: 'egress', ipProtocol: 'tcp', fromPort: 443, toPort: 443, prefixListId: 'pl-0123456789abcdef0', description: 'partnerApi: partner API' },
+      {
+        id: 'egress-tcp-443-to-pl-partners',
+        direction: 'egress',
+        ipProtocol: 'tcp',
+        fromPort: 443,
+        toPort: 443,
+        prefixListId: 'pl-0123456789abcdef0',
+        description: 'partnerApi: partner API',
+        hostCidrs: ['198.51.100.0/24', '2001:db8:100::/48'],
+        quotaCost: { 4: 1, 6: 1 },
+      },
     ]);
   });
 

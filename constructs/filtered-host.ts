@@ -298,11 +298,7 @@ export class FilteredHost extends Construct {
   }
 
   private referenceRecord(spec: SgRuleSpec): { tags?: Record<string, string> } {
-    const target = this.policy.rules
-      .map((r) => r.target)
-      .find((t) => (t.kind === 'securityGroup' && t.groupId === spec.referencedSecurityGroupId) || (t.kind === 'prefixList' && t.prefixListId === spec.prefixListId));
-    if (target === undefined || target.kind === 'cidr') return {};
-    return { tags: hostCidrsTags(target.hostCidrs.map((c) => c.text)) };
+    return spec.hostCidrs === undefined ? {} : { tags: hostCidrsTags(spec.hostCidrs) };
   }
 
   private createInstance(props: FilteredHostInstanceProps, hostName: string, tags: Record<string, string>): Instance {

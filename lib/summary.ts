@@ -113,7 +113,7 @@ function networkCells(rendering: HostRendering): { cell: Cell; verdict: string }
       .find((t) => (t.kind === 'securityGroup' && t.groupId === groupId) || (t.kind === 'prefixList' && t.prefixListId === listId));
     if (target === undefined || target.kind === 'cidr') continue; // not from this policy: nothing to line up with
     const verdict = `${target.kind === 'securityGroup' ? 'sg' : 'pl'} ${target.label}`;
-    const cidrs = target.hostCidrs.map((c) => c.text);
+    const cidrs = spec.hostCidrs ?? [];
     for (const cidr of cidrs) {
       if (traffic.protocol === 'icmp' && familyOf(cidr) !== 4) continue;
       if (traffic.protocol === 'icmpv6' && familyOf(cidr) !== 6) continue;

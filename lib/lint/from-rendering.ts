@@ -4,7 +4,7 @@
  * it; the host wall is what the policy's options make of it. The adapter adds what only the
  * construct tree knows (hand-added rules on the host's group, the instances that use it).
  */
-import { Cidr, Family } from '../address';
+import { Cidr } from '../address';
 import { PolicyRule, Provenance } from '../policy';
 import { HostRendering, SgRuleSpec } from '../render';
 import { LintGroup, LintHostWall, LintPeer, LintSgRule, LintSubject, NO_HOST_WALL, Suppression } from './model';
@@ -72,13 +72,6 @@ function specPeer(spec: SgRuleSpec): LintPeer {
 
 function specRule(spec: SgRuleSpec, rendering: HostRendering, groupName: string): LintSgRule {
   const ports = spec.ipProtocol === 'tcp' || spec.ipProtocol === 'udp' ? { fromPort: spec.fromPort, toPort: spec.toPort } : {};
-  let quotaWeight: Record<Family, number> | undefined;
-  if (spec.prefixListId !== undefined) {
-    // AWS counts a prefix list once per entry; the policy knows the entries.
-    const rule = rendering.policy.rules.find((r) => r.target.kind === 'prefixList' && r.target.prefixListId === spec.prefixListId);
-    const cidrs = rule?.hostCidrs ?? [];
-    quotaWeight = { 4: cidrs.filter((c) => c.family === 4).length, 6: cidrs.filter((c) => c.family === 6).length };
-  }
   return {
     source: `${groupName}/${spec.id}`,
     direction: spec.direction,
@@ -87,7 +80,8 @@ function specRule(spec: SgRuleSpec, rendering: HostRendering, groupName: string)
     peer: specPeer(spec),
     description: spec.description,
     because: provenanceOf(spec, rendering.policy.rules),
-    ...(quotaWeight !== undefined ? { quotaWeight } : {}),
+    // What AWS counts for it, as the renderer packed it (a prefix list: its maxEntries).
+    quotaWeight: spec.quotaCost,
   };
 }
 

@@ -57,6 +57,17 @@ export interface SgRuleSpec {
   readonly prefixListId?: string;
   /** Role(s), service and reason, e.g. "mailServer: smtp - delivering mail to other mail servers". */
   readonly description: string;
+  /**
+   * A security-group or prefix-list reference: the CIDRs the host wall matches for it (the
+   * referenced hosts' addresses, the list's entries). Absent for a CIDR rule.
+   */
+  readonly hostCidrs?: readonly string[];
+  /**
+   * How many rules AWS counts for this one, per address family, in its direction: 1 in a CIDR's
+   * family; a security-group reference 1 in each; a prefix list its maxEntries in its family (or,
+   * none declared, its entries per family). The groups are packed by it; lint and reports read it.
+   */
+  readonly quotaCost: Readonly<Record<Family, number>>;
 }
 
 /** Who the host wall lets reach a link-local service on this port. */
@@ -170,33 +181,39 @@ function build(policy: HostPolicy): { rules: SgRuleSpec[]; costs: SecurityGroupR
       hostOnly.push(...linkLocalDecisions(policy, rule, [cidr], origin));
       if (outside.isEmpty) continue;
       const wall = smallestBlock(outside);
+      const quotaCost = { 4: family === 4 ? 1 : 0, 6: family === 6 ? 1 : 0 };
       rules.push({
         id: ruleId(rule, cidrSlug(wall)),
         direction: rule.direction,
         ...protocolAndPorts(rule.port),
         ...(family === 4 ? { cidrIpv4: wall.text } : { cidrIpv6: wall.text }),
         description,
+        quotaCost,
       });
-      costs.push(cost(rule.direction, family === 4 ? 1 : 0, family === 6 ? 1 : 0));
+      costs.push(cost(rule.direction, quotaCost));
       continue;
     }
     hostOnly.push(...linkLocalDecisions(policy, rule, target.hostCidrs, 'reference'));
     const slug = labelSlug(target.kind, target.label, target.kind === 'securityGroup' ? target.groupId : target.prefixListId);
+    let quotaCost: Record<Family, number>;
+    if (target.kind === 'securityGroup') quotaCost = { 4: 1, 6: 1 };
+    else {
+      // AWS counts a referenced prefix list as its max entries, in the list's family. Without a
+      // declared maxEntries, the entries given (per family) are what twinwall knows: a lower bound.
+      const per = (f: Family) => target.hostCidrs.filter((c) => c.family === f).length;
+      const max = target.maxEntries;
+      quotaCost = max === undefined ? { 4: per(4), 6: per(6) } : { 4: per(4) > 0 ? max : 0, 6: per(6) > 0 ? max : 0 };
+    }
     rules.push({
       id: ruleId(rule, slug),
       direction: rule.direction,
       ...protocolAndPorts(rule.port),
       ...(target.kind === 'securityGroup' ? { referencedSecurityGroupId: target.groupId } : { prefixListId: target.prefixListId }),
       description,
+      hostCidrs: target.hostCidrs.map((c) => c.text),
+      quotaCost,
     });
-    if (target.kind === 'securityGroup') costs.push(cost(rule.direction, 1, 1));
-    else {
-      // AWS counts a referenced prefix list as its max entries, in the list's family. Without a
-      // declared maxEntries, the entries given (per family) are what twinwall knows: a lower bound.
-      const per = (f: Family) => target.hostCidrs.filter((c) => c.family === f).length;
-      const max = target.maxEntries;
-      costs.push(max === undefined ? cost(rule.direction, per(4), per(6)) : cost(rule.direction, per(4) > 0 ? max : 0, per(6) > 0 ? max : 0));
-    }
+    costs.push(cost(rule.direction, quotaCost));
   }
   hostOnly.push(...metadataDecisions(policy.options.instanceMetadata));
   return { rules, costs, hostOnly };
@@ -374,10 +391,10 @@ function metadataDecisions(value: MetadataAccess): HostOnlyDecision[] {
 export type SecurityGroupRuleCounts = Record<Direction, Record<Family, number>>;
 
 
-function cost(direction: Direction, v4: number, v6: number): SecurityGroupRuleCounts {
+function cost(direction: Direction, perFamily: Readonly<Record<Family, number>>): SecurityGroupRuleCounts {
   const c = zero();
-  c[direction][4] = v4;
-  c[direction][6] = v6;
+  c[direction][4] = perFamily[4];
+  c[direction][6] = perFamily[6];
   return c;
 }
 
