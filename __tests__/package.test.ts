@@ -29,7 +29,8 @@ const ROOT = path.resolve(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'twinwall.js');
 const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 const KIB = 1024;
-const BUDGET = 300 * KIB;
+// 300 KiB until #15 split the core into more modules (main stood at 298 KiB, #15 took it to 305 KiB).
+const BUDGET = 320 * KIB;
 const SECTION = 'Use it in your cdktf project';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-package-'));
