@@ -10,7 +10,7 @@ import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
 import { FilteredHost, FilteredHostProps, TwinwallLint, TwinwallPrefixList, lintStack } from '../constructs';
 import { ERROR_CODES, Flow, Peer, Port, customRole, dnsClient, mailServer, ntpClient, serve, sshAdmin, use } from '../lib';
-import { LINT_IDS, LINT_RULES, LintFinding, LintId, SUPPRESSION_TAG_PREFIX, lintRule } from '../lib/lint';
+import { LINT_IDS, LINT_RULES, LintFinding, LintId, LintSgRule, LintSubject, SUPPRESSION_TAG_PREFIX, lintHost, lintRule } from '../lib/lint';
 import { buildReport } from '../lib/report';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { caught } from './support/caught';
@@ -162,6 +162,31 @@ describe.each(LINT_IDS)('%s', (id) => {
     for (const n of notes) expect(n.text).toContain(`Suppressed: ${reason}`);
     const tags = Testing.synth(TerraformStack.of(host));
     expect(tags).toContain(`"${SUPPRESSION_TAG_PREFIX}${id}": "reviewed for ${id}: the owner accepts it until the migration ends"`);
+  });
+});
+
+describe('a check that throws', () => {
+  it('is a finding under each id it reports ("could not be checked"), never a crash, and the other checks still run', () => {
+    // A group rule no reader would produce (a peer without a kind) breaks the rule checks.
+    const broken = { source: 'g/r', direction: 'egress', protocol: 'tcp', fromPort: 25, toPort: 25, peer: undefined, because: [] } as unknown as LintSgRule;
+    const subject: LintSubject = {
+      host: 'h',
+      location: 'stack/h',
+      groups: [{ name: 'stack/h/SecurityGroup', rules: [broken] }],
+      hostWall: { tables: { 4: 'audit', 6: 'enforcing' }, metadata: 'root-only' },
+      metadataEndpoint: 'enabled',
+      suppressions: [],
+    };
+    let findings: LintFinding[] = [];
+    expect(() => (findings = lintHost(subject))).not.toThrow();
+    const failed = findings.filter((f) => f.message.includes('could not be checked'));
+    expect(failed.length).toBeGreaterThan(0);
+    for (const f of failed) {
+      expect(f.message).toMatch(new RegExp(`^this host could not be checked for ${f.id}: the check failed \\(.+\\); this is a bug in twinwall`));
+      expect(f.level).toBe(LINT_RULES[f.id].level);
+    }
+    // Checks that never touch the rules still judge the host: audit mode is reported.
+    expect(findings.filter((f) => f.id === 'TWL010').map((f) => f.message)).toEqual(['the host wall (IPv4) is in audit mode: it logs what it would drop and lets it through, so only the security group filters.']);
   });
 });
 

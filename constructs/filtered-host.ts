@@ -17,7 +17,7 @@ import { HostPolicy, LoadFailureMode, MetadataAccess } from '../lib/policy';
 import { HostRendering, SgRuleSpec, renderHost } from '../lib/render';
 import { hostCidrsTags, hostWallTags } from '../lib/check/record';
 import { Suppression, SuppressionInput, checkSuppressions, suppressionTags } from '../lib/lint';
-import { TwinwallLint } from './lint';
+import { HOST_BRAND, TwinwallLint } from './lint';
 import { cdktfTokenIn } from '../lib/tokens';
 
 /** Settings for the optional aws_instance FilteredHost creates. */
@@ -260,8 +260,10 @@ export class FilteredHost extends Construct {
     }
 
     if (props.instance !== undefined) this.instance = this.createInstance(props.instance, hostName, { ...tags, ...instanceTags });
-    // Lint at synth (constructs/lint.ts): added once per stack, errors fail synth.
+    // Lint at synth (constructs/lint.ts): added once per stack, errors fail synth. The brand
+    // comes last, so only a fully built host is linted.
     TwinwallLint.ensure(this);
+    Object.defineProperty(this, HOST_BRAND, { value: true });
   }
 
   /**

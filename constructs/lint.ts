@@ -16,7 +16,7 @@
 import { Annotations, Aspects, DefaultTokenResolver, IAspect, StringConcat, TerraformResource, TerraformStack, Tokenization } from 'cdktf';
 import { IConstruct } from 'constructs';
 import { HostRendering } from '../lib/render';
-import { readStack } from '../lib/check/terraform';
+import { readStackArtefacts } from '../lib/check/terraform';
 import { LintFinding, formatFinding, lintHost } from '../lib/lint/engine';
 import { ipv6Evidence, lintGroupsFromArtefact, lintRuleFromArtefact, metadataEndpoint } from '../lib/lint/from-artefacts';
 import { subjectFromRendering } from '../lib/lint/from-rendering';
@@ -33,9 +33,15 @@ export interface LintableHost extends IConstruct {
   readonly lintSuppressions: readonly Suppression[];
 }
 
+/**
+ * The brand a fully built FilteredHost carries. `Symbol.for`, as aws-cdk's `Construct.isConstruct`
+ * does, so a host made by another copy of twinwall in the same app is still recognised, where
+ * `instanceof` would not be; and no other construct that happens to have the same fields is.
+ */
+export const HOST_BRAND = Symbol.for('twinwall.FilteredHost');
+
 function isLintableHost(c: IConstruct): c is LintableHost {
-  const h = c as Partial<LintableHost>;
-  return typeof h.rendering === 'object' && h.rendering !== null && h.securityGroup instanceof TerraformResource && Array.isArray(h.lintSuppressions) && typeof h.userDataBase64 === 'string';
+  return (c as unknown as Record<symbol, unknown>)[HOST_BRAND] === true;
 }
 
 /** Resource types whose configuration lint reads from the stack. */
@@ -83,33 +89,19 @@ export function lintStack(stack: TerraformStack): { host: LintableHost; findings
   const hosts = stack.node.findAll().filter(isLintableHost);
   if (hosts.length === 0) return [];
   const tf = stackJson(stack, new Set(hosts.flatMap((h) => [...h.ingressRules, ...h.egressRules])));
-  // One probe per host group: the reader lists the rules of the groups a host carries, so a
-  // probe instance carrying just that group yields every rule on it, whatever resource kind
-  // wrote it. Probes exist only in this JSON, never in the synthesized stack.
-  const probes: Record<string, Json> = {};
-  hosts.forEach((h, i) => {
-    (h.securityGroups ?? [h.securityGroup]).forEach((g, j) => {
-      probes[`twinwall_lint_probe_${i}_${j}`] = { vpc_security_group_ids: [`\${${address(g)}.id}`] };
-    });
-  });
-  const withProbes = { resource: { ...tf.resource, aws_instance: { ...(tf.resource.aws_instance ?? {}), ...probes } } };
-  const artefacts = readStack(stack.node.id, withProbes);
-  // Indexes, so a stack of a thousand hosts costs a thousand look-ups, not a million scans.
-  const byAddress = new Map(artefacts.map((a) => [a.address, a]));
+  // The checker's reader: the stack's hosts, and every rule on each group whatever resource kind wrote it.
+  const { hosts: artefacts, groupRules } = readStackArtefacts(stack.node.id, tf);
+  // An index, so a stack of a thousand hosts costs a thousand look-ups, not a million scans.
   const byGroup = new Map<string, typeof artefacts>();
-  for (const a of artefacts) {
-    if (a.address.startsWith('aws_instance.twinwall_lint_probe_')) continue;
-    for (const g of new Set(a.groups)) byGroup.set(g, [...(byGroup.get(g) ?? []), a]);
-  }
+  for (const a of artefacts) for (const g of new Set(a.groups)) byGroup.set(g, [...(byGroup.get(g) ?? []), a]);
   const stackName = stack.node.id;
-  return hosts.map((h, i) => {
+  return hosts.map((h) => {
     const groups = h.securityGroups ?? [h.securityGroup];
     const groupKeys = groups.map(address);
     const rendered = new Set([...h.ingressRules, ...h.egressRules].map(address));
     const extraRules = new Map<number, LintSgRule[]>();
-    groups.forEach((_g, j) => {
-      const probe = byAddress.get(`aws_instance.twinwall_lint_probe_${i}_${j}`);
-      const extra = (probe?.rules ?? []).filter((r) => !rendered.has(r.address)).map(lintRuleFromArtefact).filter((r): r is LintSgRule => r !== undefined);
+    groupKeys.forEach((key, j) => {
+      const extra = (groupRules.get(key) ?? []).filter((r) => !rendered.has(r.address)).map(lintRuleFromArtefact).filter((r): r is LintSgRule => r !== undefined);
       if (extra.length > 0) extraRules.set(j, extra);
     });
     const attached = [...new Set(groupKeys.flatMap((g) => byGroup.get(g) ?? []))];
@@ -120,9 +112,9 @@ export function lintStack(stack: TerraformStack): { host: LintableHost; findings
       others.forEach((g) => seen.add(g));
       extraGroups.push(...lintGroupsFromArtefact(others, a.rules));
     }
-    const ipv6 = attached.map((a) => ipv6Evidence(withProbes, a.address)).find((e) => e !== undefined);
+    const ipv6 = attached.map((a) => ipv6Evidence(tf, a.address)).find((e) => e !== undefined);
     const foreign = attached.filter((a) => a.userData?.base64 !== h.userDataBase64);
-    const endpoints = attached.map((a) => metadataEndpoint(withProbes, a.address));
+    const endpoints = attached.map((a) => metadataEndpoint(tf, a.address));
     const subject = subjectFromRendering(h.rendering, {
       stack: stackName,
       location: foreign.length > 0 ? `${h.node.path} (${foreign.map((a) => a.address).join(', ')})` : h.node.path,

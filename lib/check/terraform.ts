@@ -355,7 +355,20 @@ export function namesHost(host: HostArtefact, name: string): boolean {
   return [host.name, `${host.stack}/${host.name}`, host.address, `${host.stack}/${host.address}`].includes(name);
 }
 
+/** What one stack's artefacts hold: its hosts, and the rules of every security group in it. */
+export interface StackArtefacts {
+  readonly hosts: HostArtefact[];
+  /** Every rule on each group (by resource address), whatever resource kind or inline block wrote it. */
+  readonly groupRules: ReadonlyMap<string, readonly SgRule[]>;
+}
+
+/** The hosts of one stack (sorted by name, then address). */
 export function readStack(stack: string, input: unknown): HostArtefact[] {
+  return readStackArtefacts(stack, input).hosts;
+}
+
+/** The hosts of one stack and the rules of each of its groups (lint reads a group's rules without a host). */
+export function readStackArtefacts(stack: string, input: unknown): StackArtefacts {
   const tf: Json = terraformJson(input);
   const ctx: Context = { tf, stack };
   const rulesByGroup = collectRules(ctx);
@@ -433,5 +446,5 @@ export function readStack(stack: string, input: unknown): HostArtefact[] {
     // A launch template's user_data is base64 by definition.
     make('aws_launch_template', name, r, groups, problems, r.user_data !== undefined ? { base64: String(r.user_data) } : undefined);
   }
-  return hosts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.address < b.address ? -1 : 1));
+  return { hosts: hosts.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.address < b.address ? -1 : 1)), groupRules: rulesByGroup };
 }

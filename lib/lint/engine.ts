@@ -187,22 +187,41 @@ function auditMode(subject: LintSubject): Draft[] {
   return [{ id: 'TWL010', location: subject.location, message: `the host wall (${families.map((f) => `IPv${f}`).join(', ')}) is in audit mode: it logs what it would drop and lets it through, so only the security group filters.` }];
 }
 
-const CHECKS: readonly ((s: LintSubject) => Draft[])[] = [
-  egressAllToAnywhere,
-  adminFromAnywhere,
-  openResolver,
-  imdsAllUsers,
-  ipv6Unfiltered,
-  withoutDescription,
-  quota,
-  egressToAnywhere,
-  auditMode,
+/** Every check, with the ids it reports. */
+const CHECKS: readonly { readonly ids: readonly LintId[]; readonly check: (s: LintSubject) => Draft[] }[] = [
+  { ids: ['TWL001'], check: egressAllToAnywhere },
+  { ids: ['TWL002'], check: adminFromAnywhere },
+  { ids: ['TWL003'], check: openResolver },
+  { ids: ['TWL004'], check: imdsAllUsers },
+  { ids: ['TWL005'], check: ipv6Unfiltered },
+  { ids: ['TWL006'], check: withoutDescription },
+  { ids: ['TWL007'], check: quota },
+  { ids: ['TWL008', 'TWL009'], check: egressToAnywhere },
+  { ids: ['TWL010'], check: auditMode },
 ];
+
+/**
+ * One check's findings. A check that throws (a bug, or input it cannot read) is a finding under
+ * each of its ids saying the host could not be checked for it — never a crashed synth or report,
+ * and never silence that reads as "nothing found".
+ */
+function run(entry: (typeof CHECKS)[number], subject: LintSubject): Draft[] {
+  try {
+    return entry.check(subject);
+  } catch (e) {
+    const why = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    return entry.ids.map((id) => ({
+      id,
+      location: subject.location,
+      message: `this host could not be checked for ${id}: the check failed (${why}); this is a bug in twinwall, please report it, and review the host for ${id} by hand until it is fixed.`,
+    }));
+  }
+}
 
 /** Run every check over one host. Findings are sorted by id, then location, then message. */
 export function lintHost(subject: LintSubject): LintFinding[] {
   const suppressed = new Map(subject.suppressions.map((s) => [s.id, s.reason]));
-  const drafts = CHECKS.flatMap((check) => check(subject));
+  const drafts = CHECKS.flatMap((entry) => run(entry, subject));
   const seen = new Set<string>();
   const out: LintFinding[] = [];
   for (const d of drafts) {
