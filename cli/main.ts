@@ -5,7 +5,8 @@
  * internal error).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { CheckReport, Direction, checkHost, checkStacks, explainFlow, formatReport, hasFindings, namesHost, parseTraffic, readStack } from './lib-check';
+import { CheckReport, CheckReportWriter, Direction, FleetPlan, checkHost, explainFlow, hostLabel, namesHost, packPlan, parseTraffic, planFleet, readStack } from './lib-check';
+import { MIN_HOSTS_PER_WORKER, checkOnWorkers, workerCount } from './check-workers';
 import { TwinwallError } from '../lib/errors';
 import { UsageError, loadStacks } from './artefacts';
 import { registerDiff, registerLearn, registerReport } from './commands';
@@ -16,11 +17,18 @@ export { EXIT } from './exit';
 
 const DEFAULT_DIR = 'cdktf.out';
 
-function selectHosts(report: CheckReport, names: readonly string[] | undefined): CheckReport {
-  if (names === undefined || names.length === 0) return report;
-  const hosts = report.hosts.filter((h) => names.some((n) => namesHost(h.host, n)));
-  if (hosts.length === 0) throw new UsageError(`no host matches ${names.join(', ')} (hosts: ${report.hosts.map((h) => h.label).join(', ')})`);
-  return { ...report, hosts };
+/** The planned hosts named by `names` (all of them when there are no names). */
+function selectHosts(plan: FleetPlan, names: readonly string[] | undefined): FleetPlan {
+  if (names === undefined || names.length === 0) return plan;
+  const hosts = plan.hosts.filter((h) => names.some((n) => namesHost(h, n)));
+  if (hosts.length === 0) throw new UsageError(`no host matches ${names.join(', ')} (hosts: ${plan.hosts.map(hostLabel).join(', ')})`);
+  return { ...plan, hosts };
+}
+
+/** `--workers`: a whole number of worker threads, at least 1. */
+function workersOption(v: string): number {
+  if (!/^[1-9]\d{0,3}$/.test(v)) throw new UsageError(`--workers ${v} must be a whole number of worker threads from 1 to 9999 (1: check in this process)`);
+  return Number(v);
 }
 
 interface Io {
@@ -43,10 +51,14 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .argument('[dir]', 'cdktf synth output directory (or one stack directory, or a cdk.tf.json)', DEFAULT_DIR)
     .option('--host <name...>', 'only these hosts (name, stack/name or resource address)')
     .option('--quiet', 'do not list the documented exceptions applied')
-    .action((dir: string, opts: { host?: string[]; quiet?: boolean }) => {
-      const report = selectHosts(checkStacks(loadStacks(dir)), opts.host);
-      io.out(formatReport(report, { verbose: opts.quiet !== true }));
-      setExit(hasFindings(report) ? EXIT.finding : EXIT.ok);
+    .addOption(new Option('--workers <n>', `check on n worker threads, the hosts split between them, the output in the same order (1: in this process). Default: one per core, but in this process below ${MIN_HOSTS_PER_WORKER} hosts per worker`).argParser(workersOption))
+    .action(async (dir: string, opts: { host?: string[]; quiet?: boolean; workers?: number }) => {
+      // One host at a time, each written as soon as it (and every host before it) is judged,
+      // nothing kept but counts (lib/check/fleet.ts): memory stays flat however large the fleet.
+      const plan = packPlan(selectHosts(planFleet(loadStacks(dir)), opts.host));
+      const writer = new CheckReportWriter(plan.problems, io.out, { verbose: opts.quiet !== true });
+      await checkOnWorkers(plan, workerCount(opts.workers, plan.hosts.length), (verdict) => writer.host(verdict));
+      setExit(writer.end() ? EXIT.finding : EXIT.ok);
     });
 
   program
@@ -71,8 +83,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       // Only the named host is modelled.
       const hosts = loadStacks(dir).flatMap((s) => readStack(s.name, s.json));
       const matches = hosts.filter((h) => namesHost(h, host));
-      if (matches.length === 0) throw new UsageError(`no host ${JSON.stringify(host)} (hosts: ${hosts.map((h) => `${h.stack}/${h.name}`).join(', ')})`);
-      if (matches.length > 1) throw new UsageError(`${JSON.stringify(host)} names ${matches.length} hosts (${matches.map((h) => `${h.stack}/${h.name}`).join(', ')}); write stack/host`);
+      if (matches.length === 0) throw new UsageError(`no host ${JSON.stringify(host)} (hosts: ${hosts.map(hostLabel).join(', ')})`);
+      if (matches.length > 1) throw new UsageError(`${JSON.stringify(host)} names ${matches.length} hosts (${matches.map(hostLabel).join(', ')}); write stack/host`);
       let result;
       try {
         result = explainFlow(checkHost(matches[0]), { direction: direction as Direction, ...parsed, address, ...(opts.uid !== undefined ? { uid: opts.uid } : {}) });
@@ -103,7 +115,8 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
         setExit(EXIT.usage);
         return;
       }
-      const report = selectHosts(checkStacks(loadStacks(dir)), opts.host);
+      const plan = selectHosts(planFleet(loadStacks(dir)), opts.host);
+      const report: CheckReport = { hosts: plan.hosts.map((h) => checkHost(h)), problems: plan.problems };
       const code = await runVerify(report, { timeoutMs: opts.timeoutMs, verbose: opts.verbose === true, out: io.out, err: io.err });
       setExit(code);
     });

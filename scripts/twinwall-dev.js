@@ -2,51 +2,9 @@
 /*
  * The `twinwall` command run from the TypeScript sources, for this repository only (`npm run
  * twinwall -- …` and the tests that spawn the CLI): the published bin (bin/twinwall.js) runs the
- * compiled dist/ instead and needs no TypeScript. This loader transpiles each .ts
- * file once (TypeScript's transpileModule, no type-checking: `npm test` runs tsc) and keeps the
- * result in node_modules/.cache/twinwall, keyed by the file's path, size and mtime. A warm start
- * then loads no compiler at all.
+ * compiled dist/ instead and needs no TypeScript. scripts/ts-loader.js transpiles each .ts file
+ * once and caches the result, so a warm start loads no compiler at all.
  */
 'use strict';
-const crypto = require('crypto');
-const fs = require('fs');
-const path = require('path');
-const Module = require('module');
-
-const root = path.resolve(__dirname, '..');
-const cacheDir = path.join(root, 'node_modules', '.cache', 'twinwall');
-let ts; // loaded on the first cache miss only
-let compilerOptions;
-
-function transpile(file, source) {
-  if (ts === undefined) {
-    ts = require('typescript');
-    const config = ts.readConfigFile(path.join(root, 'tsconfig.json'), ts.sys.readFile).config || {};
-    compilerOptions = { ...(config.compilerOptions || {}), incremental: false, declaration: false, noEmit: false, inlineSourceMap: true, inlineSources: false };
-    compilerOptions = ts.convertCompilerOptionsFromJson(compilerOptions, root).options;
-  }
-  return ts.transpileModule(source, { fileName: file, compilerOptions }).outputText;
-}
-
-Module._extensions['.ts'] = function load(module, file) {
-  const stat = fs.statSync(file);
-  const key = crypto.createHash('sha1').update(`${file}\0${stat.size}\0${stat.mtimeMs}`).digest('hex');
-  const cached = path.join(cacheDir, `${key}.js`);
-  let code;
-  try {
-    code = fs.readFileSync(cached, 'utf8');
-  } catch {
-    code = transpile(file, fs.readFileSync(file, 'utf8'));
-    try {
-      fs.mkdirSync(cacheDir, { recursive: true });
-      const tmp = `${cached}.${process.pid}`;
-      fs.writeFileSync(tmp, code);
-      fs.renameSync(tmp, cached);
-    } catch {
-      // A read-only tree only costs speed.
-    }
-  }
-  module._compile(code, file);
-};
-
+require('./ts-loader');
 require('../cli/main').run(process.argv.slice(2));

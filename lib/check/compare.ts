@@ -152,7 +152,8 @@ function lines<T>(pieces: readonly { box: Box; label: T }[], keyOf: (l: T) => st
   return out;
 }
 
-function hostLabel(host: HostArtefact): string {
+/** How reports name a host: "staging/sample". */
+export function hostLabel(host: Pick<HostArtefact, 'stack' | 'name'>): string {
   return `${host.stack}/${host.name}`;
 }
 
@@ -342,39 +343,27 @@ export function checkHost(host: HostArtefact): HostCheck {
   return { host, label: hostLabel(host), wall, documents, models, findings, exceptions: [...new Set(exceptions)], wallOptions: part.options, ms: Date.now() - t0 };
 }
 
-/** Check every host of every stack. */
-export function checkStacks(stacks: readonly StackInput[]): CheckReport {
+/** The hosts a check judges, in report order, and the problems of the input as a whole. */
+export interface FleetPlan {
+  readonly hosts: readonly HostArtefact[];
+  readonly problems: readonly string[];
+}
+
+/** Every host of every stack, in the order the report lists them. */
+export function planFleet(stacks: readonly StackInput[]): FleetPlan {
   const problems: string[] = [];
   if (stacks.length === 0) problems.push('no stacks found');
-  const hosts: HostCheck[] = [];
+  const hosts: HostArtefact[] = [];
   for (const s of stacks) {
     const found = readStack(s.name, s.json);
     if (found.length === 0) problems.push(`stack ${s.name} has no aws_instance or aws_launch_template`);
-    for (const h of found) hosts.push(checkHost(h));
+    hosts.push(...found);
   }
   return { hosts, problems };
 }
 
-/** The report as text: per host, its findings and the exceptions applied. */
-export function formatReport(report: CheckReport, options: { verbose?: boolean } = {}): string {
-  const out: string[] = [];
-  for (const p of report.problems) out.push(`twinwall check: ${p}`);
-  for (const h of report.hosts) {
-    const n = h.findings.length;
-    out.push(`${h.label} (${h.host.address}): ${n === 0 ? 'the walls agree' : `${n} finding${n === 1 ? '' : 's'}`} [${h.ms} ms]`);
-    for (const f of h.findings) out.push(`  ${h.label}: ${f.kind === 'artefact' ? 'host wall artefact: ' : ''}${f.text}`);
-    if (options.verbose !== false) for (const e of h.exceptions) out.push(`  exception applied: ${e}`);
-  }
-  const total = report.hosts.reduce((n, h) => n + h.findings.length, 0);
-  out.push(
-    total === 0 && report.problems.length === 0
-      ? `twinwall check: ${report.hosts.length} host(s), the walls agree (exceptions listed above)`
-      : `twinwall check: ${total} finding(s) on ${report.hosts.filter((h) => h.findings.length > 0).length} of ${report.hosts.length} host(s)`,
-  );
-  return `${out.join('\n')}\n`;
-}
-
-/** Did the check find anything? */
-export function hasFindings(report: CheckReport): boolean {
-  return report.problems.length > 0 || report.hosts.some((h) => h.findings.length > 0);
+/** Check every host of every stack, keeping each host's whole check (fleet.ts keeps verdicts only). */
+export function checkStacks(stacks: readonly StackInput[]): CheckReport {
+  const plan = planFleet(stacks);
+  return { hosts: plan.hosts.map((h) => checkHost(h)), problems: plan.problems };
 }

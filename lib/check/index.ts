@@ -18,3 +18,4 @@ export * from './describe';
 export * from './compare';
 export * from './explain';
 export * from './probes';
+export * from './fleet';

@@ -351,7 +351,7 @@ function hostVpc(ctx: Context, groups: readonly string[], subnetId: unknown): Ho
  * Does `name` name this host? A host is named by "name", "stack/name", its resource address or
  * "stack/address" (every command that takes a host, e.g. `--host`, matches with this).
  */
-export function namesHost(host: HostArtefact, name: string): boolean {
+export function namesHost(host: Pick<HostArtefact, 'stack' | 'name' | 'address'>, name: string): boolean {
   return [host.name, `${host.stack}/${host.name}`, host.address, `${host.stack}/${host.address}`].includes(name);
 }
 
