@@ -1,0 +1,223 @@
+/**
+ * `twinwall check` over a fleet (issue #17): hosts judged one at a time and written as they are
+ * judged (lib/check/fleet.ts), on worker threads (cli/check-workers.ts). The report is the one
+ * the whole-check path writes (formatReport over checkStacks), byte for byte but each host's
+ * "[N ms]", with 1 worker (in process) and with several, on the example app and on a generated
+ * fleet with findings; the verdicts are written in plan order even when the workers answer out
+ * of order; a packed host reads back as itself; a worker that fails is an internal error
+ * (exit 3), never a pass. No timing is asserted (the bench measures speed and memory).
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Worker } from 'worker_threads';
+import { App, TerraformStack } from 'cdktf';
+import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
+import { FilteredHost } from '../constructs';
+import { fleetRoles, hostName } from '../bench/fleet';
+import { HostArtefact, HostVerdict, StackInput, checkFleet, checkStacks, formatReport, packHost, packPlan, planFleet, unpackHost, verdictOf } from '../lib/check';
+import { checkOnWorkers, startCheckWorker, workerCount } from '../cli/check-workers';
+import { EXIT } from '../cli/exit';
+import { Json, clone, readStacks, resourceNamed, synthExample, writeStacks } from './support/artefacts';
+
+const ROOT = path.join(__dirname, '..');
+const BIN = path.join(ROOT, 'scripts', 'twinwall-dev.js');
+const FLEET = 40;
+const cleanup: string[] = [];
+let example: string;
+let fleet: string;
+let fleetStacks: StackInput[];
+
+function twinwall(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: ROOT, env, maxBuffer: 64 * 1024 * 1024 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The report without the per-host timings, the only bytes that differ from run to run. */
+const untimed = (text: string) => text.replace(/ \[\d+ ms\]$/gm, ' [ms]');
+
+/** A fleet of the bench's hosts (four roles each), two of them with a finding each. */
+function synthFleet(): string {
+  const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-fleet-'));
+  const app = new App({ outdir, stackTraces: false });
+  for (const [name, from, to] of [
+    ['fleet-a', 0, FLEET / 2],
+    ['fleet-b', FLEET / 2, FLEET],
+  ] as const) {
+    const stack = new TerraformStack(app, name);
+    new AwsProvider(stack, 'aws', { region: 'eu-central-1' });
+    for (let i = from; i < to; i++) {
+      new FilteredHost(stack, hostName(i), { roles: fleetRoles(i), vpcId: 'vpc-0123456789abcdef0', instance: { ami: 'ami-0123456789abcdef0', instanceType: 't3.micro', subnetId: 'subnet-0123456789abcdef0' } });
+    }
+  }
+  app.synth();
+  // Findings on a host in each stack: an egress rule gone (host0007), an ingress rule gone (host0031).
+  const stacks = readStacks(outdir).map((s) => ({ ...s, json: clone(s.json) }));
+  for (const [stack, type, prefix] of [
+    ['fleet-a', 'aws_vpc_security_group_egress_rule', 'host0007_egress-tcp-443-'],
+    ['fleet-b', 'aws_vpc_security_group_ingress_rule', 'host0031_ingress-tcp-22-from-198-'],
+  ]) {
+    const tf = stacks.find((s) => s.name === stack)?.json as Json;
+    const [name] = resourceNamed(tf, type, prefix);
+    delete tf.resource[type][name];
+  }
+  fs.rmSync(outdir, { recursive: true, force: true });
+  return writeStacks(stacks);
+}
+
+beforeAll(() => {
+  example = synthExample();
+  fleet = synthFleet();
+  fleetStacks = readStacks(fleet);
+  cleanup.push(example, fleet);
+}, 120_000);
+
+afterAll(() => {
+  for (const d of cleanup) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe('the report does not depend on how many workers judge the hosts', () => {
+  it.each([
+    ['the example app', () => example, 8, EXIT.ok],
+    ['a generated fleet of 40 hosts in two stacks, two with findings', () => fleet, FLEET, EXIT.finding],
+  ] as [string, () => string, number, number][])('%s: the same bytes with 1 worker (in process) and with 3, and the same as the whole-check report', (_what, dir, hosts, code) => {
+    const whole = untimed(formatReport(checkStacks(readStacks(dir()))));
+    expect(whole.trimEnd().split('\n').pop()).toMatch(new RegExp(`^twinwall check: .*\\b${hosts} host\\(s\\)`));
+    for (const workers of ['1', '3']) {
+      const r = twinwall(['check', dir(), '--workers', workers]);
+      expect({ workers, code: r.code, stderr: r.stderr }).toEqual({ workers, code, stderr: '' });
+      expect(untimed(r.stdout)).toBe(whole);
+    }
+  }, 180_000);
+
+  it('lists the findings of the fleet in plan order, each under its host', () => {
+    const r = twinwall(['check', fleet, '--quiet', '--workers', '2']);
+    const verdicts = r.stdout.split('\n').filter((l) => /^fleet-[ab]\//.test(l));
+    expect(verdicts.map((l) => l.split(' ')[0])).toEqual(planFleet(fleetStacks).hosts.map((h) => `${h.stack}/${h.name}`));
+    expect(verdicts.filter((l) => !l.includes('the walls agree')).map((l) => l.split(' ')[0])).toEqual(['fleet-a/host0007', 'fleet-b/host0031']);
+    expect(r.stdout).toMatch(/^ {2}fleet-a\/host0007: egress tcp\/443 to .*: the host wall admits it .*, the network wall does not$/m);
+    expect(r.stdout).toMatch(/^ {2}fleet-b\/host0031: ingress tcp\/22 from .*: the host wall admits it .*, the network wall does not$/m);
+    expect(r.stdout).toMatch(/twinwall check: 2 finding\(s\) on 2 of 40 host\(s\)\n$/);
+  }, 120_000);
+
+  it('--host selects before judging, with the same lines', () => {
+    const r = twinwall(['check', fleet, '--host', 'host0031', 'fleet-a/host0002', '--workers', '2']);
+    expect(r.code).toBe(EXIT.finding);
+    expect(r.stdout.split('\n').filter((l) => /^fleet-[ab]\//.test(l)).map((l) => l.split(' ')[0])).toEqual(['fleet-a/host0002', 'fleet-b/host0031']);
+    const missing = twinwall(['check', fleet, '--host', 'nosuchhost']);
+    expect(missing.code).toBe(EXIT.usage);
+    expect(missing.stderr).toMatch(/^twinwall: no host matches nosuchhost \(hosts: fleet-a\/host0000, fleet-a\/host0001, .*fleet-b\/host0039\)\n$/);
+  }, 60_000);
+
+  it.each([['0'], ['-1'], ['two'], ['1.5'], ['10000']])('--workers %s is bad usage: exit 2, one line', (n) => {
+    const r = twinwall(['check', example, '--workers', n]);
+    expect(r.code).toBe(EXIT.usage);
+    expect(r.stderr).toMatch(/^twinwall: .*--workers|^twinwall: option '--workers <n>' argument missing/);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(r.stdout).toBe('');
+  });
+});
+
+describe('worker count', () => {
+  it('is one per core by default, in process below 16 hosts per worker, never more than the hosts', () => {
+    expect(workerCount(undefined, 8, 2)).toBe(1);
+    expect(workerCount(undefined, 31, 2)).toBe(1);
+    expect(workerCount(undefined, 32, 2)).toBe(2);
+    expect(workerCount(undefined, 1000, 2)).toBe(2);
+    expect(workerCount(undefined, 1000, 8)).toBe(8);
+    expect(workerCount(undefined, 40, 8)).toBe(2);
+    expect(workerCount(4, 2, 2)).toBe(2);
+    expect(workerCount(4, 1000, 2)).toBe(4);
+    expect(workerCount(1, 1000, 8)).toBe(1);
+    expect(workerCount(3, 0, 2)).toBe(1);
+  });
+});
+
+describe('packed hosts (what waits for its turn, and what a worker receives)', () => {
+  const roundTrip = (h: HostArtefact) => unpackHost(structuredClone(packHost(h)));
+
+  it('read back as themselves after a structured clone: every host of the example app and the fleet', () => {
+    const hosts = [...readStacks(example), ...fleetStacks].flatMap((s) => planFleet([s]).hosts);
+    expect(hosts.length).toBe(8 + FLEET);
+    for (const h of hosts) expect(roundTrip(h)).toStrictEqual(h);
+  });
+
+  it('keep user-data byte for byte, whatever its characters (Latin-1, wide, a lone surrogate), and reference peers with their CIDRs', () => {
+    const [base] = planFleet(readStacks(example)).hosts;
+    for (const plain of ['#cloud-config\nÿ é', '#cloud-config\n— ∀ 🛡', '#cloud-config\n\ud800 lone', '']) {
+      const h: HostArtefact = { ...base, userData: { plain } };
+      expect(roundTrip(h)).toStrictEqual(h);
+    }
+    const withRefs = planFleet(readStacks(example)).hosts.find((h) => h.rules.some((r) => r.peer !== undefined && r.peer.kind !== 'cidr' && r.peer.cidrs !== undefined));
+    expect(withRefs).toBeDefined();
+    expect(roundTrip(withRefs as HostArtefact)).toStrictEqual(withRefs);
+  });
+
+  it('check as the artefact does: the in-process fleet check gives the verdicts of checkHost', () => {
+    const plan = planFleet(fleetStacks);
+    const streamed: HostVerdict[] = [];
+    checkFleet(packPlan(plan), (v) => streamed.push(v));
+    const whole = checkStacks(fleetStacks).hosts.map((h) => verdictOf(h));
+    const noMs = (v: HostVerdict) => ({ ...v, ms: 0 });
+    expect(streamed.map(noMs)).toEqual(whole.map(noMs));
+  }, 120_000);
+});
+
+describe('worker threads', () => {
+  /** A real check worker whose answers are held back a random while, so they arrive out of order. */
+  const shuffled = (): Worker => {
+    const w = startCheckWorker();
+    const post = w.postMessage.bind(w);
+    // Delay what this side sends, too: requests reach the workers in bursts.
+    w.postMessage = (m: unknown) => void setTimeout(() => post(m), Math.floor(Math.random() * 30));
+    return w;
+  };
+
+  it('hand the verdicts over in plan order even when the workers answer out of order', async () => {
+    const plan = packPlan(planFleet(fleetStacks));
+    const seen: string[] = [];
+    await checkOnWorkers(plan, 3, (v) => seen.push(v.label), shuffled);
+    expect(seen).toEqual(plan.hosts.map((h) => `${h.stack}/${h.name}`));
+  }, 120_000);
+
+  it('a worker that throws rejects the check, naming the worker and the hosts it held', async () => {
+    const plan = packPlan(planFleet(readStacks(example)));
+    const throwing = () => new Worker("require('worker_threads').parentPort.on('message', () => { throw new Error('injected failure'); });", { eval: true });
+    const seen: string[] = [];
+    await expect(checkOnWorkers(plan, 2, (v) => seen.push(v.label), throwing)).rejects.toThrow(/^check worker \d of 2 failed while checking \w+\/\S+.*: injected failure$/);
+    expect(seen).toEqual([]);
+  });
+
+  it('a worker that exits rejects the check', async () => {
+    const plan = packPlan(planFleet(readStacks(example)));
+    const exiting = () => new Worker("require('worker_threads').parentPort.on('message', () => process.exit(7));", { eval: true });
+    await expect(checkOnWorkers(plan, 2, () => undefined, exiting)).rejects.toThrow(/^check worker \d of 2 stopped \(exit code 7\) before the check was done, holding \d+ unjudged host\(s\)$/);
+  });
+
+  describe('a worker that fails in the real command is an internal error (exit 3), never a pass', () => {
+    const preload = path.join(os.tmpdir(), `twinwall-crash-worker-${process.pid}.js`);
+    beforeAll(() => {
+      // Loaded into every thread (NODE_OPTIONS --require reaches worker threads): in a worker,
+      // fail on the first host, by throwing or by exiting; the main thread is left alone.
+      fs.writeFileSync(
+        preload,
+        "const wt = require('worker_threads');\nif (!wt.isMainThread) wt.parentPort.once('message', () => { if (process.env.TW_CRASH === 'exit') process.exit(9); throw new Error('injected worker crash'); });\n",
+      );
+    });
+    afterAll(() => fs.rmSync(preload, { force: true }));
+
+    it.each([['throw'], ['exit']])('a worker that fails by %s', (how) => {
+      const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${preload}`, TW_CRASH: how };
+      const r = twinwall(['check', fleet, '--workers', '2'], env);
+      expect(r.code).toBe(EXIT.internal);
+      expect(r.stderr).toMatch(how === 'throw' ? /^twinwall: internal error: check worker \d of 2 failed while checking .*injected worker crash — this is a bug in twinwall/ : /^twinwall: internal error: check worker \d of 2 stopped \(exit code 9\)/);
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(r.stdout).not.toMatch(/walls agree \(exceptions listed above\)|finding\(s\) on/);
+      // The same command in process never starts a worker, so the preload changes nothing.
+      const inProcess = twinwall(['check', example, '--workers', '1', '--quiet'], env);
+      expect(inProcess.code).toBe(EXIT.ok);
+      expect(inProcess.stdout).toMatch(/twinwall check: 8 host\(s\), the walls agree/);
+    }, 120_000);
+  });
+});
