@@ -3,8 +3,8 @@
  *
  * package tier (Node.js and npm only): `npm run build` and `npm pack` from this checkout; the
  * tarball holds dist/ (JavaScript and declarations), the bin, README, LICENSE and CHANGELOG and
- * nothing else, within 300 KiB; the compiled bin runs with no TypeScript (help, check, exit codes
- * 2 and 3); `twinwall/core` and the CLI load, and work, with cdktf made unresolvable.
+ * nothing else, within 320 KiB; the compiled bin runs with no TypeScript (help, check in process
+ * and on worker threads, exit codes 2 and 3); `twinwall/core` and the CLI load, and work, with cdktf made unresolvable.
  *
  * consumer tier (the npm registry): scratch projects, each with its own package.json, install the
  * tarball with production dependencies only, one per @cdktf/provider-aws major (20.1.0, the repo's
@@ -84,16 +84,26 @@ Module._resolveFilename = function (request, ...rest) {
   }
   return resolve.call(this, request, ...rest);
 };
-if (process.env.TW_LOADED) process.on('exit', () => fs.writeFileSync(process.env.TW_LOADED, JSON.stringify(Object.keys(require.cache))));
+const wt = require('worker_threads');
+if (process.env.TW_LOADED && wt.isMainThread) process.on('exit', () => fs.writeFileSync(process.env.TW_LOADED, JSON.stringify(Object.keys(require.cache))));
+// A worker thread may be terminated, which runs no 'exit' handler: it lists each file as it loads.
+if (process.env.TW_LOADED && !wt.isMainThread) {
+  const js = Module._extensions['.js'];
+  Module._extensions['.js'] = function (module, file) {
+    fs.appendFileSync(process.env.TW_LOADED + '.workers', file + '\\n');
+    return js.call(this, module, file);
+  };
+}
 `,
 );
 
-/** Run node with cdktf blocked; returns the run and the module files it loaded. */
-function withoutCdktf(args: readonly string[], cwd: string): Run & { loaded: string[] } {
+/** Run node with cdktf blocked; returns the run and the module files it loaded (its worker threads' too). */
+function withoutCdktf(args: readonly string[], cwd: string): Run & { loaded: string[]; workerLoaded: string[] } {
   const list = path.join(work, `loaded-${process.hrtime.bigint()}.json`);
   const r = run(process.execPath, ['--require', BLOCKER, ...args], { cwd, env: { ...process.env, TW_LOADED: list } });
   const loaded = fs.existsSync(list) ? (JSON.parse(fs.readFileSync(list, 'utf8')) as string[]) : [];
-  return { ...r, loaded };
+  const workerLoaded = fs.existsSync(`${list}.workers`) ? fs.readFileSync(`${list}.workers`, 'utf8').split('\n').filter((l) => l !== '') : [];
+  return { ...r, loaded: [...loaded, ...workerLoaded], workerLoaded };
 }
 
 const CDKTF_FILE = /[/\\]node_modules[/\\](cdktf|constructs|@cdktf)[/\\]/;
@@ -194,6 +204,22 @@ describe('package', () => {
     expect(r.stdout).toMatch(/twinwall check: 4 host\(s\), the walls agree/);
     expect(r.code).toBe(EXIT.ok);
     expect(r.loaded.filter((f) => CDKTF_FILE.test(f) || /typescript|ts-node/.test(f))).toEqual([]);
+  });
+
+  it('the compiled CLI checks on worker threads from dist/ (dist/cli/check-worker.js): the report of the in-process check, cdktf unresolvable, no TypeScript loaded', () => {
+    const untimed = (t: string) => t.replace(/ \[\d+ ms\]$/gm, ' [ms]');
+    const one = withoutCdktf([BIN, 'check', example, '--workers', '1'], ROOT);
+    const two = withoutCdktf([BIN, 'check', example, '--workers', '2'], ROOT);
+    expect({ code: two.code, stderr: two.stderr }).toEqual({ code: EXIT.ok, stderr: '' });
+    expect(untimed(two.stdout)).toBe(untimed(one.stdout));
+    expect(two.workerLoaded).toContain(path.join(ROOT, 'dist', 'cli', 'check-worker.js'));
+    expect(two.loaded.filter((f) => CDKTF_FILE.test(f) || /typescript|ts-node|ts-loader/.test(f))).toEqual([]);
+    // A worker that fails (here: made to throw by a preload, which reaches worker threads) is exit 3.
+    const crash = path.join(work, 'crash-worker.js');
+    fs.writeFileSync(crash, "const wt = require('worker_threads');\nif (!wt.isMainThread) wt.parentPort.once('message', () => { throw new Error('injected worker crash'); });\n");
+    const failed = run(process.execPath, ['--require', crash, BIN, 'check', example, '--workers', '2']);
+    expect(failed.code).toBe(EXIT.internal);
+    expect(failed.stderr).toMatch(/^twinwall: internal error: check worker \d of 2 failed while checking .*injected worker crash/);
   });
 
   it('an invalid input under plain node (compiled JavaScript): the message once and the app\'s own line, no other frame', () => {
@@ -341,6 +367,9 @@ describeTier('consumer', [npmRegistry], () => {
       const check = twinwall(c, ['check', '--quiet']);
       expect({ provider: c.provider, code: check.code, stderr: check.stderr }).toEqual({ provider: c.provider, code: EXIT.ok, stderr: '' });
       expect(check.stdout).toMatch(/twinwall check: 2 host\(s\), the walls agree/);
+      // The same on worker threads, which load the installed dist/cli/check-worker.js.
+      const workers = twinwall(c, ['check', '--quiet', '--workers', '2']);
+      expect({ provider: c.provider, code: workers.code, stderr: workers.stderr, out: workers.stdout.replace(/ \[\d+ ms\]$/gm, '') }).toEqual({ provider: c.provider, code: EXIT.ok, stderr: '', out: check.stdout.replace(/ \[\d+ ms\]$/gm, '') });
       const blocked = withoutCdktf([path.join(c.dir, 'node_modules', 'twinwall', 'bin', 'twinwall.js'), 'check', '--quiet'], c.dir);
       expect({ provider: c.provider, code: blocked.code, cdktf: blocked.loaded.filter((f) => CDKTF_FILE.test(f)) }).toEqual({ provider: c.provider, code: EXIT.ok, cdktf: [] });
     }

@@ -10,19 +10,18 @@
  *   destination, protocol, destination port), fields found by their KEY= prefix;
  * - learn's peak memory (max RSS) at 1,000,000 lines against 100,000 lines, both inputs.
  *
- * Each measurement is GNU time's (`/usr/bin/time -f`): wall time, CPU time (user + system) and
+ * Each measurement is GNU time's (`/usr/bin/time -f`, bench/gnu-time.ts): wall time, CPU time (user + system) and
  * max RSS of the one process. The ratio is of median wall times; the CPU ratio is printed too (it
  * moves less when other work shares the machine).
  */
-import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { Run, missingTools, timed } from './gnu-time';
 import { writeFlowLogs, writeKernLog } from './learn-logs';
 import { BenchContext, BenchResult } from './types';
 
 const ROOT = path.resolve(__dirname, '..');
-const TIME = '/usr/bin/time';
 
 /** mawk grouping flow-log records by interface, source, destination, port, protocol, action. */
 const FLOW_AWK = '{ k = $3 " " $4 " " $5 " " $7 " " $8 " " $13; c[k]++; p[k] += $9; b[k] += $10 } END { for (k in c) print k, c[k], p[k], b[k] }';
@@ -43,22 +42,6 @@ const KERN_AWK = `/ twinwall / {
 }
 END { for (k in c) print k, c[k] }`;
 
-interface Run {
-  readonly wall: number;
-  readonly cpu: number;
-  readonly rssKb: number;
-  readonly stderr: string;
-}
-
-/** One command under GNU time; its output goes to /dev/null. */
-function timed(argv: string[]): Run {
-  const r = spawnSync(TIME, ['-f', 'TWTIME %e %U %S %M', ...argv], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 24 });
-  const m = /TWTIME ([\d.]+) ([\d.]+) ([\d.]+) (\d+)/.exec(r.stderr ?? '');
-  if (r.status !== 0 && r.status !== 1) throw new Error(`${argv.join(' ')} exited ${r.status}: ${(r.stderr ?? '').slice(0, 300)}`);
-  if (!m) throw new Error(`no timing from ${argv[0]}: ${(r.stderr ?? '').slice(0, 300)}`);
-  return { wall: Number(m[1]), cpu: Number(m[2]) + Number(m[3]), rssKb: Number(m[4]), stderr: r.stderr.replace(/TWTIME.*\n?/, '').replace(/^Command exited with non-zero status \d+\n?/m, '').trim() };
-}
-
 const learn = (kind: 'flow' | 'kernel', file: string): string[] => [process.execPath, path.join(ROOT, 'scripts', 'twinwall-dev.js'), 'learn', kind === 'flow' ? '--from-flow-logs' : '--from-kernel-log', file, '--format', 'json', '--output', '/dev/null'];
 const mawk = (program: string, file: string): string[] => ['mawk', program, file];
 
@@ -66,19 +49,8 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const s = (x: number): string => `${x.toFixed(2)} s`;
 const mb = (kb: number): string => `${(kb / 1024).toFixed(0)} MB`;
 
-function missing(): string | undefined {
-  for (const tool of ['mawk', TIME]) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'pipe' });
-    } catch {
-      return `${tool} is not installed (apt-get install -y ${tool === TIME ? 'time' : tool})`;
-    }
-  }
-  return undefined;
-}
-
 export async function run(context: BenchContext): Promise<BenchResult[]> {
-  const why = missing();
+  const why = missingTools(['mawk']);
   const names = {
     flow: 'learn: 1,000,000 VPC Flow Log records vs mawk grouping them by interface, source, destination, port, protocol and action',
     kernel: 'learn: 1,000,000 kern.log lines vs mawk grouping the LOG lines by host, direction, source, destination, protocol and port',

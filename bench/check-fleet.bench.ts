@@ -1,0 +1,129 @@
+/**
+ * `twinwall check` over a fleet (issue #17), as a user runs it (the CLI from the sources,
+ * `node scripts/twinwall-dev.js check DIR`, warm transpile cache, output to /dev/null), on the
+ * synth benchmark's fleet (bench/fleet.ts, FilteredHost, one stack) synthesized at 300 and 1,000
+ * hosts:
+ *
+ * - peak memory (GNU time's max RSS) at 1,000 hosts against 300, in process (`--workers 1`) and
+ *   with the default (one worker thread per core); the input's share: the peak of a process that
+ *   only reads, parses, shape-checks and plans the same input (bench/check-load.ts), over the
+ *   same process reading nothing;
+ * - wall time of the 1,000-host check on one worker per core against in process.
+ *
+ * Runs alternate (1,000 in process, 1,000 on workers, 300 in process, 300 on workers, …) so each
+ * side meets the same load; figures are medians of TWINWALL_BENCH_ROUNDS rounds (default 3).
+ */
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { coreCount } from '../cli/check-workers';
+import { Run, missingTools, timed } from './gnu-time';
+import { median } from './ns';
+import { BenchContext, BenchResult } from './types';
+
+const ROOT = path.resolve(__dirname, '..');
+const CLI = path.join(ROOT, 'scripts', 'twinwall-dev.js');
+const LOADER = path.join(ROOT, 'scripts', 'ts-loader.js');
+const SIZES = [300, 1000] as const;
+
+const s = (x: number): string => `${x.toFixed(1)} s`;
+const mb = (kb: number): string => `${(kb / 1024).toFixed(0)} MB`;
+
+function synthFleet(ctx: BenchContext, size: number): string {
+  const out = path.join(ctx.workDir, `fleet-${size}`);
+  const r = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'fleet-twinwall.ts'), out, String(size)], { encoding: 'utf8', maxBuffer: 1 << 24, env: { ...process.env, TS_NODE_TRANSPILE_ONLY: 'true' } });
+  if (r.status !== 0) throw new Error(`synth of ${size} hosts failed: ${r.stderr.slice(-1000)}`);
+  return out;
+}
+
+const check = (dir: string, workers: number): string[] => [process.execPath, CLI, 'check', dir, '--workers', String(workers)];
+const loadOnly = (dir?: string): string[] => [process.execPath, '-r', LOADER, path.join(__dirname, 'check-load.ts'), ...(dir !== undefined ? [dir] : [])];
+
+export async function run(ctx: BenchContext): Promise<BenchResult[]> {
+  const names = {
+    memory: 'check: peak memory, 1,000 vs 300 hosts, in process (--workers 1)',
+    memoryWorkers: 'check: peak memory, 1,000 vs 300 hosts, one worker thread per core (the default)',
+    time: 'check: 1,000 hosts, wall time on one worker thread per core vs in process',
+  };
+  const why = missingTools();
+  if (why !== undefined) return Object.values(names).map((name) => ({ name, figures: {}, skipped: why }));
+  const rounds = Number(process.env.TWINWALL_BENCH_ROUNDS ?? 3);
+  const cores = coreCount();
+  const load = () => `${os.loadavg()[0].toFixed(2)} on ${os.cpus().length} CPUs`;
+  ctx.log('check: synthesizing the fleet at 300 and 1,000 hosts');
+  const dirs = Object.fromEntries(SIZES.map((n) => [n, synthFleet(ctx, n)])) as Record<(typeof SIZES)[number], string>;
+  const bytes = (n: number) => fs.statSync(path.join(dirs[n as 300 | 1000], 'stacks', 'fleet', 'cdk.tf.json')).size;
+  // Warm the transpile cache (the CLI's modules and the worker's), so no run compiles TypeScript.
+  timed(check(dirs[300], 2));
+  timed(loadOnly(dirs[300]));
+  const loadAtStart = load();
+  const runs: Record<string, Run[]> = {};
+  const add = (key: string, r: Run) => (runs[key] = [...(runs[key] ?? []), r]);
+  for (let i = 0; i < rounds; i++) {
+    ctx.log(`check: round ${i + 1} of ${rounds} (load ${load()})`);
+    for (const n of [1000, 300] as const) {
+      for (const w of [1, cores]) {
+        const r = timed(check(dirs[n], w));
+        if (r.status !== 0) throw new Error(`check of ${n} hosts with ${w} worker(s) exited ${r.status}: ${r.stderr.slice(0, 300)}`);
+        add(`${n}/${w}`, r);
+      }
+    }
+    for (const n of [1000, 300] as const) add(`load ${n}`, timed(loadOnly(dirs[n])));
+    add('load none', timed(loadOnly()));
+  }
+  const rss = (key: string) => median(runs[key].map((r) => r.rssKb));
+  const wall = (key: string) => median(runs[key].map((r) => r.wall));
+  const cpu = (key: string) => median(runs[key].map((r) => r.cpu));
+  const every = (a: string, b: string, f: (r: Run) => string) => runs[a].map((r, i) => `${f(r)}/${f(runs[b][i])}`).join(', ');
+  const input = {
+    'cdk.tf.json, 300 / 1,000 hosts': `${(bytes(300) / 1e6).toFixed(1)} MB / ${(bytes(1000) / 1e6).toFixed(1)} MB`,
+    [`reading the input only (read, JSON.parse, shape gate, plan; peak RSS, median of ${rounds}), 300 / 1,000 hosts`]: `${mb(rss('load 300'))} / ${mb(rss('load 1000'))}`,
+    'Node with the checker loaded, reading nothing': mb(rss('load none')),
+  };
+  const share = (w: number) => `${mb(rss('load 1000') - rss('load none'))} of the ${mb(rss(`1000/${w}`))} peak at 1,000 hosts (${(((rss('load 1000') - rss('load none')) / rss(`1000/${w}`)) * 100).toFixed(0)}%)`;
+  const memory = (w: number, name: string): BenchResult => {
+    const ratio = rss(`1000/${w}`) / rss(`300/${w}`);
+    return {
+      name,
+      figures: {
+        [`peak RSS, 1,000 hosts (median of ${rounds})`]: mb(rss(`1000/${w}`)),
+        [`peak RSS, 300 hosts (median of ${rounds})`]: mb(rss(`300/${w}`)),
+        'every run, 1,000 / 300': every(`1000/${w}`, `300/${w}`, (r) => mb(r.rssKb)),
+        "the input's share (reading it, over reading nothing)": share(w),
+        ...input,
+        'load average (1 min) at start / end': `${loadAtStart} / ${load()}`,
+      },
+      ratio: Math.round(ratio * 100) / 100,
+      target: '≤ 1.3× (the parsed input plus a constant)',
+      met: ratio <= 1.3,
+    };
+  };
+  const speed = wall(`1000/${cores}`) / wall('1000/1');
+  return [
+    memory(1, names.memory),
+    memory(cores, names.memoryWorkers),
+    {
+      name: names.time,
+      figures: {
+        workers: `${cores} (one per core)`,
+        [`${cores} workers (median of ${rounds})`]: `${s(wall(`1000/${cores}`))} wall, ${s(cpu(`1000/${cores}`))} CPU`,
+        [`in process (median of ${rounds})`]: `${s(wall('1000/1'))} wall, ${s(cpu('1000/1'))} CPU`,
+        'every run, workers / in process wall': every(`1000/${cores}`, '1000/1', (r) => r.wall.toFixed(1)),
+        '300 hosts, workers / in process wall (median)': `${s(wall(`300/${cores}`))} / ${s(wall('300/1'))}`,
+        'load average (1 min) at start / end': `${loadAtStart} / ${load()}`,
+      },
+      ratio: Math.round(speed * 100) / 100,
+      target: cores >= 2 ? '≤ 0.6× on 2 cores (median wall time, same run)' : 'needs 2 cores',
+      met: cores >= 2 ? speed <= 0.6 : undefined,
+    },
+  ];
+}
+
+if (require.main === module) {
+  // Run on its own: `npx ts-node bench/check-fleet.bench.ts`.
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-bench-check-fleet-'));
+  void run({ workDir, kernel: false, log: (m) => process.stderr.write(`${m}\n`) })
+    .then((r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`))
+    .finally(() => fs.rmSync(workDir, { recursive: true, force: true }));
+}
