@@ -7,6 +7,7 @@ export * from './space';
 export * from './addresses';
 export * from './iptables-parse';
 export * from './ipset';
+export * from './nft-parse';
 export * from './user-data';
 export * from './record';
 export * from './terraform';
