@@ -108,8 +108,9 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .action(async (dir: string, opts: { host?: string[]; timeoutMs: number; verbose?: boolean }) => {
       // Loaded lazily: check and explain never need the namespace harness.
       const { runVerify, verifyPrerequisites } = await import('./verify');
-      // Refuse before reading anything: no root, no Linux or no tools is the first thing to say.
-      const why = verifyPrerequisites();
+      // Refuse before reading anything: no root, no Linux or no tools is the first thing to say
+      // (the backend's own tools, iptables-restore or nft, once the hosts are read).
+      const why = verifyPrerequisites({ iptables: false, nftables: false });
       if (why !== undefined) {
         io.err(`twinwall verify: ${why}\n`);
         setExit(EXIT.usage);

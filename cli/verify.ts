@@ -10,7 +10,7 @@
  * difference is a finding). No packet leaves the two namespaces.
  */
 import { execFileSync } from 'child_process';
-import { CheckReport, HostCheck, PlannedProbe, documentDifference, parseIptablesRestore, planProbes } from './lib-check';
+import { CheckReport, HostCheck, NFT_READ_TABLE, PlannedProbe, documentDifference, nftSetsDifference, parseIptablesRestore, parseNftables, planProbes } from './lib-check';
 import { Agent, NetnsLab, Probe, ProbeResult, cleanUpOnSignals } from './netns';
 
 /** How long verify waits at most for the sniffer to report raw packets that left their socket. */
@@ -43,9 +43,12 @@ export type WallLoader = (lab: NetnsLab) => string[];
 
 /**
  * The host wall as the user-data carries it: the ipsets, then per family its fallback (which the
- * kernel must take and store as the checker read it) and its iptables-restore table over it.
+ * kernel must take and store as the checker read it) and its iptables-restore table over it; or
+ * the nftables file (loadNftablesWall).
  */
 export function loadUserDataWall(check: HostCheck): WallLoader {
+  const nft = check.wall.nftables;
+  if (nft !== undefined) return loadNftablesWall(nft.text, { check, path: nft.path });
   return (lab) => {
     const problems: string[] = [];
     if (check.wall.ipsetScript !== '') {
@@ -103,12 +106,13 @@ function onPath(cmd: string): boolean {
   }
 }
 
-/** Why verify cannot run here, or undefined. */
-export function verifyPrerequisites(): string | undefined {
+/** Why verify cannot run here, or undefined. `backends`: the host walls it will load (default iptables). */
+export function verifyPrerequisites(backends: { iptables: boolean; nftables: boolean } = { iptables: true, nftables: false }): string | undefined {
   if (process.platform !== 'linux') return `verify needs Linux network namespaces (this is ${process.platform})`;
-  if (process.getuid === undefined || process.getuid() !== 0) return 'verify needs root: it creates network namespaces and loads iptables rules into them (run it with sudo)';
-  const missing = ['ip', 'iptables-restore', 'ip6tables-restore', 'python3'].filter((c) => !onPath(c));
-  if (missing.length > 0) return `verify needs ${missing.join(', ')} on PATH (Debian: apt-get install iproute2 iptables python3)`;
+  if (process.getuid === undefined || process.getuid() !== 0) return 'verify needs root: it creates network namespaces and loads the host walls into them (run it with sudo)';
+  const tools = ['ip', ...(backends.iptables ? ['iptables-restore', 'ip6tables-restore'] : []), ...(backends.nftables ? ['nft'] : []), 'python3'];
+  const missing = tools.filter((c) => !onPath(c));
+  if (missing.length > 0) return `verify needs ${missing.join(', ')} on PATH (Debian: apt-get install iproute2 ${backends.iptables ? 'iptables ' : ''}${backends.nftables ? 'nftables ' : ''}python3)`;
   return undefined;
 }
 
@@ -142,7 +146,8 @@ function admittedBy(p: PlannedProbe, r: ProbeResult | undefined, peer: Agent): b
 
 /** Run every host of the report through the kernel. Returns the exit code. */
 export async function runVerify(report: CheckReport, options: VerifyOptions): Promise<number> {
-  const why = verifyPrerequisites();
+  const nft = report.hosts.some((h) => h.wall.nftables !== undefined);
+  const why = verifyPrerequisites({ iptables: report.hosts.some((h) => h.wall.nftables === undefined), nftables: nft });
   if (why !== undefined) {
     options.err(`twinwall verify: ${why}\n`);
     return 2;
@@ -165,15 +170,31 @@ export async function runVerify(report: CheckReport, options: VerifyOptions): Pr
   return findings === 0 ? 0 : 1;
 }
 
-/** An nftables host wall (lib/render/nftables.ts): one `nft -f` transaction. */
-export function loadNftablesWall(text: string): WallLoader {
+/**
+ * An nftables host wall (lib/render/nftables.ts): one `nft -f` transaction. With `read`, what the
+ * kernel stored (`nft -n list table inet twinwall`, read back with the checker's own reader) must
+ * mean what the checker read in the artefact, both families and the sets, as for iptables-save.
+ */
+export function loadNftablesWall(text: string, read?: { check: HostCheck; path: string }): WallLoader {
   return (lab) => {
     try {
       lab.exec('host', ['nft', '-f', '-'], text);
-      return [];
     } catch (e) {
-      return [`the kernel refuses the nftables wall (nft -f): ${firstLine(e)}`];
+      return [`the kernel refuses the nftables wall${read !== undefined ? ` ${read.path}` : ''} (nft -f): ${firstLine(e)}`];
     }
+    if (read === undefined) return [];
+    const mine = parseNftables(text);
+    if (mine.problems.length > 0) return [`the kernel loaded ${read.path}, which the checker cannot read exactly (see twinwall check)`];
+    const stored = parseNftables(lab.exec('host', ['nft', '-n', 'list', 'table', NFT_READ_TABLE.family, NFT_READ_TABLE.name]), { form: 'listing' });
+    if (stored.problems.length > 0) return [`the checker cannot read what nft list printed for ${read.path} (line ${stored.problems[0].line}: ${stored.problems[0].message})`];
+    const problems: string[] = [];
+    for (const family of [4, 6] as const) {
+      const difference = documentDifference(mine.documents[family], stored.documents[family]);
+      if (difference !== undefined) problems.push(`the kernel stored ${read.path} (IPv${family}) differently from the checker's reading of it: ${difference}`);
+    }
+    const sets = nftSetsDifference(mine, stored);
+    if (sets !== undefined) problems.push(`the kernel stored ${read.path} differently from the checker's reading of it: ${sets}`);
+    return problems;
   };
 }
 

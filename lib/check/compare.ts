@@ -32,6 +32,7 @@ import { Box, IntervalSet, Region, mergeBoxes } from './space';
 import { HostArtefact, readStack } from './terraform';
 import { HostWallSource, decodeUserData, readHostWall } from './user-data';
 import { AWS_LINK_LOCAL_LABEL } from '../peer';
+import { parseNftables } from './nft-parse';
 
 export type FindingKind = 'host-only' | 'network-only' | 'forged-source' | 'undecidable' | 'artefact' | 'host-only-part';
 
@@ -170,6 +171,14 @@ export function readHostTables(host: HostArtefact): { wall: HostWallSource; docu
   }
   problems.push(...wall.problems);
   const documents: Partial<Record<Family, IptDocument>> = {};
+  if (wall.nftables !== undefined) {
+    // One nftables file for both families (nft-parse.ts), its interval sets the wall's sets.
+    const nft = parseNftables(wall.nftables.text);
+    for (const p of nft.problems) problems.push(`${wall.nftables.path} line ${p.line}: ${p.message}`);
+    for (const family of FAMILIES) documents[family] = nft.documents[family];
+    wall = { ...wall, ipsets: new Map([...wall.ipsets, ...nft.sets]) };
+    return { wall, documents, problems };
+  }
   for (const family of FAMILIES) {
     const t = wall.tables[family];
     if (t === undefined) continue;

@@ -12,6 +12,7 @@ import { gunzipSync } from 'zlib';
 import { parse as parseYaml } from 'yaml';
 import { FAMILIES, Family } from '../address';
 import { FALLBACK_V4_PATH, FALLBACK_V6_PATH, HEREDOC } from '../render/cloud-config';
+import { NFT_FALLBACK_PATH, NFT_HEREDOC, NFT_RULES_PATH } from '../render/nftables';
 import { IpsetDefinition, ipsetScript, parseIpsets } from './ipset';
 
 /** Where ipset-persistent (and twinwall) keep the address sets. */
@@ -40,9 +41,14 @@ export interface HostWallSource {
   readonly firstBoot: Partial<Record<Family, string>>;
   /**
    * The fallback each family gets before its real table (write_files, checked equal to bootcmd's
-   * copy); absent with onLoadFailure 'open'. (Modelled by the checker: not yet, see lib/check.)
+   * copy); absent with onLoadFailure 'open'.
    */
   readonly fallback: Partial<Record<Family, { readonly path: string; readonly text: string }>>;
+  /**
+   * An nftables wall (write_files NFT_RULES_PATH, one file for both families): then `tables[4]`
+   * and `tables[6]` are both this file, and `firstBoot` both bootcmd's copy of it.
+   */
+  readonly nftables?: { readonly path: string; readonly text: string; readonly fallback?: string };
   readonly ipsets: ReadonlyMap<string, IpsetDefinition>;
   /** The ipset create/add lines found, as an `ipset restore` script ('' when none). */
   readonly ipsetScript: string;
@@ -151,6 +157,10 @@ export function decodeUserData(value: { base64?: string; plain?: string }): { te
   return { text: raw.toString('utf8'), gzipped };
 }
 
+function setsTextOf(persistent: string | undefined, boot: string | undefined): string | undefined {
+  return persistent ?? boot;
+}
+
 /** Read the host wall out of decoded user-data text. */
 export function readHostWall(text: string, gzipped = false): HostWallSource {
   const problems: string[] = [];
@@ -175,6 +185,10 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
   const budget: Budget = { left: USER_DATA_DECODED_MAX };
   let persistentSets: string | undefined;
   let bootSets: string | undefined;
+  let nft: { path: string; text: string } | undefined;
+  let nftFallback: string | undefined;
+  let nftBoot: string | undefined;
+  let nftBootFallback: string | undefined;
   for (const f of writeFiles) {
     if (f === null || typeof f !== 'object') continue;
     const path = typeof f.path === 'string' ? f.path : '';
@@ -189,6 +203,11 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
     const fallbackFamily = FAMILIES.find((fam) => FALLBACK_PATHS[fam] === path);
     if (IPSETS_PATHS.includes(path)) persistentSets = content;
     else if (fallbackFamily !== undefined) fallback[fallbackFamily] = { path, text: content };
+    else if (path === NFT_RULES_PATH) {
+      if (nft !== undefined) problems.push(`write_files writes ${path} twice`);
+      if (f.append === true) problems.push(`write_files appends to ${path} instead of writing it`);
+      nft = { path, text: content };
+    } else if (path === NFT_FALLBACK_PATH) nftFallback = content;
     else if (family !== undefined) {
       if (tables[family] !== undefined) problems.push(`write_files writes the IPv${family} rules twice (${tables[family]?.path} and ${path})`);
       if (f.append === true) problems.push(`write_files appends to ${path} instead of writing it`);
@@ -199,6 +218,15 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
   const later = [...(Array.isArray(cfg.runcmd) ? cfg.runcmd : [])].flatMap(commandText);
   for (const s of scripts) {
     for (const h of heredocs(s)) {
+      if (/(^|[\s;&|(])(\S*\/)?nft\s/.test(h.command) && (h.delimiter === NFT_HEREDOC.rules || h.delimiter.startsWith(`${NFT_HEREDOC.rules}_`))) {
+        if (nftBoot !== undefined) problems.push('bootcmd loads the nftables wall twice');
+        nftBoot = h.body;
+        continue;
+      }
+      if (/(^|[\s;&|(])(\S*\/)?nft\s/.test(h.command) && (h.delimiter === NFT_HEREDOC.fallback || h.delimiter.startsWith(`${NFT_HEREDOC.fallback}_`))) {
+        nftBootFallback = h.body;
+        continue;
+      }
       const family: Family | undefined = /\bip6tables-restore\b/.test(h.command) ? 6 : /\biptables-restore\b/.test(h.command) ? 4 : undefined;
       // twinwall's loader: the fallbacks, and the DROP-only table a failed fallback leaves.
       if (family !== undefined && isDelimiter(h.delimiter, HEREDOC.fallback[family])) {
@@ -214,6 +242,41 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
       if (firstBoot[family] !== undefined) problems.push(`bootcmd loads IPv${family} rules twice`);
       firstBoot[family] = h.body;
     }
+  }
+  if (nft === undefined && nftBoot !== undefined) {
+    problems.push(`the nftables wall is only in bootcmd (first boot), not in write_files ${NFT_RULES_PATH}: later boots load no host wall`);
+    nft = { path: 'bootcmd (first boot)', text: nftBoot };
+  } else if (nft !== undefined && nftBoot === undefined) {
+    problems.push(`bootcmd carries no copy of the nftables wall (${nft.path}): on first boot the host runs without its wall until the next boot`);
+  } else if (nft !== undefined && nftBoot !== undefined && nftBoot !== nft.text) {
+    problems.push(`bootcmd's first-boot copy of the nftables wall differs from ${nft.path} (${firstDifference(nftBoot, nft.text)})`);
+  }
+  if (nftFallback !== undefined && nftBootFallback !== undefined && nftFallback !== nftBootFallback) {
+    problems.push(`bootcmd's first-boot copy of the nftables fallback differs from ${NFT_FALLBACK_PATH} (${firstDifference(nftBootFallback, nftFallback)})`);
+  } else if ((nftFallback === undefined) !== (nftBootFallback === undefined)) {
+    problems.push(nftFallback === undefined ? `the nftables fallback is only in bootcmd (first boot), not in write_files ${NFT_FALLBACK_PATH}` : 'bootcmd carries no copy of the nftables fallback: the first boot loads none');
+  }
+  if (nft !== undefined) {
+    const iptables = FAMILIES.filter((fam) => tables[fam] !== undefined || firstBoot[fam] !== undefined);
+    if (iptables.length > 0) {
+      problems.push(`the user-data ships an nftables wall (${nft.path}) and iptables tables (${iptables.map((fam) => tables[fam]?.path ?? 'bootcmd').join(', ')}): twinwall renders one backend per host, and which one holds depends on the order they load`);
+    }
+    const fallback = nftFallback ?? nftBootFallback;
+    const sets = [...(setsTextOf(persistentSets, bootSets) !== undefined ? [setsTextOf(persistentSets, bootSets) as string] : []), ...otherTexts];
+    const scriptCommands = [...scripts, ...later].map((s) => heredocs(s).reduce((acc, h) => acc.replace(h.body, ''), s));
+    const nftables = { path: nft.path, text: nft.text, ...(fallback !== undefined ? { fallback } : {}) };
+    const one = { path: nft.path, text: nft.text };
+    return {
+      text,
+      gzipped,
+      tables: { 4: one, 6: one },
+      firstBoot: nftBoot !== undefined ? { 4: nftBoot, 6: nftBoot } : {},
+      fallback: {},
+      nftables,
+      ipsets: parseIpsets([...sets, ...scriptCommands]),
+      ipsetScript: ipsetScript([...sets, ...scriptCommands]),
+      problems,
+    };
   }
   for (const fam of FAMILIES) {
     const name = `IPv${fam}`;

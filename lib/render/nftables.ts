@@ -79,6 +79,17 @@ export const NFT_TABLE = { family: 'inet', name: 'twinwall' } as const;
 /** The base chains, one per netfilter hook, each with policy drop. */
 export const NFT_BASE_CHAINS = { input: 'input', forward: 'forward', output: 'output' } as const;
 
+/**
+ * Where the user-data puts an nftables host wall (the checker reads it there): the table, and the
+ * fallback loaded before it. Not /etc/nftables.conf: the distributions' nftables.service loads
+ * that file, which by convention starts with `flush ruleset` — twinwall never owns the ruleset.
+ */
+export const NFT_RULES_PATH = '/etc/twinwall/twinwall.nft';
+export const NFT_FALLBACK_PATH = '/etc/twinwall/fallback.nft';
+
+/** Here-document delimiters of bootcmd's first-boot copies (a numeric suffix when a line equals one). */
+export const NFT_HEREDOC = { rules: 'TWINWALL_NFT_RULES', fallback: 'TWINWALL_NFT_FALLBACK' } as const;
+
 /** nftables keeps at most 128 bytes of a rule's comment. */
 export const NFT_COMMENT_MAX = 128;
 
