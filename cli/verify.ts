@@ -10,7 +10,7 @@
  * difference is a finding). No packet leaves the two namespaces.
  */
 import { execFileSync } from 'child_process';
-import { CheckReport, HostCheck, NFT_READ_TABLE, PlannedProbe, documentDifference, nftSetsDifference, parseIptablesRestore, parseNftables, planProbes } from './lib-check';
+import { CheckReport, HostCheck, IptDocument, NFT_READ_TABLE, PlannedProbe, documentDifference, nftSetsDifference, parseIptablesRestore, parseNftables, planProbes } from './lib-check';
 import { Agent, NetnsLab, Probe, ProbeResult, cleanUpOnSignals } from './netns';
 
 /** How long verify waits at most for the sniffer to report raw packets that left their socket. */
@@ -184,12 +184,15 @@ export function loadNftablesWall(text: string, read?: { check: HostCheck; path: 
     }
     if (read === undefined) return [];
     const mine = parseNftables(text);
-    if (mine.problems.length > 0) return [`the kernel loaded ${read.path}, which the checker cannot read exactly (see twinwall check)`];
+    const docs = read.check.documents;
+    if (mine.problems.length > 0 || docs[4] === undefined || docs[6] === undefined || docs[4].problems.length > 0 || docs[6].problems.length > 0) {
+      return [`the kernel loaded ${read.path}, which the checker cannot read exactly (see twinwall check)`];
+    }
     const stored = parseNftables(lab.exec('host', ['nft', '-n', 'list', 'table', NFT_READ_TABLE.family, NFT_READ_TABLE.name]), { form: 'listing' });
     if (stored.problems.length > 0) return [`the checker cannot read what nft list printed for ${read.path} (line ${stored.problems[0].line}: ${stored.problems[0].message})`];
     const problems: string[] = [];
     for (const family of [4, 6] as const) {
-      const difference = documentDifference(mine.documents[family], stored.documents[family]);
+      const difference = documentDifference(docs[family] as IptDocument, stored.documents[family]);
       if (difference !== undefined) problems.push(`the kernel stored ${read.path} (IPv${family}) differently from the checker's reading of it: ${difference}`);
     }
     const sets = nftSetsDifference(mine, stored);

@@ -463,10 +463,20 @@ class Cursor {
     if (t.text !== text || t.kind === 'string') throw new NftRefusal(`${JSON.stringify(t.text)} where "${text}" belongs`, t.line);
     return t;
   }
+  /** The tokens up to the next line end or ";", whatever they are. */
+  raw(): Token[] {
+    const out: Token[] = [];
+    while (this.peek() !== undefined && this.peek()?.kind !== 'nl' && this.peek()?.text !== ';') out.push(this.take('a statement'));
+    return out;
+  }
   /** The tokens up to the end of the statement (a line end or ";"), not inside braces. */
   statement(): Token[] {
     const out: Token[] = [];
-    while (this.peek() !== undefined && this.peek()?.kind !== 'nl' && this.peek()?.text !== ';' && this.peek()?.text !== '}') out.push(this.take('a statement'));
+    while (this.peek() !== undefined && this.peek()?.kind !== 'nl' && this.peek()?.text !== ';' && this.peek()?.text !== '}') {
+      const t = this.take('a statement');
+      if (t.kind === 'punct' && t.text === '{') throw new NftRefusal('a "{" in a statement: twinwall reads no anonymous sets, maps or blocks there', t.line);
+      out.push(t);
+    }
     return out;
   }
 }
@@ -594,7 +604,9 @@ export function parseNftables(text: string, options: { form?: 'file' | 'listing'
       // The file replaces the table in one transaction; without "delete table" it would add its
       // rules to a table already loaded (a reload would double every rule).
       for (const verb of ['add', 'delete']) {
-        const s = cur.statement();
+        const start = cur.i;
+        const s = cur.raw();
+        if (s.map((t) => t.text).join(' ') !== `${verb} table ${table}`) cur.i = start;
         if (s.map((t) => t.text).join(' ') !== `${verb} table ${table}`) throw new NftRefusal(`the file does not begin "add table ${table}" then "delete table ${table}" (so that loading it replaces the table, in one transaction)`, s[0]?.line ?? 1);
         cur.skipSeparators();
       }
