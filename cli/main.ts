@@ -40,14 +40,14 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   const program = new Command();
   program
     .name('twinwall')
-    .description('One policy, two walls: prove that each host\'s security groups and its own iptables rules admit the same traffic (check, explain, verify), review changes (report, diff), and learn a policy from audit logs (learn), all from the synthesized artefacts (cdktf.out).')
+    .description('One policy, two walls: prove that each host\'s security groups and its own netfilter rules (iptables or nftables) admit the same traffic (check, explain, verify), review changes (report, diff), and learn a policy from audit logs (learn), all from the synthesized artefacts (cdktf.out).')
     .configureOutput({ writeOut: io.out, writeErr: (t) => io.err(t.startsWith('error: ') ? `twinwall: ${t.slice(7).trimEnd()} (see twinwall --help)\n` : t) })
     .addHelpText('after', `\n${EXIT_CODES_HELP}`)
     .exitOverride();
 
   program
     .command('check')
-    .description('Compare both walls of every host in the synthesized Terraform JSON, exactly and symbolically, reading the iptables tables as iptables-restore does, and check the host-only part of each table (DHCP, neighbour discovery, metadata, logging, audit mode, DROP policies) against the options recorded on its security group. Exit 0 when they agree, 1 on any disagreement or anything undecidable.')
+    .description('Compare both walls of every host in the synthesized Terraform JSON, exactly and symbolically, reading the iptables tables as iptables-restore does (or the nftables wall, table inet twinwall, statement by statement into the same model; what it cannot read exactly is a finding), and check the host-only part of each table (DHCP, neighbour discovery, metadata, logging, audit mode, DROP policies) against the options recorded on its security group. Exit 0 when they agree, 1 on any disagreement or anything undecidable.')
     .argument('[dir]', 'cdktf synth output directory (or one stack directory, or a cdk.tf.json)', DEFAULT_DIR)
     .option('--host <name...>', 'only these hosts (name, stack/name or resource address)')
     .option('--quiet', 'do not list the documented exceptions applied')
@@ -63,7 +63,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
 
   program
     .command('explain')
-    .description('Show which rule on each wall admits or drops one flow: the security-group rule resources, and the path through the iptables chains (chain, rule number, comment). Exit 1 when the walls disagree on it.')
+    .description('Show which rule on each wall admits or drops one flow: the security-group rule resources, and the path through the host wall\'s chains (chain, rule number, comment; an nftables wall\'s base chains input and output are INPUT and OUTPUT, rules numbered as in the file). Exit 1 when the walls disagree on it.')
     .argument('<args...>', '[DIR] HOST DIRECTION PROTO/PORT ADDRESS, e.g. `sample egress tcp/25 198.51.100.7` or `cdktf.out staging/web ingress tcp/443 2001:db8::1`')
     .addOption(new Option('--uid <uid>', 'the sending user, for egress (default: every user)').argParser((v) => {
       if (!/^\d+$/.test(v)) throw new UsageError(`--uid ${v} is not a number`);
@@ -97,7 +97,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
 
   program
     .command('verify')
-    .description('Root, Linux: load each host\'s tables into a fresh pair of network namespaces, send real TCP and UDP packets (both directions, both families, boundary ports, CIDR edges, forged sources) and compare each kernel verdict with the security groups, after checking that the tables the kernel stored (iptables-save) mean what check read. Exit 1 on any disagreement.')
+    .description('Root, Linux: load each host\'s tables into a fresh pair of network namespaces, send real TCP and UDP packets (both directions, both families, boundary ports, CIDR edges, forged sources) and compare each kernel verdict with the security groups, after checking that the tables the kernel stored (iptables-save, or nft -n list table inet twinwall) mean what check read. Exit 1 on any disagreement.')
     .argument('[dir]', 'cdktf synth output directory (or one stack directory, or a cdk.tf.json)', DEFAULT_DIR)
     .option('--host <name...>', 'only these hosts (name, stack/name or resource address)')
     .addOption(new Option('--timeout-ms <ms>', 'how long a probe waits for an answer').default(600).argParser((v) => {

@@ -104,7 +104,7 @@ export function suppressionsOfGroups(tf: Json, groups: readonly string[]): Suppr
   return [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-const AUDIT_LOG = /--log-prefix\s+"twinwall [a-z]+ audit/;
+const AUDIT_LOG = /(?:--log-prefix|log prefix)\s+"twinwall [a-z]+ audit/;
 
 /** What one family's table does, from the checker's model of it. */
 export function tableState(wall: HostWallSource, documents: Partial<Record<Family, IptDocument>>, models: HostModels, family: Family): TableState {

@@ -125,9 +125,9 @@ function ownerOf(ref: string, hosts: readonly HostCheck[]): string | undefined {
   return hosts.find((h) => h.host.groups.includes(ref))?.host.name;
 }
 
-/** Does an iptables table log with an audit-mode LOG prefix (lib/log-prefix.ts reads it)? */
+/** Does a host wall (iptables `--log-prefix` or nftables `log prefix`) log with an audit-mode prefix (lib/log-prefix.ts reads it)? */
 function logsAudit(table: string): boolean {
-  for (const m of table.matchAll(/--log-prefix\s+"([^"]*)"/g)) {
+  for (const m of table.matchAll(/(?:--log-prefix|log prefix)\s+"([^"]*)"/g)) {
     const prefix = parseLogPrefix(m[1]);
     if (prefix !== undefined && 'verdict' in prefix && prefix.verdict === 'audit') return true;
   }
