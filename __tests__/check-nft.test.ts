@@ -47,14 +47,16 @@ describe('the nftables reader', () => {
     }
   });
 
-  it('keeps the nft line, chain position and text of every rule', () => {
+  it('keeps the nft line and chain position of every rule, its text the translation the checker modelled', () => {
     const text = renderNftables(ROLE_FIXTURES.sample()).text;
     const wall = parseNftables(text);
     const lines = text.split('\n');
     const output = wall.documents[4].tables.get('filter')?.chains.get('OUTPUT');
     const imds = output?.rules.find((r) => r.text.includes('169.254.169.254') && r.target?.name === 'ACCEPT');
-    expect(imds?.text).toBe('ip daddr 169.254.169.254 tcp dport 80 meta skuid 0 ct state new accept');
-    expect(lines[(imds?.line ?? 0) - 1].trim().startsWith(imds?.text ?? '?')).toBe(true);
+    expect(imds?.text).toMatch(/^-d 169\.254\.169\.254\/32 -p tcp -m tcp --dport 80 -m owner --uid-owner 0 -m conntrack --ctstate NEW -m comment --comment .* -j ACCEPT$/);
+    expect(lines[(imds?.line ?? 0) - 1].trim().startsWith('ip daddr 169.254.169.254 tcp dport 80 meta skuid 0 ct state new accept')).toBe(true);
+    const outputLines = lines.slice(lines.indexOf('\tchain output {') + 2);
+    expect(outputLines[(imds?.number ?? 0) - 1]).toBe(lines[(imds?.line ?? 0) - 1]);
     expect(imds?.comment).toBe('twinwall: instance metadata, root only (instanceMetadata root-only)');
   });
 

@@ -8,7 +8,8 @@
  * `icmp …` and `meta nfproto ipv4` make it IPv4 only: nft adds the `meta nfproto` dependency;
  * `ip6 …`, `icmpv6 …`, `meta nfproto ipv6` IPv6 only; a rule with none of them is in both), and
  * the resulting documents are read by parseIptablesRestore. Base chains are the built-in chains
- * of their hook (INPUT, FORWARD, OUTPUT); the interval sets become hash:net sets.
+ * of their hook (INPUT, FORWARD, OUTPUT); the interval sets become hash:net sets. Each rule keeps
+ * its position in its nft chain and its line in the file; its text is the translation.
  *
  * The statements read, and what each means to the kernel:
  *   iifname/oifname "NAME"                -i/-o NAME
@@ -157,6 +158,8 @@ function num(text: string, min: number, max: number, what: string, line: number)
 }
 
 const PROTOCOLS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, 'ipv6-icmp': 58, icmpv6: 58, udplite: 136, sctp: 132, dccp: 33, gre: 47, esp: 50, ah: 51 };
+/** How iptables-save names the protocols the renderers write (others stay numbers). */
+const PROTOCOL_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'ipv6-icmp' };
 const NFPROTO: Record<string, Family> = { ipv4: 4, '2': 4, ipv6: 6, '10': 6 };
 /** conntrack state bits as `nft -n` prints them. */
 const CT_STATE_BITS: Record<string, string> = { '0x1': 'INVALID', '0x2': 'ESTABLISHED', '0x4': 'RELATED', '0x8': 'NEW', '0x40': 'UNTRACKED' };
@@ -425,7 +428,7 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
   if (iface !== undefined) base.push(...iface);
   if (addr['-s'] !== undefined) base.push(...addr['-s']);
   if (addr['-d'] !== undefined) base.push(...addr['-d']);
-  if (proto !== undefined) base.push('-p', String(proto));
+  if (proto !== undefined) base.push('-p', PROTOCOL_NAMES[proto] ?? String(proto));
   const out = [...base];
   for (const m of matches) out.push('-m', m.module, ...m.words);
   if (comment !== undefined) out.push('-m', 'comment', '--comment', comment);
@@ -717,7 +720,11 @@ function dedupe(problems: readonly IptProblem[]): IptProblem[] {
   });
 }
 
-/** Rules keep their nft chain position, line and text (what a reviewer finds in the file). */
+/**
+ * Rules keep their nft chain position and line (where a reviewer finds them in the file); their
+ * text is the translation the checker modelled (iptables-restore words), which is what findings
+ * and `explain` show next to the rule number.
+ */
 function renumber(doc: IptDocument, origin: ReadonlyMap<number, NftRuleSource>): Map<string, IptTable> {
   const out = new Map<string, IptTable>();
   for (const [name, table] of doc.tables) {
@@ -725,7 +732,7 @@ function renumber(doc: IptDocument, origin: ReadonlyMap<number, NftRuleSource>):
     for (const [cname, c] of table.chains) {
       const rules: IptRule[] = c.rules.map((r) => {
         const o = origin.get(r.line);
-        return o === undefined ? r : { ...r, number: o.position, line: o.line, text: o.text };
+        return o === undefined ? r : { ...r, number: o.position, line: o.line };
       });
       chains.set(cname, { ...c, rules });
     }
