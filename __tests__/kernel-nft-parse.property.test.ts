@@ -36,11 +36,10 @@ const v6 = fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.constantFrom(16, 32,
 const port = fc.integer({ min: 0, max: 65535 });
 const portSpec = fc.oneof(port.map(String), fc.tuple(port, port).map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`));
 const neg = fc.constantFrom('', '!= ');
-const hex = fc.integer({ min: 0, max: 0x7fffffff }).map((n) => `0x${n.toString(16)}`);
+export const hex = fc.integer({ min: 0, max: 0x7fffffff }).map((n) => `0x${n.toString(16)}`);
 
 const common: fc.Arbitrary<string>[] = [
   fc.subarray(['new', 'established', 'related', 'invalid', 'untracked'], { minLength: 1 }).map((x) => `ct state ${x.join(',')}`),
-  fc.tuple(hex, hex).map(([m, v]) => `ct mark & ${m} == ${v}`),
   fc.constantFrom('fib saddr type local', 'fib saddr type != local'),
   fc.tuple(fc.integer({ min: 1, max: 1000 }), fc.constantFrom('second', 'minute', 'hour', 'day'), fc.integer({ min: 1, max: 100 })).map(([n, u, b]) => `limit rate ${n}/${u} burst ${b} packets`),
 ];
@@ -99,7 +98,6 @@ const statements = (hook: Hook): fc.Arbitrary<string[]> =>
 const ending = fc.oneof(
   fc.constantFrom('accept', 'drop', 'return', 'jump c1', 'goto c1', ''),
   fc.tuple(fc.stringMatching(/^[a-z :]{1,20}$/), fc.boolean()).map(([p, uid]) => `log prefix "${p}"${uid ? ' flags skuid' : ''}`),
-  hex.map((m) => `ct mark set ct mark | ${m}`),
 );
 const rule = (hook: Hook) => fc.tuple(statements(hook), ending, fc.option(fc.stringMatching(/^[a-zA-Z0-9 /:().-]{1,40}$/))).map(([s, e, c]) => [...s, e, c === null ? '' : `comment "${c}"`].filter((x) => x !== '').join(' '));
 const chain = (hook: Hook) => fc.array(rule(hook), { maxLength: 4 });
@@ -139,7 +137,7 @@ describeTier('kernel (nft parse)', [root, onPath('unshare'), netns, nft], () => 
   it(`reads ${CASES} random nftables walls as nft and the kernel do, or refuses them`, () => {
     const seed = process.env.TWINWALL_NFT_PARSE_SEED !== undefined ? Number(process.env.TWINWALL_NFT_PARSE_SEED) : Date.now() ^ (process.pid << 8);
     const reasons = new Map<string, number>();
-    const stats = { tables: 0, accepted: 0, rules: 0, refused: 0, refusedButLoaded: 0 };
+    const stats = { tables: 0, accepted: 0, rules: 0, refused: 0, refusedButLoaded: 0, ambiguousListing: 0 };
     const property = fc.property(chain('input'), chain('output'), chain('c1'), sets, fc.constantFrom<'drop' | 'accept'>('drop', 'accept'), (input, output, c1, s, policy) => {
       const text = table(input, output, c1, s, policy);
       stats.tables++;
@@ -154,6 +152,12 @@ describeTier('kernel (nft parse)', [root, onPath('unshare'), netns, nft], () => 
       stats.accepted++;
       if (listed === undefined) throw new Error(`the reader accepts a file nft refuses (seed ${seed}):\n${text}`);
       const theirs = parseNftables(listed, { form: 'listing' });
+      if (theirs.problems.length > 0 && theirs.problems.every((p) => /nft lists it alike/.test(p.message))) {
+        // nft's listing drops `meta nfproto` before `meta l4proto icmp|ipv6-icmp` (nft-parse.ts):
+        // the reader says so rather than guess; verify reports it as a problem, never agreement.
+        stats.ambiguousListing++;
+        return true;
+      }
       if (theirs.problems.length > 0) throw new Error(`the reader cannot read nft's listing (${theirs.problems[0].message}, line ${theirs.problems[0].line}) (seed ${seed}):\n${listed}\nof:\n${text}`);
       for (const family of [4, 6] as const) {
         const a = canonicalLines(mine.documents[family]);
@@ -167,7 +171,7 @@ describeTier('kernel (nft parse)', [root, onPath('unshare'), netns, nft], () => 
     });
     fc.assert(property, { numRuns: CASES, seed, endOnFailure: true });
     process.stdout.write(
-      `kernel (nft parse): ${stats.tables} tables (seed ${seed}): the reader read ${stats.accepted} (${stats.rules} rules per family in all, each equal to the kernel's listing) and refused ${stats.refused}, of which nft loads ${stats.refusedButLoaded}\n`,
+      `kernel (nft parse): ${stats.tables} tables (seed ${seed}): the reader read ${stats.accepted} (${stats.rules} rules per family in all, each equal to the kernel's listing) and refused ${stats.refused}, of which nft loads ${stats.refusedButLoaded}; ${stats.ambiguousListing} listings ambiguous (meta l4proto icmp without a family)\n`,
     );
     process.stdout.write(`refusals: ${[...reasons].sort((x, y) => y[1] - x[1]).slice(0, 12).map(([m, n]) => `${n}× ${m}`).join('; ')}\n`);
     expect(stats.accepted).toBeGreaterThan(CASES / 10);

@@ -204,7 +204,7 @@ interface Match {
 }
 
 /** One rule's statements → the family it can match and the iptables words with its meaning. */
-function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSetDefinition>, chains: ReadonlySet<string>): { family?: Family; words: string[]; comment?: string } {
+function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSetDefinition>, chains: ReadonlySet<string>, form: 'file' | 'listing'): { family?: Family; words: string[]; comment?: string } {
   const line = words[0].line;
   let family: Family | undefined;
   const setFamily = (f: Family, why: string): void => {
@@ -383,9 +383,13 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
         const m = /^([0-9]+)\/([a-z]+)$/.exec(rate);
         const unit = m === null ? undefined : RATE_UNITS[m[2]];
         if (m === null || unit === undefined) throw new NftRefusal(`limit rate ${rate} is not N/second, minute, hour or day`, line);
-        expect('burst');
-        const burst = num(word('a burst'), 1, 10000, 'burst', line);
-        expect('packets');
+        // Without "burst" nft keeps its default for packet limits, 5 (and prints none for 5).
+        let burst = 5;
+        if (peek()?.text === 'burst') {
+          i++;
+          burst = num(word('a burst'), 1, 10000, 'burst', line);
+          expect('packets');
+        }
         addMatch('limit', ['--limit', `${num(m[1], 1, 10000, 'rate', line)}/${unit}`, '--limit-burst', String(burst)]);
         break;
       }
@@ -424,6 +428,12 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
       default:
         throw new NftRefusal(`statement ${JSON.stringify(t.text)} is not one twinwall reads`, line);
     }
+  }
+  if (form === 'listing' && family === undefined && (proto === 1 || proto === 58)) {
+    // nft (1.0.x) prints `meta nfproto ipv4 meta l4proto icmp` as `meta l4proto icmp` (and the
+    // IPv6 twin likewise), though the kernel's rule keeps the family test: the listing cannot say
+    // whether the rule is one family's or both.
+    throw new NftRefusal(`"meta l4proto ${proto === 1 ? 'icmp' : 'ipv6-icmp'}" without a family: nft lists it alike with and without "meta nfproto ${proto === 1 ? 'ipv4' : 'ipv6'}", so the kernel's copy cannot be read exactly`, line);
   }
   if (iface !== undefined) base.push(...iface);
   if (addr['-s'] !== undefined) base.push(...addr['-s']);
@@ -499,6 +509,7 @@ function parseSet(cur: Cursor, line: number): NftSetDefinition {
       const ty = cur.take('a set type');
       if (ty.text !== 'ipv4_addr' && ty.text !== 'ipv6_addr') throw new NftRefusal(`set type ${ty.text}: twinwall reads ipv4_addr and ipv6_addr sets`, ty.line);
       family = ty.text === 'ipv4_addr' ? 4 : 6;
+      if (cur.peek()?.text === '.') throw new NftRefusal(`set ${name.text} has a concatenated type (${ty.text} . …): twinwall reads address sets only`, ty.line);
     } else if (t.text === 'flags') {
       const f = cur.take('set flags');
       if (f.text !== 'interval') throw new NftRefusal(`set flags ${f.text}: twinwall reads interval sets only`, f.line);
@@ -667,7 +678,7 @@ export function parseNftables(text: string, options: { form?: 'file' | 'listing'
     const chain = c.hook ?? c.name;
     c.rules.forEach((tokens, k) => {
       try {
-        const r = translateRule(tokens, sets, regular);
+        const r = translateRule(tokens, sets, regular, form);
         const source: NftRuleSource = { chain: c.name, position: k + 1, line: tokens[0].line, text: ruleText(tokens) };
         for (const family of [4, 6] as const) {
           if (r.family !== undefined && r.family !== family) continue;
