@@ -130,13 +130,13 @@ describe('twinwall verify refuses clearly', () => {
     expect(r.stderr).toMatch(/^twinwall verify: verify needs root/);
   });
 
-  it('when ip and iptables are missing', () => {
+  it('when ip and python3 are missing (the backend\'s own tool, iptables-restore or nft, is asked for once the hosts are read)', () => {
     // A PATH holding node and nothing else.
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-path-'));
     cleanup.push(bin);
     fs.symlinkSync(process.execPath, path.join(bin, 'node'));
     const r = twinwall(['verify', example], { env: { ...process.env, PATH: bin } });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^twinwall verify: verify needs ip, iptables-restore, ip6tables-restore, python3 on PATH/);
+    expect(r.stderr).toMatch(/^twinwall verify: verify needs ip, python3 on PATH \(Debian: apt-get install iproute2 python3\)/);
   });
 });
