@@ -580,6 +580,8 @@ describe('--against the example app (golden synth JSON)', () => {
 });
 
 describe('the command line', () => {
+  // In process, but `--against` checks a whole example stack: seconds on a loaded 2-core machine.
+  jest.setTimeout(60_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-learn-cli-'));
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
