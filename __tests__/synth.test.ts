@@ -6,7 +6,7 @@
 import * as zlib from 'zlib';
 // Types of the matchers setup.js registers (toHaveResourceWithProperties …).
 import 'cdktf/lib/testing/adapters/jest';
-import { App, Testing, TerraformStack } from 'cdktf';
+import { App, DefaultTokenResolver, StringConcat, Testing, TerraformStack, Token, Tokenization } from 'cdktf';
 import { Construct } from 'constructs';
 import { Instance } from '@cdktf/provider-aws/lib/instance';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
@@ -130,10 +130,13 @@ describe('FilteredHost, per role fixture', () => {
 
     it('exposes the user-data, base64, decoding to the rendered cloud-config', () => {
       const userData = renderUserData(renderIptables(policy), { host: policy.name });
-      expect(host.userDataBase64).toBe(userData.base64);
-      expect(decodeUserData(host.userDataBase64)).toBe(userData.cloudConfig);
+      // userDataBase64 is a lazy value (resolved at synth, after every grant); its text is the rendering's.
+      expect(Token.isUnresolved(host.userDataBase64)).toBe(true);
+      expect(Tokenization.resolve(host.userDataBase64, { scope: host, resolver: new DefaultTokenResolver(new StringConcat()) })).toBe(userData.base64);
+      expect(host.rendering.userData.base64).toBe(userData.base64);
+      expect(decodeUserData(host.rendering.userData.base64)).toBe(userData.cloudConfig);
       expect(host.cloudConfig.startsWith('#cloud-config')).toBe(true);
-      expect(host.userDataBase64).not.toMatch(/TfToken|\$\{/);
+      expect(host.rendering.userData.base64).not.toMatch(/TfToken|\$\{/);
       // No instance asked for, so none made.
       expect(resources(tf, 'aws_instance')).toEqual({});
     });
@@ -158,10 +161,10 @@ describe('FilteredHost options', () => {
     expect(none.policy.options.instanceMetadata).toBe('none');
     expect(all.policy.options.instanceMetadata).toBe('all-users');
     expect(plain.rendering.iptables.v4).not.toContain('audit');
-    expect(decodeUserData(audit.userDataBase64)).toContain('twinwall egress audit');
-    expect(decodeUserData(plain.userDataBase64)).toContain('--uid-owner 0');
-    expect(decodeUserData(all.userDataBase64)).not.toContain('--uid-owner');
-    const hosts = [plain, audit, none, all].map((h) => h.userDataBase64);
+    expect(decodeUserData(audit.rendering.userData.base64)).toContain('twinwall egress audit');
+    expect(decodeUserData(plain.rendering.userData.base64)).toContain('--uid-owner 0');
+    expect(decodeUserData(all.rendering.userData.base64)).not.toContain('--uid-owner');
+    const hosts = [plain, audit, none, all].map((h) => h.rendering.userData.base64);
     expect(new Set(hosts).size).toBe(4);
   });
 
@@ -196,7 +199,7 @@ describe('FilteredHost options', () => {
         metadata_options: { http_tokens: 'required', http_endpoint: 'enabled' },
         user_data_replace_on_change: true,
         vpc_security_group_ids: [`\${aws_security_group.${group}.id}`],
-        user_data_base64: host.userDataBase64,
+        user_data_base64: host.rendering.userData.base64,
       });
       expect(host.instance).toBeInstanceOf(Instance);
     });
@@ -356,7 +359,7 @@ describe('stable names', () => {
     const a = synthHost('sample', { roles: roles(), vpcId: VPC });
     const b = synthHost('sample', { roles: [...roles()].reverse(), vpcId: VPC });
     expect(rules(b.tf)).toEqual(rules(a.tf));
-    expect(b.host.userDataBase64).toBe(a.host.userDataBase64);
+    expect(b.host.rendering.userData.base64).toBe(a.host.rendering.userData.base64);
   });
 });
 

@@ -173,7 +173,7 @@ describeTier('terraform', [onPath('terraform'), providerMirror], () => {
     it('hands Terraform the user-data exactly as rendered, as user_data_base64', () => {
       const instances = plan.resource_changes.filter((rc) => rc.type === 'aws_instance');
       const planned = instances.map((rc) => rc.change.after.user_data_base64).sort();
-      expect(planned).toEqual(stack().hosts.map((h) => h.userDataBase64).sort());
+      expect(planned).toEqual(stack().hosts.map((h) => h.rendering.userData.base64).sort());
       for (const rc of instances) {
         expect(rc.change.after.user_data ?? null).toBeNull();
         expect(rc.change.after.user_data_replace_on_change).toBe(true);

@@ -29,6 +29,7 @@ export interface LintableHost extends IConstruct {
   readonly securityGroups?: readonly TerraformResource[];
   readonly ingressRules: readonly TerraformResource[];
   readonly egressRules: readonly TerraformResource[];
+  /** The user-data as instances receive it (a lazy value; `rendering.userData.base64` is its text). */
   readonly userDataBase64: string;
   readonly lintSuppressions: readonly Suppression[];
 }
@@ -121,7 +122,7 @@ export function lintStack(stack: TerraformStack): { host: LintableHost; findings
       extraGroups.push(...lintGroupsFromArtefact(others, a.rules));
     }
     const ipv6 = attached.map((a) => ipv6Evidence(withProbes, a.address)).find((e) => e !== undefined);
-    const foreign = attached.filter((a) => a.userData?.base64 !== h.userDataBase64);
+    const foreign = attached.filter((a) => a.userData?.base64 !== h.rendering.userData.base64);
     const endpoints = attached.map((a) => metadataEndpoint(withProbes, a.address));
     const subject = subjectFromRendering(h.rendering, {
       stack: stackName,

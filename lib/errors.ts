@@ -78,6 +78,12 @@ export const ERROR_CODES = {
   QUERY_OPTION_INVALID: 'TW273',
   /** A synthesized Terraform JSON document holds a value of the wrong JSON type (null, an array where an object belongs …). */
   ARTEFACT_SHAPE: 'TW291',
+  /** A grant between hosts names a host that declares no addresses, so the other host's wall could not match it. */
+  GRANT_NO_ADDRESSES: 'TW226',
+  /** A grant added to a host whose policy is already final (read, or synthesized). */
+  HOST_FINAL: 'TW227',
+  /** A grant whose other end is not a FilteredHost of the same stack, or whose ports are not a service or Port. */
+  GRANT_INVALID: 'TW228',
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CODES;
