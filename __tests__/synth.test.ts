@@ -376,14 +376,14 @@ describe('the example app', () => {
       .filter(([k]) => k.startsWith(`${host}_`))
       .map(([, r]) => r);
 
-  it('has the two stacks, each with the provider set for an offline plan and four hosts with instances', () => {
+  it('has the two stacks, each with the provider set for an offline plan and five hosts with instances', () => {
     expect(stacks.map((s) => s.node.id)).toEqual([...STACK_NAMES]);
     for (const { stack, json, tf } of synthed) {
       expect(stack).toBeInstanceOf(TerraformStack);
       expect(json).toHaveProviderWithProperties(AwsProvider, { skip_credentials_validation: true, skip_requesting_account_id: true, skip_metadata_api_check: 'true', skip_region_validation: true });
-      expect(stack.hosts.map((h) => h.node.id)).toEqual(['sample', 'resolver', 'web', 'app']);
-      expect(Object.keys(resources(tf, 'aws_security_group'))).toHaveLength(4);
-      expect(Object.keys(resources(tf, 'aws_instance'))).toHaveLength(4);
+      expect(stack.hosts.map((h) => h.node.id)).toEqual(['sample', 'resolver', 'web', 'app', 'db']);
+      expect(Object.keys(resources(tf, 'aws_security_group'))).toHaveLength(5);
+      expect(Object.keys(resources(tf, 'aws_instance'))).toHaveLength(5);
       for (const inst of Object.values(resources(tf, 'aws_instance'))) expect(inst).not.toHaveProperty('user_data');
     }
   });
@@ -430,6 +430,35 @@ describe('the example app', () => {
     }
   });
 
+  it('three tiers joined by grants: app admits tcp/8080 from the web host only, db tcp/5432 from the app only, db sends nothing to the Internet', () => {
+    for (const { stack, tf } of synthed) {
+      const group = (host: string) => `\${aws_security_group.${Object.keys(resources(tf, 'aws_security_group')).find((k) => k.startsWith(`${host}_`))}.id}`;
+      const ingressOf = (host: string) =>
+        Object.entries(resources(tf, 'aws_vpc_security_group_ingress_rule'))
+          .filter(([k]) => k.startsWith(`${host}_`))
+          .map(([, r]) => r as Json);
+      // No subnet-wide workaround: the only non-SSH way into app is the web host's group.
+      expect(ingressOf('app').filter((r) => r.from_port !== 22)).toEqual([
+        expect.objectContaining({ ip_protocol: 'tcp', from_port: 8080, to_port: 8080, referenced_security_group_id: group('web'), tags: { 'twinwall:host-cidrs': `${stack.config.webPrivateIp}/32` } }),
+      ]);
+      expect(ingressOf('db').filter((r) => r.from_port !== 22)).toEqual([
+        expect.objectContaining({ ip_protocol: 'tcp', from_port: 5432, to_port: 5432, referenced_security_group_id: group('app'), tags: { 'twinwall:host-cidrs': stack.config.appSubnetCidr } }),
+      ]);
+      expect(egressOf(tf, 'app').filter((r) => r.referenced_security_group_id !== undefined)).toEqual([
+        expect.objectContaining({ from_port: 5432, referenced_security_group_id: group('db') }),
+      ]);
+      // db: DNS to the VPC resolvers, nothing else.
+      expect(egressOf(tf, 'db').map((r) => `${r.ip_protocol}/${r.from_port} ${r.cidr_ipv4 ?? r.cidr_ipv6 ?? r.referenced_security_group_id}`).sort()).toEqual(
+        stack.config.resolvers.flatMap((r) => [`tcp/53 ${r}`, `udp/53 ${r}`]).sort(),
+      );
+      const [app, db] = [stack.hosts[3], stack.hosts[4]];
+      const v4 = (h: FilteredHost, chain: string, port: number) => h.rendering.iptables.v4.split('\n').filter((l) => l.startsWith(`-A ${chain}`) && l.includes(`--dport ${port} `));
+      expect(v4(app, 'tw-in', 8080)).toEqual([expect.stringContaining(`-s ${stack.config.webPrivateIp}/32 `)]);
+      expect(v4(db, 'tw-in', 5432)).toEqual([expect.stringContaining(`-s ${stack.config.appSubnetCidr} `)]);
+      expect(v4(app, 'tw-out', 5432)).toEqual([expect.stringContaining(`-d ${stack.config.dataSubnetCidr} `)]);
+    }
+  });
+
   it('reads cdktf.json-style context over the defaults, and rejects a bad value with a clear error', () => {
     const custom = new App({ context: { twinwall: { staging: { vpcId: 'vpc-0fedcba987654321f', adminNetworks: ['203.0.113.0/24'] } } } });
     const [staging, production] = buildApp(custom);
@@ -452,8 +481,8 @@ describe('the example app', () => {
   it('prints a table per host, stack by stack, with the walls in agreement', () => {
     const text = summaryText(stacks);
     expect(text.split('\n').filter((l) => l.startsWith('== stack '))).toEqual(['== stack staging', '== stack production']);
-    expect(text.split('\n').filter((l) => l.startsWith('host ')).map((l) => l.split(' ')[1])).toEqual(['sample', 'resolver', 'web', 'app', 'sample', 'resolver', 'web', 'app']);
-    expect(text).toContain('sg app tier');
+    expect(text.split('\n').filter((l) => l.startsWith('host ')).map((l) => l.split(' ')[1])).toEqual(['sample', 'resolver', 'web', 'app', 'db', 'sample', 'resolver', 'web', 'app', 'db']);
+    expect(text).toContain('sg app hosts');
     expect(text).not.toContain('!!');
   });
 

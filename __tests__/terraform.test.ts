@@ -165,9 +165,9 @@ describeTier('terraform', [onPath('terraform'), providerMirror], () => {
         aws_vpc_security_group_ingress_rule: specs.filter((s) => s.direction === 'ingress').length,
         aws_vpc_security_group_egress_rule: specs.filter((s) => s.direction === 'egress').length,
       });
-      // The example's four hosts, and rules for all of them (numbers pinned so a change shows).
-      expect(hosts).toHaveLength(4);
-      expect(counts.aws_vpc_security_group_ingress_rule + counts.aws_vpc_security_group_egress_rule).toBe(30);
+      // The example's five hosts, and rules for all of them (numbers pinned so a change shows).
+      expect(hosts).toHaveLength(5);
+      expect(counts.aws_vpc_security_group_ingress_rule + counts.aws_vpc_security_group_egress_rule).toBe(35);
     });
 
     it('hands Terraform the user-data exactly as rendered, as user_data_base64', () => {
