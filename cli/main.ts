@@ -23,9 +23,17 @@ function selectHosts(report: CheckReport, names: readonly string[] | undefined):
   return { ...report, hosts };
 }
 
-/** A host is named by "name", "stack/name", its resource address, or "stack/address". */
+/**
+ * What a host answers to: its twinwall host name, "stack/name", its resource address,
+ * "stack/address", and the construct path of its resource ("production/web-instance").
+ */
+export function hostNames(h: HostArtefact): string[] {
+  return [h.name, `${h.stack}/${h.name}`, h.address, `${h.stack}/${h.address}`, ...(h.path !== undefined ? [h.path] : [])];
+}
+
+/** A host is named by any of `hostNames`. */
 export function matchesHost(h: CheckReport['hosts'][number], name: string): boolean {
-  return [h.host.name, h.label, h.host.address, `${h.host.stack}/${h.host.address}`].includes(name);
+  return hostNames(h.host).includes(name);
 }
 
 interface Io {
@@ -46,7 +54,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command('check')
     .description('Compare both walls of every host in the synthesized Terraform JSON, exactly and symbolically, reading the iptables tables as iptables-restore does, and check the host-only part of each table (DHCP, neighbour discovery, metadata, logging, audit mode, DROP policies) against the options recorded on its security group. Exit 0 when they agree, 1 on any disagreement or anything undecidable.')
     .argument('[dir]', 'cdktf synth output directory (or one stack directory, or a cdk.tf.json)', DEFAULT_DIR)
-    .option('--host <name...>', 'only these hosts (name, stack/name or resource address)')
+    .option('--host <name...>', 'only these hosts (name, stack/name, resource address or its construct path)')
     .option('--quiet', 'do not list the documented exceptions applied')
     .action((dir: string, opts: { host?: string[]; quiet?: boolean }) => {
       const report = selectHosts(checkStacks(loadStacks(dir)), opts.host);
@@ -57,7 +65,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   program
     .command('explain')
     .description('Show which rule on each wall admits or drops one flow: the security-group rule resources, and the path through the iptables chains (chain, rule number, comment). Exit 1 when the walls disagree on it.')
-    .argument('<args...>', '[DIR] HOST DIRECTION PROTO/PORT ADDRESS, e.g. `sample egress tcp/25 198.51.100.7` or `cdktf.out staging/web ingress tcp/443 2001:db8::1`')
+    .argument('<args...>', '[DIR] HOST DIRECTION PROTO/PORT ADDRESS, e.g. `sample egress tcp/25 198.51.100.7` or `cdktf.out staging/web ingress tcp/443 2001:db8::1`; HOST is the twinwall host name (stack/name), the resource address (aws_instance.…) or its construct path')
     .addOption(new Option('--uid <uid>', 'the sending user, for egress (default: every user)').argParser((v) => {
       if (!/^\d+$/.test(v)) throw new UsageError(`--uid ${v} is not a number`);
       return Number(v);
@@ -75,7 +83,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
       }
       // Only the named host is modelled.
       const hosts = loadStacks(dir).flatMap((s) => readStack(s.name, s.json));
-      const named = (h: HostArtefact) => [h.name, `${h.stack}/${h.name}`, h.address, `${h.stack}/${h.address}`].includes(host);
+      const named = (h: HostArtefact) => hostNames(h).includes(host);
       const matches = hosts.filter(named);
       if (matches.length === 0) throw new UsageError(`no host ${JSON.stringify(host)} (hosts: ${hosts.map((h) => `${h.stack}/${h.name}`).join(', ')})`);
       if (matches.length > 1) throw new UsageError(`${JSON.stringify(host)} names ${matches.length} hosts (${matches.map((h) => `${h.stack}/${h.name}`).join(', ')}); write stack/host`);
@@ -93,7 +101,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command('verify')
     .description('Root, Linux: load each host\'s tables into a fresh pair of network namespaces, send real TCP and UDP packets (both directions, both families, boundary ports, CIDR edges, forged sources) and compare each kernel verdict with the security groups, after checking that the tables the kernel stored (iptables-save) mean what check read. Exit 1 on any disagreement.')
     .argument('[dir]', 'cdktf synth output directory (or one stack directory, or a cdk.tf.json)', DEFAULT_DIR)
-    .option('--host <name...>', 'only these hosts (name, stack/name or resource address)')
+    .option('--host <name...>', 'only these hosts (name, stack/name, resource address or its construct path)')
     .addOption(new Option('--timeout-ms <ms>', 'how long a probe waits for an answer').default(600).argParser((v) => {
       if (!/^\d+$/.test(v) || Number(v) < 50) throw new UsageError(`--timeout-ms ${v} must be a number of milliseconds (at least 50)`);
       return Number(v);

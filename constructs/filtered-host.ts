@@ -6,6 +6,7 @@
 import { Annotations, Lazy, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { Instance } from '@cdktf/provider-aws/lib/instance';
+import { LaunchTemplate } from '@cdktf/provider-aws/lib/launch-template';
 import { SecurityGroup } from '@cdktf/provider-aws/lib/security-group';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
@@ -342,6 +343,63 @@ export class FilteredHost extends Construct implements PeerSource {
    */
   public allowInternally(what: GrantPorts, reason: string): this {
     locate(this.node.path, () => this.grant(Grant.of(this.endpoint, this.endpoint, what, reason), this));
+    return this;
+  }
+
+  /**
+   * Attach both walls to an instance or launch template of your own, in one call: every security
+   * group of the network wall (`vpc_security_group_ids`) and the host wall's user-data
+   * (`user_data_base64` of an instance, with `user_data_replace_on_change`; `user_data` of a
+   * launch template, which is base64 already). Both are lazy, so grants declared later still
+   * reach the instance. The CLI, report and lint then name it by this host's name.
+   *
+   *   web.attachTo(new Instance(stack, 'web-instance', { ami, instanceType, subnetId }));
+   *   workers.attachTo(new LaunchTemplate(stack, 'workers', { imageId, instanceType }));
+   *
+   * Refused (TW229 HOST_WALL_NOT_ATTACHED) when the target already has user-data or security
+   * groups of its own: twinwall's groups are the whole network wall (another group would widen
+   * it), and its user-data carries the host wall.
+   */
+  public attachTo(target: Instance | LaunchTemplate): this {
+    locate(this.node.path, () => {
+      const isInstance = target instanceof Instance;
+      if (!isInstance && !(target instanceof LaunchTemplate)) {
+        throw invalid('attachTo target', (target as { node?: { path?: string } } | undefined)?.node?.path ?? target, 'pass an aws_instance (Instance) or an aws_launch_template (LaunchTemplate) of the same stack.');
+      }
+      if (TerraformStack.of(target) !== TerraformStack.of(this)) {
+        throw invalid('attachTo target', target.node.path, 'attach a host to an instance or launch template of its own stack.');
+      }
+      const where = `${isInstance ? 'aws_instance' : 'aws_launch_template'} ${target.node.path}`;
+      const refuse = (problem: string, fix: string) => new TwinwallError('HOST_WALL_NOT_ATTACHED', { value: target.node.path, problem: `the ${where} ${problem}`, fix });
+      const ownUserData = isInstance ? (target.userDataInput ?? target.userDataBase64Input) : target.userDataInput;
+      if (ownUserData !== undefined && ownUserData !== this.userDataBase64) {
+        throw refuse(
+          'already has user-data of its own, which would replace the host wall.',
+          'leave user_data / user_data_base64 unset and let attachTo set it; the host wall must be the instance\'s user-data.',
+        );
+      }
+      const ownGroups = target.vpcSecurityGroupIdsInput;
+      if (ownGroups !== undefined && ownGroups.length > 0) {
+        throw refuse(
+          'already lists security groups of its own; any group beside the host\'s widens its network wall beyond the policy.',
+          'leave vpc_security_group_ids unset and let attachTo set it; write what the other groups admit as roles or grants of the host.',
+        );
+      }
+      if (isInstance ? target.networkInterfaceInput !== undefined : target.networkInterfacesInput !== undefined) {
+        throw refuse(
+          'declares network interfaces, whose security groups attachTo cannot set.',
+          'drop the network_interface blocks, or attach the host\'s securityGroupIds to those interfaces yourself and pass its userDataBase64.',
+        );
+      }
+      target.vpcSecurityGroupIds = [...this.securityGroupIds];
+      if (target instanceof Instance) {
+        target.userDataBase64 = this.userDataBase64;
+        // The host wall lives in the user-data: a firewall change must replace the instance.
+        target.userDataReplaceOnChange = true;
+      } else {
+        target.userData = this.userDataBase64;
+      }
+    });
     return this;
   }
 

@@ -84,6 +84,10 @@ export const ERROR_CODES = {
   HOST_FINAL: 'TW227',
   /** A grant whose other end is not a FilteredHost of the same stack, or whose ports are not a service or Port. */
   GRANT_INVALID: 'TW228',
+  /** A twinwall security group on an instance or launch template that lacks the host's user-data, or carries it as `user_data`. */
+  HOST_WALL_NOT_ATTACHED: 'TW229',
+  /** Two hosts with the same name in one stack (check, report and explain could not tell them apart). */
+  HOST_NAME_DUPLICATE: 'TW230',
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CODES;

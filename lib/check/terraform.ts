@@ -303,9 +303,26 @@ function interfaceGroups(ctx: Context, eniRef: string | undefined, problems: str
   return out;
 }
 
-function hostName(tags: Json, fallback: string): string {
+/**
+ * The host's label: the twinwall:host tag of the instance (or template), else that of its first
+ * twinwall group (an instance of the user's own, attached with `FilteredHost.attachTo`, is named
+ * by its host), else the Name tag, else the resource name.
+ */
+function hostName(tags: Json, groupHost: string | undefined, fallback: string): string {
   const t = tags !== null && typeof tags === 'object' ? tags : {};
-  return typeof t['twinwall:host'] === 'string' ? t['twinwall:host'] : typeof t.Name === 'string' && !isTerraformExpression(t.Name) ? t.Name : fallback;
+  if (typeof t['twinwall:host'] === 'string') return t['twinwall:host'];
+  if (groupHost !== undefined) return groupHost;
+  return typeof t.Name === 'string' && !isTerraformExpression(t.Name) ? t.Name : fallback;
+}
+
+/** The twinwall:host tag of the first of `groups` that carries one. */
+function groupHostName(tf: Json, groups: readonly string[]): string | undefined {
+  for (const g of groups) {
+    if (!g.startsWith('aws_security_group.')) continue;
+    const host = tf?.resource?.aws_security_group?.[g.slice('aws_security_group.'.length)]?.tags?.['twinwall:host'];
+    if (typeof host === 'string') return host;
+  }
+  return undefined;
 }
 
 function blocks(value: unknown): Json[] {
@@ -380,7 +397,7 @@ export function readStack(stack: string, input: unknown): HostArtefact[] {
       records.length === 0 ? undefined : texts.size > 1 ? { problem: `the groups' ${HOST_WALL_TAG} tags disagree (${records.map((rec) => rec.source).join(', ')})`, source: records.map((rec) => rec.source).join(', ') } : records[0];
     hosts.push({
       stack,
-      name: hostName(r.tags, name),
+      name: hostName(r.tags, groupHostName(tf, groups), name),
       address: `${type}.${name}`,
       ...(typeof path === 'string' ? { path } : {}),
       ...(vpc !== undefined ? { vpc } : {}),
