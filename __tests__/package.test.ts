@@ -190,7 +190,7 @@ describe('package', () => {
   it('the compiled CLI checks the example app with cdktf unresolvable (exit 0)', () => {
     const r = withoutCdktf([BIN, 'check', example, '--quiet'], ROOT);
     expect(r.stderr).toBe('');
-    expect(r.stdout).toMatch(/twinwall check: 4 host\(s\), the walls agree/);
+    expect(r.stdout).toMatch(/twinwall check: 5 host\(s\), the walls agree/);
     expect(r.code).toBe(EXIT.ok);
     expect(r.loaded.filter((f) => CDKTF_FILE.test(f) || /typescript|ts-node/.test(f))).toEqual([]);
   });

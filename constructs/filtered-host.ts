@@ -169,6 +169,28 @@ function referenceRecord(policy: HostPolicy, spec: SgRuleSpec): { tags?: Record<
   return { tags: hostCidrsTags(target.hostCidrs.map((c) => c.text)) };
 }
 
+/** The host names of each stack, with the construct path that took each. */
+const HOST_NAMES = new WeakMap<TerraformStack, Map<string, string>>();
+
+/**
+ * Two hosts of one stack with one name would be one host to check, report, explain and diff
+ * (they name hosts by it), so the second is refused (TW230 HOST_NAME_DUPLICATE).
+ */
+function claimHostName(host: Construct, name: string): void {
+  const stack = TerraformStack.of(host);
+  const names = HOST_NAMES.get(stack) ?? new Map<string, string>();
+  HOST_NAMES.set(stack, names);
+  const prior = names.get(name);
+  if (prior !== undefined) {
+    throw new TwinwallError('HOST_NAME_DUPLICATE', {
+      value: name,
+      problem: `the host name ${show(name)} is already taken in this stack by ${prior}; check, report, explain and diff name hosts by it, so they could not tell the two apart.`,
+      fix: 'give one of them its own name (the `name` prop, or another construct id).',
+    });
+  }
+  names.set(name, host.node.path);
+}
+
 /** Which host a Peer made by `FilteredHost.toPeer()` stands for (a host passed as a role's peer). */
 const HOST_OF_PEER = new WeakMap<Peer, FilteredHost>();
 
@@ -255,6 +277,7 @@ export class FilteredHost extends Construct implements PeerSource {
       for (const cidr of this.addresses ?? []) Cidr.of(cidr);
 
       const hostName = this.basePolicy.name;
+      claimHostName(this, hostName);
       this.userTagValues = userTags(props.tags, 'tags');
       const instanceTags = userTags(props.instance?.tags, 'instance.tags');
       // Deliberately no `ingress` / `egress` arguments: when Terraform's aws_security_group

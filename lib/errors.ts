@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   PORT_RANGE_REVERSED: 'TW112',
   /** An ICMP type or code outside 0–255. */
   ICMP_OUT_OF_RANGE: 'TW113',
+  /** TCP or UDP port 0 alone: no service listens on it, and security groups read 0-0 oddly. */
+  PORT_ZERO: 'TW114',
   /** A role with no flows. */
   ROLE_EMPTY: 'TW121',
   /** Two roles with the same name composed into one host. */

@@ -5,7 +5,7 @@
  */
 import { Family } from '../address';
 import { Direction } from '../flow';
-import { AWS_SG_QUOTAS, LINT_RULES, LintId, LintLevel, WIDE_PREFIX } from './catalog';
+import { AWS_SG_QUOTAS, LINT_RULES, LintId, LintLevel, WIDE_PREFIX, WORM_PORTS } from './catalog';
 import { LintGroup, LintPeer, LintSgRule, LintSubject } from './model';
 import { formatProvenance } from './provenance';
 
@@ -180,6 +180,18 @@ function egressToAnywhere(subject: LintSubject): Draft[] {
     );
 }
 
+/** Egress to (nearly) anywhere that reaches a worm port (the all-port case is TWL001's). */
+function egressWormPort(subject: LintSubject): Draft[] {
+  return allRules(subject)
+    .filter((r) => r.direction === 'egress' && isWide(r.peer) && !everyPort(r))
+    .flatMap((r) => {
+      const hit = WORM_PORTS.filter((w) => r.protocol === w.protocol && (r.fromPort ?? 0) <= w.to && (r.toPort ?? 65535) >= w.from);
+      if (hit.length === 0) return [];
+      const ports = hit.map((w) => `${w.protocol}/${w.from === w.to ? w.from : `${w.from}-${w.to}`} (${w.what})`).join(', ');
+      return [{ id: 'TWL011' as const, location: r.source, message: `${ruleText(r)} reaches ${ports}, which worms use to spread and no server role needs (${why(r)}).` }];
+    });
+}
+
 function auditMode(subject: LintSubject): Draft[] {
   const families = ([4, 6] as Family[]).filter((f) => subject.hostWall.tables[f] === 'audit');
   if (families.length === 0) return [];
@@ -196,6 +208,7 @@ const CHECKS: readonly ((s: LintSubject) => Draft[])[] = [
   quota,
   egressToAnywhere,
   auditMode,
+  egressWormPort,
 ];
 
 /** Run every check over one host. Findings are sorted by id, then location, then message. */
