@@ -6,8 +6,11 @@
  *                 DNS to the resolvers (log lookups, DNSBL); out only SMTP and DNS.
  * 2. `resolver` — a recursive DNS server answering the VPC only.
  * 3. `web`      — a web server whose only egress is DNS to the resolvers and tcp/8080 to `app`.
- *    `app`      — the application tier behind it, a FilteredHost too, so it gets both walls and the
- *                 web server's network wall can reference its security group.
+ *    `app`      — the application tier behind it: tcp/8080 from the web host only.
+ *    `db`       — the app's database: tcp/5432 from the app only, no Internet egress.
+ *    The three tiers are joined by grants (`web.allowTo(app, …)`, `db.allowFrom(app, …)`), which
+ *    write both walls of both hosts: each network wall references the other host's security
+ *    group, each host wall matches the other host's declared addresses.
  *
  * `npm run synth` works offline with no AWS account: every value has a default below, and the
  * provider is set up so `terraform plan` runs without credentials.
@@ -18,7 +21,7 @@ import { App, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { FilteredHost } from './constructs';
-import { Peer, Role, TwinwallError, customRole, dnsClient, dnsServer, formatHostSummary, mailServer, serve, sshAdmin, webServer } from './lib';
+import { Peer, Port, Role, TwinwallError, dnsClient, dnsServer, formatHostSummary, mailServer, sshAdmin, webServer } from './lib';
 import { locate, show } from './lib/errors';
 
 /** What distinguishes one environment from another. */
@@ -34,9 +37,14 @@ export interface EnvironmentConfig {
   /** The public subnet (sample, resolver, web) and its CIDR. */
   readonly publicSubnetId: string;
   readonly publicSubnetCidr: string;
+  /** The web server's fixed private address (in the public subnet): the app's host wall admits it alone. */
+  readonly webPrivateIp: string;
   /** The private subnet of the application tier and its CIDR. */
   readonly appSubnetId: string;
   readonly appSubnetCidr: string;
+  /** The private subnet of the database and its CIDR. */
+  readonly dataSubnetId: string;
+  readonly dataSubnetCidr: string;
   readonly ami: string;
   readonly instanceType: string;
 }
@@ -57,8 +65,11 @@ export const DEFAULTS: Record<StackName, EnvironmentConfig> = {
     adminNetworks: ['192.0.2.0/24'],
     publicSubnetId: 'subnet-0000000000000a001',
     publicSubnetCidr: '10.10.1.0/24',
+    webPrivateIp: '10.10.1.10',
     appSubnetId: 'subnet-0000000000000a002',
     appSubnetCidr: '10.10.2.0/24',
+    dataSubnetId: 'subnet-0000000000000a003',
+    dataSubnetCidr: '10.10.3.0/24',
     ami: 'ami-0000000000000a001',
     instanceType: 't3.micro',
   },
@@ -70,8 +81,11 @@ export const DEFAULTS: Record<StackName, EnvironmentConfig> = {
     adminNetworks: ['198.51.100.0/26'],
     publicSubnetId: 'subnet-0000000000000b001',
     publicSubnetCidr: '10.20.1.0/24',
+    webPrivateIp: '10.20.1.10',
     appSubnetId: 'subnet-0000000000000b002',
     appSubnetCidr: '10.20.2.0/24',
+    dataSubnetId: 'subnet-0000000000000b003',
+    dataSubnetCidr: '10.20.3.0/24',
     ami: 'ami-0000000000000a001',
     instanceType: 't3.small',
   },
@@ -122,7 +136,7 @@ export function environmentConfig(scope: Construct, stack: StackName): Environme
   return merged as unknown as EnvironmentConfig;
 }
 
-/** One environment: the provider and the four hosts. */
+/** One environment: the provider and the five hosts. */
 export class TwinwallExampleStack extends TerraformStack {
   public readonly config: EnvironmentConfig;
   public readonly hosts: readonly FilteredHost[];
@@ -180,36 +194,38 @@ export class TwinwallExampleStack extends TerraformStack {
       instance: instance(config.publicSubnetId, true),
     });
 
-    // 3. The application tier and the web server in front of it. The two reference each other,
-    //    but a host's policy is fixed when it is constructed, so one side must come first: the app
-    //    tier is built first and admits tcp/8080 from the public subnet the web server lives in
-    //    (a CIDR, identical on both walls; a dedicated web subnet would narrow it further); the web server is built second and reaches the app through `app.asPeer()`, which
-    //    its network wall turns into a reference to the app's security group and its host wall
-    //    into the app subnet it declared in `addresses`.
+    // 3. Three tiers: web → app → db. Each host declares only its own roles; the grants between
+    //    them are declared once, after all three exist, and write both walls of both hosts (the
+    //    network walls reference each other's security groups, the host walls match the declared
+    //    addresses: the web server's fixed IP, the app and data subnets).
+    const web = new FilteredHost(this, 'web', {
+      roles: roles('web', () => [webServer(), sshAdmin({ from: admins }), dnsClient({ resolvers })]),
+      vpcId: config.vpcId,
+      ...publicSubnet,
+      instance: { ...instance(config.publicSubnetId, true), privateIp: config.webPrivateIp },
+    });
+
     const app = new FilteredHost(this, 'app', {
-      roles: roles('app', () => [
-        customRole('appTier', serve('http-alt', [Peer.ipv4(config.publicSubnetCidr)], 'requests proxied by the web tier'), 'Application tier behind the web server.'),
-        sshAdmin({ from: admins }),
-        dnsClient({ resolvers }),
-      ]),
+      roles: roles('app', () => [sshAdmin({ from: admins }), dnsClient({ resolvers })]),
       vpcId: config.vpcId,
       ...appSubnet,
       addresses: [config.appSubnetCidr],
       instance: instance(config.appSubnetId, false),
     });
 
-    const web = new FilteredHost(this, 'web', {
-      roles: roles('web', () => [
-        webServer({ upstreams: [{ service: 'http-alt', peers: [app.asPeer({ label: 'app tier' })], reason: 'proxy requests to the app tier' }] }),
-        sshAdmin({ from: admins }),
-        dnsClient({ resolvers }),
-      ]),
+    // The database sends nothing to the Internet: DNS to the VPC resolver is all it may start.
+    const db = new FilteredHost(this, 'db', {
+      roles: roles('db', () => [sshAdmin({ from: admins }), dnsClient({ resolvers })]),
       vpcId: config.vpcId,
-      ...publicSubnet,
-      instance: instance(config.publicSubnetId, true),
+      subnets: [config.dataSubnetCidr],
+      addresses: [config.dataSubnetCidr],
+      instance: instance(config.dataSubnetId, false),
     });
 
-    this.hosts = [sample, resolver, web, app];
+    web.allowTo(app, 'http-alt', 'proxy requests to the app tier');
+    db.allowFrom(app, Port.tcp(5432), 'the app tier reads and writes its database (PostgreSQL)');
+
+    this.hosts = [sample, resolver, web, app, db];
   }
 }
 

@@ -37,8 +37,8 @@ describe('twinwall check on the example app', () => {
   it('finds the walls of every host in agreement', () => {
     const report = checkStacks(stacks);
     expect(report.hosts.map((h) => h.label)).toEqual([
-      'production/app', 'production/resolver', 'production/sample', 'production/web',
-      'staging/app', 'staging/resolver', 'staging/sample', 'staging/web',
+      'production/app', 'production/db', 'production/resolver', 'production/sample', 'production/web',
+      'staging/app', 'staging/db', 'staging/resolver', 'staging/sample', 'staging/web',
     ]);
     for (const h of report.hosts) expect({ host: h.label, findings: h.findings.map((f) => f.text) }).toEqual({ host: h.label, findings: [] });
     expect(hasFindings(report)).toBe(false);
@@ -56,8 +56,8 @@ describe('twinwall check on the example app', () => {
     expect(text).toMatch(/host-only part, IPv6 ingress: .*router advertisement from on-link only \(RFC 4890\) \(ingress icmpv6 type 134 from any IPv6 with hop limit 255\) by INPUT rule \d+/);
     expect(text).toMatch(/IPv4 host-only part as recorded \(audit off, instanceMetadata root-only, onLoadFailure lockdown, subnets 10\.10\.1\.0\/24\): all \d+ rules outside the policy chains are present exactly as the renderer writes them, with policies INPUT DROP, FORWARD DROP, OUTPUT DROP — loopback; .*DHCP server replies.*source address is not this host \(forged\).*instance metadata, root only/);
     expect(text).toMatch(/IPv6 host-only part as recorded .*neighbour solicitation from on-link only \(RFC 4890\)/);
-    expect(text).toMatch(/security-group reference: aws_vpc_security_group_egress_rule\.web_egress-tcp-8080-to-sg-app-tier_\w+ names aws_security_group\.app_SecurityGroup_\w+; compared through its host-side CIDRs 10\.10\.2\.0\/24/);
-    expect(formatReport(report)).toMatch(/twinwall check: 8 host\(s\), the walls agree/);
+    expect(text).toMatch(/security-group reference: aws_vpc_security_group_egress_rule\.web_egress-tcp-8080-to-sg-app-hosts_\w+ names aws_security_group\.app_SecurityGroup_\w+; compared through its host-side CIDRs 10\.10\.2\.0\/24/);
+    expect(formatReport(report)).toMatch(/twinwall check: 10 host\(s\), the walls agree/);
   });
 });
 
@@ -142,7 +142,7 @@ describe('twinwall check reports each mutation of one wall', () => {
 
   it('an unreadable reference record is undecidable, not agreement', () => {
     const { lines } = mutate((tf) => {
-      const [, rule] = resourceNamed(tf, 'aws_vpc_security_group_egress_rule', 'web_egress-tcp-8080-to-sg-app-tier');
+      const [, rule] = resourceNamed(tf, 'aws_vpc_security_group_egress_rule', 'web_egress-tcp-8080-to-sg-app-hosts');
       delete rule.tags;
     }, 'staging/web');
     expect(lines).toEqual([

@@ -53,7 +53,7 @@ describe('twinwall check', () => {
     const r = twinwall(['check', example]);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^staging\/sample \(aws_instance\.sample_Instance_\w+\): the walls agree/m);
-    expect(r.stdout).toMatch(/twinwall check: 8 host\(s\), the walls agree/);
+    expect(r.stdout).toMatch(/twinwall check: 10 host\(s\), the walls agree/);
     expect(r.code).toBe(0);
   });
 
@@ -61,7 +61,7 @@ describe('twinwall check', () => {
     const r = twinwall(['check', mutant, '--quiet']);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^ {2}staging\/sample: egress tcp\/25 to any IPv4 except .*: the host wall admits it \(OUTPUT rule \d+ → tw-out rule 1 .*\), the network wall does not$/m);
-    expect(r.stdout).toMatch(/twinwall check: 1 finding\(s\) on 1 of 8 host\(s\)/);
+    expect(r.stdout).toMatch(/twinwall check: 1 finding\(s\) on 1 of 10 host\(s\)/);
   });
 
   it.each([

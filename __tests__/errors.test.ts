@@ -32,6 +32,7 @@ const CASES: [ErrorName, () => unknown, string[]][] = [
   ['FAMILY_MISMATCH', () => Peer.ipv4('2001:db8::/32'), ['TW104 FAMILY_MISMATCH', '"2001:db8::/32" is an IPv6 CIDR where an IPv4 CIDR is expected', 'Peer.ipv6()']],
   ['PORT_OUT_OF_RANGE', () => Port.tcp(65536), ['TW111 PORT_OUT_OF_RANGE', 'TCP port 65536 is not a port', 'between 0 and 65535']],
   ['PORT_RANGE_REVERSED', () => Port.udpRange(2000, 1000), ['TW112 PORT_RANGE_REVERSED', 'UDP port range 2000-1000 starts above its end', 'write it as 1000-2000']],
+  ['PORT_ZERO', () => Port.udp(0), ['TW114 PORT_ZERO', '"udp/0"', 'UDP port 0, which is reserved', 'Port.udp(8080)', 'Port.allUdp()']],
   ['ICMP_OUT_OF_RANGE', () => Port.icmpTypeAndCode(3, 256), ['TW113 ICMP_OUT_OF_RANGE', 'ICMP code 256 is out of range', '0 and 255']],
   ['ROLE_EMPTY', () => customRole('nothing', []), ['TW121 ROLE_EMPTY', 'the role "nothing" has no flows', 'at least one Flow.ingress']],
   ['ROLE_DUPLICATE', () => HostPolicy.compose('web1', [webServer(), webServer()]), ['TW122 ROLE_DUPLICATE at web1', 'role name "webServer" is used twice', '{ name: "webServer2" }']],

@@ -47,14 +47,16 @@ function userData(stack: string): [string, string][] {
 const ALL = STACKS.flatMap(userData);
 
 describe('example app', () => {
-  it('has the staging and production stacks, four hosts each', () => {
+  it('has the staging and production stacks, five hosts each', () => {
     expect(STACKS).toEqual(['production', 'staging']);
     expect(ALL.map(([host]) => host).sort()).toEqual([
       'production/app',
+      'production/db',
       'production/resolver',
       'production/sample',
       'production/web',
       'staging/app',
+      'staging/db',
       'staging/resolver',
       'staging/sample',
       'staging/web',

@@ -575,7 +575,7 @@ describe('--against the example app (golden synth JSON)', () => {
     expect(sample?.notObserved?.some((r) => r.wall === 'host wall' && r.rule === 'IPv6 tw-in rule 1: mailServer/smtp: receiving mail from other mail servers')).toBe(true);
     expect(sample?.notObserved?.some((r) => r.rule.includes('ingress-tcp-443-from-0-0-0-0-0'))).toBe(false);
     expect(sample?.caveats).toEqual([]);
-    expect(against.filter((a) => a.notObserved === undefined).map((a) => a.artefact).sort()).toEqual(['synth/app', 'synth/resolver', 'synth/web']);
+    expect(against.filter((a) => a.notObserved === undefined).map((a) => a.artefact).sort()).toEqual(['synth/app', 'synth/db', 'synth/resolver', 'synth/web']);
   });
 });
 

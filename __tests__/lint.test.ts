@@ -48,10 +48,11 @@ const TRIGGERS: Record<LintId, { what: string; build: Build }> = {
     build: (s, suppressions) => new FilteredHost(s, 'h', { vpcId: VPC, suppressions, roles: [ntpClient()], instanceMetadata: 'all-users' }),
   },
   TWL005: {
-    what: 'an IPv6 instance using the group without the host wall',
+    what: 'an IPv6 instance using the group and a launch template whose user-data synth cannot see',
     build: (s, suppressions) => {
       const h = new FilteredHost(s, 'h', { vpcId: VPC, suppressions, roles: [ntpClient()] });
-      new Instance(s, 'own', { ...INSTANCE, vpcSecurityGroupIds: [h.securityGroup.id], ipv6AddressCount: 1, userData: '#!/bin/sh\necho no firewall here\n' });
+      // (An instance with the group and user-data of its own is refused at synth: TW229.)
+      new Instance(s, 'own', { ...INSTANCE, vpcSecurityGroupIds: [h.securityGroup.id], ipv6AddressCount: 1, launchTemplate: { name: 'legacy-template' } });
       return h;
     },
   },
@@ -89,6 +90,11 @@ const TRIGGERS: Record<LintId, { what: string; build: Build }> = {
     what: 'audit mode',
     build: (s, suppressions) => new FilteredHost(s, 'h', { vpcId: VPC, suppressions, roles: [ntpClient()], audit: true }),
   },
+  TWL011: {
+    what: "Slammer's udp/1434 to anywhere",
+    build: (s, suppressions) =>
+      new FilteredHost(s, 'h', { vpcId: VPC, suppressions, roles: [customRole('sqlClient', [Flow.egress(Port.udp(1434), Peer.anyIpv4(), 'find SQL Server instances')])] }),
+  },
 };
 
 function findingsOf(build: Build, suppressions?: FilteredHostProps['suppressions']): { host: FilteredHost; findings: LintFinding[] } {
@@ -109,7 +115,7 @@ const ANNOTATION_LEVEL = { error: AnnotationMetadataEntryType.ERROR, warning: An
 
 describe('lint catalog', () => {
   it('has stable, unique ids and names, each with a level, a title and a fix', () => {
-    expect(LINT_IDS).toEqual(['TWL001', 'TWL002', 'TWL003', 'TWL004', 'TWL005', 'TWL006', 'TWL007', 'TWL008', 'TWL009', 'TWL010']);
+    expect(LINT_IDS).toEqual(['TWL001', 'TWL002', 'TWL003', 'TWL004', 'TWL005', 'TWL006', 'TWL007', 'TWL008', 'TWL009', 'TWL010', 'TWL011']);
     const names = LINT_IDS.map((id) => LINT_RULES[id].name);
     expect(new Set(names).size).toBe(names.length);
     for (const id of LINT_IDS) {
@@ -323,8 +329,10 @@ describe('lint in the report (artefacts, rules twinwall did not write)', () => {
     cfg.write_files = cfg.write_files.filter((f) => f.path !== '/etc/iptables/rules.v6');
     delete cfg.bootcmd;
     const v4only = `#cloud-config\n${stringifyYaml(cfg)}`;
-    new Instance(s, 'box', { ...INSTANCE, vpcSecurityGroupIds: [h.securityGroup.id], ipv6AddressCount: 2, userDataBase64: Buffer.from(v4only).toString('base64') });
+    new Instance(s, 'box', { ...INSTANCE, vpcSecurityGroupIds: [h.securityGroup.id], ipv6AddressCount: 2, userDataBase64: h.userDataBase64 });
+    // Synth refuses another user-data (TW229), so the artefact is edited after synth.
     const json = JSON.parse(Testing.synth(s));
+    json.resource.aws_instance.box.user_data_base64 = Buffer.from(v4only).toString('base64');
     const { report } = buildReport([{ name: 'stack', json }]);
     const ids = report.stacks[0].hosts[0].lint.map((f) => `${f.id}: ${f.message}`);
     expect(ids.find((t) => t.startsWith('TWL005'))).toContain('the host has IPv6 (ipv6_address_count = 2 on aws_instance.box) but its host wall ships no IPv6 table');

@@ -49,7 +49,7 @@ describe('README "Use it in your cdktf project"', () => {
     expect(readmeBlock(readme, 'Use it in your cdktf project', 'ts')).toBe(fs.readFileSync(path.join(__dirname, '..', 'examples', 'readme-usage.ts'), 'utf8'));
   });
 
-  it('the TypeScript example synthesizes an instance and a launch template wearing both walls, and they check clean', () => {
+  it('the TypeScript example synthesizes instances and a launch template wearing both walls, granted to each other, and they check clean', () => {
     const stacks = synthInto(() => {
       jest.isolateModules(() => {
         require('../examples/readme-usage');
@@ -57,16 +57,25 @@ describe('README "Use it in your cdktf project"', () => {
     });
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const json = stacks.find((s) => s.name === 'production')?.json as any;
-    expect(Object.keys(json.resource.aws_security_group)).toHaveLength(2);
+    expect(Object.keys(json.resource.aws_security_group)).toHaveLength(4);
     const instance = Object.values(json.resource.aws_instance)[0] as Record<string, unknown>;
     expect(instance.user_data_base64).toMatch(/^[A-Za-z0-9+/]+=*$/);
     const template = Object.values(json.resource.aws_launch_template)[0] as Record<string, unknown>;
     expect(template.user_data).toMatch(/^[A-Za-z0-9+/]+=*$/);
     const report = checkStacks(stacks);
-    expect(report.hosts.map((h) => [h.label, h.findings])).toEqual([
-      ['production/mail-instance', []],
-      ['production/web-template', []],
+    // Named by their twinwall hosts, not by the resources they were attached to.
+    expect(report.hosts.map((h) => [h.label, h.host.address.split('.')[0], h.findings])).toEqual([
+      ['production/api', 'aws_instance', []],
+      ['production/db', 'aws_instance', []],
+      ['production/mail', 'aws_instance', []],
+      ['production/web', 'aws_launch_template', []],
     ]);
+    // The grants: web → api tcp/8080 and api → db tcp/5432, each an SG reference on both sides.
+    const refs = Object.values({ ...json.resource.aws_vpc_security_group_ingress_rule, ...json.resource.aws_vpc_security_group_egress_rule } as Record<string, Record<string, unknown>>)
+      .filter((r) => r.referenced_security_group_id !== undefined)
+      .map((r) => r.from_port)
+      .sort();
+    expect(refs).toEqual([5432, 5432, 8080, 8080]);
   });
 
   it('the JavaScript example runs as plain JavaScript and synthesizes an instance', () => {

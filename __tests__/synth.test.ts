@@ -6,7 +6,7 @@
 import * as zlib from 'zlib';
 // Types of the matchers setup.js registers (toHaveResourceWithProperties …).
 import 'cdktf/lib/testing/adapters/jest';
-import { App, Testing, TerraformStack } from 'cdktf';
+import { App, DefaultTokenResolver, StringConcat, Testing, TerraformStack, Token, Tokenization } from 'cdktf';
 import { Construct } from 'constructs';
 import { Instance } from '@cdktf/provider-aws/lib/instance';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
@@ -130,10 +130,13 @@ describe('FilteredHost, per role fixture', () => {
 
     it('exposes the user-data, base64, decoding to the rendered cloud-config', () => {
       const userData = renderUserData({ ...renderIptables(policy), fallback: renderFallback(policy) }, { host: policy.name });
-      expect(host.userDataBase64).toBe(userData.base64);
-      expect(decodeUserData(host.userDataBase64)).toBe(userData.cloudConfig);
+      // userDataBase64 is a lazy value (resolved at synth, after every grant); its text is the rendering's.
+      expect(Token.isUnresolved(host.userDataBase64)).toBe(true);
+      expect(Tokenization.resolve(host.userDataBase64, { scope: host, resolver: new DefaultTokenResolver(new StringConcat()) })).toBe(userData.base64);
+      expect(host.rendering.userData.base64).toBe(userData.base64);
+      expect(decodeUserData(host.rendering.userData.base64)).toBe(userData.cloudConfig);
       expect(host.cloudConfig.startsWith('#cloud-config')).toBe(true);
-      expect(host.userDataBase64).not.toMatch(/TfToken|\$\{/);
+      expect(host.rendering.userData.base64).not.toMatch(/TfToken|\$\{/);
       // No instance asked for, so none made.
       expect(resources(tf, 'aws_instance')).toEqual({});
     });
@@ -158,10 +161,10 @@ describe('FilteredHost options', () => {
     expect(none.policy.options.instanceMetadata).toBe('none');
     expect(all.policy.options.instanceMetadata).toBe('all-users');
     expect(plain.rendering.iptables.v4).not.toContain('audit');
-    expect(decodeUserData(audit.userDataBase64)).toContain('twinwall egress audit');
-    expect(decodeUserData(plain.userDataBase64)).toContain('--uid-owner 0');
-    expect(decodeUserData(all.userDataBase64)).not.toContain('--uid-owner');
-    const hosts = [plain, audit, none, all].map((h) => h.userDataBase64);
+    expect(decodeUserData(audit.rendering.userData.base64)).toContain('twinwall egress audit');
+    expect(decodeUserData(plain.rendering.userData.base64)).toContain('--uid-owner 0');
+    expect(decodeUserData(all.rendering.userData.base64)).not.toContain('--uid-owner');
+    const hosts = [plain, audit, none, all].map((h) => h.rendering.userData.base64);
     expect(new Set(hosts).size).toBe(4);
   });
 
@@ -172,8 +175,8 @@ describe('FilteredHost options', () => {
     expect(routed.rendering.fallback?.v4).toContain('-A OUTPUT -d 10.0.1.1/32 -p udp -m udp --sport 68 --dport 67 -j ACCEPT');
     const open = synthHost('h', { roles: [ntpClient()], vpcId: VPC, onLoadFailure: 'open' }).host;
     expect(open.rendering.fallback).toBeUndefined();
-    expect(decodeUserData(open.userDataBase64)).not.toContain('/etc/iptables/fallback.v4');
-    expect(decodeUserData(synthHost('h', { roles: [ntpClient()], vpcId: VPC }).host.userDataBase64)).toContain('/etc/iptables/fallback.v4');
+    expect(decodeUserData(open.rendering.userData.base64)).not.toContain('/etc/iptables/fallback.v4');
+    expect(decodeUserData(synthHost('h', { roles: [ntpClient()], vpcId: VPC }).host.rendering.userData.base64)).toContain('/etc/iptables/fallback.v4');
     expect(() => synthHost('h', { roles: [ntpClient()], vpcId: VPC, onLoadFailure: 'never' as never })).toThrow(/TW161 OPTION_INVALID at .*onLoadFailure "never" is not "lockdown" or "open"/);
     const policy = HostPolicy.compose('p', [ntpClient()]);
     // @ts-expect-error subnets next to a prebuilt policy (JavaScript callers get it at synth)
@@ -211,7 +214,7 @@ describe('FilteredHost options', () => {
         metadata_options: { http_tokens: 'required', http_endpoint: 'enabled' },
         user_data_replace_on_change: true,
         vpc_security_group_ids: [`\${aws_security_group.${group}.id}`],
-        user_data_base64: host.userDataBase64,
+        user_data_base64: host.rendering.userData.base64,
       });
       expect(host.instance).toBeInstanceOf(Instance);
     });
@@ -371,7 +374,7 @@ describe('stable names', () => {
     const a = synthHost('sample', { roles: roles(), vpcId: VPC });
     const b = synthHost('sample', { roles: [...roles()].reverse(), vpcId: VPC });
     expect(rules(b.tf)).toEqual(rules(a.tf));
-    expect(b.host.userDataBase64).toBe(a.host.userDataBase64);
+    expect(b.host.rendering.userData.base64).toBe(a.host.rendering.userData.base64);
   });
 });
 
@@ -388,14 +391,14 @@ describe('the example app', () => {
       .filter(([k]) => k.startsWith(`${host}_`))
       .map(([, r]) => r);
 
-  it('has the two stacks, each with the provider set for an offline plan and four hosts with instances', () => {
+  it('has the two stacks, each with the provider set for an offline plan and five hosts with instances', () => {
     expect(stacks.map((s) => s.node.id)).toEqual([...STACK_NAMES]);
     for (const { stack, json, tf } of synthed) {
       expect(stack).toBeInstanceOf(TerraformStack);
       expect(json).toHaveProviderWithProperties(AwsProvider, { skip_credentials_validation: true, skip_requesting_account_id: true, skip_metadata_api_check: 'true', skip_region_validation: true });
-      expect(stack.hosts.map((h) => h.node.id)).toEqual(['sample', 'resolver', 'web', 'app']);
-      expect(Object.keys(resources(tf, 'aws_security_group'))).toHaveLength(4);
-      expect(Object.keys(resources(tf, 'aws_instance'))).toHaveLength(4);
+      expect(stack.hosts.map((h) => h.node.id)).toEqual(['sample', 'resolver', 'web', 'app', 'db']);
+      expect(Object.keys(resources(tf, 'aws_security_group'))).toHaveLength(5);
+      expect(Object.keys(resources(tf, 'aws_instance'))).toHaveLength(5);
       for (const inst of Object.values(resources(tf, 'aws_instance'))) expect(inst).not.toHaveProperty('user_data');
     }
   });
@@ -442,6 +445,35 @@ describe('the example app', () => {
     }
   });
 
+  it('three tiers joined by grants: app admits tcp/8080 from the web host only, db tcp/5432 from the app only, db sends nothing to the Internet', () => {
+    for (const { stack, tf } of synthed) {
+      const group = (host: string) => `\${aws_security_group.${Object.keys(resources(tf, 'aws_security_group')).find((k) => k.startsWith(`${host}_`))}.id}`;
+      const ingressOf = (host: string) =>
+        Object.entries(resources(tf, 'aws_vpc_security_group_ingress_rule'))
+          .filter(([k]) => k.startsWith(`${host}_`))
+          .map(([, r]) => r as Json);
+      // No subnet-wide workaround: the only non-SSH way into app is the web host's group.
+      expect(ingressOf('app').filter((r) => r.from_port !== 22)).toEqual([
+        expect.objectContaining({ ip_protocol: 'tcp', from_port: 8080, to_port: 8080, referenced_security_group_id: group('web'), tags: { 'twinwall:host-cidrs': `${stack.config.webPrivateIp}/32` } }),
+      ]);
+      expect(ingressOf('db').filter((r) => r.from_port !== 22)).toEqual([
+        expect.objectContaining({ ip_protocol: 'tcp', from_port: 5432, to_port: 5432, referenced_security_group_id: group('app'), tags: { 'twinwall:host-cidrs': stack.config.appSubnetCidr } }),
+      ]);
+      expect(egressOf(tf, 'app').filter((r) => r.referenced_security_group_id !== undefined)).toEqual([
+        expect.objectContaining({ from_port: 5432, referenced_security_group_id: group('db') }),
+      ]);
+      // db: DNS to the VPC resolvers, nothing else.
+      expect(egressOf(tf, 'db').map((r) => `${r.ip_protocol}/${r.from_port} ${r.cidr_ipv4 ?? r.cidr_ipv6 ?? r.referenced_security_group_id}`).sort()).toEqual(
+        stack.config.resolvers.flatMap((r) => [`tcp/53 ${r}`, `udp/53 ${r}`]).sort(),
+      );
+      const [app, db] = [stack.hosts[3], stack.hosts[4]];
+      const v4 = (h: FilteredHost, chain: string, port: number) => h.rendering.iptables.v4.split('\n').filter((l) => l.startsWith(`-A ${chain}`) && l.includes(`--dport ${port} `));
+      expect(v4(app, 'tw-in', 8080)).toEqual([expect.stringContaining(`-s ${stack.config.webPrivateIp}/32 `)]);
+      expect(v4(db, 'tw-in', 5432)).toEqual([expect.stringContaining(`-s ${stack.config.appSubnetCidr} `)]);
+      expect(v4(app, 'tw-out', 5432)).toEqual([expect.stringContaining(`-d ${stack.config.dataSubnetCidr} `)]);
+    }
+  });
+
   it('reads cdktf.json-style context over the defaults, and rejects a bad value with a clear error', () => {
     const custom = new App({ context: { twinwall: { staging: { vpcId: 'vpc-0fedcba987654321f', adminNetworks: ['203.0.113.0/24'] } } } });
     const [staging, production] = buildApp(custom);
@@ -464,8 +496,8 @@ describe('the example app', () => {
   it('prints a table per host, stack by stack, with the walls in agreement', () => {
     const text = summaryText(stacks);
     expect(text.split('\n').filter((l) => l.startsWith('== stack '))).toEqual(['== stack staging', '== stack production']);
-    expect(text.split('\n').filter((l) => l.startsWith('host ')).map((l) => l.split(' ')[1])).toEqual(['sample', 'resolver', 'web', 'app', 'sample', 'resolver', 'web', 'app']);
-    expect(text).toContain('sg app tier');
+    expect(text.split('\n').filter((l) => l.startsWith('host ')).map((l) => l.split(' ')[1])).toEqual(['sample', 'resolver', 'web', 'app', 'db', 'sample', 'resolver', 'web', 'app', 'db']);
+    expect(text).toContain('sg app hosts');
     expect(text).not.toContain('!!');
   });
 

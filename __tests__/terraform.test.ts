@@ -165,15 +165,15 @@ describeTier('terraform', [onPath('terraform'), providerMirror], () => {
         aws_vpc_security_group_ingress_rule: specs.filter((s) => s.direction === 'ingress').length,
         aws_vpc_security_group_egress_rule: specs.filter((s) => s.direction === 'egress').length,
       });
-      // The example's four hosts, and rules for all of them (numbers pinned so a change shows).
-      expect(hosts).toHaveLength(4);
-      expect(counts.aws_vpc_security_group_ingress_rule + counts.aws_vpc_security_group_egress_rule).toBe(30);
+      // The example's five hosts, and rules for all of them (numbers pinned so a change shows).
+      expect(hosts).toHaveLength(5);
+      expect(counts.aws_vpc_security_group_ingress_rule + counts.aws_vpc_security_group_egress_rule).toBe(35);
     });
 
     it('hands Terraform the user-data exactly as rendered, as user_data_base64', () => {
       const instances = plan.resource_changes.filter((rc) => rc.type === 'aws_instance');
       const planned = instances.map((rc) => rc.change.after.user_data_base64).sort();
-      expect(planned).toEqual(stack().hosts.map((h) => h.userDataBase64).sort());
+      expect(planned).toEqual(stack().hosts.map((h) => h.rendering.userData.base64).sort());
       for (const rc of instances) {
         expect(rc.change.after.user_data ?? null).toBeNull();
         expect(rc.change.after.user_data_replace_on_change).toBe(true);

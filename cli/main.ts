@@ -49,7 +49,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command('check')
     .description('Compare both walls of every host in the synthesized Terraform JSON, exactly and symbolically, reading the iptables tables as iptables-restore does (or the nftables wall, table inet twinwall, statement by statement into the same model; what it cannot read exactly is a finding), and check the host-only part of each table (DHCP, neighbour discovery, metadata, logging, audit mode, DROP policies) against the options recorded on its security group. Exit 0 when they agree, 1 on any disagreement or anything undecidable.')
     .argument('[dir]', 'cdktf synth output directory (or one stack directory, or a cdk.tf.json)', DEFAULT_DIR)
-    .option('--host <name...>', 'only these hosts (name, stack/name or resource address)')
+    .option('--host <name...>', 'only these hosts (name, stack/name, resource address or its construct path)')
     .option('--quiet', 'do not list the documented exceptions applied')
     .addOption(new Option('--workers <n>', `check on n worker threads, the hosts split between them, the output in the same order (1: in this process). Default: one per core, but in this process below ${MIN_HOSTS_PER_WORKER} hosts per worker`).argParser(workersOption))
     .action(async (dir: string, opts: { host?: string[]; quiet?: boolean; workers?: number }) => {
@@ -64,7 +64,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
   program
     .command('explain')
     .description('Show which rule on each wall admits or drops one flow: the security-group rule resources, and the path through the host wall\'s chains (chain, rule number, comment; an nftables wall\'s base chains input and output are INPUT and OUTPUT, rules numbered as in the file). Exit 1 when the walls disagree on it.')
-    .argument('<args...>', '[DIR] HOST DIRECTION PROTO/PORT ADDRESS, e.g. `sample egress tcp/25 198.51.100.7` or `cdktf.out staging/web ingress tcp/443 2001:db8::1`')
+    .argument('<args...>', '[DIR] HOST DIRECTION PROTO/PORT ADDRESS, e.g. `sample egress tcp/25 198.51.100.7` or `cdktf.out staging/web ingress tcp/443 2001:db8::1`; HOST is the twinwall host name (stack/name), the resource address (aws_instance.…) or its construct path')
     .addOption(new Option('--uid <uid>', 'the sending user, for egress (default: every user)').argParser((v) => {
       if (!/^\d+$/.test(v)) throw new UsageError(`--uid ${v} is not a number`);
       return Number(v);
@@ -99,7 +99,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .command('verify')
     .description('Root, Linux: load each host\'s tables into a fresh pair of network namespaces, send real TCP and UDP packets (both directions, both families, boundary ports, CIDR edges, forged sources) and compare each kernel verdict with the security groups, after checking that the tables the kernel stored (iptables-save, or nft -n list table inet twinwall) mean what check read. Exit 1 on any disagreement.')
     .argument('[dir]', 'cdktf synth output directory (or one stack directory, or a cdk.tf.json)', DEFAULT_DIR)
-    .option('--host <name...>', 'only these hosts (name, stack/name or resource address)')
+    .option('--host <name...>', 'only these hosts (name, stack/name, resource address or its construct path)')
     .addOption(new Option('--timeout-ms <ms>', 'how long a probe waits for an answer').default(600).argParser((v) => {
       if (!/^\d+$/.test(v) || Number(v) < 50) throw new UsageError(`--timeout-ms ${v} must be a number of milliseconds (at least 50)`);
       return Number(v);

@@ -16,7 +16,8 @@
 import { Annotations, Aspects, DefaultTokenResolver, IAspect, StringConcat, TerraformResource, TerraformStack, Tokenization } from 'cdktf';
 import { IConstruct } from 'constructs';
 import { HostRendering } from '../lib/render';
-import { readStackArtefacts } from '../lib/check/terraform';
+import { HostArtefact, readStackArtefacts } from '../lib/check/terraform';
+import { TwinwallError } from '../lib/errors';
 import { LintFinding, formatFinding, lintHost } from '../lib/lint/engine';
 import { ipv6Evidence, lintGroupsFromArtefact, lintRuleFromArtefact, metadataEndpoint } from '../lib/lint/from-artefacts';
 import { subjectFromRendering } from '../lib/lint/from-rendering';
@@ -29,6 +30,7 @@ export interface LintableHost extends IConstruct {
   readonly securityGroups?: readonly TerraformResource[];
   readonly ingressRules: readonly TerraformResource[];
   readonly egressRules: readonly TerraformResource[];
+  /** The user-data as instances receive it (a lazy value; `rendering.userData.base64` is its text). */
   readonly userDataBase64: string;
   readonly lintSuppressions: readonly Suppression[];
 }
@@ -113,7 +115,8 @@ export function lintStack(stack: TerraformStack): { host: LintableHost; findings
       extraGroups.push(...lintGroupsFromArtefact(others, a.rules));
     }
     const ipv6 = attached.map((a) => ipv6Evidence(tf, a.address)).find((e) => e !== undefined);
-    const foreign = attached.filter((a) => a.userData?.base64 !== h.userDataBase64);
+    const foreign = attached.filter((a) => a.userData?.base64 !== h.rendering.userData.base64);
+    for (const a of foreign) refuseWithoutHostWall(h, a, tf);
     const endpoints = attached.map((a) => metadataEndpoint(tf, a.address));
     const subject = subjectFromRendering(h.rendering, {
       stack: stackName,
@@ -127,6 +130,31 @@ export function lintStack(stack: TerraformStack): { host: LintableHost; findings
       metadataEndpoint: endpoints.length > 0 && endpoints.every((e) => e === 'disabled') ? 'disabled' : 'enabled',
     });
     return { host: h, findings: lintHost(subject) };
+  });
+}
+
+/**
+ * A host's security group on an instance or launch template that does not carry the host's
+ * user-data exactly (`user_data_base64`, or a launch template's `user_data`) would boot without
+ * the host wall, behind a network wall that assumes it: refused at synth. An instance that takes
+ * its user-data from a launch template is left to the template (and to `twinwall check`).
+ */
+function refuseWithoutHostWall(h: LintableHost, a: HostArtefact, tf: Json): void {
+  const body = a.address.startsWith('aws_instance.') ? tf.resource?.aws_instance?.[a.address.slice('aws_instance.'.length)] : undefined;
+  if (a.userData === undefined && body?.launch_template !== undefined) return;
+  const where = `${a.address}${a.path !== undefined ? ` (${a.path})` : ''}`;
+  const plain = a.userData?.plain;
+  const problem =
+    plain !== undefined
+      ? `${where} carries the security group of host ${h.node.path} but passes user-data as \`user_data\`, which Terraform interpolates (\${…}, %{…}) and which is not the host wall's exact document.`
+      : a.userData === undefined
+        ? `${where} carries the security group of host ${h.node.path} but no user-data, so it would boot without the host wall.`
+        : `${where} carries the security group of host ${h.node.path} but another user-data than the host's, so it would boot without the host wall.`;
+  throw new TwinwallError('HOST_WALL_NOT_ATTACHED', {
+    value: a.address,
+    path: [h.node.path],
+    problem,
+    fix: 'attach both walls with host.attachTo(instance) (or pass host.userDataBase64 as user_data_base64, a launch template\'s user_data), and nothing else as user-data.',
   });
 }
 

@@ -4,7 +4,7 @@
  */
 import { TwinwallError, show } from './errors';
 import { Flow } from './flow';
-import { Peer } from './peer';
+import { PeerLike, toPeer } from './peer';
 import { Port } from './port';
 
 export interface ServiceRow {
@@ -55,13 +55,15 @@ export function service(name: string): ServiceRow & { readonly name: ServiceName
 }
 
 /** Ingress flows: `peers` may open connections to this host's `name` service. */
-export function serve(name: ServiceName, peers: readonly Peer[], reason?: string): Flow[] {
+export function serve(name: ServiceName, peers: readonly PeerLike[], reason?: string): Flow[] {
   const row = service(name);
-  return row.ports.flatMap((port) => peers.map((peer) => Flow.ingress(port, peer, reason ?? row.server, { service: name })));
+  const resolved = peers.map(toPeer);
+  return row.ports.flatMap((port) => resolved.map((peer) => Flow.ingress(port, peer, reason ?? row.server, { service: name })));
 }
 
 /** Egress flows: this host may open connections to `name` on `peers`. */
-export function use(name: ServiceName, peers: readonly Peer[], reason?: string): Flow[] {
+export function use(name: ServiceName, peers: readonly PeerLike[], reason?: string): Flow[] {
   const row = service(name);
-  return row.ports.flatMap((port) => peers.map((peer) => Flow.egress(port, peer, reason ?? row.client, { service: name })));
+  const resolved = peers.map(toPeer);
+  return row.ports.flatMap((port) => resolved.map((peer) => Flow.egress(port, peer, reason ?? row.client, { service: name })));
 }

@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   PORT_RANGE_REVERSED: 'TW112',
   /** An ICMP type or code outside 0–255. */
   ICMP_OUT_OF_RANGE: 'TW113',
+  /** TCP or UDP port 0 alone: no service listens on it, and security groups read 0-0 oddly. */
+  PORT_ZERO: 'TW114',
   /** A role with no flows. */
   ROLE_EMPTY: 'TW121',
   /** Two roles with the same name composed into one host. */
@@ -78,6 +80,16 @@ export const ERROR_CODES = {
   QUERY_OPTION_INVALID: 'TW273',
   /** A synthesized Terraform JSON document holds a value of the wrong JSON type (null, an array where an object belongs …). */
   ARTEFACT_SHAPE: 'TW291',
+  /** A grant between hosts names a host that declares no addresses, so the other host's wall could not match it. */
+  GRANT_NO_ADDRESSES: 'TW226',
+  /** A grant added to a host whose policy is already final (read, or synthesized). */
+  HOST_FINAL: 'TW227',
+  /** A grant whose other end is not a FilteredHost of the same stack, or whose ports are not a service or Port. */
+  GRANT_INVALID: 'TW228',
+  /** A twinwall security group on an instance or launch template that lacks the host's user-data, or carries it as `user_data`. */
+  HOST_WALL_NOT_ATTACHED: 'TW229',
+  /** Two hosts with the same name in one stack (check, report and explain could not tell them apart). */
+  HOST_NAME_DUPLICATE: 'TW230',
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CODES;

@@ -3,7 +3,7 @@
  * with the reason it is needed. A role is a named set of flows ("mail server").
  */
 import { TwinwallError, show } from './errors';
-import { Peer } from './peer';
+import { Peer, PeerLike, toPeer } from './peer';
 import { Port } from './port';
 
 export type Direction = 'ingress' | 'egress';
@@ -28,15 +28,20 @@ export interface FlowOptions {
   readonly service?: string;
 }
 
+/** A Peer as given, or the one a host stands for; anything else is left for the constructor to refuse. */
+function peerOf(peer: PeerLike): Peer {
+  return peer instanceof Peer || peer === null || typeof peer !== 'object' || typeof (peer as { toPeer?: unknown }).toPeer !== 'function' ? (peer as Peer) : toPeer(peer);
+}
+
 export class Flow {
   /** Traffic the host accepts: `peer` opens connections to the host on `port`. */
-  public static ingress(port: Port, peer: Peer, reason: string, options: FlowOptions = {}): Flow {
-    return new Flow('ingress', port, peer, reason, options.service);
+  public static ingress(port: Port, peer: PeerLike, reason: string, options: FlowOptions = {}): Flow {
+    return new Flow('ingress', port, peerOf(peer), reason, options.service);
   }
 
   /** Traffic the host sends: it opens connections to `peer` on `port`. */
-  public static egress(port: Port, peer: Peer, reason: string, options: FlowOptions = {}): Flow {
-    return new Flow('egress', port, peer, reason, options.service);
+  public static egress(port: Port, peer: PeerLike, reason: string, options: FlowOptions = {}): Flow {
+    return new Flow('egress', port, peerOf(peer), reason, options.service);
   }
 
   public readonly direction: Direction;

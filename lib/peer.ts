@@ -247,6 +247,32 @@ export class Peer {
   }
 }
 
+/**
+ * Something that stands for a peer: a host construct (`FilteredHost`) passed wherever a `Peer` is
+ * accepted (`sshAdmin({ from: [bastion] })`). Its `toPeer()` gives the peer the flow uses.
+ */
+export interface PeerSource {
+  toPeer(): Peer;
+}
+
+/** A `Peer`, or a host that stands for one. */
+export type PeerLike = Peer | PeerSource;
+
+/** The `Peer` of `p`: itself, or what the host it names gives (OPTION_INVALID for anything else). */
+export function toPeer(p: PeerLike): Peer {
+  if (p instanceof Peer) return p;
+  const source = p as Partial<PeerSource> | null | undefined;
+  if (source !== null && typeof source === 'object' && typeof source.toPeer === 'function') {
+    const peer = source.toPeer();
+    if (peer instanceof Peer) return peer;
+  }
+  throw new TwinwallError('OPTION_INVALID', {
+    value: p,
+    problem: `the peer ${show(p)} is not a Peer.`,
+    fix: 'build it with Peer.ipv4("198.51.100.0/24"), Peer.anyIpv6(), Peer.securityGroup(…) and so on, or pass a FilteredHost.',
+  });
+}
+
 /** True when `address` (text, no mask) is one of the AWS link-local service addresses. */
 export function awsLinkLocalService(address: string): AwsLinkLocalService | undefined {
   requireLiteral(address, 'The address', '"169.254.169.253"');

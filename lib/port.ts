@@ -160,6 +160,13 @@ export class Port {
         fix: `write it as ${to}-${from}.`,
       });
     }
+    if (to === 0) {
+      throw new TwinwallError('PORT_ZERO', {
+        value: `${protocol}/0`,
+        problem: `${show(`${protocol}/0`)} is ${protocol.toUpperCase()} port 0, which is reserved: no service listens on it, and traffic to it is a scan or a bug.`,
+        fix: `give the service's real port (e.g. Port.${protocol}(8080)), or Port.all${protocol === 'tcp' ? 'Tcp' : 'Udp'}() if every port is meant.`,
+      });
+    }
     return new Port(protocol, from, to);
   }
 

@@ -7,11 +7,11 @@
 import { ServiceName, serve, use } from './catalog';
 import { TwinwallError, show } from './errors';
 import { Flow, Role, RoleOptions } from './flow';
-import { Peer } from './peer';
+import { Peer, PeerLike, toPeer } from './peer';
 import { Port } from './port';
 import type { Family } from './address';
 
-function requirePeers(peers: readonly Peer[] | undefined, what: string, example: string): readonly Peer[] {
+function requirePeers(peers: readonly PeerLike[] | undefined, what: string, example: string): readonly Peer[] {
   if (!Array.isArray(peers) || peers.length === 0) {
     throw new TwinwallError('PEERS_EMPTY', {
       value: peers,
@@ -19,7 +19,7 @@ function requirePeers(peers: readonly Peer[] | undefined, what: string, example:
       fix: `list at least one peer, e.g. ${example}.`,
     });
   }
-  return peers;
+  return peers.map(toPeer);
 }
 
 /**
@@ -54,14 +54,14 @@ export interface Upstream {
   /** A catalog service ("http-alt"), or give `port`. */
   readonly service?: ServiceName;
   readonly port?: Port;
-  readonly peers: readonly Peer[];
+  readonly peers: readonly PeerLike[];
   readonly reason: string;
 }
 
 function upstreamFlows(upstreams: readonly Upstream[]): Flow[] {
   return upstreams.flatMap((u) => {
-    requirePeers(u.peers, `The upstream ${show(u.reason)}'s peers`, 'Peer.ipv4("10.0.2.0/24")');
-    if (u.service !== undefined) return use(u.service, u.peers, u.reason);
+    const peers = requirePeers(u.peers, `The upstream ${show(u.reason)}'s peers`, 'Peer.ipv4("10.0.2.0/24")');
+    if (u.service !== undefined) return use(u.service, peers, u.reason);
     if (u.port === undefined) {
       throw new TwinwallError('OPTION_INVALID', {
         value: u.reason,
@@ -69,14 +69,14 @@ function upstreamFlows(upstreams: readonly Upstream[]): Flow[] {
         fix: 'give service: "http-alt" (or another catalog name) or port: Port.tcp(8080).',
       });
     }
-    return u.peers.map((p) => Flow.egress(u.port as Port, p, u.reason));
+    return peers.map((p) => Flow.egress(u.port as Port, p, u.reason));
   });
 }
 
 export interface WebServerOptions {
   readonly name?: string;
   /** Who may browse; default anywhere (IPv4 and IPv6). */
-  readonly sources?: readonly Peer[];
+  readonly sources?: readonly PeerLike[];
   /** Serve plain HTTP on 80 (default true: redirects to HTTPS need it). */
   readonly http?: boolean;
   /** Serve HTTPS on 443 (default true). */
@@ -110,13 +110,13 @@ export const MAIL_CLIENT_SERVICES: readonly MailClientService[] = ['submission',
 export interface MailServerOptions {
   readonly name?: string;
   /** Who may deliver mail on tcp/25; default anywhere. */
-  readonly sources?: readonly Peer[];
+  readonly sources?: readonly PeerLike[];
   /** Mail-user services to offer too (587, 465, 993, 995). */
   readonly clientServices?: readonly MailClientService[];
   /** Who may use the client services; default anywhere. */
-  readonly clientSources?: readonly Peer[];
+  readonly clientSources?: readonly PeerLike[];
   /** Where outbound mail may go on tcp/25; default anywhere (direct delivery). Use a relay's CIDR to narrow it. */
-  readonly deliverTo?: readonly Peer[];
+  readonly deliverTo?: readonly PeerLike[];
 }
 
 /**
@@ -152,17 +152,17 @@ export type DnsServerOptions =
       readonly name?: string;
       readonly mode: 'authoritative';
       /** Who may query; default anywhere (it answers only for its own zones). */
-      readonly sources?: readonly Peer[];
+      readonly sources?: readonly PeerLike[];
       /** Secondaries this primary sends NOTIFY to (and which pull zone transfers from it). */
-      readonly secondaries?: readonly Peer[];
+      readonly secondaries?: readonly PeerLike[];
       /** Primaries this server pulls zones from when it is itself a secondary. */
-      readonly primaries?: readonly Peer[];
+      readonly primaries?: readonly PeerLike[];
     }
   | {
       readonly name?: string;
       readonly mode: 'recursive';
       /** Who may query. Required, and never the whole Internet: open resolvers amplify DDoS. */
-      readonly clients: readonly Peer[];
+      readonly clients: readonly PeerLike[];
     };
 
 /**
@@ -196,12 +196,12 @@ export function dnsServer(options: DnsServerOptions): Role {
   const sources = requirePeers(options.sources ?? [Peer.anywhere()], 'dnsServer sources', '[Peer.anywhere()]');
   const flows = [...serve('dns', sources, 'answering queries for its own zones')];
   if (options.secondaries !== undefined) {
-    requirePeers(options.secondaries, 'dnsServer secondaries', 'Peer.ipv4("198.51.100.53/32")');
-    flows.push(...use('dns', options.secondaries, 'NOTIFY to declared secondaries'));
+    const secondaries = requirePeers(options.secondaries, 'dnsServer secondaries', 'Peer.ipv4("198.51.100.53/32")');
+    flows.push(...use('dns', secondaries, 'NOTIFY to declared secondaries'));
   }
   if (options.primaries !== undefined) {
-    requirePeers(options.primaries, 'dnsServer primaries', 'Peer.ipv4("198.51.100.53/32")');
-    flows.push(...use('dns', options.primaries, 'zone transfers from declared primaries'));
+    const primaries = requirePeers(options.primaries, 'dnsServer primaries', 'Peer.ipv4("198.51.100.53/32")');
+    flows.push(...use('dns', primaries, 'zone transfers from declared primaries'));
   }
   return Role.of(options.name ?? 'dnsServer', 'Authoritative server; sends only NOTIFY/zone transfers to declared peers.', flows);
 }
@@ -212,7 +212,7 @@ export const DNS_SERVER_LEARN = { serves: ['dns'], uses: ['dns'] } as const sati
 export interface SshAdminOptions {
   readonly name?: string;
   /** Admin networks that may log in. Required. */
-  readonly from: readonly Peer[];
+  readonly from: readonly PeerLike[];
   /**
    * Allow 0.0.0.0/0 or ::/0 (or anything wider than /8 / /32). Off by default: SSH open to the
    * Internet is brute-forced within minutes. Setting it is a reviewed decision.
@@ -242,7 +242,7 @@ export const SSH_ADMIN_LEARN = { serves: ['ssh'], uses: [] } as const satisfies 
 export interface DnsClientOptions {
   readonly name?: string;
   /** The resolvers this host may query; default the Amazon-provided resolver (link-local). */
-  readonly resolvers?: readonly Peer[];
+  readonly resolvers?: readonly PeerLike[];
 }
 
 /**
@@ -260,7 +260,7 @@ export const DNS_CLIENT_LEARN = { serves: [], uses: ['dns'] } as const satisfies
 export interface NtpClientOptions {
   readonly name?: string;
   /** Time servers; default Amazon Time Sync (link-local). */
-  readonly servers?: readonly Peer[];
+  readonly servers?: readonly PeerLike[];
 }
 
 /** NTP to declared time servers only. */

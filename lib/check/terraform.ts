@@ -304,9 +304,26 @@ function interfaceGroups(ctx: Context, eniRef: string | undefined, problems: str
   return out;
 }
 
-function hostName(tags: Json, fallback: string): string {
+/**
+ * The host's label: the twinwall:host tag of the instance (or template), else that of its first
+ * twinwall group (an instance of the user's own, attached with `FilteredHost.attachTo`, is named
+ * by its host), else the Name tag, else the resource name.
+ */
+function hostName(tags: Json, groupHost: string | undefined, fallback: string): string {
   const t = tags !== null && typeof tags === 'object' ? tags : {};
-  return typeof t['twinwall:host'] === 'string' ? t['twinwall:host'] : typeof t.Name === 'string' && !isTerraformExpression(t.Name) ? t.Name : fallback;
+  if (typeof t['twinwall:host'] === 'string') return t['twinwall:host'];
+  if (groupHost !== undefined) return groupHost;
+  return typeof t.Name === 'string' && !isTerraformExpression(t.Name) ? t.Name : fallback;
+}
+
+/** The twinwall:host tag of the first of `groups` that carries one. */
+function groupHostName(tf: Json, groups: readonly string[]): string | undefined {
+  for (const g of groups) {
+    if (!g.startsWith('aws_security_group.')) continue;
+    const host = tf?.resource?.aws_security_group?.[g.slice('aws_security_group.'.length)]?.tags?.['twinwall:host'];
+    if (typeof host === 'string') return host;
+  }
+  return undefined;
 }
 
 function blocks(value: unknown): Json[] {
@@ -346,13 +363,18 @@ function hostVpc(ctx: Context, groups: readonly string[], subnetId: unknown): Ho
   return cidrs === undefined ? undefined : { ref, cidrs };
 }
 
-/** Read every host of one stack's Terraform JSON (TW291 ARTEFACT_SHAPE when its JSON types are wrong). */
 /**
- * Does `name` name this host? A host is named by "name", "stack/name", its resource address or
- * "stack/address" (every command that takes a host, e.g. `--host`, matches with this).
+ * Every name a host answers to: "name", "stack/name", its resource address, "stack/address" and,
+ * for a host attached to the user's own instance, its construct path (every command that takes a
+ * host, e.g. `--host`, matches with these).
  */
-export function namesHost(host: Pick<HostArtefact, 'stack' | 'name' | 'address'>, name: string): boolean {
-  return [host.name, `${host.stack}/${host.name}`, host.address, `${host.stack}/${host.address}`].includes(name);
+export function hostNames(host: Pick<HostArtefact, 'stack' | 'name' | 'address' | 'path'>): string[] {
+  return [host.name, `${host.stack}/${host.name}`, host.address, `${host.stack}/${host.address}`, ...(host.path !== undefined ? [host.path] : [])];
+}
+
+/** A host is named by any of `hostNames`. */
+export function namesHost(host: Pick<HostArtefact, 'stack' | 'name' | 'address' | 'path'>, name: string): boolean {
+  return hostNames(host).includes(name);
 }
 
 /** What one stack's artefacts hold: its hosts, and the rules of every security group in it. */
@@ -402,7 +424,7 @@ export function readStackArtefacts(stack: string, input: unknown): StackArtefact
       records.length === 0 ? undefined : texts.size > 1 ? { problem: `the groups' ${HOST_WALL_TAG} tags disagree (${records.map((rec) => rec.source).join(', ')})`, source: records.map((rec) => rec.source).join(', ') } : records[0];
     hosts.push({
       stack,
-      name: hostName(r.tags, name),
+      name: hostName(r.tags, groupHostName(tf, groups), name),
       address: `${type}.${name}`,
       ...(typeof path === 'string' ? { path } : {}),
       ...(vpc !== undefined ? { vpc } : {}),

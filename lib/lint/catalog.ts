@@ -27,7 +27,7 @@ export interface LintRuleInfo {
 }
 
 /** Every lint id (stable; never renumbered or reused). */
-export type LintId = 'TWL001' | 'TWL002' | 'TWL003' | 'TWL004' | 'TWL005' | 'TWL006' | 'TWL007' | 'TWL008' | 'TWL009' | 'TWL010';
+export type LintId = 'TWL001' | 'TWL002' | 'TWL003' | 'TWL004' | 'TWL005' | 'TWL006' | 'TWL007' | 'TWL008' | 'TWL009' | 'TWL010' | 'TWL011';
 
 const rules: readonly (LintRuleInfo & { readonly id: LintId })[] = [
   {
@@ -110,6 +110,28 @@ const rules: readonly (LintRuleInfo & { readonly id: LintId })[] = [
     fix: 'switch audit off once the logs show no legitimate traffic being caught (audit: false).',
     references: [],
   },
+  {
+    id: 'TWL011',
+    name: 'egress-worm-port',
+    level: 'error',
+    title: 'egress to (nearly) the whole Internet on a port no server role needs and worms use (udp/1434, SMB/NetBIOS 135-139 and 445, telnet 23, tftp 69)',
+    fix: 'drop the flow, or narrow it to the peers you mean; if a host really must, suppress TWL011 with the reason.',
+    references: [],
+  },
+];
+
+/**
+ * Ports worms spread on and no server role needs to reach on the Internet: egress to (nearly)
+ * anywhere on one of them is TWL011. Slammer (udp/1434) first, then the classics.
+ */
+export const WORM_PORTS: readonly { readonly protocol: 'tcp' | 'udp'; readonly from: number; readonly to: number; readonly what: string }[] = [
+  { protocol: 'udp', from: 1434, to: 1434, what: 'SQL Server resolution (Slammer)' },
+  { protocol: 'tcp', from: 135, to: 139, what: 'RPC and NetBIOS (Blaster)' },
+  { protocol: 'udp', from: 135, to: 139, what: 'RPC and NetBIOS' },
+  { protocol: 'tcp', from: 445, to: 445, what: 'SMB (WannaCry)' },
+  { protocol: 'udp', from: 445, to: 445, what: 'SMB' },
+  { protocol: 'tcp', from: 23, to: 23, what: 'telnet (Mirai)' },
+  { protocol: 'udp', from: 69, to: 69, what: 'TFTP' },
 ];
 
 /** Every lint rule, by id. */

@@ -5,7 +5,7 @@
  */
 import { FAMILIES, Family } from '../address';
 import { DIRECTIONS, Direction } from '../flow';
-import { LINT_RULES, LintId, LintLevel } from './catalog';
+import { LINT_RULES, LintId, LintLevel, WORM_PORTS } from './catalog';
 import { LintGroup, LintPeer, LintSgRule, LintSubject } from './model';
 import { formatProvenance } from './provenance';
 import { SECURITY_GROUPS_PER_ENI, SG_RULES_PER_DIRECTION_PER_FAMILY, SG_RULES_PER_ENI } from '../render/security-groups';
@@ -181,6 +181,18 @@ function egressToAnywhere(subject: LintSubject): Draft[] {
     );
 }
 
+/** Egress to (nearly) anywhere that reaches a worm port (the all-port case is TWL001's). */
+function egressWormPort(subject: LintSubject): Draft[] {
+  return allRules(subject)
+    .filter((r) => r.direction === 'egress' && isWide(r.peer) && !everyPort(r))
+    .flatMap((r) => {
+      const hit = WORM_PORTS.filter((w) => r.protocol === w.protocol && (r.fromPort ?? 0) <= w.to && (r.toPort ?? 65535) >= w.from);
+      if (hit.length === 0) return [];
+      const ports = hit.map((w) => `${w.protocol}/${w.from === w.to ? w.from : `${w.from}-${w.to}`} (${w.what})`).join(', ');
+      return [{ id: 'TWL011' as const, location: r.source, message: `${ruleText(r)} reaches ${ports}, which worms use to spread and no server role needs (${why(r)}).` }];
+    });
+}
+
 function auditMode(subject: LintSubject): Draft[] {
   const families = FAMILIES.filter((f) => subject.hostWall.tables[f] === 'audit');
   if (families.length === 0) return [];
@@ -198,6 +210,7 @@ const CHECKS: readonly { readonly ids: readonly LintId[]; readonly check: (s: Li
   { ids: ['TWL007'], check: quota },
   { ids: ['TWL008', 'TWL009'], check: egressToAnywhere },
   { ids: ['TWL010'], check: auditMode },
+  { ids: ['TWL011'], check: egressWormPort },
 ];
 
 /**

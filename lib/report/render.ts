@@ -27,15 +27,27 @@ function wall(w: { admits: boolean; rules: readonly string[] }): string {
  */
 export function findingsTable(findings: readonly (ReportFinding & { host: string })[], maxChars = Infinity): string {
   const order = { error: 0, warning: 1, notice: 2 } as const;
-  const rows = [...findings]
-    .sort((a, b) => (a.suppressed !== undefined ? 1 : 0) - (b.suppressed !== undefined ? 1 : 0) || order[a.level] - order[b.level] || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0) || (a.id < b.id ? -1 : 1))
-    .map((f) => [
+  const sorted = [...findings].sort(
+    (a, b) => (a.suppressed !== undefined ? 1 : 0) - (b.suppressed !== undefined ? 1 : 0) || order[a.level] - order[b.level] || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0) || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0),
+  );
+  // One row per check and host (and level, and suppression reason): its findings listed in the
+  // row, so a host with six notices of one check is one row, not six.
+  const groups = new Map<string, (ReportFinding & { host: string })[]>();
+  for (const f of sorted) {
+    const key = JSON.stringify([f.suppressed !== undefined, f.level, f.id, f.host, f.suppressed?.reason ?? '']);
+    groups.set(key, [...(groups.get(key) ?? []), f]);
+  }
+  const rows = [...groups.values()].map((group) => {
+    const f = group[0];
+    const messages = [...new Set(group.map((g) => mdText(g.message)))];
+    return [
       f.suppressed !== undefined ? `~~${f.level}~~ suppressed` : LEVEL_ICON[f.level],
       `${mdCode(f.id)} ${mdText(f.name)}`,
       mdText(f.host),
-      mdText(f.message),
+      messages.length === 1 ? messages[0] : messages.map((m) => `• ${m}`).join('<br>'),
       f.suppressed !== undefined ? `**reason:** ${mdText(f.suppressed.reason)}` : mdText(f.fix),
-    ]);
+    ];
+  });
   const headers = ['level', 'check', 'host', 'finding', 'fix, or why it is suppressed'];
   let kept = rows;
   let size = mdTable(headers, rows).length;
@@ -55,7 +67,24 @@ export function findingsTable(findings: readonly (ReportFinding & { host: string
   return mdTable(headers, kept);
 }
 
-function hostSection(h: ReportHost): string {
+/** A host's host-only decisions as a table (IPv6 rows only where they differ from IPv4). */
+function hostOnlyTable(h: ReportHost): string {
+  const decisions = h.hostOnly.filter((d) => d.family === 4 || d.admits !== h.hostOnly.find((x) => x.kind === d.kind && x.family === 4)?.admits);
+  return mdTable(['what', 'address', 'host wall admits', 'rule'], decisions.map((d) => [mdText(d.label), mdCode(d.address), mdText(d.admits), mdText(d.rules.join('; '))]));
+}
+
+/** The host-only table most hosts of a stack share, when at least two do (shown once, under the diagram). */
+function sharedHostOnly(hosts: readonly ReportHost[]): string | undefined {
+  const counts = new Map<string, number>();
+  for (const h of hosts) {
+    const t = hostOnlyTable(h);
+    counts.set(t, (counts.get(t) ?? 0) + 1);
+  }
+  const [table, n] = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0] ?? ['', 0];
+  return n >= 2 ? table : undefined;
+}
+
+function hostSection(h: ReportHost, shared?: string): string {
   const out: string[] = [];
   const roles = h.roles.length > 0 ? ` — ${h.roles.map((t) => mdCode(t)).join(', ')}` : '';
   out.push(`#### ${mdCode(h.name)}${roles}`);
@@ -80,10 +109,13 @@ function hostSection(h: ReportHost): string {
       ),
     );
   }
-  const decisions = h.hostOnly.filter((d) => d.family === 4 || d.admits !== h.hostOnly.find((x) => x.kind === d.kind && x.family === 4)?.admits);
-  out.push('<details><summary>Host-only decisions (security groups never filter these)</summary>\n');
-  out.push(mdTable(['what', 'address', 'host wall admits', 'rule'], decisions.map((d) => [mdText(d.label), mdCode(d.address), mdText(d.admits), mdText(d.rules.join('; '))])));
-  out.push('\n</details>');
+  const table = hostOnlyTable(h);
+  if (table === shared) out.push('_Host-only decisions: as the stack\'s shared table above._');
+  else {
+    out.push('<details><summary>Host-only decisions (security groups never filter these)</summary>\n');
+    out.push(table);
+    out.push('\n</details>');
+  }
   if (!h.consistency.agree) out.push(h.consistency.findings.map((f) => `- ${mdText(f)}`).join('\n'));
   return out.join('\n\n');
 }
@@ -109,12 +141,22 @@ export function reportMarkdown(report: Report, options: MarkdownOptions = {}): s
       : `### Lint\n\n${findingsTable(findings, Math.floor((options.budget ?? DEFAULT_MARKDOWN_BUDGET) * 0.4))}\n\n<sub>Checks: ${Object.keys(LINT_RULES)
           .map((id) => `${mdCode(id)} ${LINT_RULES[id as LintId].name}`)
           .join(' · ')} (docs/lint.md).</sub>`;
+  // Diagrams first (a reviewer sees the shape before the rows), each bounded in edges; then lint
+  // grouped per check and host; then each stack's shared host-only table once, and its hosts.
+  const diagrams = report.stacks.map((st) => `### Stack ${mdCode(st.name)}\n\n${stackDiagram(st)}`);
   const optional: { title: string; text: string }[] = [];
   for (const st of report.stacks) {
-    optional.push({ title: `stack ${st.name} diagram`, text: `### Stack ${mdCode(st.name)}\n\n${stackDiagram(st)}` });
-    for (const h of st.hosts) optional.push({ title: `${st.name}/${h.name}`, text: hostSection(h) });
+    const shared = sharedHostOnly(st.hosts);
+    if (shared !== undefined) {
+      const users = st.hosts.filter((h) => hostOnlyTable(h) === shared).map((h) => mdCode(h.name));
+      optional.push({
+        title: `stack ${st.name} host-only decisions`,
+        text: `#### Stack ${mdCode(st.name)}: host-only decisions shared by ${users.join(', ')}\n\n<details><summary>Host-only decisions (security groups never filter these)</summary>\n\n${shared}\n\n</details>`,
+      });
+    }
+    for (const h of st.hosts) optional.push({ title: `${st.name}/${h.name}`, text: hostSection(h, shared) });
   }
-  return fitSections([head, lintSection], optional, options.budget ?? DEFAULT_MARKDOWN_BUDGET, (omitted) =>
+  return fitSections([head, ...diagrams, lintSection], optional, options.budget ?? DEFAULT_MARKDOWN_BUDGET, (omitted) =>
     `> ✂️ **Cut to fit a pull-request comment:** ${plural(omitted.length, 'section')} left out (${omitted.slice(0, 20).map((t) => mdCode(t)).join(', ')}${omitted.length > 20 ? ', …' : ''}). Run \`twinwall report --format json\`, or see the full report in the CI artefacts.`,
   );
 }
