@@ -310,3 +310,65 @@ export function renderNftables(policy: HostPolicy, options: NftablesRenderOption
   out.push('}');
   return Object.freeze({ text: `${out.join('\n')}\n` });
 }
+
+/**
+ * The fallback (onLoadFailure lockdown) as one nftables file: the same `table inet twinwall`
+ * holding the iptables fallback's core matches only (lib/render/iptables.ts renderFallback) —
+ * policy drop, loopback, replies, DHCP, neighbour discovery, the admin roles' ingress — so it
+ * loads where the real wall may not. The loader loads it first, then the real wall replaces the
+ * table in one transaction; if that fails, the fallback stays.
+ */
+export function renderNftablesFallback(policy: HostPolicy): NftablesRuleset {
+  checkRenderable(policy, 'renderNftablesFallback');
+  const table = `${NFT_TABLE.family} ${NFT_TABLE.name}`;
+  const input: string[] = ['iifname "lo" accept'];
+  for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) input.push(`${icmpv6(k)} accept`);
+  input.push('ct state established,related accept');
+  input.push(`${nfproto(4)} udp sport ${DHCP_PORTS[4].server} udp dport ${DHCP_PORTS[4].client} accept`);
+  input.push(`ip6 daddr ${IPV6_LINK_LOCAL} udp sport ${DHCP_PORTS[6].server} udp dport ${DHCP_PORTS[6].client} accept`);
+  for (const family of [4, 6] as const) {
+    for (const rule of policy.adminRules) {
+      const p = rule.port.protocol;
+      if ((p === 'icmp' && family === 6) || (p === 'icmpv6' && family === 4)) continue; // the other family's
+      for (const c of rule.hostCidrs.filter((h) => h.family === family)) {
+        input.push([c.isAny ? nfproto(family) : `${ipOf(family)} saddr ${address(c)}`, portMatch(rule), 'accept'].filter((s) => s !== '').join(' '));
+      }
+    }
+  }
+  const output: string[] = ['oifname "lo" accept'];
+  for (const k of ICMPV6_NEIGHBOUR_DISCOVERY_SENT) output.push(`${icmpv6(k)} accept`);
+  output.push('ct state established,related accept');
+  const u4 = UNSPECIFIED_SOURCE[4];
+  output.push(`ip saddr ${address(u4.source)} ip daddr ${address(u4.dhcpDiscover)} udp sport ${DHCP_PORTS[4].client} udp dport ${DHCP_PORTS[4].server} accept`);
+  for (const family of [4, 6] as const) {
+    const { client, server } = DHCP_PORTS[family];
+    for (const d of dhcpDestinations(policy.options, family)) output.push(`${ipOf(family)} daddr ${address(d.cidr)} udp sport ${client} udp dport ${server} accept`);
+  }
+  const out = [
+    `# twinwall FALLBACK for host ${policy.name} (nft -f): table ${table} with core matches only, loaded before the`,
+    '# real wall at every boot, and what stays if the real wall fails to load (onLoadFailure lockdown).',
+    `add table ${table}`,
+    `delete table ${table}`,
+    `table ${table} {`,
+    ...baseChain(NFT_BASE_CHAINS.input, 'input', input),
+    ...baseChain(NFT_BASE_CHAINS.forward, 'forward', []),
+    ...baseChain(NFT_BASE_CHAINS.output, 'output', output),
+    '}',
+  ];
+  return Object.freeze({ text: `${out.join('\n')}\n` });
+}
+
+/**
+ * Loaded when the fallback itself fails (a kernel without conntrack, say): policy drop and
+ * loopback, no other match; the host is closed and unreachable, and says so.
+ */
+export const NFT_DROP_ONLY_TABLE = [
+  `add table ${NFT_TABLE.family} ${NFT_TABLE.name}`,
+  `delete table ${NFT_TABLE.family} ${NFT_TABLE.name}`,
+  `table ${NFT_TABLE.family} ${NFT_TABLE.name} {`,
+  ...baseChain(NFT_BASE_CHAINS.input, 'input', ['iifname "lo" accept']),
+  ...baseChain(NFT_BASE_CHAINS.forward, 'forward', []),
+  ...baseChain(NFT_BASE_CHAINS.output, 'output', ['oifname "lo" accept']),
+  '}',
+  '',
+].join('\n');
