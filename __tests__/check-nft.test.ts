@@ -169,9 +169,10 @@ describe('twinwall check on hosts that ship the nftables wall', () => {
   it('a bootcmd copy that differs from write_files is a finding', () => {
     const { host, cfg } = hosts.get('sample') as { host: HostArtefact; cfg: Json };
     const copy = JSON.parse(JSON.stringify(cfg));
-    copy.bootcmd[0] = (copy.bootcmd[0] as string).replace('tcp dport 25 ct state new', 'tcp dport 26 ct state new');
+    const boot = copy.bootcmd[0] as string[];
+    boot[boot.length - 1] = boot[boot.length - 1].replace('tcp dport 25 ct state new', 'tcp dport 26 ct state new');
     const { stringify } = jest.requireActual('yaml');
-    const check = checkHost({ ...host, userData: { plain: `#cloud-config\n${stringify(copy, { lineWidth: 0, version: '1.1' })}` } });
+    const check = checkHost({ ...host, userData: { base64: Buffer.from(`#cloud-config\n${stringify(copy, { lineWidth: 0, version: '1.1' })}`).toString('base64') } });
     expect(check.findings.map((f) => f.text).join('\n')).toMatch(/first-boot copy of the nftables wall differs/);
   });
 

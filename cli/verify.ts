@@ -177,6 +177,15 @@ export async function runVerify(report: CheckReport, options: VerifyOptions): Pr
  */
 export function loadNftablesWall(text: string, read?: { check: HostCheck; path: string }): WallLoader {
   return (lab) => {
+    // As the loader does at boot: the fallback first, then the wall replaces it in one transaction.
+    const fallback = read?.check.wall.nftables?.fallback;
+    if (fallback !== undefined) {
+      try {
+        lab.exec('host', ['nft', '-f', '-'], fallback);
+      } catch (e) {
+        return [`the kernel refuses the nftables fallback (nft -f): ${firstLine(e)}`];
+      }
+    }
     try {
       lab.exec('host', ['nft', '-f', '-'], text);
     } catch (e) {

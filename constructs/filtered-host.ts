@@ -16,7 +16,7 @@ import { Role } from '../lib/flow';
 import { CONNECTIONS_ROLE, Grant, GrantPorts, HostEndpoint, connectionFlows, endpointLabel, endpointPeer } from '../lib/connections';
 import { Peer, PeerSource } from '../lib/peer';
 import { HostPolicy, LoadFailureMode, MetadataAccess } from '../lib/policy';
-import { HostRendering, SgRuleSpec, renderHost } from '../lib/render';
+import { HostFirewall, HostRendering, SgRuleSpec, renderHost } from '../lib/render';
 import { hostCidrsTags, hostWallTags } from '../lib/check/record';
 import { Suppression, SuppressionInput, checkSuppressions, suppressionTags } from '../lib/lint';
 import { HOST_BRAND, TwinwallLint } from './lint';
@@ -75,6 +75,14 @@ export interface FilteredHostCommonProps {
    * per address. Default 16; `Infinity` keeps every rule linear.
    */
   readonly ipsetThreshold?: number;
+  /**
+   * The host wall's backend: 'iptables' (default: iptables-restore tables per family, ipsets for
+   * long address lists, /etc/iptables/rules.v4 and rules.v6) or 'nftables' (one `nft -f` file,
+   * table inet twinwall, both families and their sets in one transaction, beside any other table,
+   * /etc/twinwall/twinwall.nft). Same semantics; the image must provide the backend's tool
+   * (iptables-restore, or nft). docs/host-firewall.md says which to choose.
+   */
+  readonly hostFirewall?: HostFirewall;
 }
 
 /** A host that composes its policy from the roles it plays. */
@@ -249,7 +257,7 @@ export class FilteredHost extends Construct implements PeerSource {
   /** The host's roles composed without grants (validated at construction). */
   private readonly basePolicy: HostPolicy;
   private readonly baseRendering: HostRendering;
-  private readonly renderOptions: { maxSecurityGroups?: number; ipsetThreshold?: number };
+  private readonly renderOptions: { maxSecurityGroups?: number; ipsetThreshold?: number; hostFirewall?: HostFirewall };
   private readonly vpcId: string;
   private readonly userTagValues: Record<string, string>;
   /** This host as the other end of a grant. */
@@ -273,6 +281,7 @@ export class FilteredHost extends Construct implements PeerSource {
       this.renderOptions = {
         ...(props.maxSecurityGroups !== undefined ? { maxSecurityGroups: props.maxSecurityGroups } : {}),
         ...(props.ipsetThreshold !== undefined ? { ipsetThreshold: props.ipsetThreshold } : {}),
+        ...(props.hostFirewall !== undefined ? { hostFirewall: props.hostFirewall } : {}),
       };
       // Rendered now, so what is wrong with the host's own roles fails here, at its construction;
       // it is the final rendering unless grants reach the host.

@@ -260,12 +260,14 @@ function checkHostOnly(host: HostArtefact, wall: HostWallSource, documents: Part
       verified.push(`IPv${family} audit mode, as recorded: the host wall logs and then admits what enforcement would drop, so the walls are compared as enforcing`);
     }
   };
+  // An nftables wall's fallback is one file for both families, read like the wall (nft-parse.ts).
+  const nftFallback = wall.nftables?.fallback !== undefined ? parseNftables(wall.nftables.fallback) : undefined;
   for (const family of FAMILIES) {
     const doc = documents[family];
     const readable = doc !== undefined && doc.problems.length === 0 && unmodelledTables(doc).length === 0;
     if (readable) checkFamily(doc, family);
     // The fallback, once the real table's model is final (audit mode: as enforcing).
-    const fb = compareFallback(wall.fallback[family], options, family, readable ? compared.ingress[family] : undefined);
+    const fb = compareFallback(wall.fallback[family], options, family, readable ? compared.ingress[family] : undefined, nftFallback?.documents[family]);
     for (const text of fb.differences) findings.push({ kind: 'host-only-part', family, text });
     if (fb.verified !== undefined) verified.push(fb.verified);
   }

@@ -223,6 +223,8 @@ export function compareFallback(
   options: ResolvedHostPolicyOptions,
   family: Family,
   realIngress: DirectionModel | undefined,
+  /** The fallback already read (an nftables fallback, nft-parse.ts); default: parse `actual` as iptables-restore. */
+  read?: IptDocument,
 ): HostOnlyComparison {
   const label = `IPv${family} fallback`;
   const record = `the record (onLoadFailure ${options.onLoadFailure})`;
@@ -233,7 +235,7 @@ export function compareFallback(
   if (actual === undefined) {
     return { differences: [`${label}: the user-data ships none, but ${record} requires one: a table that fails to load at boot would leave IPv${family} unfiltered on the host`] };
   }
-  const doc = parseIptablesRestore(actual.text, family);
+  const doc = read ?? parseIptablesRestore(actual.text, family);
   if (doc.problems.length > 0) return { differences: doc.problems.map((p) => `${label} (${actual.path}) line ${p.line}: ${p.message}`) };
   const other = unmodelledTables(doc);
   if (other.length > 0) return { differences: [`${label} (${actual.path}) has tables other than filter (${other.join(', ')}), which a fallback never needs and the checker does not model`] };

@@ -266,12 +266,13 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
     const scriptCommands = [...scripts, ...later].map((s) => heredocs(s).reduce((acc, h) => acc.replace(h.body, ''), s));
     const nftables = { path: nft.path, text: nft.text, ...(fallback !== undefined ? { fallback } : {}) };
     const one = { path: nft.path, text: nft.text };
+    const fallbackFile = { path: nftFallback !== undefined ? NFT_FALLBACK_PATH : 'bootcmd (first boot)', text: fallback ?? '' };
     return {
       text,
       gzipped,
       tables: { 4: one, 6: one },
       firstBoot: nftBoot !== undefined ? { 4: nftBoot, 6: nftBoot } : {},
-      fallback: {},
+      fallback: fallback !== undefined ? { 4: fallbackFile, 6: fallbackFile } : {},
       nftables,
       ipsets: parseIpsets([...sets, ...scriptCommands]),
       ipsetScript: ipsetScript([...sets, ...scriptCommands]),

@@ -21,6 +21,7 @@ import { Document, Scalar, visit } from 'yaml';
 import { TwinwallError, show } from '../errors';
 import { checkName } from '../flow';
 import { LOAD_FAILURE_MODES, LoadFailureMode } from '../policy';
+import { NFT_DROP_ONLY_TABLE, NFT_FALLBACK_PATH, NFT_HEREDOC, NFT_RULES_PATH } from './nftables';
 
 /** EC2 accepts at most 16 KiB of user data (before base64). */
 export const USER_DATA_LIMIT_BYTES = 16384;
@@ -56,6 +57,10 @@ export const HEREDOC = {
   dropOnly: 'TWINWALL_DROP_ONLY',
 } as const;
 
+/** The nft binary the loader runs (Debian, Ubuntu, Amazon Linux 2023 and RHEL put it here). */
+export const NFT = '/usr/sbin/nft';
+const NFT_DROP_ONLY_HEREDOC = 'TWINWALL_NFT_DROP_ONLY';
+
 /** cloud-init-per semaphore name of the first-boot load (one run per instance id). */
 export const FIRST_BOOT_SEMAPHORE = 'twinwall_firewall_first_boot';
 
@@ -83,6 +88,15 @@ export interface HostWallTables {
   readonly ipsets?: string;
   /** renderFallback(policy): required when onLoadFailure is 'lockdown' (the default). */
   readonly fallback?: { readonly v4: string; readonly v6: string };
+}
+
+/**
+ * An nftables host wall (lib/render/nftables.ts): one file for both families, and its fallback
+ * (renderNftablesFallback) when onLoadFailure is 'lockdown'.
+ */
+export interface NftablesWallFiles {
+  readonly nftables: string;
+  readonly fallback?: string;
 }
 
 export interface UserData {
@@ -113,11 +127,11 @@ export interface UserData {
  * `DefaultDependencies=no` the wanting target adds no ordering of its own (see docs/user-data.md
  * for why not sysinit.target).
  */
-export function renderFirewallUnit(): string {
+export function renderFirewallUnit(backend: 'iptables' | 'nftables' = 'iptables'): string {
   return [
     '[Unit]',
-    'Description=twinwall host firewall (loads /etc/iptables/rules.v4 and rules.v6)',
-    'Documentation=man:iptables-restore(8)',
+    backend === 'nftables' ? `Description=twinwall host firewall (loads ${NFT_RULES_PATH})` : 'Description=twinwall host firewall (loads /etc/iptables/rules.v4 and rules.v6)',
+    backend === 'nftables' ? 'Documentation=man:nft(8)' : 'Documentation=man:iptables-restore(8)',
     'DefaultDependencies=no',
     'Wants=local-fs.target systemd-modules-load.service',
     'After=local-fs.target systemd-modules-load.service',
@@ -153,7 +167,7 @@ function shellQuote(text: string): string {
 }
 
 interface LoaderSpec {
-  readonly tables: HostWallTables;
+  readonly tables: HostWallTables | NftablesWallFiles;
   readonly host?: string;
   readonly mode: LoadFailureMode;
   /** 'inline': bootcmd (here-documents, first boot); 'files': the unit's loader script. */
@@ -173,7 +187,9 @@ interface LoaderSpec {
  * 4. a failure prints one line (stderr: console and journal, cloud-init-output.log) and exits 1.
  */
 export function renderLoader(spec: LoaderSpec): string {
-  const { tables, mode, source } = spec;
+  if ('nftables' in spec.tables) return renderNftablesLoader({ ...spec, tables: spec.tables });
+  const tables = spec.tables;
+  const { mode, source } = spec;
   const inline = source === 'inline';
   const all = [tables.v4, tables.v6, tables.ipsets ?? '', tables.fallback?.v4 ?? '', tables.fallback?.v6 ?? '', DROP_ONLY_TABLE];
   // `cmd` fed `text` (inline) or reading `file`: the line, and the here-document lines after it.
@@ -249,6 +265,67 @@ export function renderLoader(spec: LoaderSpec): string {
 }
 
 /**
+ * The loader of an nftables wall, in POSIX sh, for the unit (files) and bootcmd (here-documents):
+ *
+ * 1. (lockdown, start) the fallback table first; if nft refuses it, NFT_DROP_ONLY_TABLE;
+ * 2. the wall: `add table`, `delete table`, the definition — one transaction for both families
+ *    and the sets, so a failure changes nothing: the fallback stays (at a reload, the previous
+ *    wall);
+ * 3. a failure prints one line (stderr: console and journal, cloud-init-output.log) and exits 1.
+ */
+function renderNftablesLoader(spec: LoaderSpec & { readonly tables: NftablesWallFiles }): string {
+  const { tables, mode, source } = spec;
+  const inline = source === 'inline';
+  const all = [tables.nftables, tables.fallback ?? '', NFT_DROP_ONLY_TABLE];
+  const feed = (cmd: string, file: string, text: string, delim: string, after: string): string[] =>
+    inline ? [`${cmd} -f - <<'${delimiter(delim, ...all)}'${after}`, `${text}${delimiter(delim, ...all)}`] : [`${cmd} -f ${file}${after}`];
+  const who = spec.host === undefined ? 'twinwall' : `twinwall (${spec.host})`;
+  const out: string[] = [];
+  if (!inline) {
+    out.push('#!/bin/sh');
+    out.push('# twinwall host firewall loader (nftables): generated at synth time from the host policy; change the policy, not this file.');
+    out.push('# Usage: twinwall-firewall-load start|reload (twinwall-firewall.service runs it). docs/user-data.md');
+  } else {
+    out.push('# First boot only: write_files has not run yet, so the wall travels here too.');
+  }
+  out.push(`who=${shellQuote(who)}`);
+  out.push(inline ? 'action=start' : 'action="${1:-start}"');
+  if (!inline) out.push('case "$action" in start|reload) ;; *) echo "$who: usage: $0 start|reload" >&2; exit 2 ;; esac');
+  out.push('failed=""');
+  const lockdown = mode === 'lockdown';
+  if (lockdown) {
+    out.push('fallback_failed=""');
+    out.push('# 1. The fallback first (core matches only): the host is closed before anything else.');
+    if (!inline) out.push('if [ "$action" = start ]; then');
+    out.push(...feed(NFT, NFT_FALLBACK_PATH, tables.fallback as string, NFT_HEREDOC.fallback, ' || {'));
+    out.push('  fallback_failed=" nftables"');
+    out.push(`  ${NFT} -f - <<'${delimiter(NFT_DROP_ONLY_HEREDOC, ...all)}'`);
+    out.push(`${NFT_DROP_ONLY_TABLE}${delimiter(NFT_DROP_ONLY_HEREDOC, ...all)}`);
+    out.push('}');
+    if (!inline) out.push('fi');
+  }
+  out.push(`# 2. The wall, both families in one transaction: a failure changes nothing, so the table keeps ${lockdown ? 'the fallback (at a reload: the previous wall)' : 'what it had'}.`);
+  out.push(...feed(NFT, NFT_RULES_PATH, tables.nftables, NFT_HEREDOC.rules, ' || failed="$failed nftables"'));
+  out.push('# 3. Loud on failure: the console, the journal / cloud-init-output.log, and the exit status.');
+  const keeps = lockdown
+    ? 'at boot the host keeps the fallback (drop; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the wall it had'
+    : 'at boot the host stays unfiltered (onLoadFailure open): only the security group protects it; at a reload it keeps the wall it had';
+  out.push('if [ -n "$failed" ]; then');
+  out.push(`  echo "$who: FAILED to load the host firewall ($action) for:$failed; ${keeps}. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall)." >&2`);
+  if (lockdown) out.push('  [ -z "$fallback_failed" ] || echo "$who: the fallback FAILED too; the host drops everything but loopback." >&2');
+  out.push('  exit 1');
+  out.push('fi');
+  if (lockdown) {
+    out.push('if [ -n "$fallback_failed" ]; then');
+    out.push('  echo "$who: the fallback FAILED (the wall loaded over it)." >&2');
+    out.push('  exit 1');
+    out.push('fi');
+  }
+  out.push(inline ? 'echo "$who: host firewall loaded (first boot)"' : 'echo "$who: host firewall loaded ($action)"');
+  return `${out.join('\n')}\n`;
+}
+
+/**
  * The first-boot script (run by `sh -c` under `cloud-init-per instance`): the loader with its
  * own copy of every table. A failure is loud: a message on the console and in
  * /var/log/cloud-init-output.log, and a non-zero exit cloud-init reports for bootcmd.
@@ -302,23 +379,58 @@ function checkTables(tables: HostWallTables, mode: LoadFailureMode): HostWallTab
   return { v4, v6, ...(ipsets === undefined ? {} : { ipsets }), fallback };
 }
 
+/** Validate an nftables wall for `mode`: lockdown needs its fallback, open ships none. */
+function checkNftFiles(files: NftablesWallFiles, mode: LoadFailureMode): NftablesWallFiles {
+  if (!LOAD_FAILURE_MODES.includes(mode)) {
+    throw new TwinwallError('OPTION_INVALID', { value: mode, problem: `onLoadFailure ${show(mode)} is not "lockdown" or "open".`, fix: 'use "lockdown" (default) or "open".' });
+  }
+  const nftables = checkTable(files?.nftables, 'nftables');
+  if (mode === 'open') {
+    if (files.fallback !== undefined) {
+      throw new TwinwallError('OPTION_INVALID', { value: 'fallback', problem: 'a fallback was given with onLoadFailure "open", which loads none.', fix: 'leave the fallback out, or use onLoadFailure "lockdown".' });
+    }
+    return { nftables };
+  }
+  if (files.fallback === undefined) {
+    throw new TwinwallError('OPTION_INVALID', {
+      value: 'fallback',
+      problem: 'onLoadFailure "lockdown" (the default) needs the nftables fallback, and none was given: a failed load would leave the host open.',
+      fix: 'pass fallback: renderNftablesFallback(policy).text with the wall (renderHost does), or choose onLoadFailure "open" knowingly.',
+    });
+  }
+  return { nftables, fallback: checkTable(files.fallback, 'nftables fallback') };
+}
+
 /** Build the `#cloud-config` text (uncompressed). */
-export function renderCloudConfig(tables: HostWallTables, options: UserDataOptions = {}): string {
+export function renderCloudConfig(tables: HostWallTables | NftablesWallFiles, options: UserDataOptions = {}): string {
   if (options.host !== undefined) checkName(options.host, 'The host name');
   const mode = options.onLoadFailure ?? 'lockdown';
-  const t = checkTables(tables, mode);
+  const nft = 'nftables' in tables;
   const host = options.host === undefined ? {} : { host: options.host };
   const file = (path: string, permissions: string, content: string) => ({ path, owner: 'root:root', permissions, content });
+  let t: HostWallTables | NftablesWallFiles;
+  let wallFiles: ReturnType<typeof file>[];
+  if (nft) {
+    const n = checkNftFiles(tables, mode);
+    t = n;
+    wallFiles = [file(NFT_RULES_PATH, RULES_PERMISSIONS, n.nftables), ...(n.fallback === undefined ? [] : [file(NFT_FALLBACK_PATH, RULES_PERMISSIONS, n.fallback)])];
+  } else {
+    const i = checkTables(tables, mode);
+    t = i;
+    wallFiles = [
+      file(RULES_V4_PATH, RULES_PERMISSIONS, i.v4),
+      file(RULES_V6_PATH, RULES_PERMISSIONS, i.v6),
+      ...(i.fallback === undefined ? [] : [file(FALLBACK_V4_PATH, RULES_PERMISSIONS, i.fallback.v4), file(FALLBACK_V6_PATH, RULES_PERMISSIONS, i.fallback.v6)]),
+      ...(i.ipsets === undefined ? [] : [file(IPSETS_PATH, RULES_PERMISSIONS, i.ipsets)]),
+    ];
+  }
   const doc = new Document(
     {
       bootcmd: [['cloud-init-per', 'instance', FIRST_BOOT_SEMAPHORE, '/bin/sh', '-c', renderLoader({ tables: t, mode, source: 'inline', ...host })]],
       write_files: [
-        file(RULES_V4_PATH, RULES_PERMISSIONS, t.v4),
-        file(RULES_V6_PATH, RULES_PERMISSIONS, t.v6),
-        ...(t.fallback === undefined ? [] : [file(FALLBACK_V4_PATH, RULES_PERMISSIONS, t.fallback.v4), file(FALLBACK_V6_PATH, RULES_PERMISSIONS, t.fallback.v6)]),
-        ...(t.ipsets === undefined ? [] : [file(IPSETS_PATH, RULES_PERMISSIONS, t.ipsets)]),
+        ...wallFiles,
         file(LOADER_PATH, LOADER_PERMISSIONS, renderLoader({ tables: t, mode, source: 'files', ...host })),
-        file(FIREWALL_UNIT_PATH, UNIT_PERMISSIONS, renderFirewallUnit()),
+        file(FIREWALL_UNIT_PATH, UNIT_PERMISSIONS, renderFirewallUnit(nft ? 'nftables' : 'iptables')),
       ],
       runcmd: [['systemctl', 'enable', '--now', FIREWALL_UNIT]],
     },
@@ -334,8 +446,15 @@ export function renderCloudConfig(tables: HostWallTables, options: UserDataOptio
     '#cloud-config',
     `# twinwall host firewall${options.host === undefined ? '' : ` for ${options.host}`}: generated at synth time from the host policy; change the policy, not this file.`,
     `# bootcmd loads the rules at first boot (it runs before write_files, so it carries its own copy);`,
-    `# ${FIREWALL_UNIT} loads ${RULES_V4_PATH} and ${RULES_V6_PATH} before the network at every later boot${mode === 'lockdown' ? ',' : '.'}`,
-    ...(mode === 'lockdown' ? ['# each family after its fallback, which stays if the real table fails to load (onLoadFailure lockdown).'] : ['# A family whose table fails to load stays unfiltered on the host (onLoadFailure open).']),
+    ...(nft
+      ? [
+          `# ${FIREWALL_UNIT} loads ${NFT_RULES_PATH} (nft -f: table inet twinwall, both families in one transaction) before the network at every later boot${mode === 'lockdown' ? ',' : '.'}`,
+          ...(mode === 'lockdown' ? [`# after its fallback ${NFT_FALLBACK_PATH}, which stays if the wall fails to load (onLoadFailure lockdown).`] : ['# If the wall fails to load, the host stays unfiltered (onLoadFailure open).']),
+        ]
+      : [
+          `# ${FIREWALL_UNIT} loads ${RULES_V4_PATH} and ${RULES_V6_PATH} before the network at every later boot${mode === 'lockdown' ? ',' : '.'}`,
+          ...(mode === 'lockdown' ? ['# each family after its fallback, which stays if the real table fails to load (onLoadFailure lockdown).'] : ['# A family whose table fails to load stays unfiltered on the host (onLoadFailure open).']),
+        ]),
   ].join('\n');
   return `${header}\n${doc.toString({ lineWidth: 0, indentSeq: true })}`;
 }
@@ -355,7 +474,7 @@ export function deterministicGzip(data: Buffer): Buffer {
  * Render the user-data for a host wall. Throws USER_DATA_TOO_LARGE when even the gzip-compressed
  * document exceeds 16,384 bytes.
  */
-export function renderUserData(tables: HostWallTables, options: UserDataOptions = {}): UserData {
+export function renderUserData(tables: HostWallTables | NftablesWallFiles, options: UserDataOptions = {}): UserData {
   const cloudConfig = renderCloudConfig(tables, options);
   const plain = Buffer.from(cloudConfig, 'utf8');
   if (plain.length <= USER_DATA_LIMIT_BYTES) {

@@ -7,7 +7,7 @@
 import { TwinwallError, show } from '../errors';
 import { HostPolicy } from '../policy';
 import { FallbackRuleset, IptablesRenderOptions, IptablesRuleset, renderFallback, renderIptables } from './iptables';
-import { NftablesRuleset, renderNftables } from './nftables';
+import { NftablesRuleset, renderNftables, renderNftablesFallback } from './nftables';
 import { SecurityGroupRenderOptions, SecurityGroupRendering, renderSecurityGroupRules } from './security-groups';
 import { UserData, UserDataOptions, renderUserData } from './cloud-config';
 
@@ -21,10 +21,19 @@ export interface HostRendering {
   readonly policy: HostPolicy;
   /** Network wall: one spec per (rule, CIDR), plus the decisions only the host wall can make. */
   readonly securityGroups: SecurityGroupRendering;
-  /** Host wall: iptables-restore text for IPv4 and IPv6. */
+  /** The host wall's backend, which the user-data installs. */
+  readonly hostFirewall: HostFirewall;
+  /**
+   * Host wall: iptables-restore text for IPv4 and IPv6 (with hostFirewall 'nftables', the same
+   * wall in iptables form, which summaries read; the user-data ships `nftables`).
+   */
   readonly iptables: IptablesRuleset;
-  /** The fallback each family gets before its real table (undefined with onLoadFailure 'open'). */
+  /** The fallback each family gets before its real table (iptables; undefined with onLoadFailure 'open'). */
   readonly fallback?: FallbackRuleset;
+  /** Host wall with hostFirewall 'nftables': one nft -f file, table inet twinwall. */
+  readonly nftables?: NftablesRuleset;
+  /** Its fallback (undefined with onLoadFailure 'open'). */
+  readonly nftablesFallback?: NftablesRuleset;
   /** The #cloud-config user-data that installs and loads the host wall. */
   readonly userData: UserData;
 }
@@ -78,20 +87,19 @@ export function renderHostWall(policy: HostPolicy, options: HostRenderOptions = 
  * output.
  */
 export function renderHost(policy: HostPolicy, options: HostRenderOptions = {}): HostRendering {
-  if (hostFirewallOf(policy, options) === 'nftables') {
-    // The nftables wall renders (renderHostWall, renderNftables), but the user-data does not
-    // install it yet: refuse rather than ship an iptables wall to a host that chose nftables.
-    throw new TwinwallError('OPTION_INVALID', {
-      value: options.hostFirewall,
-      path: [policy.name],
-      problem: "hostFirewall 'nftables' renders (renderHostWall), but the user-data cannot install an nftables wall yet.",
-      fix: "leave hostFirewall out (or 'iptables') for hosts built from user-data; use renderHostWall or renderNftables for the nftables file itself.",
-    });
-  }
+  const hostFirewall = hostFirewallOf(policy, options);
   const securityGroups = renderSecurityGroupRules(policy, options.maxSecurityGroups === undefined ? {} : { maxSecurityGroups: options.maxSecurityGroups });
-  const iptables = renderIptables(policy, options.ipsetThreshold === undefined ? {} : { ipsetThreshold: options.ipsetThreshold });
+  const threshold = options.ipsetThreshold === undefined ? {} : { ipsetThreshold: options.ipsetThreshold };
+  const iptables = renderIptables(policy, threshold);
   const onLoadFailure = policy.options.onLoadFailure;
+  const host = options.host ?? policy.name;
+  if (hostFirewall === 'nftables') {
+    const nftables = renderNftables(policy, threshold);
+    const nftablesFallback = onLoadFailure === 'lockdown' ? renderNftablesFallback(policy) : undefined;
+    const userData = renderUserData({ nftables: nftables.text, ...(nftablesFallback === undefined ? {} : { fallback: nftablesFallback.text }) }, { host, onLoadFailure });
+    return Object.freeze({ policy, securityGroups, hostFirewall, iptables, nftables, ...(nftablesFallback === undefined ? {} : { nftablesFallback }), userData });
+  }
   const fallback = onLoadFailure === 'lockdown' ? renderFallback(policy) : undefined;
-  const userData = renderUserData({ ...iptables, ...(fallback === undefined ? {} : { fallback }) }, { host: options.host ?? policy.name, onLoadFailure });
-  return Object.freeze({ policy, securityGroups, iptables, ...(fallback === undefined ? {} : { fallback }), userData });
+  const userData = renderUserData({ ...iptables, ...(fallback === undefined ? {} : { fallback }) }, { host, onLoadFailure });
+  return Object.freeze({ policy, securityGroups, hostFirewall, iptables, ...(fallback === undefined ? {} : { fallback }), userData });
 }
