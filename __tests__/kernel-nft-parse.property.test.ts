@@ -36,10 +36,11 @@ const v6 = fc.tuple(fc.integer({ min: 0, max: 0xffff }), fc.constantFrom(16, 32,
 const port = fc.integer({ min: 0, max: 65535 });
 const portSpec = fc.oneof(port.map(String), fc.tuple(port, port).map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`));
 const neg = fc.constantFrom('', '!= ');
-export const hex = fc.integer({ min: 0, max: 0x7fffffff }).map((n) => `0x${n.toString(16)}`);
+const hex = fc.integer({ min: 0, max: 0x7fffffff }).map((n) => `0x${n.toString(16)}`);
 
 const common: fc.Arbitrary<string>[] = [
   fc.subarray(['new', 'established', 'related', 'invalid', 'untracked'], { minLength: 1 }).map((x) => `ct state ${x.join(',')}`),
+  fc.tuple(hex, hex).map(([m, v]) => `ct mark & ${m} == ${v}`),
   fc.constantFrom('fib saddr type local', 'fib saddr type != local'),
   fc.tuple(fc.integer({ min: 1, max: 1000 }), fc.constantFrom('second', 'minute', 'hour', 'day'), fc.integer({ min: 1, max: 100 })).map(([n, u, b]) => `limit rate ${n}/${u} burst ${b} packets`),
 ];
@@ -97,6 +98,7 @@ const statements = (hook: Hook): fc.Arbitrary<string[]> =>
     .map(([h, a, p, r]) => [...h, ...a, ...p, ...(r === null ? [] : [r])]);
 const ending = fc.oneof(
   fc.constantFrom('accept', 'drop', 'return', 'jump c1', 'goto c1', ''),
+  hex.map((m) => `ct mark set ct mark | ${m}`),
   fc.tuple(fc.stringMatching(/^[a-z :]{1,20}$/), fc.boolean()).map(([p, uid]) => `log prefix "${p}"${uid ? ' flags skuid' : ''}`),
 );
 const rule = (hook: Hook) => fc.tuple(statements(hook), ending, fc.option(fc.stringMatching(/^[a-zA-Z0-9 /:().-]{1,40}$/))).map(([s, e, c]) => [...s, e, c === null ? '' : `comment "${c}"`].filter((x) => x !== '').join(' '));
