@@ -1,0 +1,134 @@
+/**
+ * The user-data of a host that chose the nftables wall (`hostFirewall: 'nftables'`): the wall and
+ * its fallback in write_files (/etc/twinwall/twinwall.nft, fallback.nft), the loader and the unit
+ * as for iptables, bootcmd's first-boot copy; a golden of the sample server's document; every
+ * fixture's document passes `cloud-init schema`; and, as root, bootcmd run as cloud-init runs it in
+ * a network namespace: it loads exactly the wall, and when nft refuses the wall the host keeps the
+ * fallback (one transaction: nothing of the broken wall), the failure is loud and the exit 1.
+ */
+import { execFileSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parse } from 'yaml';
+import { NFT_FALLBACK_PATH, NFT_RULES_PATH, renderHost, renderNftables, renderNftablesFallback } from '../lib/render';
+import { ROLE_FIXTURES } from './support/fixtures';
+import { expectGolden } from './support/golden';
+import { Prerequisite, describeTier, netns, nft, onPath, root } from './support/tiers';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any;
+
+function nftUserData(name: string) {
+  return renderHost(ROLE_FIXTURES[name](), { hostFirewall: 'nftables' }).userData;
+}
+
+describe('user-data of an nftables host', () => {
+  it.each(Object.keys(ROLE_FIXTURES))('%s: the wall and its fallback in write_files and in bootcmd, the unit loads the wall', (name) => {
+    const policy = ROLE_FIXTURES[name]();
+    const rendering = renderHost(policy, { hostFirewall: 'nftables' });
+    expect(rendering.hostFirewall).toBe('nftables');
+    const cfg = parse(rendering.userData.cloudConfig, { version: '1.1' }) as Json;
+    const files = cfg.write_files as Json[];
+    expect(files.find((f) => f.path === NFT_RULES_PATH)?.content).toBe(renderNftables(policy).text);
+    expect(files.some((f) => /\/etc\/iptables\//.test(f.path))).toBe(false);
+    const boot = (cfg.bootcmd[0] as string[]).at(-1) as string;
+    expect(boot).toContain(renderNftables(policy).text);
+    if (policy.options.onLoadFailure === 'lockdown') {
+      expect(files.find((f) => f.path === NFT_FALLBACK_PATH)?.content).toBe(renderNftablesFallback(policy).text);
+      // The fallback first, then the wall.
+      expect(boot.indexOf(renderNftablesFallback(policy).text)).toBeLessThan(boot.indexOf(renderNftables(policy).text));
+    } else expect(files.some((f) => f.path === NFT_FALLBACK_PATH)).toBe(false);
+    const unit = files.find((f) => f.path === '/etc/systemd/system/twinwall-firewall.service')?.content as string;
+    expect(unit).toContain(`Description=twinwall host firewall (loads ${NFT_RULES_PATH})`);
+    expect(unit).toMatch(/^DefaultDependencies=no$/m);
+    expect(unit).toMatch(/^Before=network-pre\.target shutdown\.target$/m);
+    const loader = files.find((f) => f.path === '/usr/local/sbin/twinwall-firewall-load')?.content as string;
+    expect(loader).toContain(`/usr/sbin/nft -f ${NFT_RULES_PATH} || failed="$failed nftables"`);
+    expect(cfg.runcmd).toEqual([['systemctl', 'enable', '--now', 'twinwall-firewall.service']]);
+  });
+
+  it('golden: the sample server', () => {
+    expectGolden('user-data/sample.nftables.yaml', nftUserData('sample').cloudConfig);
+  });
+});
+
+describeTier('cloud-init schema (nftables user-data)', [onPath('cloud-init')], () => {
+  it('accepts the user-data of every fixture', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-nft-schema-'));
+    try {
+      for (const name of Object.keys(ROLE_FIXTURES)) {
+        const file = path.join(dir, `${name}.yaml`);
+        fs.writeFileSync(file, nftUserData(name).cloudConfig);
+        const r = spawnSync('cloud-init', ['schema', '--config-file', file], { encoding: 'utf8' });
+        expect({ name, status: r.status, out: r.stdout.trim() }).toEqual({ name, status: 0, out: `Valid cloud-config: ${file}` });
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+const cloudInitPython: Prerequisite = {
+  name: 'cloud-init python modules',
+  check: () => (spawnSync('/usr/bin/python3', ['-c', 'import yaml, cloudinit.util'], { stdio: 'pipe' }).status === 0 ? undefined : 'python3 cannot import cloudinit'),
+};
+
+describeTier('first boot of an nftables host: bootcmd as cloud-init runs it, in a network namespace', [root, onPath('ip'), netns, nft, onPath('/usr/sbin/nft'), cloudInitPython], () => {
+  let dir: string;
+  const namespaces: string[] = [];
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-nftboot-'));
+    fs.mkdirSync(path.join(dir, 'bin'));
+    fs.writeFileSync(path.join(dir, 'bin', 'cloud-init-per'), '#!/bin/sh\nshift 2\nexec "$@"\n', { mode: 0o755 });
+  });
+  afterAll(() => {
+    for (const ns of namespaces) spawnSync('ip', ['netns', 'delete', ns]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function namespace(tag: string): string {
+    const ns = `twnu${tag}${process.pid}`;
+    execFileSync('ip', ['netns', 'add', ns]);
+    namespaces.push(ns);
+    return ns;
+  }
+
+  function runBootcmd(cloudConfig: string, ns: string) {
+    const yamlFile = path.join(dir, `${ns}.yaml`);
+    const script = path.join(dir, `${ns}.sh`);
+    fs.writeFileSync(yamlFile, cloudConfig);
+    execFileSync('/usr/bin/python3', ['-c', 'import sys, yaml\nfrom cloudinit.util import shellify\nopen(sys.argv[2], "w").write(shellify(yaml.safe_load(open(sys.argv[1]))["bootcmd"]))', yamlFile, script]);
+    return spawnSync('ip', ['netns', 'exec', ns, '/bin/sh', script], { encoding: 'utf8', env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` } });
+  }
+
+  const listed = (ns: string) => execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' });
+
+  /** What loading `text` alone gives, in a scratch namespace. */
+  function direct(text: string): string {
+    const ns = namespace(`d${namespaces.length}`);
+    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: text });
+    return listed(ns);
+  }
+
+  it('loads exactly the sample server\'s wall (after its fallback)', () => {
+    const policy = ROLE_FIXTURES.sample();
+    const booted = namespace('b');
+    const r = runBootcmd(nftUserData('sample').cloudConfig, booted);
+    expect({ status: r.status, stdout: r.stdout.trim(), stderr: r.stderr }).toEqual({ status: 0, stdout: 'twinwall (sample): host firewall loaded (first boot)', stderr: '' });
+    expect(listed(booted)).toBe(direct(renderNftables(policy).text));
+  });
+
+  it('a wall nft refuses leaves the fallback, whole, and says so', () => {
+    const policy = ROLE_FIXTURES.sample();
+    const wall = renderNftables(policy).text;
+    const broken = nftUserData('sample').cloudConfig.split('tcp dport 25 ct state new').join('tcp dport 25 ct state neww');
+    expect(broken).not.toBe(nftUserData('sample').cloudConfig);
+    const booted = namespace('f');
+    const r = runBootcmd(broken, booted);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/FAILED to load the host firewall \(start\) for: nftables; at boot the host keeps the fallback/);
+    expect(listed(booted)).toBe(direct(renderNftablesFallback(policy).text));
+    expect(listed(booted)).not.toBe(direct(wall));
+  });
+});
