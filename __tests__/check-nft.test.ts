@@ -137,7 +137,7 @@ describe('the nftables reader', () => {
   });
 });
 
-const HOSTS = ['sample', 'metadataNone', 'metadataAllUsers', 'manyAdmins'] as const;
+const HOSTS = ['sample', 'sampleAudit', 'metadataNone', 'metadataAllUsers', 'manyAdmins'] as const;
 
 describe('twinwall check on hosts that ship the nftables wall', () => {
   const hosts = new Map<string, { host: HostArtefact; nft: string; cfg: Json }>();
