@@ -451,10 +451,18 @@ describe('hostFirewall: the host wall\'s backend, per host', () => {
     expect(message).toContain("'iptables', 'nftables'");
   });
 
-  it('renderHost (which builds the user-data) refuses nftables until the user-data can install it, rather than ship iptables', () => {
-    const message = caught(() => renderHost(policy, { hostFirewall: 'nftables' })).message;
-    expect(message).toContain("TW161 OPTION_INVALID at sample: hostFirewall 'nftables' renders (renderHostWall), but the user-data cannot install an nftables wall yet.");
-    expect(renderHost(policy, { hostFirewall: 'iptables' }).iptables).toEqual(renderIptables(policy));
+  it('renderHost ships the backend the host chose: the nftables wall and its fallback in the user-data, or the iptables tables', () => {
+    const nftHost = renderHost(policy, { hostFirewall: 'nftables' });
+    expect(nftHost.hostFirewall).toBe('nftables');
+    expect(nftHost.nftables).toEqual(renderNftables(policy));
+    expect(nftHost.fallback).toBeUndefined();
+    expect(nftHost.userData.cloudConfig).toContain('/etc/twinwall/twinwall.nft');
+    expect(nftHost.userData.cloudConfig).not.toContain('/etc/iptables/rules.v4');
+    const iptHost = renderHost(policy, { hostFirewall: 'iptables' });
+    expect(iptHost.hostFirewall).toBe('iptables');
+    expect(iptHost.iptables).toEqual(renderIptables(policy));
+    expect(iptHost.nftables).toBeUndefined();
+    expect(renderHost(policy).hostFirewall).toBe(DEFAULT_HOST_FIREWALL);
   });
 });
 
