@@ -23,7 +23,7 @@ import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { CheckReport, HostArtefact, POLICY_CHAINS, checkHost, decodeUserData, hasFindings, parseIptablesRestore, parseRuleLine, readHostWall, readStack, tokenize } from '../lib/check';
 import { Json, clone, editTable } from './support/artefacts';
 import { ROLE_FIXTURES, sampleServer } from './support/fixtures';
-import { HostPolicy, Peer, ntpClient, sshAdmin } from '../lib';
+import { Flow, HostPolicy, Peer, Port, customRole, ntpClient, sshAdmin } from '../lib';
 import { renderFallbackPart } from '../lib/render';
 import { resolveHostPolicyOptions } from '../lib/policy';
 
@@ -292,6 +292,15 @@ describe('twinwall check: the host-only part against the policy record', () => {
     ]));
     const shipped = checkHost({ ...open, userData: lockdownRecord.userData as HostArtefact['userData'] });
     expect(shipped.findings.map((f) => f.text)).toContainEqual(expect.stringMatching(/^IPv4 fallback: the user-data ships one \(\/etc\/iptables\/fallback\.v4\), but the record \(onLoadFailure open\)/));
+  });
+
+  it('a policy admitting every ICMPv6 type out: router advertisements and redirects are dropped on purpose, listed, not a finding', () => {
+    const icmp6 = synth(HostPolicy.compose('h', [customRole('ping6', [Flow.egress(Port.allIcmpv6(), Peer.ipv6('2001:db8:5::/48'), 'every ICMPv6 message to the lab')])]));
+    const check = checkHost(icmp6);
+    expect(check.findings.map((f) => f.text)).toEqual([]);
+    expect(check.exceptions).toContainEqual(
+      expect.stringMatching(/^host-only part, IPv6 egress: the host wall drops on purpose what the network wall admits, as the record requires \(a host is not a router\): router advertisement out: a host is not a router \(egress icmpv6 type 134 to 2001:db8:5::\/48\) by OUTPUT rule \d+; redirect out: a host is not a router \(egress icmpv6 type 137 to 2001:db8:5::\/48\) by OUTPUT rule \d+$/),
+    );
   });
 
   afterAll(() => {

@@ -11,6 +11,9 @@
  * - what the host-only part admits by itself, as the renderer writes it for the record (DHCP:
  *   udp 67→68 in, 68→67 out, the IPv4 DHCPDISCOVER from 0.0.0.0; DHCPv6), which security
  *   groups do not filter — derived from the renderer, so a change there changes it here;
+ * - what the host-only part drops on purpose before the policy (IPv6 router advertisements and
+ *   redirects out: a host is not a router), which a policy admitting every ICMPv6 type gets
+ *   from the security group only — derived from the renderer the same way;
  * - the AWS link-local service addresses (169.254.169.253/.254/.123, fd00:ec2::253/254/123):
  *   security groups never filter them, so the host wall alone decides (IMDS root-only included);
  * - security-group and prefix-list references, compared through their recorded host-side CIDRs.
@@ -23,7 +26,7 @@ import { DIRECTIONS, Direction } from '../flow';
 import { ResolvedHostPolicyOptions, resolveHostPolicyOptions } from '../policy';
 import { linkLocalServices } from './addresses';
 import { describeFlow, describePath } from './describe';
-import { POLICY_CHAINS, compareFallback, compareHostOnlyPart, expectedHostOnlyPart, hostOnlyDecisions } from './host-only';
+import { POLICY_CHAINS, compareFallback, compareHostOnlyPart, expectedHostOnlyPart, hostOnlyDecisions, hostOnlyNarrowings } from './host-only';
 import { DirectionModel, ModelContext, Step, modelDirection, unmodelledTables } from './host-model';
 import { IptChain, IptDocument, IptTable, parseIptablesRestore } from './iptables-parse';
 import { HOST_WALL_TAG } from './record';
@@ -79,8 +82,12 @@ export interface StackInput {
 
 export interface ExceptionRegion {
   readonly id: string;
-  /** 'host-only-part': admitted by the host-only part itself (checked against the record); 'link-local': a link-local service address. */
-  readonly kind: 'host-only-part' | 'link-local';
+  /**
+   * 'host-only-part': admitted by the host-only part itself (checked against the record);
+   * 'host-only-narrowed': dropped by it on purpose before the policy (a host is not a router);
+   * 'link-local': a link-local service address.
+   */
+  readonly kind: 'host-only-part' | 'host-only-narrowed' | 'link-local';
   readonly region: Region;
   /** Applies in the forged-source space too. */
   readonly forged: boolean;
@@ -112,6 +119,24 @@ export function exceptionRegions(direction: Direction, family: Family, options: 
       region: Region.of(boxes),
       forged: true,
       // One part of the line checkHost writes for all of a direction's host-only decisions.
+      describe: (uses) => `${what} (${mergeBoxes(uses).map((b) => describeFlow(b, direction, family)).join('; ')}) by ${step.chain} rule ${step.number}`,
+    });
+  }
+  const narrowed = new Map<string, { step: Step; boxes: Box[] }>();
+  for (const d of options === null ? [] : hostOnlyNarrowings(options, direction, family)) {
+    const k = `${d.step.chain}:${d.step.number}`;
+    const g = narrowed.get(k) ?? { step: d.step, boxes: [] };
+    g.boxes.push(d.box);
+    narrowed.set(k, g);
+  }
+  for (const { step, boxes } of narrowed.values()) {
+    const what = step.comment?.replace(/^twinwall: /, '') ?? `${step.chain} rule ${step.number}`;
+    out.push({
+      id: `host-only narrowed ${what}`,
+      kind: 'host-only-narrowed',
+      region: Region.of(boxes),
+      // Only in the host's own source space: a forged packet must be dropped anyway.
+      forged: false,
       describe: (uses) => `${what} (${mergeBoxes(uses).map((b) => describeFlow(b, direction, family)).join('; ')}) by ${step.chain} rule ${step.number}`,
     });
   }
@@ -330,14 +355,19 @@ export function checkHost(host: HostArtefact): HostCheck {
         findings.push({ kind: 'undecidable', direction, family, text });
       }
       const decided: string[] = [];
+      const dropped: string[] = [];
       for (const e of regions) {
         const u = uses.get(e.id);
         if (u === undefined) continue;
         if (e.kind === 'host-only-part') decided.push(e.describe(u, models));
+        else if (e.kind === 'host-only-narrowed') dropped.push(e.describe(u, models));
         else exceptions.push(e.describe(u, models));
       }
       if (decided.length > 0) {
         exceptions.push(`host-only part, IPv${family} ${direction}: the host wall admits by itself, present exactly as the record requires (security groups do not filter it): ${decided.join('; ')}`);
+      }
+      if (dropped.length > 0) {
+        exceptions.push(`host-only part, IPv${family} ${direction}: the host wall drops on purpose what the network wall admits, as the record requires (a host is not a router): ${dropped.join('; ')}`);
       }
       if (family === 4) {
         for (const r of nm.references) {

@@ -281,3 +281,33 @@ export function compareFallback(
     verified: `${label} as recorded (onLoadFailure lockdown, ${actual.path} and bootcmd's copy): DROP policies and all ${core} core rules (loopback, replies, DHCP${family === 6 ? ', neighbour discovery' : ''}) exactly as the renderer writes them, and ${admin.length} admin ingress rule${admin.length === 1 ? '' : 's'}, none admitting more than the real table (which rules are administration is not recorded, so a fallback without them would pass)`,
   };
 }
+
+const narrowingCache = new Map<string, HostOnlyDecision[]>();
+
+/**
+ * The new connections the host-only part itself drops on purpose before the policy chains, in
+ * one direction and family, each with its rule: what only a router sends (IPv6 router
+ * advertisements and redirects, ROUTER_ONLY in the renderer) to the direction's log-and-drop
+ * chain. A policy that admits every ICMPv6 type out gets them from the security group, never
+ * from the host: a difference the record requires, like the metadata service for root only.
+ * Computed from the enforcing host-only part (audit mode is compared as enforcing).
+ */
+export function hostOnlyNarrowings(options: ResolvedHostPolicyOptions, direction: Direction, family: Family): HostOnlyDecision[] {
+  const enforcing: ResolvedHostPolicyOptions = { ...options, audit: false };
+  const key = `${family}|${direction}|${JSON.stringify(enforcing)}`;
+  let out = narrowingCache.get(key);
+  if (out === undefined) {
+    const table = expectedHostOnlyPart(enforcing, family).tables.get('filter');
+    const base = direction === 'ingress' ? 'INPUT' : 'OUTPUT';
+    const policy = direction === 'ingress' ? IPTABLES_CHAINS.ingress : IPTABLES_CHAINS.egress;
+    const drop = direction === 'ingress' ? IPTABLES_CHAINS.ingressDrop : IPTABLES_CHAINS.egressDrop;
+    const jump = table?.chains.get(base)?.rules.find((r) => r.target?.name === policy)?.number ?? 0;
+    const model = modelDirection(table, { family, direction, ipsets: new Map() });
+    out = model.dropped.flatMap((d) => {
+      const first = d.path[0];
+      return first !== undefined && first.chain === base && first.number !== undefined && first.number < jump && first.action === `jump ${drop}` ? [{ box: d.box, step: first }] : [];
+    });
+    narrowingCache.set(key, out);
+  }
+  return out;
+}
