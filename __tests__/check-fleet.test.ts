@@ -24,6 +24,8 @@ import { Json, clone, readStacks, resourceNamed, synthExample, writeStacks } fro
 const ROOT = path.join(__dirname, '..');
 const BIN = path.join(ROOT, 'scripts', 'twinwall-dev.js');
 const FLEET = 40;
+/** The example app's hosts: web, app, db, resolver and sample in each of its two stacks. */
+const EXAMPLE_HOSTS = 10;
 const cleanup: string[] = [];
 let example: string;
 let fleet: string;
@@ -79,7 +81,7 @@ afterAll(() => {
 
 describe('the report does not depend on how many workers judge the hosts', () => {
   it.each([
-    ['the example app', () => example, 8, EXIT.ok],
+    ['the example app', () => example, EXAMPLE_HOSTS, EXIT.ok],
     ['a generated fleet of 40 hosts in two stacks, two with findings', () => fleet, FLEET, EXIT.finding],
   ] as [string, () => string, number, number][])('%s: the same bytes with 1 worker (in process) and with 3, and the same as the whole-check report', (_what, dir, hosts, code) => {
     const whole = untimed(formatReport(checkStacks(readStacks(dir()))));
@@ -139,7 +141,7 @@ describe('packed hosts (what waits for its turn, and what a worker receives)', (
 
   it('read back as themselves after a structured clone: every host of the example app and the fleet', () => {
     const hosts = [...readStacks(example), ...fleetStacks].flatMap((s) => planFleet([s]).hosts);
-    expect(hosts.length).toBe(8 + FLEET);
+    expect(hosts.length).toBe(EXAMPLE_HOSTS + FLEET);
     for (const h of hosts) expect(roundTrip(h)).toStrictEqual(h);
   });
 
@@ -217,7 +219,7 @@ describe('worker threads', () => {
       // The same command in process never starts a worker, so the preload changes nothing.
       const inProcess = twinwall(['check', example, '--workers', '1', '--quiet'], env);
       expect(inProcess.code).toBe(EXIT.ok);
-      expect(inProcess.stdout).toMatch(/twinwall check: 8 host\(s\), the walls agree/);
+      expect(inProcess.stdout).toMatch(new RegExp(`twinwall check: ${EXAMPLE_HOSTS} host\\(s\\), the walls agree`));
     }, 120_000);
   });
 });

@@ -118,6 +118,7 @@ describe('the nftables reader', () => {
     ['a verdict after log', (t) => t.replace('log prefix "twinwall forward drop: "', 'log prefix "twinwall forward drop: " drop'), /after the verdict|one thing/],
     ['a reject', (t) => t.replace(/(\tchain tw-in-drop \{\n[^\n]*\n)\t\tdrop/, '$1\t\treject'), /statement "reject"/],
     ['a string with a backslash', (t) => t.replace('"twinwall: loopback"', '"twinwall: loop\\\\back"'), /string holds "\\"/],
+    ['a connmark set of no bits (nft lists it without "| 0x0")', (t) => t.replace('iifname "lo" accept', 'iifname "lo" ct mark set ct mark | 0x0 accept'), /sets no bit/],
     ['limit rate over', (t) => t.replace('meta nfproto ipv4 udp sport', 'meta nfproto ipv4 limit rate over 5/second udp sport'), /limit rate over is not/],
   ];
   it.each(REFUSED)('refuses %s', (_what, change, why) => {

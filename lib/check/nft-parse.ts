@@ -363,6 +363,8 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
             expect('mark');
             expect('|');
             const bits = mark32(word('mark bits'), line);
+            // nft lists "| 0x0" as "ct mark set ct mark" (a no-op the renderer never writes).
+            if (bits === 0n) throw new NftRefusal('ct mark set ct mark | 0x0 sets no bit and is not modelled', line);
             setTarget(['-j', 'CONNMARK', '--set-xmark', `${hex(bits)}/${hex(bits)}`], false);
           } else throw new NftRefusal(`ct mark ${op} is not modelled`, line);
         } else throw new NftRefusal(`ct ${key} is not modelled`, line);
