@@ -195,19 +195,7 @@ export function renderLoader(spec: LoaderSpec): string {
   // `cmd` fed `text` (inline) or reading `file`: the line, and the here-document lines after it.
   const feed = (cmd: string, fileArgs: string, text: string, delim: string, after: string): string[] =>
     inline ? [`${cmd} <<'${delimiter(delim, ...all)}'${after}`, `${text}${delimiter(delim, ...all)}`] : [`${cmd} ${fileArgs}${after}`];
-  const who = spec.host === undefined ? 'twinwall' : `twinwall (${spec.host})`;
-  const out: string[] = [];
-  if (!inline) {
-    out.push('#!/bin/sh');
-    out.push('# twinwall host firewall loader: generated at synth time from the host policy; change the policy, not this file.');
-    out.push('# Usage: twinwall-firewall-load start|reload (twinwall-firewall.service runs it). docs/user-data.md');
-  } else {
-    out.push('# First boot only: write_files has not run yet, so every table travels here too.');
-  }
-  out.push(`who=${shellQuote(who)}`);
-  out.push(inline ? 'action=start' : 'action="${1:-start}"');
-  if (!inline) out.push('case "$action" in start|reload) ;; *) echo "$who: usage: $0 start|reload" >&2; exit 2 ;; esac');
-  out.push('failed=""');
+  const out = loaderHead(spec, 'twinwall host firewall loader', 'every table travels');
   const lockdown = mode === 'lockdown';
   if (lockdown) {
     const fb = tables.fallback as { v4: string; v6: string };
@@ -265,6 +253,27 @@ export function renderLoader(spec: LoaderSpec): string {
 }
 
 /**
+ * The lines both loaders begin with: the script header (the file) or the first-boot note
+ * (bootcmd), who is speaking in log lines, the action (start or reload), and no failure yet.
+ */
+function loaderHead(spec: LoaderSpec, title: string, travels: string): string[] {
+  const inline = spec.source === 'inline';
+  const who = spec.host === undefined ? 'twinwall' : `twinwall (${spec.host})`;
+  const out: string[] = inline
+    ? [`# First boot only: write_files has not run yet, so ${travels} here too.`]
+    : [
+        '#!/bin/sh',
+        `# ${title}: generated at synth time from the host policy; change the policy, not this file.`,
+        '# Usage: twinwall-firewall-load start|reload (twinwall-firewall.service runs it). docs/user-data.md',
+      ];
+  out.push(`who=${shellQuote(who)}`);
+  out.push(inline ? 'action=start' : 'action="${1:-start}"');
+  if (!inline) out.push('case "$action" in start|reload) ;; *) echo "$who: usage: $0 start|reload" >&2; exit 2 ;; esac');
+  out.push('failed=""');
+  return out;
+}
+
+/**
  * The loader of an nftables wall, in POSIX sh, for the unit (files) and bootcmd (here-documents):
  *
  * 1. (lockdown, start) the fallback table first; if nft refuses it, NFT_DROP_ONLY_TABLE;
@@ -279,19 +288,7 @@ function renderNftablesLoader(spec: LoaderSpec & { readonly tables: NftablesWall
   const all = [tables.nftables, tables.fallback ?? '', NFT_DROP_ONLY_TABLE];
   const feed = (cmd: string, file: string, text: string, delim: string, after: string): string[] =>
     inline ? [`${cmd} -f - <<'${delimiter(delim, ...all)}'${after}`, `${text}${delimiter(delim, ...all)}`] : [`${cmd} -f ${file}${after}`];
-  const who = spec.host === undefined ? 'twinwall' : `twinwall (${spec.host})`;
-  const out: string[] = [];
-  if (!inline) {
-    out.push('#!/bin/sh');
-    out.push('# twinwall host firewall loader (nftables): generated at synth time from the host policy; change the policy, not this file.');
-    out.push('# Usage: twinwall-firewall-load start|reload (twinwall-firewall.service runs it). docs/user-data.md');
-  } else {
-    out.push('# First boot only: write_files has not run yet, so the wall travels here too.');
-  }
-  out.push(`who=${shellQuote(who)}`);
-  out.push(inline ? 'action=start' : 'action="${1:-start}"');
-  if (!inline) out.push('case "$action" in start|reload) ;; *) echo "$who: usage: $0 start|reload" >&2; exit 2 ;; esac');
-  out.push('failed=""');
+  const out = loaderHead(spec, 'twinwall host firewall loader (nftables)', 'the wall travels');
   const lockdown = mode === 'lockdown';
   if (lockdown) {
     out.push('fallback_failed=""');
