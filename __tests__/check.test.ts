@@ -89,16 +89,18 @@ describe('twinwall check reports each mutation of one wall', () => {
     expect(lines).toEqual([expect.stringMatching(/^ingress tcp\/8443 from any IPv4 except 169\.254\.169\.123\/32, 169\.254\.169\.253\/32, 169\.254\.169\.254\/32: the host wall admits it \(INPUT rule \d+ → tw-in rule 2 \(ACCEPT\)\), the network wall does not$/)]);
   });
 
-  it('the IPv6 table removed from the user-data', () => {
+  it('the IPv6 table removed from the user-data: the host keeps the IPv6 fallback, and check models that', () => {
     const { lines } = mutate((tf) => editUserData(sampleInstance(tf), (cfg) => removeTable(cfg, 6)));
-    expect(lines[0]).toBe('the user-data ships no IPv6 table (no write_files /etc/iptables/rules.v6, no bootcmd copy): IPv6 is unfiltered on the host');
-    // With no table the kernel accepts everything: every IPv6 flow the groups do not admit (the
-    // link-local service addresses are host-only decisions, listed as exceptions instead).
+    expect(lines[0]).toBe("the user-data ships no IPv6 table (no write_files /etc/iptables/rules.v6, no bootcmd copy): the host keeps IPv6's fallback (/etc/iptables/fallback.v6), which admits admin ingress, DHCP and neighbour discovery only");
+    // The loader leaves the fallback in place (onLoadFailure lockdown): what the groups admit
+    // beyond admin ingress is dropped on the host, and the host-only part is the fallback's.
     const ll = 'any IPv6 except fd00:ec2::123/128, fd00:ec2::253/128, fd00:ec2::254/128';
-    expect(lines).toContain(`ingress tcp/0-24,26-79,81-442,444-65535 from ${ll}: the host wall admits it (INPUT no filter table loaded: the kernel accepts everything), the network wall does not`);
-    expect(lines).toContain(`egress tcp/0-24,26-65535 to ${ll}: the host wall admits it (OUTPUT no filter table loaded: the kernel accepts everything), the network wall does not`);
-    expect(lines).toContain(`ingress every other protocol from ${ll}: the host wall admits it (INPUT no filter table loaded: the kernel accepts everything), the network wall does not`);
-    expect(lines).toContainEqual(expect.stringMatching(/^egress .* to any IPv6 from a forged source address .*: the host wall lets it out/));
+    expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^ingress tcp/25 from ${ll.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the network wall admits it \\(aws_vpc_security_group_ingress_rule\\.sample_ingress-tcp-25-from-x-0_\\w+ "mailServer: smtp - receiving mail from other mail servers"\\), the host wall does not$`)));
+    expect(lines).toContainEqual(expect.stringMatching(/^egress tcp\/25 to any IPv6 except .*: the network wall admits it .*, the host wall does not$/));
+    expect(lines).toContainEqual(expect.stringMatching(/^IPv6 host-only part: chain tw-in is missing/));
+    // Nothing is admitted on the host that the fallback does not admit: no "accepts everything".
+    expect(lines.filter((l) => /accepts everything/.test(l))).toEqual([]);
+    expect(lines.filter((l) => /^(ingress|egress) (tcp|udp)\/.*: the host wall admits it/.test(l))).toEqual([]);
   });
 
   it('the source-address check removed from the iptables table', () => {

@@ -206,7 +206,13 @@ export function readHostTables(host: HostArtefact): { wall: HostWallSource; docu
   }
   for (const family of FAMILIES) {
     const t = wall.tables[family];
-    if (t === undefined) continue;
+    if (t === undefined) {
+      // No table for this family: the loader leaves its fallback in place (onLoadFailure
+      // lockdown), so that is what the host enforces; without a fallback nothing is loaded.
+      const kept = wall.fallback[family];
+      if (kept !== undefined) documents[family] = parseIptablesRestore(kept.text, family);
+      continue;
+    }
     // The sets the user-data creates exist when the tables load; any other set makes
     // iptables-restore refuse the table.
     const ipsets = new Map([...wall.ipsets.values()].map((d) => [d.name, d.family] as const));

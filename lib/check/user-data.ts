@@ -284,7 +284,8 @@ export function readHostWall(text: string, gzipped = false): HostWallSource {
     const persistent = tables[fam];
     const boot = firstBoot[fam];
     if (persistent === undefined && boot === undefined) {
-      problems.push(`the user-data ships no ${name} table (no write_files ${RULES_PATHS[fam][0]}, no bootcmd copy): ${name} is unfiltered on the host`);
+      const kept = fallback[fam];
+      problems.push(`the user-data ships no ${name} table (no write_files ${RULES_PATHS[fam][0]}, no bootcmd copy): ${kept !== undefined ? `the host keeps ${name}'s fallback (${kept.path}), which admits admin ingress, DHCP and neighbour discovery only` : `${name} is unfiltered on the host`}`);
     } else if (persistent === undefined) {
       problems.push(`the ${name} table is only in bootcmd (first boot), not in write_files ${RULES_PATHS[fam][0]}: later boots load no ${name} rules`);
       tables[fam] = { path: `bootcmd (first boot)`, text: boot as string };
