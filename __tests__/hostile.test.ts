@@ -32,6 +32,7 @@ import { main } from '../cli/main';
 import { Json, clone, editTable, editUserData, readStacks, resourceNamed, synthExample, writeStacks } from './support/artefacts';
 import { runReviewCli, synthStack, cleanUp as cleanUpReview } from './support/review';
 import { caught } from './support/caught';
+import { expectMermaidParses } from './support/mermaid';
 import { doubleBomb, innerBomb } from './support/bombs';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -499,6 +500,8 @@ describe('Markdown escaping (one module for report, diff, learn)', () => {
       expect(r.code).toBe(0);
       expect(r.out).toContain('octocat'); // the text is there, as text
       expectInert(r.out);
+      // The hostile names label the diagram's nodes: mermaid's own parser still reads it.
+      expect(expectMermaidParses(r.out)).toBeGreaterThan(0);
     });
 
     it('diff', async () => {

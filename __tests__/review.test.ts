@@ -12,6 +12,7 @@ import { Flow, Peer, Port, customRole, dnsClient, mailServer, ntpClient, sshAdmi
 import { GITHUB_COMMENT_LIMIT, Report, buildReport, diffJson, diffMarkdown, diffReports, diffStacks, reportMarkdown } from '../lib/report';
 import { loadStacks } from '../cli/artefacts';
 import { expectGolden } from './support/golden';
+import { expectMermaidParses, mermaidBlocks, parseMermaid } from './support/mermaid';
 import { cleanUp, runReviewCli, synthExample, synthExampleWithSubmissionEgress, synthStack, writeStacks } from './support/review';
 
 const base = synthExample();
@@ -110,6 +111,22 @@ describe('twinwall report', () => {
     expect(missing.code).toBe(2);
     expect(missing.err).toContain('does not exist');
     expect((await runReviewCli(['report', dir, '--format', 'yaml'])).code).toBe(2);
+  });
+});
+
+describe('diagrams GitHub can draw', () => {
+  it('every mermaid diagram of the example report and of the head variant parses with mermaid\'s own parser', async () => {
+    const reports = await Promise.all([base, head].map((d) => runReviewCli(['report', d])));
+    for (const r of reports) expect(r.code).toBe(0);
+    // One diagram per stack (production, staging) in each report.
+    expect(expectMermaidParses(reports.map((r) => r.out).join('\n'))).toBe(4);
+  });
+
+  it('the parser refuses a diagram GitHub would show as an error (the check can fail)', () => {
+    const [diagram] = mermaidBlocks(fs.readFileSync(path.join(__dirname, 'golden', 'review', 'report-example.md'), 'utf8'));
+    const broken = diagram.replace(/-->\|"[^"]*"\|/, '-->|"an edge label left open');
+    expect(broken).not.toBe(diagram);
+    expect(parseMermaid([diagram, broken]).map((r) => r.ok)).toEqual([true, false]);
   });
 });
 
