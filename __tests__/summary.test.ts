@@ -5,8 +5,10 @@
  */
 import { Flow, HostPolicy, Peer, Port, customRole, dnsClient } from '../lib';
 import { HostRendering, renderHost } from '../lib/render';
-import { WallRow, formatHostSummary, parseAppend, summariseHost } from '../lib/summary';
-import { ADMIN_LAN, ADMIN_LAN6, RESOLVERS, ROLE_FIXTURES, sampleServer } from './support/fixtures';
+import { WallRow, formatHostSummary, summariseHost } from '../lib/report/summary';
+import { checkHost } from '../lib/check/compare';
+import { artefactOfRendering } from '../lib/check/rendering';
+import { ADMIN_LAN, ADMIN_LAN6, RESOLVERS, ROLE_FIXTURES, edgePolicy, sampleServer } from './support/fixtures';
 
 function row(rows: readonly WallRow[], direction: string, traffic: string, remote: string): WallRow | undefined {
   return rows.find((r) => r.direction === direction && r.traffic === traffic && r.remote === remote);
@@ -124,24 +126,56 @@ describe('formatHostSummary', () => {
   });
 });
 
-describe('parseAppend', () => {
-  it('reads options and the target, ignoring comment text', () => {
-    const rule = parseAppend('-A tw-out -d 10.0.0.0/8 -p udp -m udp --dport 53 -m comment --comment "x: -j DROP -d 1.2.3.4" -j ACCEPT', 4);
-    expect(rule).toEqual({
-      chain: 'tw-out',
-      target: 'ACCEPT',
-      negated: false,
-      options: new Map([
-        ['-d', '10.0.0.0/8'],
-        ['-p', '17'],
-        ['--dport', '53'],
-      ]),
-    });
+describe('one verdict: the table is the checker judging the rendering', () => {
+  const check = (r: HostRendering) => {
+    const { host, wall } = artefactOfRendering(r);
+    return checkHost(host, wall);
+  };
+  const honest = renderHost(sampleServer());
+
+  it.each([
+    ['edge', () => renderHost(edgePolicy())],
+    ['edge (audit)', () => renderHost(edgePolicy({ audit: true }))],
+    ['sample (nftables)', () => renderHost(sampleServer(), { hostFirewall: 'nftables' })],
+  ])('%s: the checker finds nothing, and neither does the table', (_name, render) => {
+    const r = render();
+    expect(check(r).findings).toEqual([]);
+    expect(summariseHost(r).filter((x) => x.mismatch)).toEqual([]);
+    expect(formatHostSummary(r)).not.toContain('!!');
   });
 
-  it('notes negation and skips lines that append nothing', () => {
-    expect(parseAppend('-A OUTPUT -m addrtype ! --src-type LOCAL -j tw-out-spoof', 4)).toMatchObject({ negated: true, target: 'tw-out-spoof' });
-    expect(parseAppend(':INPUT DROP [0:0]', 4)).toBeUndefined();
-    expect(parseAppend('COMMIT', 4)).toBeUndefined();
+  it("marks exactly the rows the checker's findings fall on", () => {
+    const ssh = honest.securityGroups.rules.find((s) => s.fromPort === 22 && s.cidrIpv4 === ADMIN_LAN);
+    const tampered: HostRendering = { ...honest, securityGroups: { ...honest.securityGroups, rules: honest.securityGroups.rules.filter((s) => s !== ssh) } };
+    const findings = check(tampered).findings;
+    expect(findings.map((f) => f.kind)).toEqual(['host-only']);
+    expect(findings[0].text).toMatch(/^ingress tcp\/22 from 192\.0\.2\.0\/24: the host wall admits it/);
+    expect(summariseHost(tampered).filter((x) => x.mismatch).map((x) => `${x.direction} ${x.traffic} ${x.remote}`)).toEqual([`ingress tcp/22 ${ADMIN_LAN}`]);
+  });
+
+  it('prints the findings no row shows (a host wall that lets forged sources out)', () => {
+    const v4 = honest.iptables.v4
+      .split('\n')
+      .filter((l) => !l.includes('-m addrtype ! --src-type LOCAL'))
+      .join('\n');
+    const tampered: HostRendering = { ...honest, iptables: { ...honest.iptables, v4 } };
+    const kinds = new Set(check(tampered).findings.map((f) => f.kind));
+    expect(kinds.has('forged-source')).toBe(true);
+    const text = formatHostSummary(tampered);
+    expect(text).toMatch(/\n {2}!! twinwall check: egress .*: the host wall lets it out .*; packets with a forged source must be dropped/);
+    expect(text).toContain('\n  !! twinwall check: IPv4 host-only part: OUTPUT lacks "source address is not this host (forged)"');
+    // None of it is a row's difference: both walls still admit the same new connections from the host's own addresses.
+    expect(summariseHost(tampered).filter((x) => x.mismatch)).toEqual([]);
+  });
+
+  it('reads the host wall the host ships: an nftables wall without a rule is a difference', () => {
+    const nft = renderHost(sampleServer(), { hostFirewall: 'nftables' });
+    const text = (nft.nftables as { text: string }).text
+      .split('\n')
+      .filter((l) => !l.includes('"mailServer/smtp: delivering mail to other mail servers"') || !l.includes('nfproto ipv4'))
+      .join('\n');
+    const tampered = { ...nft, nftables: { ...nft.nftables, text } } as HostRendering;
+    expect(row(summariseHost(tampered), 'egress', 'tcp/25', 'any IPv4')).toMatchObject({ network: 'yes', host: '-', note: 'network wall only!', mismatch: true });
+    expect(row(summariseHost(tampered), 'egress', 'tcp/25', 'any IPv6')).toMatchObject({ network: 'yes', host: 'yes', mismatch: false });
   });
 });

@@ -45,4 +45,4 @@ export type {
   UserData,
   UserDataOptions,
 } from './render';
-export { formatHostSummary } from './summary';
+export { formatHostSummary } from './report/summary';

@@ -60,6 +60,11 @@ export interface HostCheck {
   readonly wall: HostWallSource;
   readonly documents: Partial<Record<Family, IptDocument>>;
   readonly models: HostModels;
+  /**
+   * The host wall's models the network wall was compared with: `models.host`, or in audit mode
+   * (recorded, and its audit chains verified) the same tables as enforcing.
+   */
+  readonly compared: HostModels['host'];
   readonly findings: readonly Finding[];
   /** The exceptions applied, one line each. */
   readonly exceptions: readonly string[];
@@ -165,7 +170,7 @@ function pathKey(path: readonly { chain: string; number?: number; action: string
 }
 
 /** Merge pieces that share a label, then print each merged box once. */
-function lines<T>(pieces: readonly { box: Box; label: T }[], keyOf: (l: T) => string, print: (box: Box, label: T) => string): string[] {
+function lines<T>(pieces: readonly { box: Box; label: T }[], keyOf: (l: T) => string, print: (box: Box, label: T) => string): { box: Box; text: string }[] {
   const groups = new Map<string, { label: T; boxes: Box[] }>();
   for (const p of pieces) {
     const k = keyOf(p.label);
@@ -173,8 +178,8 @@ function lines<T>(pieces: readonly { box: Box; label: T }[], keyOf: (l: T) => st
     g.boxes.push(p.box);
     groups.set(k, g);
   }
-  const out: string[] = [];
-  for (const g of groups.values()) for (const b of mergeBoxes(g.boxes)) out.push(print(b, g.label));
+  const out: { box: Box; text: string }[] = [];
+  for (const g of groups.values()) for (const box of mergeBoxes(g.boxes)) out.push({ box, text: print(box, g.label) });
   return out;
 }
 
@@ -183,17 +188,24 @@ export function hostLabel(host: Pick<HostArtefact, 'stack' | 'name'>): string {
   return `${host.stack}/${host.name}`;
 }
 
-/** Read the host wall of one host: user-data → tables → parsed documents. */
-export function readHostTables(host: HostArtefact): { wall: HostWallSource; documents: Partial<Record<Family, IptDocument>>; problems: string[] } {
-  const problems: string[] = [];
-  let wall: HostWallSource;
+/** The host wall one host's user-data ships. */
+export function hostWallOf(host: HostArtefact): HostWallSource {
   try {
     if (host.userData === undefined) throw new Error('the host has no user-data, so it ships no host wall');
     const decoded = decodeUserData(host.userData);
-    wall = readHostWall(decoded.text, decoded.gzipped);
+    return readHostWall(decoded.text, decoded.gzipped);
   } catch (e) {
-    wall = { gzipped: false, tables: {}, firstBoot: {}, fallback: {}, ipsets: new Map(), ipsetScript: '', problems: [(e as Error).message] };
+    return { gzipped: false, tables: {}, firstBoot: {}, fallback: {}, ipsets: new Map(), ipsetScript: '', problems: [(e as Error).message] };
   }
+}
+
+/**
+ * Read the host wall of one host: user-data → tables → parsed documents (`shipped`: the host wall
+ * as already read, e.g. from a rendering, lib/check/rendering.ts).
+ */
+export function readHostTables(host: HostArtefact, shipped?: HostWallSource): { wall: HostWallSource; documents: Partial<Record<Family, IptDocument>>; problems: string[] } {
+  const problems: string[] = [];
+  let wall = shipped ?? hostWallOf(host);
   problems.push(...wall.problems);
   const documents: Partial<Record<Family, IptDocument>> = {};
   if (wall.nftables !== undefined) {
@@ -305,10 +317,10 @@ function checkHostOnly(host: HostArtefact, wall: HostWallSource, documents: Part
   return { options, findings, verified, compared };
 }
 
-/** Compare one host's walls. */
-export function checkHost(host: HostArtefact): HostCheck {
+/** Compare one host's walls (`shipped`: its host wall as already read, else from its user-data). */
+export function checkHost(host: HostArtefact, shipped?: HostWallSource): HostCheck {
   const t0 = Date.now();
-  const { wall, documents, problems } = readHostTables(host);
+  const { wall, documents, problems } = readHostTables(host, shipped);
   const models = modelHost(host, wall, documents);
   const findings: Finding[] = problems.map((text) => ({ kind: 'artefact' as const, text }));
   const part = checkHostOnly(host, wall, documents, models);
@@ -347,18 +359,18 @@ export function checkHost(host: HostArtefact): HostCheck {
         classify(Region.of([a.box]).intersect(own).subtract(hostAdmitted).subtract(undecided), false).boxes.map((box) => ({ box, label: a.rule })),
       );
       const forgedOut = hm.admitted.flatMap((a) => classify(Region.of([a.box]).intersect(forged).subtract(undecided), true).boxes.map((box) => ({ box, label: a.path })));
-      for (const text of lines(hostOnly, pathKey, (b, path) => `${describeFlow(b, direction, family)}: the host wall admits it (${describePath(path)}), the network wall does not`)) {
-        findings.push({ kind: 'host-only', direction, family, text });
+      for (const { box, text } of lines(hostOnly, pathKey, (b, path) => `${describeFlow(b, direction, family)}: the host wall admits it (${describePath(path)}), the network wall does not`)) {
+        findings.push({ kind: 'host-only', direction, family, box, text });
       }
-      for (const text of lines(netOnly, (r) => r.address, (b, r) => `${describeFlow(b, direction, family)}: the network wall admits it (${r.address}${r.description !== undefined ? ` "${r.description}"` : ''}), the host wall does not`)) {
-        findings.push({ kind: 'network-only', direction, family, text });
+      for (const { box, text } of lines(netOnly, (r) => r.address, (b, r) => `${describeFlow(b, direction, family)}: the network wall admits it (${r.address}${r.description !== undefined ? ` "${r.description}"` : ''}), the host wall does not`)) {
+        findings.push({ kind: 'network-only', direction, family, box, text });
       }
-      for (const text of lines(forgedOut, pathKey, (b, path) => `${describeFlow(b, direction, family)}: the host wall lets it out (${describePath(path)}); packets with a forged source must be dropped`)) {
-        findings.push({ kind: 'forged-source', direction, family, text });
+      for (const { box, text } of lines(forgedOut, pathKey, (b, path) => `${describeFlow(b, direction, family)}: the host wall lets it out (${describePath(path)}); packets with a forged source must be dropped`)) {
+        findings.push({ kind: 'forged-source', direction, family, box, text });
       }
       const und = [...hm.undecidable.map((u) => ({ box: u.box, label: `host wall: ${u.reason}` })), ...netUndecidable.map((u) => ({ box: u.box, label: `network wall: ${u.reason}` }))];
-      for (const text of lines(und, (l) => l, (b, reason) => `${describeFlow(b, direction, family)}: undecidable (${reason})`)) {
-        findings.push({ kind: 'undecidable', direction, family, text });
+      for (const { box, text } of lines(und, (l) => l, (b, reason) => `${describeFlow(b, direction, family)}: undecidable (${reason})`)) {
+        findings.push({ kind: 'undecidable', direction, family, box, text });
       }
       const decided: string[] = [];
       const dropped: string[] = [];
@@ -387,7 +399,7 @@ export function checkHost(host: HostArtefact): HostCheck {
     }
   }
   if (host.sourceDestCheck === false) findings.push({ kind: 'artefact', text: `${host.address} sets source_dest_check = false: AWS would let this host send and receive traffic that is not its own` });
-  return { host, label: hostLabel(host), wall, documents, models, findings, exceptions: [...new Set(exceptions)], wallOptions: part.options, ms: Date.now() - t0 };
+  return { host, label: hostLabel(host), wall, documents, models, compared: part.compared, findings, exceptions: [...new Set(exceptions)], wallOptions: part.options, ms: Date.now() - t0 };
 }
 
 /** The hosts a check judges, in report order, and the problems of the input as a whole. */

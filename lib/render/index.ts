@@ -25,7 +25,7 @@ export interface HostRendering {
   readonly hostFirewall: HostFirewall;
   /**
    * Host wall: iptables-restore text for IPv4 and IPv6 (with hostFirewall 'nftables', the same
-   * wall in iptables form, which summaries read; the user-data ships `nftables`).
+   * wall in iptables form; the user-data ships `nftables`, which the summary and the checker read).
    */
   readonly iptables: IptablesRuleset;
   /** The fallback each family gets before its real table (iptables; undefined with onLoadFailure 'open'). */

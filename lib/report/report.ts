@@ -138,7 +138,7 @@ function logsAudit(table: string): boolean {
 export function analyseStack(stack: StackInput): AnalysedHost[] {
   // Every reader below sees the same checked document (TW291 ARTEFACT_SHAPE otherwise).
   const json = terraformJson(stack.json);
-  const checks = readStack(stack.name, json).map(checkHost);
+  const checks = readStack(stack.name, json).map((host) => checkHost(host));
   return checks.map((check) => {
     const flows = hostFlows(check);
     const findings = lintHost(subjectFromArtefacts(check, json));
