@@ -10,7 +10,9 @@ import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
 import { FilteredHost, FilteredHostProps, TwinwallLint, TwinwallPrefixList, lintStack } from '../constructs';
 import { ERROR_CODES, Flow, Peer, Port, customRole, dnsClient, mailServer, ntpClient, serve, sshAdmin, use } from '../lib';
-import { LINT_IDS, LINT_RULES, LintFinding, LintId, LintSgRule, LintSubject, SUPPRESSION_TAG_PREFIX, lintHost, lintRule } from '../lib/lint';
+import { LINT_IDS, LINT_REGISTRY, LINT_RULES, LintFinding, LintId, LintSgRule, LintSubject, SUPPRESSION_TAG_PREFIX, lintHost, lintRule } from '../lib/lint';
+import * as fs from 'fs';
+import * as path from 'path';
 import { buildReport } from '../lib/report';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { caught } from './support/caught';
@@ -128,6 +130,19 @@ describe('lint catalog', () => {
     }
   });
 
+  it('is read from the rules: one file per rule, lib/lint/rules/<id>-<name>.ts, holding its row and its check', () => {
+    const dir = path.join(__dirname, '..', 'lib', 'lint', 'rules');
+    const files = fs.readdirSync(dir).filter((f) => /^twl\d{3}-/.test(f)).sort();
+    expect(files).toEqual(LINT_REGISTRY.map((r) => `${r.id.toLowerCase()}-${r.name}.ts`));
+    expect(LINT_REGISTRY.map((r) => r.id)).toEqual(LINT_IDS);
+    for (const r of LINT_REGISTRY) {
+      expect(typeof r.check).toBe('function');
+      const { check: _check, ...row } = r;
+      void _check;
+      expect(LINT_RULES[r.id]).toEqual(row);
+    }
+  });
+
   it('names the scanners it mirrors', () => {
     expect(LINT_RULES.TWL001.references).toEqual(['checkov CKV_AWS_382', 'trivy AVD-AWS-0104']);
     expect(LINT_RULES.TWL002.references).toEqual(['checkov CKV_AWS_24', 'checkov CKV_AWS_25', 'trivy AVD-AWS-0107']);
@@ -193,6 +208,41 @@ describe('a check that throws', () => {
     }
     // Checks that never touch the rules still judge the host: audit mode is reported.
     expect(findings.filter((f) => f.id === 'TWL010').map((f) => f.message)).toEqual(['the host wall (IPv4) is in audit mode: it logs what it would drop and lets it through, so only the security group filters.']);
+  });
+});
+
+describe('a rule whose check throws', () => {
+  it("is that rule's finding at its level, and every other rule still judges the host", () => {
+    const subject: LintSubject = {
+      host: 'h',
+      location: 'stack/h',
+      groups: [],
+      hostWall: { tables: { 4: 'audit', 6: 'enforcing' }, metadata: 'all-users' },
+      metadataEndpoint: 'enabled',
+      suppressions: [],
+    };
+    const broken = LINT_REGISTRY.map((r) =>
+      r.id === 'TWL004'
+        ? {
+            ...r,
+            check: () => {
+              throw new Error('boom\nsecond line');
+            },
+          }
+        : r,
+    );
+    const findings = lintHost(subject, broken);
+    expect(findings.filter((f) => f.id === 'TWL004')).toEqual([
+      expect.objectContaining({
+        level: 'warning',
+        location: 'stack/h',
+        message: 'this host could not be checked for TWL004: the check failed (boom); this is a bug in twinwall, please report it, and review the host for TWL004 by hand until it is fixed.',
+      }),
+    ]);
+    expect(findings.map((f) => f.id)).toEqual(['TWL004', 'TWL010']);
+    // The registry itself finds the metadata reach the broken copy could not judge.
+    expect(lintHost(subject).map((f) => f.id)).toEqual(['TWL004', 'TWL010']);
+    expect(lintHost(subject).find((f) => f.id === 'TWL004')?.message).toMatch(/^the host wall lets every local user open tcp\/80/);
   });
 });
 

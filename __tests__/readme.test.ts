@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { README, regenerate } from '../scripts/docs';
+import { LINT_DOC, README, regenerate } from '../scripts/docs';
 import { EXIT_CODES_HELP } from '../cli/exit';
 import { StackInput, checkStacks } from '../lib/check';
 import { readmeBlock } from './support/readme';
@@ -15,6 +15,11 @@ const readme = fs.readFileSync(README, 'utf8');
 describe('README', () => {
   it('has up-to-date role and service tables (run `npm run docs` to refresh)', () => {
     expect(readme).toBe(regenerate(readme));
+  });
+
+  it("docs/lint.md's rule table is the rules' own rows (run `npm run docs` to refresh)", () => {
+    const doc = fs.readFileSync(LINT_DOC, 'utf8');
+    expect(doc).toBe(regenerate(doc, LINT_DOC));
   });
 
   it('starts with the install-and-synth command and the test command, in that order', () => {

@@ -6,3 +6,5 @@ export * from './suppressions';
 export * from './engine';
 export * from './from-rendering';
 export * from './from-artefacts';
+export type { LintDraft, LintRule } from './rule';
+export { LINT_REGISTRY } from './rules';

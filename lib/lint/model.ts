@@ -8,7 +8,7 @@
 import { Family } from '../address';
 import { Direction } from '../flow';
 import { Provenance } from '../policy';
-import { LintId } from './catalog';
+import { LintId } from './rule';
 
 export type LintPeer =
   | { readonly kind: 'cidr'; readonly cidr: string; readonly family: Family; readonly prefix: number }
