@@ -2,6 +2,7 @@
  * The host wall renderer: golden files for every role fixture, the properties every rendered
  * ruleset must have, and (tier "iptables-restore") the real parser's verdict on each of them.
  */
+import { provenanceComment } from '../lib/provenance';
 import { execFileSync } from 'child_process';
 import { Flow, HostPolicy, Peer, Port, customRole, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
 import {
@@ -12,7 +13,6 @@ import {
   IPTABLES_CHAINS,
   LOG_PREFIX_MAX,
   commentText,
-  describeRule,
   logPrefix,
   renderFallback,
   renderIptables,
@@ -121,7 +121,7 @@ describe('renderIptables: properties of every ruleset', () => {
       const otherIcmp = (rule.port.protocol === 'icmp' && family === 6) || (rule.port.protocol === 'icmpv6' && family === 4);
       if (otherIcmp) return [];
       const chain = rule.direction === 'ingress' ? IPTABLES_CHAINS.ingress : IPTABLES_CHAINS.egress;
-      return rule.hostCidrs.filter((c) => c.family === family).map((c) => ({ chain, cidr: c, comment: commentText(describeRule(rule.because)) }));
+      return rule.hostCidrs.filter((c) => c.family === family).map((c) => ({ chain, cidr: c, comment: commentText(provenanceComment(rule.because)) }));
     });
     const actual = lines(text).filter((l) => l.startsWith(`-A ${IPTABLES_CHAINS.ingress} `) || l.startsWith(`-A ${IPTABLES_CHAINS.egress} `));
     expect(actual).toHaveLength(expected.length);
@@ -134,7 +134,7 @@ describe('renderIptables: properties of every ruleset', () => {
     });
     // Each comment names the role and (for catalog flows) the service.
     for (const rule of policy.rules) {
-      for (const p of rule.because) expect(describeRule(rule.because)).toContain(p.service === undefined ? `${p.role}: ` : `${p.role}/${p.service}: `);
+      for (const p of rule.because) expect(provenanceComment(rule.because)).toContain(p.service === undefined ? `${p.role}: ` : `${p.role}/${p.service}: `);
     }
   });
 

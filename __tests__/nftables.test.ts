@@ -3,6 +3,7 @@
  * must have, its parity with the iptables wall (same entries per family, same sets, same LOG
  * prefixes), and (tier "nft -c") the real parser and kernel's verdict on each rendering.
  */
+import { provenanceComment } from '../lib/provenance';
 import { execFileSync } from 'child_process';
 import { Flow, HostPolicy, Peer, Port, customRole, ntpClient } from '../lib';
 import {
@@ -13,7 +14,6 @@ import {
   NFT_COMMENT_MAX,
   NFT_TABLE,
   commentText,
-  describeRule,
   layoutPolicy,
   logPrefix,
   nftRate,
@@ -151,7 +151,7 @@ describe('renderNftables: properties of every file', () => {
       actual.forEach((l, i) => {
         const { family, entry } = expected[i];
         if (entry.kind !== 'address') throw new Error('linear form has no sets');
-        expect(l.endsWith(` accept comment "${commentText(describeRule(entry.rule.because), NFT_COMMENT_MAX)}"`)).toBe(true);
+        expect(l.endsWith(` accept comment "${commentText(provenanceComment(entry.rule.because), NFT_COMMENT_MAX)}"`)).toBe(true);
         const side = direction === 'ingress' ? 'saddr' : 'daddr';
         if (entry.cidr.isAny) expect(l.startsWith(`meta nfproto ipv${family} `)).toBe(true);
         else expect(l.startsWith(`${family === 4 ? 'ip' : 'ip6'} ${side} ${entry.cidr.text.replace(/\/(32|128)$/, '')} `)).toBe(true);

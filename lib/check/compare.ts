@@ -36,6 +36,7 @@ import { HostArtefact, readStack } from './terraform';
 import { HostWallSource, decodeUserData, readHostWall } from './user-data';
 import { AWS_LINK_LOCAL_LABEL } from '../peer';
 import { parseNftables } from './nft-parse';
+import { ownRuleWhat } from '../provenance';
 
 export type FindingKind = 'host-only' | 'network-only' | 'forged-source' | 'undecidable' | 'artefact' | 'host-only-part';
 
@@ -117,7 +118,7 @@ export function exceptionRegions(direction: Direction, family: Family, options: 
     byRule.set(k, g);
   }
   for (const { step, boxes } of byRule.values()) {
-    const what = step.comment?.replace(/^twinwall: /, '') ?? `${step.chain} rule ${step.number}`;
+    const what = step.comment === undefined ? `${step.chain} rule ${step.number}` : ownRuleWhat(step.comment);
     out.push({
       id: `host-only ${what}`,
       kind: 'host-only-part',
@@ -135,7 +136,7 @@ export function exceptionRegions(direction: Direction, family: Family, options: 
     narrowed.set(k, g);
   }
   for (const { step, boxes } of narrowed.values()) {
-    const what = step.comment?.replace(/^twinwall: /, '') ?? `${step.chain} rule ${step.number}`;
+    const what = step.comment === undefined ? `${step.chain} rule ${step.number}` : ownRuleWhat(step.comment);
     out.push({
       id: `host-only narrowed ${what}`,
       kind: 'host-only-narrowed',

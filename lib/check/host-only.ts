@@ -12,6 +12,7 @@
 import { Family, familyBits } from '../address';
 import { Direction } from '../flow';
 import { ResolvedHostPolicyOptions } from '../policy';
+import { ownRuleWhat } from '../provenance';
 import { IPTABLES_CHAINS, renderFallbackPart, renderHostOnlyPart } from '../render/iptables';
 import { linkLocalServices } from './addresses';
 import { describeFlow } from './describe';
@@ -50,7 +51,7 @@ function ruleText(rule: IptRule): string {
 }
 
 function purpose(rule: IptRule): string | undefined {
-  return rule.comment?.replace(/^twinwall: /, '');
+  return rule.comment === undefined ? undefined : ownRuleWhat(rule.comment);
 }
 
 function shown(rule: IptRule): string {

@@ -14,7 +14,7 @@ import { SgRule } from '../check/terraform';
 import { IptDocument } from '../check/iptables-parse';
 import { HostWallSource } from '../check/user-data';
 import { LintGroup, LintHostWall, LintPeer, LintSgRule, LintSubject, MetadataReach, Suppression, TableState } from './model';
-import { provenanceFromDescription } from './provenance';
+import { provenanceFromDescription } from '../provenance';
 import { suppressionsFromTags } from './suppressions';
 import { PROTO, protocolName } from '../port';
 

@@ -8,7 +8,7 @@ import { Cidr } from '../address';
 import { PolicyRule, Provenance } from '../policy';
 import { HostRendering, SgRuleSpec } from '../render';
 import { LintGroup, LintHostWall, LintPeer, LintSgRule, LintSubject, NO_HOST_WALL, Suppression } from './model';
-import { provenanceFromDescription } from './provenance';
+import { provenanceFromDescription } from '../provenance';
 
 export interface RenderingLintContext {
   readonly stack?: string;

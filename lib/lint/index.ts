@@ -1,7 +1,7 @@
 /** Lint: stable checks over a host's two walls, from its renderings or from the artefacts. */
 export * from './catalog';
 export * from './model';
-export * from './provenance';
+export * from '../provenance';
 export * from './suppressions';
 export * from './engine';
 export * from './from-rendering';

@@ -30,6 +30,7 @@ import { HostPolicy, PolicyRule, Provenance, ResolvedHostPolicyOptions, subnetRo
 import { Port, portSlug } from '../port';
 import { cutText } from '../text';
 import { Verdict, VerdictReason, logPrefix } from '../log-prefix';
+import { ownRuleComment, provenanceComment } from '../provenance';
 
 /** The rendered host wall: iptables-restore input for `iptables-restore` and `ip6tables-restore`. */
 export interface IptablesRuleset {
@@ -168,11 +169,6 @@ function comment(text: string): string {
   return `-m comment --comment "${commentText(text)}"`;
 }
 
-/** "mailServer/smtp: delivering mail to other mail servers", one entry per provenance. */
-export function describeRule(because: readonly Provenance[]): string {
-  return because.map((p) => `${p.role}${p.service === undefined ? '' : `/${p.service}`}: ${p.reason}`).join(' | ');
-}
-
 /**
  * A TCP/UDP rule's destination ports as a backend writes them: "22", or a range joined by
  * `separator` ("8000:8999" for iptables, "8000-8999" for nftables); undefined for all ports.
@@ -210,7 +206,7 @@ function portMatch(rule: PolicyRule, family: Family): string | undefined {
 function policyLine(rule: PolicyRule, match: string, c: Cidr): string {
   const chain = rule.direction === 'ingress' ? IPTABLES_CHAINS.ingress : IPTABLES_CHAINS.egress;
   const side = rule.direction === 'ingress' ? '-s' : '-d';
-  return [`-A ${chain}`, c.isAny ? '' : `${side} ${c.text}`, match, comment(describeRule(rule.because)), '-j ACCEPT'].filter((s) => s !== '').join(' ');
+  return [`-A ${chain}`, c.isAny ? '' : `${side} ${c.text}`, match, comment(provenanceComment(rule.because)), '-j ACCEPT'].filter((s) => s !== '').join(' ');
 }
 
 /** One ipset of a host wall: a name, its family, and its CIDRs in canonical order. */
@@ -314,7 +310,7 @@ function policySection(policy: HostPolicy, family: Family, threshold: number): P
     if (e.kind === 'address') return policyLine(e.rule, match, e.cidr);
     const chain = e.rule.direction === 'ingress' ? IPTABLES_CHAINS.ingress : IPTABLES_CHAINS.egress;
     const side = e.rule.direction === 'ingress' ? 'src' : 'dst';
-    const why = comment(`${describeRule(e.because)} (ipset ${e.set.name}, ${e.set.cidrs.length} CIDRs)`);
+    const why = comment(`${provenanceComment(e.because)} (ipset ${e.set.name}, ${e.set.cidrs.length} CIDRs)`);
     return [`-A ${chain} -m set --match-set ${e.set.name} ${side}`, match, why, '-j ACCEPT'].filter((s) => s !== '').join(' ');
   });
   return { lines, sets: layout.sets };
@@ -504,7 +500,7 @@ function ruleLine(chain: string, match: string, target: string, why: string | un
  */
 function dhcpLines(options: ResolvedHostPolicyOptions, family: Family, comments: boolean): { input: string[]; output: string[] } {
   const { client, server } = DHCP_PORTS[family];
-  const why = (text: string): string | undefined => (comments ? `twinwall: ${text}` : undefined);
+  const why = (text: string): string | undefined => (comments ? ownRuleComment(text) : undefined);
   const v = family === 6 ? 'DHCPv6' : 'DHCP';
   const input = [ruleLine('INPUT', `${family === 6 ? `-d ${IPV6_LINK_LOCAL} ` : ''}-p udp -m udp --sport ${server} --dport ${client}`, 'ACCEPT', why(`${v} server replies, so leases renew`))];
   const output = dhcpDestinations(options, family).map((d) => ruleLine('OUTPUT', `-d ${d.cidr} -p udp -m udp --sport ${client} --dport ${server}`, 'ACCEPT', why(`${v} client to ${d.what} only, so leases renew`)));
@@ -515,7 +511,7 @@ function dhcpLines(options: ResolvedHostPolicyOptions, family: Family, comments:
 function dhcpDiscover(comments: boolean): string {
   const u = UNSPECIFIED_SOURCE[4];
   const { client, server } = DHCP_PORTS[4];
-  return ruleLine('OUTPUT', `-s ${u.source} -d ${u.dhcpDiscover} -p udp -m udp --sport ${client} --dport ${server}`, 'ACCEPT', comments ? 'twinwall: DHCP discover before the host has an address' : undefined);
+  return ruleLine('OUTPUT', `-s ${u.source} -d ${u.dhcpDiscover} -p udp -m udp --sport ${client} --dport ${server}`, 'ACCEPT', comments ? ownRuleComment('DHCP discover before the host has an address') : undefined);
 }
 
 function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: Family, section: PolicySection): string {
@@ -551,58 +547,58 @@ function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: 
 
   // ---- INPUT
   line('# Inbound');
-  line(`-A INPUT -i lo ${comment('twinwall: loopback')} -j ACCEPT`);
+  line(`-A INPUT -i lo ${comment(ownRuleComment('loopback'))} -j ACCEPT`);
   if (v6) {
-    for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) line(`-A INPUT ${icmp6(k, ND_HOP_LIMIT)} ${comment(`twinwall: ${k.what} from on-link only (RFC 4890)`)} -j ACCEPT`);
-    for (const k of ICMPV6_LISTENER_DISCOVERY) line(`-A INPUT -s ${IPV6_LINK_LOCAL} ${icmp6(k, MLD_HOP_LIMIT)} ${comment(`twinwall: ${k.what}, link-local (RFC 4890)`)} -j ACCEPT`);
-    for (const k of ICMPV6_ERRORS) line(`-A INPUT ${icmp6(k)} ${comment(`twinwall: ${k.what} (RFC 4890)`)} -j ACCEPT`);
+    for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) line(`-A INPUT ${icmp6(k, ND_HOP_LIMIT)} ${comment(ownRuleComment(`${k.what} from on-link only (RFC 4890)`))} -j ACCEPT`);
+    for (const k of ICMPV6_LISTENER_DISCOVERY) line(`-A INPUT -s ${IPV6_LINK_LOCAL} ${icmp6(k, MLD_HOP_LIMIT)} ${comment(ownRuleComment(`${k.what}, link-local (RFC 4890)`))} -j ACCEPT`);
+    for (const k of ICMPV6_ERRORS) line(`-A INPUT ${icmp6(k)} ${comment(ownRuleComment(`${k.what} (RFC 4890)`))} -j ACCEPT`);
   }
-  line(`-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED ${comment(`twinwall: replies, and ICMP errors about our connections (path MTU)`)} -j ACCEPT`);
-  line(`-A INPUT -m conntrack --ctstate INVALID ${comment('twinwall: conntrack says INVALID')} -j ${C.ingressInvalid}`);
+  line(`-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED ${comment(ownRuleComment(`replies, and ICMP errors about our connections (path MTU)`))} -j ACCEPT`);
+  line(`-A INPUT -m conntrack --ctstate INVALID ${comment(ownRuleComment('conntrack says INVALID'))} -j ${C.ingressInvalid}`);
   const dhcp = dhcpLines(options, family, true);
   for (const l of dhcp.input) line(l);
-  line(`-A INPUT ${comment('twinwall: what the roles accept')} -j ${C.ingress}`);
-  line(`-A INPUT ${comment('twinwall: nothing else comes in')} -j ${C.ingressDrop}`);
+  line(`-A INPUT ${comment(ownRuleComment('what the roles accept'))} -j ${C.ingress}`);
+  line(`-A INPUT ${comment(ownRuleComment('nothing else comes in'))} -j ${C.ingressDrop}`);
 
   // ---- FORWARD
   line('# Forwarded (a host is not a router)');
-  line(`-A FORWARD ${comment('twinwall: this host forwards nothing')} -j ${C.forwardDrop}`);
+  line(`-A FORWARD ${comment(ownRuleComment('this host forwards nothing'))} -j ${C.forwardDrop}`);
 
   // ---- OUTPUT
   line('# Outbound');
-  line(`-A OUTPUT -o lo ${comment('twinwall: loopback')} -j ACCEPT`);
-  for (const k of ROUTER_ONLY[family]) line(`-A OUTPUT ${icmpOf(family, k)} ${comment(`twinwall: ${k.what} out: a host is not a router`)} -j ${C.egressDrop}`);
+  line(`-A OUTPUT -o lo ${comment(ownRuleComment('loopback'))} -j ACCEPT`);
+  for (const k of ROUTER_ONLY[family]) line(`-A OUTPUT ${icmpOf(family, k)} ${comment(ownRuleComment(`${k.what} out: a host is not a router`))} -j ${C.egressDrop}`);
   if (v6) {
     const u = UNSPECIFIED_SOURCE[6];
-    for (const x of u.exceptions) line(`-A OUTPUT -s ${u.source} -d ${x.destination} ${icmp6(x, x.hopLimit)} ${comment(`twinwall: ${x.what}`)} -j ACCEPT`);
+    for (const x of u.exceptions) line(`-A OUTPUT -s ${u.source} -d ${x.destination} ${icmp6(x, x.hopLimit)} ${comment(ownRuleComment(`${x.what}`))} -j ACCEPT`);
   } else {
     line(dhcpDiscover(true));
   }
-  line(`-A OUTPUT -s ${LOOPBACK_SOURCES[family]} ${comment('twinwall: loopback source on a real interface (forged)')} -j ${C.egressSpoofed}`);
-  line(`-A OUTPUT -m addrtype ! --src-type LOCAL ${comment('twinwall: source address is not this host (forged)')} -j ${C.egressSpoofed}`);
+  line(`-A OUTPUT -s ${LOOPBACK_SOURCES[family]} ${comment(ownRuleComment('loopback source on a real interface (forged)'))} -j ${C.egressSpoofed}`);
+  line(`-A OUTPUT -m addrtype ! --src-type LOCAL ${comment(ownRuleComment('source address is not this host (forged)'))} -j ${C.egressSpoofed}`);
   if (v6) {
-    for (const k of ICMPV6_NEIGHBOUR_DISCOVERY_SENT) line(`-A OUTPUT ${icmp6(k, ND_HOP_LIMIT)} ${comment(`twinwall: ${k.what} (RFC 4890)`)} -j ACCEPT`);
+    for (const k of ICMPV6_NEIGHBOUR_DISCOVERY_SENT) line(`-A OUTPUT ${icmp6(k, ND_HOP_LIMIT)} ${comment(ownRuleComment(`${k.what} (RFC 4890)`))} -j ACCEPT`);
     for (const k of ICMPV6_LISTENER_DISCOVERY.filter((m) => m.query !== true)) {
-      line(`-A OUTPUT -d ${IPV6_LINK_SCOPE_MULTICAST} ${icmp6(k, MLD_HOP_LIMIT)} ${comment(`twinwall: ${k.what}, link-local (RFC 4890)`)} -j ACCEPT`);
+      line(`-A OUTPUT -d ${IPV6_LINK_SCOPE_MULTICAST} ${icmp6(k, MLD_HOP_LIMIT)} ${comment(ownRuleComment(`${k.what}, link-local (RFC 4890)`))} -j ACCEPT`);
     }
   }
-  line(`-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED ${comment('twinwall: replies, and ICMP errors about our connections')} -j ACCEPT`);
-  line(`-A OUTPUT -m conntrack --ctstate INVALID ${comment('twinwall: conntrack says INVALID')} -j ${C.egressInvalid}`);
+  line(`-A OUTPUT -m conntrack --ctstate RELATED,ESTABLISHED ${comment(ownRuleComment('replies, and ICMP errors about our connections'))} -j ACCEPT`);
+  line(`-A OUTPUT -m conntrack --ctstate INVALID ${comment(ownRuleComment('conntrack says INVALID'))} -j ${C.egressInvalid}`);
   for (const l of dhcp.output) line(l);
   switch (instanceMetadata) {
     case 'root-only':
-      line(`-A OUTPUT -d ${imdsCidr} -p tcp -m tcp --dport ${INSTANCE_METADATA_PORT} -m owner --uid-owner 0 -m conntrack --ctstate NEW ${comment('twinwall: instance metadata, root only (instanceMetadata root-only)')} -j ACCEPT`);
-      line(`-A OUTPUT -d ${imdsCidr} ${comment('twinwall: instance metadata, anyone but root')} -j ${C.egressMetadata}`);
+      line(`-A OUTPUT -d ${imdsCidr} -p tcp -m tcp --dport ${INSTANCE_METADATA_PORT} -m owner --uid-owner 0 -m conntrack --ctstate NEW ${comment(ownRuleComment('instance metadata, root only (instanceMetadata root-only)'))} -j ACCEPT`);
+      line(`-A OUTPUT -d ${imdsCidr} ${comment(ownRuleComment('instance metadata, anyone but root'))} -j ${C.egressMetadata}`);
       break;
     case 'none':
-      line(`-A OUTPUT -d ${imdsCidr} ${comment('twinwall: instance metadata, nobody (instanceMetadata none)')} -j ${C.egressMetadata}`);
+      line(`-A OUTPUT -d ${imdsCidr} ${comment(ownRuleComment('instance metadata, nobody (instanceMetadata none)'))} -j ${C.egressMetadata}`);
       break;
     case 'all-users':
-      line(`-A OUTPUT -d ${imdsCidr} -p tcp -m tcp --dport ${INSTANCE_METADATA_PORT} -m conntrack --ctstate NEW ${comment('twinwall: instance metadata, every user (instanceMetadata all-users)')} -j ACCEPT`);
+      line(`-A OUTPUT -d ${imdsCidr} -p tcp -m tcp --dport ${INSTANCE_METADATA_PORT} -m conntrack --ctstate NEW ${comment(ownRuleComment('instance metadata, every user (instanceMetadata all-users)'))} -j ACCEPT`);
       break;
   }
-  line(`-A OUTPUT ${comment('twinwall: what the roles send')} -j ${C.egress}`);
-  line(`-A OUTPUT ${comment('twinwall: nothing else goes out')} -j ${C.egressDrop}`);
+  line(`-A OUTPUT ${comment(ownRuleComment('what the roles send'))} -j ${C.egress}`);
+  line(`-A OUTPUT ${comment(ownRuleComment('nothing else goes out'))} -j ${C.egressDrop}`);
 
   // ---- the policy
   line('# The policy: one ACCEPT per rule and host CIDR, in the policy\'s canonical order');
@@ -737,7 +733,7 @@ function renderFallbackFamily(host: string, options: ResolvedHostPolicyOptions, 
     if (match === undefined) continue;
     const cidrs = rule.hostCidrs.filter((c) => c.family === family);
     if (cidrs.length === 0) continue;
-    out.push(`# ${commentText(describeRule(rule.because))}`);
+    out.push(`# ${commentText(provenanceComment(rule.because))}`);
     for (const c of cidrs) out.push(ruleLine('INPUT', [c.isAny ? '' : `-s ${c.text}`, match].filter((s) => s !== '').join(' '), 'ACCEPT', undefined));
   }
   out.push('# Outbound: loopback, neighbour discovery, replies, DHCP; nothing of the roles');

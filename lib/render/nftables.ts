@@ -55,7 +55,6 @@ import {
   VerdictChain,
   checkRenderable,
   commentText,
-  describeRule,
   destinationPorts,
   dhcpDestinations,
   layoutPolicy,
@@ -63,6 +62,7 @@ import {
   setThreshold,
   verdictChains,
 } from './iptables';
+import { ownRuleComment, provenanceComment } from '../provenance';
 
 /** The rendered host wall: one `nft -f` file. */
 export interface NftablesRuleset {
@@ -149,11 +149,11 @@ function policyLine(entry: PolicyEntry, family: Family): string {
   let why: string;
   if (entry.kind === 'set') {
     where = `${ipOf(family)} ${side} @${entry.set.name}`;
-    why = `${describeRule(entry.because)} (set ${entry.set.name}, ${setElements(entry.set).length} CIDRs)`;
+    why = `${provenanceComment(entry.because)} (set ${entry.set.name}, ${setElements(entry.set).length} CIDRs)`;
   } else {
     // Without an address the family must be said: an inet chain sees both.
     where = entry.cidr.isAny ? nfproto(family) : `${ipOf(family)} ${side} ${address(entry.cidr)}`;
-    why = describeRule(rule.because);
+    why = provenanceComment(rule.because);
   }
   return [where, portMatch(rule), 'accept', comment(why)].filter((s) => s !== '').join(' ');
 }
@@ -206,16 +206,16 @@ function baseChain(name: string, hook: string, rules: readonly string[]): string
 
 function inputRules(verdict: { invalid: string; drop: string }): string[] {
   const C = IPTABLES_CHAINS;
-  const r: string[] = [`iifname "lo" accept ${comment('twinwall: loopback')}`];
-  for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) r.push(`${icmpv6(k, ND_HOP_LIMIT)} accept ${comment(`twinwall: ${k.what} from on-link only (RFC 4890)`)}`);
-  for (const k of ICMPV6_LISTENER_DISCOVERY) r.push(`ip6 saddr ${IPV6_LINK_LOCAL} ${icmpv6(k, MLD_HOP_LIMIT)} accept ${comment(`twinwall: ${k.what}, link-local (RFC 4890)`)}`);
-  for (const k of ICMPV6_ERRORS) r.push(`${icmpv6(k)} accept ${comment(`twinwall: ${k.what} (RFC 4890)`)}`);
-  r.push(`ct state established,related accept ${comment('twinwall: replies, and ICMP errors about our connections (path MTU)')}`);
-  r.push(`ct state invalid jump ${verdict.invalid} ${comment('twinwall: conntrack says INVALID')}`);
-  r.push(`${nfproto(4)} udp sport ${DHCP_PORTS[4].server} udp dport ${DHCP_PORTS[4].client} accept ${comment('twinwall: DHCP server replies, so leases renew')}`);
-  r.push(`ip6 daddr ${IPV6_LINK_LOCAL} udp sport ${DHCP_PORTS[6].server} udp dport ${DHCP_PORTS[6].client} accept ${comment('twinwall: DHCPv6 server replies, so leases renew')}`);
-  r.push(`jump ${C.ingress} ${comment('twinwall: what the roles accept')}`);
-  r.push(`jump ${verdict.drop} ${comment('twinwall: nothing else comes in')}`);
+  const r: string[] = [`iifname "lo" accept ${comment(ownRuleComment('loopback'))}`];
+  for (const k of ICMPV6_NEIGHBOUR_DISCOVERY) r.push(`${icmpv6(k, ND_HOP_LIMIT)} accept ${comment(ownRuleComment(`${k.what} from on-link only (RFC 4890)`))}`);
+  for (const k of ICMPV6_LISTENER_DISCOVERY) r.push(`ip6 saddr ${IPV6_LINK_LOCAL} ${icmpv6(k, MLD_HOP_LIMIT)} accept ${comment(ownRuleComment(`${k.what}, link-local (RFC 4890)`))}`);
+  for (const k of ICMPV6_ERRORS) r.push(`${icmpv6(k)} accept ${comment(ownRuleComment(`${k.what} (RFC 4890)`))}`);
+  r.push(`ct state established,related accept ${comment(ownRuleComment('replies, and ICMP errors about our connections (path MTU)'))}`);
+  r.push(`ct state invalid jump ${verdict.invalid} ${comment(ownRuleComment('conntrack says INVALID'))}`);
+  r.push(`${nfproto(4)} udp sport ${DHCP_PORTS[4].server} udp dport ${DHCP_PORTS[4].client} accept ${comment(ownRuleComment('DHCP server replies, so leases renew'))}`);
+  r.push(`ip6 daddr ${IPV6_LINK_LOCAL} udp sport ${DHCP_PORTS[6].server} udp dport ${DHCP_PORTS[6].client} accept ${comment(ownRuleComment('DHCPv6 server replies, so leases renew'))}`);
+  r.push(`jump ${C.ingress} ${comment(ownRuleComment('what the roles accept'))}`);
+  r.push(`jump ${verdict.drop} ${comment(ownRuleComment('nothing else comes in'))}`);
   return r;
 }
 
@@ -223,26 +223,26 @@ function outputRules(policy: HostPolicy): string[] {
   const C = IPTABLES_CHAINS;
   const u4 = UNSPECIFIED_SOURCE[4];
   const u6 = UNSPECIFIED_SOURCE[6];
-  const r: string[] = [`oifname "lo" accept ${comment('twinwall: loopback')}`];
-  for (const k of ROUTER_ONLY[4]) r.push(`icmp type ${k.type} jump ${C.egressDrop} ${comment(`twinwall: ${k.what} out: a host is not a router`)}`);
-  for (const k of ROUTER_ONLY[6]) r.push(`${icmpv6(k)} jump ${C.egressDrop} ${comment(`twinwall: ${k.what} out: a host is not a router`)}`);
+  const r: string[] = [`oifname "lo" accept ${comment(ownRuleComment('loopback'))}`];
+  for (const k of ROUTER_ONLY[4]) r.push(`icmp type ${k.type} jump ${C.egressDrop} ${comment(ownRuleComment(`${k.what} out: a host is not a router`))}`);
+  for (const k of ROUTER_ONLY[6]) r.push(`${icmpv6(k)} jump ${C.egressDrop} ${comment(ownRuleComment(`${k.what} out: a host is not a router`))}`);
   r.push(
-    `ip saddr ${address(u4.source)} ip daddr ${address(u4.dhcpDiscover)} udp sport ${DHCP_PORTS[4].client} udp dport ${DHCP_PORTS[4].server} accept ${comment('twinwall: DHCP discover before the host has an address')}`,
+    `ip saddr ${address(u4.source)} ip daddr ${address(u4.dhcpDiscover)} udp sport ${DHCP_PORTS[4].client} udp dport ${DHCP_PORTS[4].server} accept ${comment(ownRuleComment('DHCP discover before the host has an address'))}`,
   );
-  for (const x of u6.exceptions) r.push(`ip6 saddr ${address(u6.source)} ip6 daddr ${address(x.destination)} ${icmpv6(x, x.hopLimit)} accept ${comment(`twinwall: ${x.what}`)}`);
-  for (const family of [4, 6] as const) r.push(`${ipOf(family)} saddr ${LOOPBACK_SOURCES[family].replace(/\/128$/, '')} jump ${C.egressSpoofed} ${comment('twinwall: loopback source on a real interface (forged)')}`);
-  r.push(`fib saddr type != local jump ${C.egressSpoofed} ${comment('twinwall: source address is not this host (forged)')}`);
-  for (const k of ICMPV6_NEIGHBOUR_DISCOVERY_SENT) r.push(`${icmpv6(k, ND_HOP_LIMIT)} accept ${comment(`twinwall: ${k.what} (RFC 4890)`)}`);
+  for (const x of u6.exceptions) r.push(`ip6 saddr ${address(u6.source)} ip6 daddr ${address(x.destination)} ${icmpv6(x, x.hopLimit)} accept ${comment(ownRuleComment(`${x.what}`))}`);
+  for (const family of [4, 6] as const) r.push(`${ipOf(family)} saddr ${LOOPBACK_SOURCES[family].replace(/\/128$/, '')} jump ${C.egressSpoofed} ${comment(ownRuleComment('loopback source on a real interface (forged)'))}`);
+  r.push(`fib saddr type != local jump ${C.egressSpoofed} ${comment(ownRuleComment('source address is not this host (forged)'))}`);
+  for (const k of ICMPV6_NEIGHBOUR_DISCOVERY_SENT) r.push(`${icmpv6(k, ND_HOP_LIMIT)} accept ${comment(ownRuleComment(`${k.what} (RFC 4890)`))}`);
   for (const k of ICMPV6_LISTENER_DISCOVERY.filter((m) => m.query !== true)) {
-    r.push(`ip6 daddr ${IPV6_LINK_SCOPE_MULTICAST} ${icmpv6(k, MLD_HOP_LIMIT)} accept ${comment(`twinwall: ${k.what}, link-local (RFC 4890)`)}`);
+    r.push(`ip6 daddr ${IPV6_LINK_SCOPE_MULTICAST} ${icmpv6(k, MLD_HOP_LIMIT)} accept ${comment(ownRuleComment(`${k.what}, link-local (RFC 4890)`))}`);
   }
-  r.push(`ct state established,related accept ${comment('twinwall: replies, and ICMP errors about our connections')}`);
-  r.push(`ct state invalid jump ${C.egressInvalid} ${comment('twinwall: conntrack says INVALID')}`);
+  r.push(`ct state established,related accept ${comment(ownRuleComment('replies, and ICMP errors about our connections'))}`);
+  r.push(`ct state invalid jump ${C.egressInvalid} ${comment(ownRuleComment('conntrack says INVALID'))}`);
   for (const family of FAMILIES) {
     const { client, server } = DHCP_PORTS[family];
     const v = family === 6 ? 'DHCPv6' : 'DHCP';
     for (const d of dhcpDestinations(policy.options, family)) {
-      r.push(`${ipOf(family)} daddr ${address(d.cidr)} udp sport ${client} udp dport ${server} accept ${comment(`twinwall: ${v} client to ${d.what} only, so leases renew`)}`);
+      r.push(`${ipOf(family)} daddr ${address(d.cidr)} udp sport ${client} udp dport ${server} accept ${comment(ownRuleComment(`${v} client to ${d.what} only, so leases renew`))}`);
     }
   }
   for (const family of FAMILIES) {
@@ -250,19 +250,19 @@ function outputRules(policy: HostPolicy): string[] {
     const http = `tcp dport ${INSTANCE_METADATA_PORT}`;
     switch (policy.options.instanceMetadata) {
       case 'root-only':
-        r.push(`${imds} ${http} meta skuid 0 ct state new accept ${comment('twinwall: instance metadata, root only (instanceMetadata root-only)')}`);
-        r.push(`${imds} jump ${C.egressMetadata} ${comment('twinwall: instance metadata, anyone but root')}`);
+        r.push(`${imds} ${http} meta skuid 0 ct state new accept ${comment(ownRuleComment('instance metadata, root only (instanceMetadata root-only)'))}`);
+        r.push(`${imds} jump ${C.egressMetadata} ${comment(ownRuleComment('instance metadata, anyone but root'))}`);
         break;
       case 'none':
-        r.push(`${imds} jump ${C.egressMetadata} ${comment('twinwall: instance metadata, nobody (instanceMetadata none)')}`);
+        r.push(`${imds} jump ${C.egressMetadata} ${comment(ownRuleComment('instance metadata, nobody (instanceMetadata none)'))}`);
         break;
       case 'all-users':
-        r.push(`${imds} ${http} ct state new accept ${comment('twinwall: instance metadata, every user (instanceMetadata all-users)')}`);
+        r.push(`${imds} ${http} ct state new accept ${comment(ownRuleComment('instance metadata, every user (instanceMetadata all-users)'))}`);
         break;
     }
   }
-  r.push(`jump ${C.egress} ${comment('twinwall: what the roles send')}`);
-  r.push(`jump ${C.egressDrop} ${comment('twinwall: nothing else goes out')}`);
+  r.push(`jump ${C.egress} ${comment(ownRuleComment('what the roles send'))}`);
+  r.push(`jump ${C.egressDrop} ${comment(ownRuleComment('nothing else goes out'))}`);
   return r;
 }
 
@@ -297,7 +297,7 @@ export function renderNftables(policy: HostPolicy, options: NftablesRenderOption
   out.push(`table ${table} {`);
   for (const { layout } of layouts) for (const set of layout.sets) out.push(...setBlock(set));
   out.push(...baseChain(NFT_BASE_CHAINS.input, 'input', inputRules({ invalid: C.ingressInvalid, drop: C.ingressDrop })));
-  out.push(...baseChain(NFT_BASE_CHAINS.forward, 'forward', [`jump ${C.forwardDrop} ${comment('twinwall: this host forwards nothing')}`]));
+  out.push(...baseChain(NFT_BASE_CHAINS.forward, 'forward', [`jump ${C.forwardDrop} ${comment(ownRuleComment('this host forwards nothing'))}`]));
   out.push(...baseChain(NFT_BASE_CHAINS.output, 'output', outputRules(policy)));
   for (const [chain, direction] of [
     [C.ingress, 'ingress'],

@@ -28,6 +28,7 @@ import { HostPolicy, MetadataAccess, PolicyRule, Provenance } from '../policy';
 import { Port, Protocol, portSlug } from '../port';
 import { isStringToken } from '../tokens';
 import { awsDescription } from '../text';
+import { provenanceDescription } from '../provenance';
 
 /** AWS: inbound or outbound rules per security group, counted separately for IPv4 and IPv6. */
 export const SG_RULES_PER_DIRECTION_PER_FAMILY = 60;
@@ -303,10 +304,9 @@ function smallestBlock(set: AddressSet): Cidr {
 // ---------------------------------------------------------------------------------------------
 // Descriptions
 
-/** "mailServer: smtp - delivering mail to other mail servers; webServer: http - serving web pages". */
+/** "mailServer: smtp - delivering mail to other mail servers; webServer: http - serving web pages" (lib/provenance.ts), fitted to AWS. */
 function describe(because: readonly Provenance[]): string {
-  const parts = because.map((p) => (p.service !== undefined ? `${p.role}: ${p.service} - ${p.reason}` : `${p.role}: ${p.reason}`));
-  return awsDescription([...new Set(parts)].join('; '));
+  return awsDescription(provenanceDescription(because));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ import { Box, IntervalSet, Region, mergeBoxes } from '../check/space';
 import { SgRule } from '../check/terraform';
 import { MetadataReach } from '../lint/model';
 import { metadataReach } from '../lint/from-artefacts';
-import { mergeProvenance, provenanceFromComment, provenanceFromDescription } from '../lint/provenance';
+import { mergeProvenance, provenanceFromComment, provenanceFromDescription } from '../provenance';
 import { AnalysedHost, ReportFinding, ReportFlow, buildReport } from './report';
 import { peerText } from './host';
 

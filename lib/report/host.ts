@@ -16,7 +16,7 @@ import { describeConditions, describeTraffic } from '../check/describe';
 import { Step } from '../check/host-model';
 import { Box, IntervalSet, Region, mergeBoxes } from '../check/space';
 import { SgRule } from '../check/terraform';
-import { mergeProvenance, provenanceFromComment, provenanceFromDescription } from '../lint/provenance';
+import { mergeProvenance, provenanceFromComment, provenanceFromDescription } from '../provenance';
 import { PROTO } from '../port';
 
 

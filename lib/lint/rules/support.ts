@@ -1,5 +1,5 @@
 /** What several lint rules read of a host's security-group rules, written once. */
-import { formatProvenance } from '../provenance';
+import { formatProvenance } from '../../provenance';
 import { LintPeer, LintSgRule, LintSubject } from '../model';
 import { WIDE_PREFIX, isWidePrefix } from '../../roles';
 import { allPortsText } from '../../port';

@@ -1,5 +1,5 @@
 /** TWL008: port-scoped egress to anywhere that a role asked for, with its reason. */
-import { formatProvenance } from '../provenance';
+import { formatProvenance } from '../../provenance';
 import { LintRule } from '../rule';
 import { portScopedEgressToAnywhere, ruleText } from './support';
 
