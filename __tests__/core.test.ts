@@ -2,7 +2,8 @@
  * Unit tests of the pure core: value objects, the catalog, the roles and normalisation on
  * hand-picked cases. The property tests (normalise.property.test.ts) cover the general case.
  */
-import { Cidr, Flow, HostPolicy, Peer, Port, Role, SERVICES, customRole, dnsClient, dnsServer, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
+import { Cidr, Flow, HostPolicy, MailClientService, Peer, Port, Role, SERVICES, customRole, dnsClient, dnsServer, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
+import { MAIL_CLIENT_SERVICES } from '../lib/roles';
 import { AddressSet, formatAddress } from '../lib/address';
 import { SERVICE_NAMES } from '../lib/catalog';
 import { isNumberToken, isStringToken } from '../lib/tokens';
@@ -124,6 +125,14 @@ describe('roles', () => {
     expect(out).toEqual(['egress tcp/25 to any IPv4, any IPv6']);
     const ins = r.flows.filter((f) => f.direction === 'ingress').map((f) => f.port.toString());
     expect(new Set(ins)).toEqual(new Set(['tcp/25', 'tcp/587', 'tcp/993']));
+  });
+
+  it('mailServer offers every mail client service, and refuses another naming them all', () => {
+    const r = mailServer({ clientServices: [...MAIL_CLIENT_SERVICES] });
+    expect(r.flows.filter((f) => f.direction === 'ingress').map((f) => f.port.toString())).toEqual(['tcp/25', 'tcp/993', 'tcp/995', 'tcp/465', 'tcp/587']);
+    expect(() => mailServer({ clientServices: ['imap' as MailClientService] })).toThrow(
+      'TW161 OPTION_INVALID: "imap" is not a mail client service. Fix: use "submission", "smtps", "imaps" or "pop3s".',
+    );
   });
 
   it('authoritative DNS sends only to declared secondaries', () => {

@@ -102,10 +102,14 @@ export function webServer(options: WebServerOptions = {}): Role {
 /** learn: HTTP and HTTPS served; an application tier called on http-alt is its upstream. */
 export const WEB_SERVER_LEARN = { serves: ['http', 'https'], uses: ['http-alt'] } as const satisfies LearnSignature;
 
+/** A mail-user service a mail server may offer (catalog services; MAIL_CLIENT_SERVICES lists them). */
 export type MailClientService = 'submission' | 'smtps' | 'imaps' | 'pop3s';
 
+/** Every MailClientService, once: a record keyed by the type, so the compiler holds the two equal. */
+const MAIL_CLIENT_SERVICE_SET: Readonly<Record<MailClientService, true>> = { submission: true, smtps: true, imaps: true, pop3s: true };
+
 /** The mail-user services a mail server may offer, in the order options list them. */
-export const MAIL_CLIENT_SERVICES: readonly MailClientService[] = ['submission', 'smtps', 'imaps', 'pop3s'];
+export const MAIL_CLIENT_SERVICES = Object.keys(MAIL_CLIENT_SERVICE_SET) as readonly MailClientService[];
 
 export interface MailServerOptions {
   readonly name?: string;
@@ -133,7 +137,7 @@ export function mailServer(options: MailServerOptions = {}): Role {
       throw new TwinwallError('OPTION_INVALID', {
         value: s,
         problem: `${show(s)} is not a mail client service.`,
-        fix: 'use "submission", "smtps", "imaps" or "pop3s".',
+        fix: `use ${MAIL_CLIENT_SERVICES.slice(0, -1).map((c) => `"${c}"`).join(', ')} or "${MAIL_CLIENT_SERVICES[MAIL_CLIENT_SERVICES.length - 1]}".`,
       });
     }
   }
