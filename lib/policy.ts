@@ -6,7 +6,7 @@
  * the admitted traffic alone — is lib/normalise.ts; what a flow or rule admits (the semantics
  * tests and the checker compare against) is lib/admits.ts.
  */
-import { Cidr, compareCidr } from './address';
+import { Cidr, compareCidr, familyBits } from './address';
 import { TwinwallError, locate, show } from './errors';
 import { requireLiteral } from './tokens';
 import { Direction, Flow, Role, checkName } from './flow';
@@ -107,7 +107,7 @@ export interface ResolvedHostPolicyOptions {
 
 /** The subnet's router (base + 1): where EC2's DHCP server and the VPC router answer. */
 export function subnetRouter(subnet: Cidr): Cidr {
-  return Cidr.fromParts(subnet.family, subnet.first + 1n, subnet.family === 4 ? 32 : 128);
+  return Cidr.fromParts(subnet.family, subnet.first + 1n, familyBits(subnet.family));
 }
 
 /** A flow with the role it came from. */

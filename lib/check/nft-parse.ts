@@ -40,7 +40,7 @@
  * hooks' priorities and address types; set elements wrapped over lines), which `verify` reads
  * back from the kernel.
  */
-import { AddressSet, Cidr, Family } from '../address';
+import { AddressSet, Cidr, Family, familyBits } from '../address';
 import { IpsetDefinition } from './ipset';
 import { IptChain, IptDocument, IptProblem, IptRule, IptTable, parseIptablesRestore, quoteWord } from './iptables-parse';
 import { IntervalSet } from './space';
@@ -187,7 +187,7 @@ const hex = (n: bigint): string => `0x${n.toString(16)}`;
 
 /** A literal address or prefix of `family` as nft reads it (no names, no host bits). */
 function literal(text: string, family: Family, line: number): Cidr {
-  const withLength = text.includes('/') ? text : `${text}/${family === 4 ? 32 : 128}`;
+  const withLength = text.includes('/') ? text : `${text}/${familyBits(family)}`;
   let c: Cidr;
   try {
     c = Cidr.of(withLength);
@@ -545,7 +545,7 @@ function parseSet(cur: Cursor, line: number): NftSetDefinition {
   const texts: string[] = [];
   for (const e of elements ?? []) {
     const c = literal(e.text, f, e.line);
-    if (!interval && c.prefix !== (f === 4 ? 32 : 128)) throw new NftRefusal(`set ${name.text} holds the prefix ${e.text} without "flags interval" (nft refuses it)`, e.line);
+    if (!interval && c.prefix !== familyBits(f)) throw new NftRefusal(`set ${name.text} holds the prefix ${e.text} without "flags interval" (nft refuses it)`, e.line);
     const iv = IntervalSet.of(c.first, c.last);
     if (!covered.intersect(iv).isEmpty) throw new NftRefusal(`set ${name.text}: element ${e.text} overlaps another (nft refuses overlapping intervals)`, e.line);
     covered = covered.union(iv);

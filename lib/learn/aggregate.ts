@@ -13,6 +13,7 @@
  */
 import { Cidr, Family, familyBits } from '../address';
 import { Direction } from '../flow';
+import { LOG_DIRECTIONS } from '../log-prefix';
 import { Addr, LineRecord, LineRef, Moment, Observation, SeenProtocol, SeenReason, SeenTime, keyText, keyValue, momentOrder } from './observation';
 import { allPortsText } from '../port';
 
@@ -226,7 +227,6 @@ export function protocolLabel(protocol: SeenProtocol, port: number | undefined, 
   return `${protocol} type ${icmpType} code ${icmpCode ?? 0}`;
 }
 
-const DIRECTIONS: readonly (Direction | 'forward')[] = ['ingress', 'egress', 'forward'];
 const REASON_INDEX: Record<FlowReason, number> = { traffic: 0, invalid: 1, spoof: 2, imds: 3, stray: 4 };
 const PROTOCOL_INDEX: Record<string, number> = { tcp: 256, udp: 257, icmp: 258, icmpv6: 259 };
 
@@ -276,7 +276,7 @@ export class Aggregator {
     }
     const reason = flowReason(r.reason);
     const protocol = r.protocol;
-    const group = (DIRECTIONS.indexOf(r.direction) * 8 + REASON_INDEX[reason]) * 260 + (typeof protocol === 'number' ? protocol : PROTOCOL_INDEX[protocol]);
+    const group = (LOG_DIRECTIONS.indexOf(r.direction) * 8 + REASON_INDEX[reason]) * 260 + (typeof protocol === 'number' ? protocol : PROTOCOL_INDEX[protocol]);
     // Strays and INVALID packets are not flows: one bucket per protocol, whatever the port.
     let port = reason === 'stray' || reason === 'invalid' ? -1 : r.port;
     let manyPorts = false;

@@ -230,7 +230,7 @@ function outputRules(policy: HostPolicy): string[] {
     `ip saddr ${address(u4.source)} ip daddr ${address(u4.dhcpDiscover)} udp sport ${DHCP_PORTS[4].client} udp dport ${DHCP_PORTS[4].server} accept ${comment(ownRuleComment('DHCP discover before the host has an address'))}`,
   );
   for (const x of u6.exceptions) r.push(`ip6 saddr ${address(u6.source)} ip6 daddr ${address(x.destination)} ${icmpv6(x, x.hopLimit)} accept ${comment(ownRuleComment(`${x.what}`))}`);
-  for (const family of [4, 6] as const) r.push(`${ipOf(family)} saddr ${LOOPBACK_SOURCES[family].replace(/\/128$/, '')} jump ${C.egressSpoofed} ${comment(ownRuleComment('loopback source on a real interface (forged)'))}`);
+  for (const family of FAMILIES) r.push(`${ipOf(family)} saddr ${LOOPBACK_SOURCES[family].replace(/\/128$/, '')} jump ${C.egressSpoofed} ${comment(ownRuleComment('loopback source on a real interface (forged)'))}`);
   r.push(`fib saddr type != local jump ${C.egressSpoofed} ${comment(ownRuleComment('source address is not this host (forged)'))}`);
   for (const k of ICMPV6_NEIGHBOUR_DISCOVERY_SENT) r.push(`${icmpv6(k, ND_HOP_LIMIT)} accept ${comment(ownRuleComment(`${k.what} (RFC 4890)`))}`);
   for (const k of ICMPV6_LISTENER_DISCOVERY.filter((m) => m.query !== true)) {
@@ -326,7 +326,7 @@ export function renderNftablesFallback(policy: HostPolicy): NftablesRuleset {
   input.push('ct state established,related accept');
   input.push(`${nfproto(4)} udp sport ${DHCP_PORTS[4].server} udp dport ${DHCP_PORTS[4].client} accept`);
   input.push(`ip6 daddr ${IPV6_LINK_LOCAL} udp sport ${DHCP_PORTS[6].server} udp dport ${DHCP_PORTS[6].client} accept`);
-  for (const family of [4, 6] as const) {
+  for (const family of FAMILIES) {
     for (const rule of policy.adminRules) {
       const p = rule.port.protocol;
       if ((p === 'icmp' && family === 6) || (p === 'icmpv6' && family === 4)) continue; // the other family's
@@ -340,7 +340,7 @@ export function renderNftablesFallback(policy: HostPolicy): NftablesRuleset {
   output.push('ct state established,related accept');
   const u4 = UNSPECIFIED_SOURCE[4];
   output.push(`ip saddr ${address(u4.source)} ip daddr ${address(u4.dhcpDiscover)} udp sport ${DHCP_PORTS[4].client} udp dport ${DHCP_PORTS[4].server} accept`);
-  for (const family of [4, 6] as const) {
+  for (const family of FAMILIES) {
     const { client, server } = DHCP_PORTS[family];
     for (const d of dhcpDestinations(policy.options, family)) output.push(`${ipOf(family)} daddr ${address(d.cidr)} udp sport ${client} udp dport ${server} accept`);
   }
