@@ -231,25 +231,14 @@ export function renderLoader(spec: LoaderSpec): string {
     const cmd = needsSets ? `[ "$sets" = ok ] && ${tool}` : tool;
     out.push(...feed(cmd, file, text, family === 'IPv4' ? HEREDOC.rules[4] : HEREDOC.rules[6], ` || failed="$failed ${family}"`));
   }
-  out.push('# 4. Loud on failure: the console, the journal / cloud-init-output.log, and the exit status.');
-  const keeps = lockdown
-    ? 'at boot they keep the fallback (DROP; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the rules they had'
-    : 'at boot they stay unfiltered on the host (onLoadFailure open): only the security group protects them; at a reload they keep the rules they had';
-  out.push('if [ -n "$failed" ]; then');
-  out.push(`  echo "$who: FAILED to load the host firewall ($action) for:$failed; ${keeps}. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall)." >&2`);
-  if (lockdown) {
-    out.push('  [ -z "$fallback_failed" ] || echo "$who: the fallback FAILED too for:$fallback_failed; those families drop everything but loopback." >&2');
-  }
-  out.push('  exit 1');
-  out.push('fi');
-  if (lockdown) {
-    out.push('if [ -n "$fallback_failed" ]; then');
-    out.push('  echo "$who: the fallback FAILED for:$fallback_failed (the real tables loaded over it)." >&2');
-    out.push('  exit 1');
-    out.push('fi');
-  }
-  out.push(inline ? 'echo "$who: host firewall loaded (first boot)"' : 'echo "$who: host firewall loaded ($action)"');
-  return `${out.join('\n')}\n`;
+  return loaderTail(out, spec, {
+    step: 4,
+    keeps: lockdown
+      ? 'at boot they keep the fallback (DROP; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the rules they had'
+      : 'at boot they stay unfiltered on the host (onLoadFailure open): only the security group protects them; at a reload they keep the rules they had',
+    fallbackToo: 'the fallback FAILED too for:$fallback_failed; those families drop everything but loopback.',
+    fallbackOnly: 'the fallback FAILED for:$fallback_failed (the real tables loaded over it).',
+  });
 }
 
 /**
@@ -271,6 +260,28 @@ function loaderHead(spec: LoaderSpec, title: string, travels: string): string[] 
   if (!inline) out.push('case "$action" in start|reload) ;; *) echo "$who: usage: $0 start|reload" >&2; exit 2 ;; esac');
   out.push('failed=""');
   return out;
+}
+
+/**
+ * The lines both loaders end with: loud on failure (what the host keeps, and whether the fallback
+ * failed too), then the line that says it loaded; the script as text.
+ */
+function loaderTail(out: string[], spec: LoaderSpec, say: { readonly step: number; readonly keeps: string; readonly fallbackToo: string; readonly fallbackOnly: string }): string {
+  const lockdown = spec.mode === 'lockdown';
+  out.push(`# ${say.step}. Loud on failure: the console, the journal / cloud-init-output.log, and the exit status.`);
+  out.push('if [ -n "$failed" ]; then');
+  out.push(`  echo "$who: FAILED to load the host firewall ($action) for:$failed; ${say.keeps}. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall)." >&2`);
+  if (lockdown) out.push(`  [ -z "$fallback_failed" ] || echo "$who: ${say.fallbackToo}" >&2`);
+  out.push('  exit 1');
+  out.push('fi');
+  if (lockdown) {
+    out.push('if [ -n "$fallback_failed" ]; then');
+    out.push(`  echo "$who: ${say.fallbackOnly}" >&2`);
+    out.push('  exit 1');
+    out.push('fi');
+  }
+  out.push(spec.source === 'inline' ? 'echo "$who: host firewall loaded (first boot)"' : 'echo "$who: host firewall loaded ($action)"');
+  return `${out.join('\n')}\n`;
 }
 
 /**
@@ -303,23 +314,14 @@ function renderNftablesLoader(spec: LoaderSpec & { readonly tables: NftablesWall
   }
   out.push(`# 2. The wall, both families in one transaction: a failure changes nothing, so the table keeps ${lockdown ? 'the fallback (at a reload: the previous wall)' : 'what it had'}.`);
   out.push(...feed(NFT, NFT_RULES_PATH, tables.nftables, NFT_HEREDOC.rules, ' || failed="$failed nftables"'));
-  out.push('# 3. Loud on failure: the console, the journal / cloud-init-output.log, and the exit status.');
-  const keeps = lockdown
-    ? 'at boot the host keeps the fallback (drop; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the wall it had'
-    : 'at boot the host stays unfiltered (onLoadFailure open): only the security group protects it; at a reload it keeps the wall it had';
-  out.push('if [ -n "$failed" ]; then');
-  out.push(`  echo "$who: FAILED to load the host firewall ($action) for:$failed; ${keeps}. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall)." >&2`);
-  if (lockdown) out.push('  [ -z "$fallback_failed" ] || echo "$who: the fallback FAILED too; the host drops everything but loopback." >&2');
-  out.push('  exit 1');
-  out.push('fi');
-  if (lockdown) {
-    out.push('if [ -n "$fallback_failed" ]; then');
-    out.push('  echo "$who: the fallback FAILED (the wall loaded over it)." >&2');
-    out.push('  exit 1');
-    out.push('fi');
-  }
-  out.push(inline ? 'echo "$who: host firewall loaded (first boot)"' : 'echo "$who: host firewall loaded ($action)"');
-  return `${out.join('\n')}\n`;
+  return loaderTail(out, spec, {
+    step: 3,
+    keeps: lockdown
+      ? 'at boot the host keeps the fallback (drop; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the wall it had'
+      : 'at boot the host stays unfiltered (onLoadFailure open): only the security group protects it; at a reload it keeps the wall it had',
+    fallbackToo: 'the fallback FAILED too; the host drops everything but loopback.',
+    fallbackOnly: 'the fallback FAILED (the wall loaded over it).',
+  });
 }
 
 /**
