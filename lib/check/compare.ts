@@ -110,42 +110,28 @@ const DEFAULT_OPTIONS = resolveHostPolicyOptions({});
  */
 export function exceptionRegions(direction: Direction, family: Family, options: ResolvedHostPolicyOptions | null = DEFAULT_OPTIONS): ExceptionRegion[] {
   const out: ExceptionRegion[] = [];
-  const byRule = new Map<string, { step: Step; boxes: Box[] }>();
-  for (const d of options === null ? [] : hostOnlyDecisions(options, direction, family)) {
-    const k = `${d.step.chain}:${d.step.number}`;
-    const g = byRule.get(k) ?? { step: d.step, boxes: [] };
-    g.boxes.push(d.box);
-    byRule.set(k, g);
-  }
-  for (const { step, boxes } of byRule.values()) {
-    const what = step.comment === undefined ? `${step.chain} rule ${step.number}` : ownRuleWhat(step.comment);
-    out.push({
-      id: `host-only ${what}`,
-      kind: 'host-only-part',
-      region: Region.of(boxes),
-      forged: true,
-      // One part of the line checkHost writes for all of a direction's host-only decisions.
-      describe: (uses) => `${what} (${mergeBoxes(uses).map((b) => describeFlow(b, direction, family)).join('; ')}) by ${step.chain} rule ${step.number}`,
-    });
-  }
-  const narrowed = new Map<string, { step: Step; boxes: Box[] }>();
-  for (const d of options === null ? [] : hostOnlyNarrowings(options, direction, family)) {
-    const k = `${d.step.chain}:${d.step.number}`;
-    const g = narrowed.get(k) ?? { step: d.step, boxes: [] };
-    g.boxes.push(d.box);
-    narrowed.set(k, g);
-  }
-  for (const { step, boxes } of narrowed.values()) {
-    const what = step.comment === undefined ? `${step.chain} rule ${step.number}` : ownRuleWhat(step.comment);
-    out.push({
-      id: `host-only narrowed ${what}`,
-      kind: 'host-only-narrowed',
-      region: Region.of(boxes),
-      // Only in the host's own source space: a forged packet must be dropped anyway.
-      forged: false,
-      describe: (uses) => `${what} (${mergeBoxes(uses).map((b) => describeFlow(b, direction, family)).join('; ')}) by ${step.chain} rule ${step.number}`,
-    });
-  }
+  // The host-only part's decisions, one exception per rule that makes them.
+  const perRule = (decisions: readonly { step: Step; box: Box }[], make: (what: string) => Pick<ExceptionRegion, 'id' | 'kind' | 'forged'>): void => {
+    const byRule = new Map<string, { step: Step; boxes: Box[] }>();
+    for (const d of decisions) {
+      const k = `${d.step.chain}:${d.step.number}`;
+      const g = byRule.get(k) ?? { step: d.step, boxes: [] };
+      g.boxes.push(d.box);
+      byRule.set(k, g);
+    }
+    for (const { step, boxes } of byRule.values()) {
+      const what = step.comment === undefined ? `${step.chain} rule ${step.number}` : ownRuleWhat(step.comment);
+      out.push({
+        ...make(what),
+        region: Region.of(boxes),
+        // One part of the line checkHost writes for all of a direction's host-only decisions.
+        describe: (uses) => `${what} (${mergeBoxes(uses).map((b) => describeFlow(b, direction, family)).join('; ')}) by ${step.chain} rule ${step.number}`,
+      });
+    }
+  };
+  perRule(options === null ? [] : hostOnlyDecisions(options, direction, family), (what) => ({ id: `host-only ${what}`, kind: 'host-only-part', forged: true }));
+  // Dropped on purpose, only in the host's own source space: a forged packet must be dropped anyway.
+  perRule(options === null ? [] : hostOnlyNarrowings(options, direction, family), (what) => ({ id: `host-only narrowed ${what}`, kind: 'host-only-narrowed', forged: false }));
   for (const ll of linkLocalServices(family)) {
     const box = Box.where(familyBits(family), { remote: IntervalSet.of(ll.value) });
     out.push({

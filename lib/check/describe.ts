@@ -9,7 +9,8 @@ import { NEW_ICMP_TYPES, Step, UNTRACKED_ICMP_TYPES, icmpProto, icmpTypes } from
 import { Box, FULL, IntervalSet } from './space';
 import { PROTO, allPortsText } from '../port';
 
-function rangesText(set: IntervalSet): string {
+/** "22", "0-10,12": a set of numbers as ranges. */
+export function rangesText(set: IntervalSet): string {
   return set.intervals.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
 }
 

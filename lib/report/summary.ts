@@ -20,7 +20,7 @@ import { allPortsText, protocolName } from '../port';
 import { terminalText } from '../terminal';
 import { linkLocalServices, parseCidrLenient, toCidrs } from '../check/addresses';
 import { Finding, HostCheck, checkHost, exceptionRegions } from '../check/compare';
-import { describeTraffic } from '../check/describe';
+import { describeTraffic, rangesText } from '../check/describe';
 import { POLICY_CHAINS } from '../check/host-only';
 import { icmpProto, ruleMatch } from '../check/host-model';
 import { IptRule } from '../check/iptables-parse';
@@ -61,10 +61,6 @@ interface Cell {
 }
 
 const PROTOCOL_RANK: Record<string, number> = { tcp: 1, udp: 2, icmp: 3, icmpv6: 4 };
-
-function rangesText(set: IntervalSet): string {
-  return set.intervals.map(([a, b]) => (a === b ? `${a}` : `${a}-${b}`)).join(',');
-}
 
 /** The traffic part of a row, and its sort key: protocol, then port (or ICMP type and code). */
 function trafficOf(box: Box, family: Family): { traffic: string; order: number[] } {
