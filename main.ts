@@ -21,7 +21,7 @@ import { App, TerraformStack } from 'cdktf';
 import { Construct } from 'constructs';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { FilteredHost } from './constructs';
-import { Peer, Port, Role, TwinwallError, dnsClient, dnsServer, formatHostSummary, mailServer, sshAdmin, webServer } from './lib';
+import { HostFirewall, Peer, Port, Role, TwinwallError, dnsClient, dnsServer, formatHostSummary, mailServer, sshAdmin, webServer } from './lib';
 import { locate, show } from './lib/errors';
 
 /** What distinguishes one environment from another. */
@@ -136,14 +136,21 @@ export function environmentConfig(scope: Construct, stack: StackName): Environme
   return merged as unknown as EnvironmentConfig;
 }
 
+/** Choices the example leaves at their defaults; the boot tier sets them (an nftables host wall). */
+export interface ExampleStackOptions {
+  /** Every host's host-wall backend (default: FilteredHost's own default). */
+  readonly hostFirewall?: HostFirewall;
+}
+
 /** One environment: the provider and the five hosts. */
 export class TwinwallExampleStack extends TerraformStack {
   public readonly config: EnvironmentConfig;
   public readonly hosts: readonly FilteredHost[];
 
-  public constructor(scope: Construct, id: StackName, config: EnvironmentConfig) {
+  public constructor(scope: Construct, id: StackName, config: EnvironmentConfig, options: ExampleStackOptions = {}) {
     super(scope, id);
     this.config = config;
+    const backend = options.hostFirewall === undefined ? {} : { hostFirewall: options.hostFirewall };
 
     // Offline-friendly provider: fake keys and every skip_* flag, so `terraform plan` (and the
     // tests) run with no AWS account or network. Real deployments drop the keys and the skip_*
@@ -182,6 +189,7 @@ export class TwinwallExampleStack extends TerraformStack {
     const sample = new FilteredHost(this, 'sample', {
       roles: roles('sample', () => [webServer(), mailServer(), sshAdmin({ from: admins }), dnsClient({ resolvers })]),
       vpcId: config.vpcId,
+      ...backend,
       ...publicSubnet,
       instance: instance(config.publicSubnetId, true),
     });
@@ -190,6 +198,7 @@ export class TwinwallExampleStack extends TerraformStack {
     const resolver = new FilteredHost(this, 'resolver', {
       roles: roles('resolver', () => [dnsServer({ mode: 'recursive', clients: [Peer.ipv4(config.vpcCidr)] }), sshAdmin({ from: admins })]),
       vpcId: config.vpcId,
+      ...backend,
       ...publicSubnet,
       instance: instance(config.publicSubnetId, true),
     });
@@ -201,6 +210,7 @@ export class TwinwallExampleStack extends TerraformStack {
     const web = new FilteredHost(this, 'web', {
       roles: roles('web', () => [webServer(), sshAdmin({ from: admins }), dnsClient({ resolvers })]),
       vpcId: config.vpcId,
+      ...backend,
       ...publicSubnet,
       instance: { ...instance(config.publicSubnetId, true), privateIp: config.webPrivateIp },
     });
@@ -208,6 +218,7 @@ export class TwinwallExampleStack extends TerraformStack {
     const app = new FilteredHost(this, 'app', {
       roles: roles('app', () => [sshAdmin({ from: admins }), dnsClient({ resolvers })]),
       vpcId: config.vpcId,
+      ...backend,
       ...appSubnet,
       addresses: [config.appSubnetCidr],
       instance: instance(config.appSubnetId, false),
@@ -217,6 +228,7 @@ export class TwinwallExampleStack extends TerraformStack {
     const db = new FilteredHost(this, 'db', {
       roles: roles('db', () => [sshAdmin({ from: admins }), dnsClient({ resolvers })]),
       vpcId: config.vpcId,
+      ...backend,
       subnets: [config.dataSubnetCidr],
       addresses: [config.dataSubnetCidr],
       instance: instance(config.dataSubnetId, false),

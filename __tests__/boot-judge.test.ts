@@ -4,7 +4,7 @@
  * itself (boot.test.ts) holds real boots to the same judge; these cases cover the mistakes no
  * longer booted for real (a unit nothing enables) and every branch of the fail-closed rules.
  */
-import { BootReport, Expected, judgeBoot, parseSerialLog } from './support/boot/report';
+import { BootReport, Expected, judgeBoot, judgeNftRuleset, parseSerialLog } from './support/boot/report';
 
 const V4 = ['*filter', ':INPUT DROP', ':FORWARD DROP', ':OUTPUT DROP', '-A INPUT -i lo -j ACCEPT', 'COMMIT'];
 const V6 = ['*filter', ':INPUT DROP', ':FORWARD DROP', ':OUTPUT DROP', '-A INPUT -i lo -j ACCEPT', '-A INPUT -p ipv6-icmp -j ACCEPT', 'COMMIT'];
@@ -24,6 +24,8 @@ interface Parts {
   journal?: string[];
   problems?: string[];
   cycles?: string[];
+  /** `nft -n list ruleset` (an nftables host); the section is left out when undefined. */
+  nft?: string[];
 }
 
 /** A serial log as the guest's report script prints it. */
@@ -42,6 +44,7 @@ function serial(p: Parts): string {
     ...section('instance-id', ['i-test']),
     ...section('iptables-save', p.iptables ?? V4),
     ...section('ip6tables-save', p.ip6tables ?? V6),
+    ...(p.nft === undefined ? [] : section('nft-ruleset', p.nft)),
     ...section('cloud-init-status', [`status: ${p.status ?? 'done'}`]),
     ...section('cloud-init-result', [JSON.stringify({ v1: { datasource: 'NoCloud', errors: p.errors ?? [] } })]),
     ...section('cloud-init-problems', p.problems ?? []),
@@ -185,6 +188,109 @@ describe('the boot judge', () => {
 
     it('a healthy boot whose console shows a failed load is a problem', () => {
       expect(judge({ console: [FAILED4] }, 1).problems).toEqual([expect.stringMatching(/the console shows a failed load/)]);
+    });
+  });
+
+  describe('an nftables host (hostFirewall nftables)', () => {
+    // The wall as the renderer writes it, and as `nft -n list ruleset` prints it back (nft 1.0.6:
+    // priority as a number, comments kept, no add/delete lines).
+    const body = (admin: boolean, policy = 'drop'): string[] => [
+      '\tchain input {',
+      `\t\ttype filter hook input priority filter; policy ${policy};`,
+      '\t\tiifname "lo" accept comment "twinwall: loopback"',
+      '\t\tct state established,related accept',
+      ...(admin ? ['\t\tip saddr 192.0.2.0/24 tcp dport 22 ct state new accept comment "sshAdmin/ssh: administration"'] : []),
+      '\t}',
+      '\tchain forward {',
+      '\t\ttype filter hook forward priority filter; policy drop;',
+      '\t}',
+      '\tchain output {',
+      '\t\ttype filter hook output priority filter; policy drop;',
+      '\t\toifname "lo" accept',
+      '\t\tct state established,related accept',
+      '\t}',
+    ];
+    const file = (admin: boolean): string => ['add table inet twinwall', 'delete table inet twinwall', 'table inet twinwall {', ...body(admin), '}', ''].join('\n');
+    const listing = (admin: boolean, policy = 'drop'): string[] => ['table inet twinwall {', ...body(admin, policy).map((l) => l.replace('priority filter;', 'priority 0;')), '}'];
+    const WALL = file(true);
+    const FALLBACK = file(false);
+    const nftHealthy: Expected = { v4: [], v6: [], nftables: WALL, instanceId: 'i-test', failing: [], host: 'sample' };
+    const nftJudge = (p: Parts, boot: 1 | 2, expected: Expected = nftHealthy) => judge({ iptables: [], ip6tables: [], nft: listing(true), ...p }, boot, expected);
+
+    it('the loaded table inet twinwall is the synthesized one, nothing else is loaded: no problem at either boot', () => {
+      expect(nftJudge({}, 1).problems).toEqual([]);
+      expect(nftJudge({ journal: [] }, 2).problems).toEqual([]);
+      expect(judgeNftRuleset(listing(true).join('\n'), WALL)).toEqual([]);
+    });
+
+    it('another table beside twinwall\'s, or iptables rules, or no twinwall table, is a problem', () => {
+      expect(nftJudge({ nft: [...listing(true), 'table ip filter {', '\tchain INPUT {', '\t\ttype filter hook input priority 0; policy accept;', '\t}', '}'] }, 1).problems).toEqual([
+        'nftables: besides table inet twinwall, the ruleset holds table ip filter',
+      ]);
+      expect(nftJudge({ iptables: V4 }, 1).problems).toEqual([expect.stringMatching(/^IPv4: iptables-save shows iptables rules on an nftables host \(6 lines, first "\*filter"\)/)]);
+      expect(nftJudge({ nft: [], journal: [] }, 2).problems).toEqual(['nftables: table inet twinwall is not loaded (nft list ruleset shows no table)']);
+    });
+
+    it('a table that means something else, or a policy accept, is a problem', () => {
+      // The admin rule is IPv4 only: the IPv6 reading of both is the same.
+      expect(nftJudge({ nft: listing(false) }, 1).problems).toEqual([expect.stringMatching(/^nftables: the loaded table inet twinwall \(IPv4\) is not the synthesized one: the checker reads /)]);
+      expect(nftJudge({ nft: listing(true, 'accept') }, 1).problems).toEqual(expect.arrayContaining(["nftables: the input hook's base chain has policy accept, not policy drop"]));
+    });
+
+    it('a listing the checker cannot read is a problem, never agreement', () => {
+      const counted = listing(true).map((l) => l.replace('iifname "lo" accept', 'iifname "lo" counter packets 3 bytes 180 accept'));
+      expect(nftJudge({ nft: counted }, 1).problems).toEqual([expect.stringMatching(/^nftables: the checker cannot read the loaded table inet twinwall \(line \d+: /)]);
+    });
+
+    it('a report without the nft-ruleset section is a problem (an image without nft)', () => {
+      expect(judge({ iptables: [], ip6tables: [] }, 1, nftHealthy).problems).toEqual(['the report has no nft-ruleset section: the image cannot list the nftables ruleset']);
+    });
+
+    describe('failing closed: nft refuses the wall, table inet twinwall keeps its fallback', () => {
+      const FAILED = 'twinwall (sample): FAILED to load the host firewall (start) for: nftables; at boot the host keeps the fallback (…).';
+      const failing: Expected = { ...nftHealthy, nftables: FALLBACK, failing: ['nftables'] };
+      const unitTimes = {
+        'twinwall-firewall.service': { LoadState: 'loaded', ActiveState: 'failed', InactiveExitTimestampMonotonic: '1900000', ActiveEnterTimestampMonotonic: '0' },
+        'network-pre.target': { LoadState: 'loaded', ActiveState: 'active', ActiveEnterTimestampMonotonic: '2500000' },
+        'networking.service': { LoadState: 'loaded', ActiveState: 'active', ActiveEnterTimestampMonotonic: '5000000' },
+        'cloud-init.service': { LoadState: 'loaded', ActiveState: 'failed', InactiveExitTimestampMonotonic: '6000000' },
+      };
+      const closed: Parts = {
+        console: ['[    2.0] boot', FAILED],
+        nft: listing(false),
+        status: 'error',
+        errors: ["('bootcmd', ProcessExecutionError('Unexpected error while running command.'))", "('scripts_user', RuntimeError('Runparts: 1 failures'))"],
+        active: 'failed',
+        result: 'Result=exit-code',
+        timestamps: unitTimes,
+        journal: [`[    2.100000] guest twinwall-firewall-load[90]: ${FAILED}`, `[    7.000000] guest cloud-init[300]: ${FAILED}`],
+        problems: ['2026-01-01 00:00:07,000 - util.py[WARNING]: Failed running bootcmd: Unexpected error while running command.'],
+      };
+      const later: Parts = {
+        ...closed,
+        status: 'done',
+        errors: [],
+        problems: [],
+        timestamps: { ...unitTimes, 'cloud-init.service': { LoadState: 'loaded', ActiveState: 'active', InactiveExitTimestampMonotonic: '6000000' } },
+        journal: [`[    2.100000] guest twinwall-firewall-load[90]: ${FAILED}`],
+      };
+
+      it('the fallback loaded, the unit failed, cloud-init, the console and the journal say so: no problem at either boot', () => {
+        expect(nftJudge(closed, 1, failing).problems).toEqual([]);
+        expect(nftJudge(later, 2, failing).problems).toEqual([]);
+      });
+
+      it('the wall loaded after all, or a silent failure, is a problem', () => {
+        expect(nftJudge({ ...closed, nft: listing(true) }, 1, failing).problems).toEqual(expect.arrayContaining([expect.stringMatching(/^nftables: the loaded table inet twinwall \(IPv4\) is not the synthesized one/)]));
+        expect(nftJudge({ ...later, console: ['[ 2.0] boot'], journal: [] }, 2, failing).problems).toEqual(
+          expect.arrayContaining([expect.stringMatching(/console never showed the loader's failure line for nftables/), expect.stringMatching(/journal holds no failure line for nftables/)]),
+        );
+        // A loader that names an iptables family instead is not this failure.
+        const v4 = FAILED.replace('for: nftables;', 'for: IPv4;');
+        expect(nftJudge({ ...closed, console: [v4], journal: [`[ 2.100000] guest twinwall-firewall-load[90]: ${v4}`] }, 1, failing).problems).toEqual(
+          expect.arrayContaining([expect.stringMatching(/console never showed/)]),
+        );
+      });
     });
   });
 });

@@ -8,9 +8,10 @@
  *
  * Slow (minutes), so it runs only under CI=true or `npm run test:boot` (TWINWALL_BOOT=1).
  * TWINWALL_BOOT_SUITES: "bookworm,trixie" (default) or one of them.
- * TWINWALL_BOOT_HOSTS: "production/sample" (default), "production" (every host of that stack),
- * "all" (both stacks), or any comma list of stacks and stack/host ids. The sample server is
- * always booted.
+ * TWINWALL_BOOT_HOSTS: "production/sample,nftables/sample" (default), "production" (every host of
+ * that stack), "nftables" (the production stack with hostFirewall 'nftables'), "all", or any comma
+ * list of stacks and stack/host ids. A negative fixture is booted when the sample server it is
+ * derived from is selected (production/sample or nftables/sample).
  * TWINWALL_BOOT_PARALLEL: guests booted at once (default 2); TWINWALL_BOOT_CPUS: vCPUs per guest
  * (default 1 when booting in parallel, else 2).
  * TWINWALL_BOOT_ACCEL=tcg skips the KVM probe; TWINWALL_BOOT_KEEP=1 keeps the work folder.
@@ -18,10 +19,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { App } from 'cdktf';
-import { buildApp } from '../main';
 import { BOOT_FIXTURES, BootFixture, FamilyName, loadFixture } from './support/boot/fixtures';
-import { BootHost, canonicalTables, synthesizeHosts } from './support/boot/hosts';
+import { BootHost, canonicalTables, sampleCloudConfig, synthesizeHosts } from './support/boot/hosts';
 import { BOOT_SUITES, BootImage, BootSuite, DEFAULT_CACHE_ROOT, ensureImage, imageRecipe, suiteLabel } from './support/boot/image';
 import { Accel, killAllQemu, probeKvm } from './support/boot/qemu';
 import { BootPlan, BootRecord, bootTwice, describeProblems } from './support/boot/run';
@@ -32,10 +31,16 @@ const BUDGET_SECONDS = 35 * 60;
 const BOOT_TIMEOUT_MS = Number(process.env.TWINWALL_BOOT_TIMEOUT_S ?? 600) * 1000;
 const MINUTE = 60_000;
 /**
- * Booted by default: the article's sample server (plus the negative fixtures, which are variants
- * of it), on each release. TWINWALL_BOOT_HOSTS=production adds the other production hosts.
+ * Booted by default: the article's sample server with each host-wall backend (plus the negative
+ * fixtures, which are variants of them), on each release. TWINWALL_BOOT_HOSTS=production adds the
+ * other production hosts.
  */
-const DEFAULT_HOSTS = 'production/sample';
+const DEFAULT_HOSTS = 'production/sample,nftables/sample';
+const WANT = (process.env.TWINWALL_BOOT_HOSTS ?? DEFAULT_HOSTS).split(',').map((s) => s.trim());
+/** Whether TWINWALL_BOOT_HOSTS selects the host `id` ("production/sample") of `stack`. */
+const selected = (id: string): boolean => WANT.includes('all') || WANT.includes(id) || WANT.includes(id.split('/')[0]);
+/** The negative fixtures booted: those whose sample server is selected. */
+const FIXTURES = BOOT_FIXTURES.filter((f) => selected(f.host));
 const SUITES: readonly BootSuite[] = (process.env.TWINWALL_BOOT_SUITES ?? BOOT_SUITES.join(','))
   .split(',')
   .map((s) => s.trim())
@@ -50,9 +55,8 @@ const CPUS = Math.max(1, Number(process.env.TWINWALL_BOOT_CPUS ?? (PARALLEL > 1 
 const say = (m: string): void => console.log(`[boot] ${m}`);
 
 function selectHosts(all: readonly BootHost[]): BootHost[] {
-  const want = (process.env.TWINWALL_BOOT_HOSTS ?? DEFAULT_HOSTS).split(',').map((s) => s.trim());
-  const picked = want.includes('all') ? [...all] : all.filter((h) => want.includes(h.stack) || want.includes(h.id));
-  if (picked.length === 0) throw new Error(`TWINWALL_BOOT_HOSTS=${want.join(',')} names no host (have ${all.map((h) => h.id).join(', ')})`);
+  const picked = all.filter((h) => selected(h.id));
+  if (picked.length === 0) throw new Error(`TWINWALL_BOOT_HOSTS=${WANT.join(',')} names no host (have ${all.map((h) => h.id).join(', ')})`);
   return picked;
 }
 
@@ -71,11 +75,9 @@ async function pool<T>(n: number, items: readonly T[], fn: (item: T) => Promise<
 describe('boot tier fixtures', () => {
   it.each(BOOT_FIXTURES.map((f) => [f.name, f] as const))('%s is the current sample user-data with only its mistake', (_name, fixture) => {
     // The construct tree renders the user-data; nothing is synthesized to disk.
-    const stacks = buildApp(new App({ outdir: path.join(os.tmpdir(), 'twinwall-boot-fixture-check') }));
-    const sampleHost = stacks.find((s) => s.node.id === 'production')?.hosts.find((h) => h.node.id === 'sample');
-    expect(sampleHost).toBeDefined();
-    const text = loadFixture(fixture, (sampleHost as { cloudConfig: string }).cloudConfig);
-    expect(text).not.toBe((sampleHost as { cloudConfig: string }).cloudConfig);
+    const sample = sampleCloudConfig(fixture.host);
+    const text = loadFixture(fixture, sample);
+    expect(text).not.toBe(sample);
   });
 });
 
@@ -107,6 +109,7 @@ describeTier(
     const images = new Map<BootSuite, BootImage>();
     let accel: Accel = 'tcg';
     let hosts: BootHost[] = [];
+    let all: BootHost[] = [];
     let sample: BootHost;
     let failed = false;
     const outcomes = new Map<string, Outcome>();
@@ -133,29 +136,53 @@ describeTier(
       }
 
       const t = Date.now();
-      const all = synthesizeHosts(path.join(workDir, 'cdktf.out'));
+      all = synthesizeHosts(path.join(workDir, 'cdktf.out'));
       hosts = selectHosts(all);
       sample = all.find((h) => h.id === 'production/sample') as BootHost;
-      if (!hosts.includes(sample)) hosts.unshift(sample);
-      say(`synthesized ${all.length} hosts in ${((Date.now() - t) / 1000).toFixed(1)} s; booting ${hosts.map((h) => h.id).join(', ')} and ${BOOT_FIXTURES.length} fixtures on ${SUITES.join(' and ')}`);
+      say(`synthesized ${all.length} hosts in ${((Date.now() - t) / 1000).toFixed(1)} s; booting ${hosts.map((h) => h.id).join(', ')} and ${FIXTURES.length} fixtures on ${SUITES.join(' and ')}`);
 
-      // What each family must end up with: its table, or (a family whose table cannot load) its fallback.
-      const real = canonicalTables(sample.tables);
-      if (sample.fallback === undefined) throw new Error('the sample server has no fallback (onLoadFailure open?): the fail-closed fixtures need one');
-      const fallback = canonicalTables(sample.fallback);
-      const expect = (failing: readonly FamilyName[]) => ({ v4: failing.includes('IPv4') ? fallback.v4 : real.v4, v6: failing.includes('IPv6') ? fallback.v6 : real.v6 });
+      // What a host must end up with: each family its table (an nftables host: the wall, and no
+      // iptables rule); for a fixture, a wall that cannot load leaves its fallback.
+      const NONE = { v4: '', v6: '' };
+      const canonical = new Map<string, { v4: string; v6: string }>();
+      const canonicalOf = (h: BootHost) => {
+        if (h.backend === 'nftables') return NONE;
+        if (!canonical.has(h.id)) canonical.set(h.id, canonicalTables(h.tables));
+        return canonical.get(h.id) as { v4: string; v6: string };
+      };
+      const fixturePlan = (f: BootFixture, suite: BootSuite) => {
+        const base = all.find((h) => h.id === f.host) as BootHost;
+        const common = { label: `${suite} fixture ${f.name}`, userData: Buffer.from(loadFixture(f, base.cloudConfig), 'utf8'), hostname: base.name, failing: f.failing };
+        if (base.backend === 'nftables') {
+          const nft = base.nftables as { wall: string; fallback?: string };
+          if (f.failing.includes('nftables') && nft.fallback === undefined) throw new Error(`${base.id} has no nftables fallback (onLoadFailure open?): fixture ${f.name} needs one`);
+          return { ...common, canonical: NONE, nftables: f.failing.includes('nftables') ? (nft.fallback as string) : nft.wall };
+        }
+        if (base.fallback === undefined && f.failing.length > 0) throw new Error(`${base.id} has no fallback (onLoadFailure open?): fixture ${f.name} needs one`);
+        const real = canonicalOf(base);
+        const fallback = f.failing.length > 0 ? canonicalTables(base.fallback as { v4: string; v6: string }) : real;
+        const want = (failing: readonly FamilyName[]) => ({ v4: failing.includes('IPv4') ? fallback.v4 : real.v4, v6: failing.includes('IPv6') ? fallback.v6 : real.v6 });
+        return { ...common, canonical: want(f.failing) };
+      };
 
       const perSuite = (suite: BootSuite): Task[] => [
         ...hosts.map((h) => ({
           suite,
           name: h.id,
-          plan: { label: `${suite} ${h.id}`, userData: h.userData, canonical: h === sample ? real : canonicalTables(h.tables), hostname: h.name, failing: [] },
+          plan: {
+            label: `${suite} ${h.id}`,
+            userData: h.userData,
+            canonical: canonicalOf(h),
+            ...(h.nftables === undefined ? {} : { nftables: h.nftables.wall }),
+            hostname: h.name,
+            failing: [],
+          },
         })),
-        ...BOOT_FIXTURES.filter((f) => f.suites === undefined || f.suites.includes(suite)).map((f) => ({
+        ...FIXTURES.filter((f) => f.suites === undefined || f.suites.includes(suite)).map((f) => ({
           suite,
           name: `fixture ${f.name}`,
           fixture: f,
-          plan: { label: `${suite} fixture ${f.name}`, userData: Buffer.from(loadFixture(f, sample.cloudConfig), 'utf8'), canonical: expect(f.failing), hostname: 'sample', failing: f.failing },
+          plan: fixturePlan(f, suite),
         })),
       ];
       // Interleave the releases, so parallel guests of both make progress together.
@@ -226,7 +253,7 @@ describeTier(
           }
         });
 
-        for (const fixture of BOOT_FIXTURES.filter((f) => f.suites === undefined || f.suites.includes(suite))) {
+        for (const fixture of FIXTURES.filter((f) => f.suites === undefined || f.suites.includes(suite))) {
           it(`fixture ${fixture.name}: ${fixture.mistake}`, () => {
             const { records } = outcomeOf(suite, `fixture ${fixture.name}`);
             if (records.length < 2 || records.some((r) => r.outcome !== 'poweroff')) {

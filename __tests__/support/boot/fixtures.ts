@@ -15,19 +15,26 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { BootSuite, MISSING_MODULE } from './image';
+import { FailingWall } from './report';
 
 export const FIXTURE_DIR = path.join(__dirname, '..', '..', 'fixtures', 'boot');
 
-export type FamilyName = 'IPv4' | 'IPv6';
+export type FamilyName = FailingWall;
 
 export interface BootFixture {
   readonly name: string;
+  /**
+   * The host whose user-data it is derived from: the sample server with the default backend
+   * (`production/sample`) or with the nftables one (`nftables/sample`). It is booted when that
+   * host is selected (TWINWALL_BOOT_HOSTS).
+   */
+  readonly host: 'production/sample' | 'nftables/sample';
   readonly file: string;
   /** What is wrong with it, for test names and the fixture's own header. */
   readonly mistake: string;
   /** The edit that turns the sample's #cloud-config into this fixture. */
   readonly derive: (cloudConfig: string) => string;
-  /** The families whose table cannot load: they must end up with exactly their fallback. */
+  /** The walls that cannot load: they must end up with exactly their fallback. */
   readonly failing: readonly FamilyName[];
   /** Problems the judge must report, per boot (each pattern must match one problem). */
   readonly expectProblems: { readonly 1: readonly RegExp[]; readonly 2: readonly RegExp[] };
@@ -53,6 +60,7 @@ const NO_PROBLEMS = { 1: [], 2: [] } as const;
 export const BOOT_FIXTURES: readonly BootFixture[] = [
   {
     name: 'v4-parse-failure',
+    host: 'production/sample',
     file: path.join(FIXTURE_DIR, 'sample-v4-parse-failure.cloud-config'),
     mistake: 'the IPv4 table has a typo (--dprot for --dport in the admin rule), so it does not parse: IPv4 must keep its fallback, IPv6 load its table',
     // Both copies of the IPv4 table (bootcmd's and rules.v4): the admin rule is IPv4 only.
@@ -66,6 +74,7 @@ export const BOOT_FIXTURES: readonly BootFixture[] = [
   },
   {
     name: 'missing-module',
+    host: 'production/sample',
     file: path.join(FIXTURE_DIR, 'sample-missing-module.cloud-config'),
     mistake: `the IPv6 table carries a hand-added SSH rate limit that needs ${MISSING_MODULE}, which the image lacks: IPv6 must keep its fallback, IPv4 load its table`,
     // Both copies of the IPv6 table: after its DHCPv6 rule (the fallback's has no comment).
@@ -85,6 +94,7 @@ export const BOOT_FIXTURES: readonly BootFixture[] = [
   },
   {
     name: 'no-default-dependencies',
+    host: 'production/sample',
     file: path.join(FIXTURE_DIR, 'sample-no-default-dependencies.cloud-config'),
     mistake: 'the firewall unit lacks DefaultDependencies=no. The boot tier must fail on it',
     derive: (c) => header(replaceEach(c, /^ +DefaultDependencies=no\n/gm, '', 1, 'DefaultDependencies=no line'), 'the firewall unit lacks DefaultDependencies=no. The boot tier must fail on it'),
@@ -95,6 +105,23 @@ export const BOOT_FIXTURES: readonly BootFixture[] = [
     },
     // It tests the judge, not the user-data: the cycle was first seen on bookworm (its journal
     // lines are in boot-judge.test.ts); booting it on trixie shows systemd 257 words it the same.
+    suites: ['trixie'],
+  },
+  {
+    name: 'nft-parse-failure',
+    host: 'nftables/sample',
+    file: path.join(FIXTURE_DIR, 'sample-nft-parse-failure.cloud-config'),
+    mistake: 'the nftables wall has a typo (dprot for dport in the admin rule), so nft refuses the whole transaction: table inet twinwall must keep its fallback',
+    // Both copies of the wall (bootcmd's and twinwall.nft); the fallback's admin rule has no comment.
+    derive: (c) =>
+      header(
+        replaceEach(c, /^([ \t]+ip6? saddr \S+ tcp) dport 22 (ct state new accept comment "sshAdmin\/)/gm, '$1 dprot 22 $2', 2, 'admin rule of the nftables wall'),
+        'the nftables wall has a typo (dprot for dport in the admin rule), so nft refuses the whole transaction: table inet twinwall must keep its fallback',
+      ),
+    failing: ['nftables'],
+    expectProblems: NO_PROBLEMS,
+    // One release: the loader and its transaction are the same on both, and each plan is two
+    // boots of the tier's time (docs/boot.md).
     suites: ['trixie'],
   },
 ];

@@ -1,19 +1,28 @@
 /**
  * What the boot tier boots: the example app's hosts, with their user-data exactly as Terraform
  * would pass it to EC2 (the stack's `aws_instance.user_data_base64`, decoded: gzip and all), and
- * the tables the host policy synthesized, in the kernel's canonical spelling.
+ * the tables the host policy synthesized, in the kernel's canonical spelling. Besides the
+ * example's own stacks (the default backend), the production stack again with
+ * `hostFirewall: 'nftables'` on every host: ids `nftables/sample`, `nftables/resolver` ….
  */
 import { execFileSync } from 'child_process';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { App } from 'cdktf';
-import { buildApp } from '../../../main';
+import { HostFirewall } from '../../../lib';
+import { TwinwallExampleStack, buildApp, environmentConfig } from '../../../main';
 
 export interface BootHost {
-  /** "production/sample" */
+  /** "production/sample", or "nftables/sample" (the production stack with the nftables backend). */
   readonly id: string;
+  /** "production", "staging" or "nftables" (what TWINWALL_BOOT_HOSTS selects). */
   readonly stack: string;
+  /** The host wall's backend its user-data ships. */
+  readonly backend: HostFirewall;
+  /** With the nftables backend: the wall (/etc/twinwall/twinwall.nft) and its fallback. */
+  readonly nftables?: { readonly wall: string; readonly fallback?: string };
   readonly name: string;
   /** What EC2 hands the instance: base64-decoded user_data_base64 (may be gzip). */
   readonly userData: Buffer;
@@ -30,13 +39,24 @@ interface TfInstance {
   readonly '//'?: { metadata?: { path?: string } };
 }
 
+/** The stack id of the production stack synthesized with the nftables backend. */
+export const NFTABLES_STACK = 'nftables';
+
 /**
- * Synthesize the example app into `outdir` (in this process) and read each host's user-data back
- * from the synthesized stack JSON, the file Terraform reads.
+ * Synthesize the example app into `outdir` (in this process), and its production stack again with
+ * the nftables backend into `outdir`-nftables, and read each host's user-data back from the
+ * synthesized stack JSON, the file Terraform reads.
  */
 export function synthesizeHosts(outdir: string): BootHost[] {
   const app = new App({ outdir });
-  const stacks = buildApp(app);
+  const hosts = readHosts(app, outdir, buildApp(app), (id) => id);
+  const nftDir = `${outdir}-nftables`;
+  const nftApp = new App({ outdir: nftDir });
+  const nftStack = new TwinwallExampleStack(nftApp, 'production', environmentConfig(nftApp, 'production'), { hostFirewall: 'nftables' });
+  return [...hosts, ...readHosts(nftApp, nftDir, [nftStack], () => NFTABLES_STACK)];
+}
+
+function readHosts(app: App, outdir: string, stacks: readonly TwinwallExampleStack[], label: (stack: string) => string): BootHost[] {
   app.synth();
   const hosts: BootHost[] = [];
   for (const stack of stacks) {
@@ -47,10 +67,13 @@ export function synthesizeHosts(outdir: string): BootHost[] {
       const wanted = `${stack.node.id}/${host.node.id}/Instance`;
       const instance = instances.find((i) => i['//']?.metadata?.path === wanted);
       if (instance?.user_data_base64 === undefined) throw new Error(`${file}: no aws_instance with path ${wanted} and user_data_base64`);
+      const r = host.rendering;
       hosts.push({
-        id: `${stack.node.id}/${host.node.id}`,
-        stack: stack.node.id,
+        id: `${label(stack.node.id)}/${host.node.id}`,
+        stack: label(stack.node.id),
         name: host.node.id,
+        backend: r.hostFirewall,
+        ...(r.nftables === undefined ? {} : { nftables: { wall: r.nftables.text, ...(r.nftablesFallback === undefined ? {} : { fallback: r.nftablesFallback.text }) } }),
         userData: Buffer.from(instance.user_data_base64, 'base64'),
         tables: host.rendering.iptables,
         ...(host.rendering.fallback === undefined ? {} : { fallback: host.rendering.fallback }),
@@ -59,6 +82,19 @@ export function synthesizeHosts(outdir: string): BootHost[] {
     }
   }
   return hosts;
+}
+
+/**
+ * The #cloud-config text the sample server's construct renders (nothing synthesized to disk):
+ * `production/sample` with the example's backend, `nftables/sample` with the nftables one.
+ */
+export function sampleCloudConfig(id: 'production/sample' | 'nftables/sample'): string {
+  const app = new App({ outdir: path.join(os.tmpdir(), 'twinwall-boot-fixture-check') });
+  const config = environmentConfig(app, 'production');
+  const stack = id === 'production/sample' ? buildApp(app).find((s) => s.node.id === 'production') : new TwinwallExampleStack(app, 'production', config, { hostFirewall: 'nftables' });
+  const host = stack?.hosts.find((h) => h.node.id === 'sample');
+  if (host === undefined) throw new Error('the example app has no production/sample host');
+  return host.cloudConfig;
 }
 
 /**

@@ -1,7 +1,7 @@
 /**
  * The boot tier's test images: Debian 12 (bookworm) and Debian 13 (trixie), built with debootstrap
  * from Debian packages, from the same mirror the machine's apt uses (its bookworm source: the
- * archive serves every release). Kernel, systemd, cloud-init, iptables, a generated
+ * archive serves every release). Kernel, systemd, cloud-init, iptables, nftables, a generated
  * locale (cloud-init's locale module fails without one) and a diagnostic unit that reports on the
  * serial console and powers off (guest/twinwall-boot-report*). Nothing of twinwall is in the
  * image: the host wall arrives only through the user-data, as on EC2.
@@ -150,6 +150,10 @@ export function imageRecipe(suite: BootSuite = 'bookworm', mirror = aptMirror('b
       'cloud-init',
       'python3-cffi-backend', // provides python3-cffi-backend-api-*, which debootstrap cannot resolve
       'iptables',
+      // The nft binary for hosts with hostFirewall 'nftables' (and the report's `nft list ruleset`).
+      // Debian installs it on every standard system (Priority: important), but minbase holds only
+      // Priority: required, so it is named here like iptables.
+      'nftables',
       'locales',
       'ifupdown',
       'isc-dhcp-client',

@@ -7,6 +7,7 @@
  * report into a list of problems, each one a sentence a reader can act on. An empty list is a
  * healthy boot.
  */
+import { NFT_READ_TABLE, documentDifference, nftSetsDifference, parseNftables } from '../../../lib/check';
 
 export interface Section {
   readonly text: string;
@@ -115,20 +116,32 @@ export function parseJournal(text: string): { seconds: number; message: string }
   return out;
 }
 
+/** What the loader names in its failure line: a family's iptables table, or the nftables wall. */
+export type FailingWall = 'IPv4' | 'IPv6' | 'nftables';
+
 export interface Expected {
   /**
    * Canonical `iptables-save` / `ip6tables-save` of what each family must have loaded,
-   * normalised: its synthesized table, or (a family whose table cannot load) its fallback.
+   * normalised: its synthesized table, or (a family whose table cannot load) its fallback. An
+   * nftables host (`nftables` given) must have no iptables rules at all: both empty.
    */
   readonly v4: readonly string[];
   readonly v6: readonly string[];
+  /**
+   * An nftables host: the file whose `table inet twinwall` the boot must end up with (the wall,
+   * or, when the wall cannot load, its fallback), as the renderer writes it. The guest's
+   * `nft -n list ruleset` must hold that table and no other, its base chains' policies drop, and
+   * the checker's reading of the listing (lib/check/nft-parse.ts, as `twinwall verify` reads
+   * the kernel's copy) must mean what it reads in the file, both families and the sets.
+   */
+  readonly nftables?: string;
   readonly instanceId: string;
   /**
-   * The families whose table must fail to load (a negative fixture): the firewall unit must be
-   * `failed`, cloud-init must report the failed bootcmd, and the console and the journal must
-   * carry the loader's FAILED line naming exactly these families. Empty: a healthy boot.
+   * The walls whose load must fail (a negative fixture): the firewall unit must be `failed`,
+   * cloud-init must report the failed bootcmd, and the console and the journal must carry the
+   * loader's FAILED line naming exactly these (`IPv4`, `IPv6`, or `nftables`). Empty: a healthy boot.
    */
-  readonly failing: readonly ('IPv4' | 'IPv6')[];
+  readonly failing: readonly FailingWall[];
   /** The host name the loader's messages carry ("sample"). */
   readonly host: string;
 }
@@ -167,6 +180,45 @@ function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/**
+ * The problems of an nftables host's `nft -n list ruleset` against `expectedFile` (the wall or
+ * its fallback as rendered): exactly one table, twinwall's; drop policies on its base chains;
+ * the same meaning as the file, read by the checker's nftables reader.
+ */
+export function judgeNftRuleset(listing: string, expectedFile: string): string[] {
+  const problems: string[] = [];
+  const lines = listing.replace(/\r/g, '').split('\n');
+  const own = `${NFT_READ_TABLE.family} ${NFT_READ_TABLE.name}`;
+  const tables = lines.map((l) => /^table (\S+) (\S+) \{$/.exec(l)).filter((m): m is RegExpExecArray => m !== null).map((m) => `${m[1]} ${m[2]}`);
+  const others = tables.filter((t) => t !== own);
+  if (others.length > 0) problems.push(`nftables: besides table ${own}, the ruleset holds ${others.map((t) => `table ${t}`).join(', ')}`);
+  const start = lines.indexOf(`table ${own} {`);
+  if (start < 0) {
+    problems.push(`nftables: table ${own} is not loaded (nft list ruleset shows ${tables.length === 0 ? 'no table' : tables.map((t) => `table ${t}`).join(', ')})`);
+    return problems;
+  }
+  if (tables.filter((t) => t === own).length > 1) problems.push(`nftables: table ${own} is listed more than once`);
+  const end = lines.indexOf('}', start);
+  const block = lines.slice(start, end < 0 ? lines.length : end + 1).join('\n');
+  for (const hook of ['input', 'forward', 'output']) {
+    const m = new RegExp(`type filter hook ${hook} priority [^;]+; policy (\\S+);`).exec(block);
+    if (m?.[1] !== 'drop') problems.push(`nftables: the ${hook} hook's base chain ${m === null ? 'is missing' : `has policy ${m[1]}`}, not policy drop`);
+  }
+  const want = parseNftables(expectedFile);
+  const got = parseNftables(`${block}\n`, { form: 'listing' });
+  if (want.problems.length > 0) problems.push(`nftables: the checker cannot read the synthesized file (line ${want.problems[0].line}: ${want.problems[0].message})`);
+  else if (got.problems.length > 0) problems.push(`nftables: the checker cannot read the loaded table inet twinwall (line ${got.problems[0].line}: ${got.problems[0].message})`);
+  else {
+    for (const family of [4, 6] as const) {
+      const d = documentDifference(want.documents[family], got.documents[family]);
+      if (d !== undefined) problems.push(`nftables: the loaded table ${own} (IPv${family}) is not the synthesized one: ${d}`);
+    }
+    const sets = nftSetsDifference(want, got);
+    if (sets !== undefined) problems.push(`nftables: the loaded table ${own} is not the synthesized one: ${sets}`);
+  }
+  return problems;
+}
+
 function policies(lines: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const l of lines) {
@@ -201,12 +253,25 @@ export function judgeBoot(report: BootReport, expected: Expected, boot: 1 | 2): 
     const s = section(name);
     if (s === undefined) continue;
     const got = normaliseSave(s.text);
+    if (expected.nftables !== undefined) {
+      // An nftables host: nothing of an iptables wall may be loaded besides it.
+      if (got.length > 0) problems.push(`${family}: ${name} shows iptables rules on an nftables host (${got.length} lines, first ${JSON.stringify(got[0])}): nothing but table inet twinwall may be loaded`);
+      continue;
+    }
     const diff = tableDifference(want, got);
     if (diff !== undefined) problems.push(`${family}: the loaded rules are not the synthesized ones: ${diff}`);
     const pol = policies(got);
     for (const chain of ['INPUT', 'FORWARD', 'OUTPUT']) {
       if (pol.get(chain) !== 'DROP') problems.push(`${family}: built-in chain ${chain} has policy ${pol.get(chain) ?? '(no filter table)'}, not DROP`);
     }
+  }
+
+  if (expected.nftables !== undefined) {
+    const s = section('nft-ruleset');
+    if (s === undefined) {
+      if (report.complete) problems.push('the report has no nft-ruleset section: the image cannot list the nftables ruleset');
+    } else if (s.rc !== 0) problems.push(`nft -n list ruleset failed (exit ${s.rc}): ${s.text.trim().split('\n')[0] ?? ''}`);
+    else problems.push(...judgeNftRuleset(s.text, expected.nftables));
   }
 
   // cloud-init. A negative fixture's failed first-boot load must be what cloud-init reports

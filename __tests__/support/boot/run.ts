@@ -8,7 +8,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { BootImage } from './image';
 import { Accel, createOverlay, createSeed, runQemu } from './qemu';
-import { BootJudgement, Expected, judgeBoot, normaliseSave, parseSerialLog } from './report';
+import { BootJudgement, Expected, FailingWall, judgeBoot, normaliseSave, parseSerialLog } from './report';
 
 export interface BootRecord {
   readonly boot: 1 | 2;
@@ -24,11 +24,16 @@ export interface BootPlan {
   /** "bookworm production/sample", or "trixie fixture v4-parse-failure". */
   readonly label: string;
   readonly userData: Buffer;
-  /** Canonical iptables-save / ip6tables-save text of what each family must end up with. */
+  /**
+   * Canonical iptables-save / ip6tables-save text of what each family must end up with (an
+   * nftables host: both empty, no iptables rule may be loaded).
+   */
   readonly canonical: { readonly v4: string; readonly v6: string };
+  /** An nftables host: the file whose table inet twinwall it must end up with (Expected.nftables). */
+  readonly nftables?: string;
   readonly hostname: string;
-  /** The families whose table must fail to load (Expected.failing). */
-  readonly failing: readonly ('IPv4' | 'IPv6')[];
+  /** The walls whose load must fail (Expected.failing). */
+  readonly failing: readonly FailingWall[];
 }
 
 export interface BootOptions {
@@ -53,7 +58,14 @@ export async function bootTwice(plan: BootPlan, o: BootOptions): Promise<BootRec
   const instanceId = instanceIdOf(plan.label);
   createOverlay(o.image, disk);
   createSeed(seed, plan.userData, { instanceId, hostname: plan.hostname });
-  const expected: Expected = { v4: normaliseSave(plan.canonical.v4), v6: normaliseSave(plan.canonical.v6), instanceId, failing: plan.failing, host: plan.hostname };
+  const expected: Expected = {
+    v4: normaliseSave(plan.canonical.v4),
+    v6: normaliseSave(plan.canonical.v6),
+    ...(plan.nftables === undefined ? {} : { nftables: plan.nftables }),
+    instanceId,
+    failing: plan.failing,
+    host: plan.hostname,
+  };
   const records: BootRecord[] = [];
   try {
     for (const boot of [1, 2] as const) {
