@@ -25,6 +25,7 @@ import { Json, clone, editTable } from './support/artefacts';
 import { ROLE_FIXTURES, sampleServer } from './support/fixtures';
 import { Flow, HostPolicy, Peer, Port, customRole, ntpClient, sshAdmin } from '../lib';
 import { renderFallbackPart } from '../lib/render';
+import { hostWallTags, readHostWallTags } from '../lib/check/record';
 import { resolveHostPolicyOptions } from '../lib/policy';
 
 const HOSTS = ['sample', 'sampleAudit', 'metadataNone', 'metadataAllUsers', 'manyAdmins', 'sampleSubnets'] as const;
@@ -235,10 +236,32 @@ describe('twinwall check: the host-only part against the policy record', () => {
 
   it('reads the record and refuses one it cannot read', () => {
     const host = synth('sample');
-    expect(host.wallRecord).toEqual({ options: { audit: false, instanceMetadata: 'root-only', onLoadFailure: 'lockdown', subnets: [] }, source: expect.stringMatching(/^tag twinwall:host-wall on aws_security_group\.h_SecurityGroup_\w+$/) });
+    expect(host.wallRecord).toEqual({
+      options: { audit: false, instanceMetadata: 'root-only', onLoadFailure: 'lockdown', subnets: [] },
+      hostFirewall: 'iptables',
+      source: expect.stringMatching(/^tag twinwall:host-wall on aws_security_group\.h_SecurityGroup_\w+$/),
+    });
     const bad = checkHost({ ...host, wallRecord: { problem: 'tag twinwall:host-wall: instanceMetadata "everyone" is not valid', source: 'tag twinwall:host-wall on aws_security_group.x' } });
     expect(bad.findings.map((f) => f.text)[0]).toMatch(/^tag twinwall:host-wall: instanceMetadata "everyone" is not valid \(tag twinwall:host-wall on aws_security_group\.x\): the host-only part .* cannot be checked against the policy$/);
     expect(bad.findings.length).toBeGreaterThan(1); // and DHCP is no longer excused
+  });
+
+  it('the record names the backend: an iptables host recorded as nftables is a finding; a record without a backend, or another one, is refused', () => {
+    const host = synth('sample');
+    const rec = host.wallRecord as { options: ReturnType<typeof resolveHostPolicyOptions>; hostFirewall: 'iptables' | 'nftables'; source: string };
+    expect(checkHost(host).findings).toEqual([]);
+    const swapped = checkHost({ ...host, wallRecord: { ...rec, hostFirewall: 'nftables' } });
+    expect(swapped.findings.map((f) => f.text)).toEqual([
+      expect.stringMatching(/^the host-wall record \(tag twinwall:host-wall on aws_security_group\.\w+\) says hostFirewall=nftables, but the user-data ships the iptables wall \(\/etc\/iptables\/rules\.v4, \/etc\/iptables\/rules\.v6\): the host does not run the backend it was synthesized with$/),
+    ]);
+    expect(hasFindings({ problems: [], hosts: [swapped] } as unknown as CheckReport)).toBe(true);
+    const tag = 'audit=false hostFirewall=iptables instanceMetadata=root-only onLoadFailure=lockdown subnets=';
+    expect(hostWallTags(rec.options, 'iptables')).toEqual({ 'twinwall:host-wall': tag });
+    expect(readHostWallTags({ 'twinwall:host-wall': tag })).toEqual({ options: rec.options, hostFirewall: 'iptables' });
+    expect(readHostWallTags({ 'twinwall:host-wall': tag.replace('hostFirewall=iptables', 'hostFirewall=nftables') })).toEqual({ options: rec.options, hostFirewall: 'nftables' });
+    expect(readHostWallTags({ 'twinwall:host-wall': tag.replace('hostFirewall=iptables ', '') })).toEqual({ problem: 'tag twinwall:host-wall does not record hostFirewall' });
+    expect(readHostWallTags({ 'twinwall:host-wall': tag.replace('hostFirewall=iptables', 'hostFirewall=pf') })).toEqual({ problem: 'tag twinwall:host-wall: hostFirewall="pf" is not a host-wall backend (iptables, nftables)' });
+    expect(readHostWallTags({ 'twinwall:host-wall': `${tag} hostFirewall=nftables` })).toEqual({ problem: 'tag twinwall:host-wall records hostFirewall twice' });
   });
 
   it.each(['sample', 'manyAdmins'] as const)('%s: every rule of the fallback removed, widened or narrowed, and every policy flipped, is a finding naming the fallback and the chain', (fixture) => {

@@ -185,7 +185,7 @@ describe('FilteredHost options', () => {
 
   it('adds the tags it is given to the group and the instance', () => {
     const { json } = synthHost('h', { roles: [ntpClient()], vpcId: VPC, tags: { team: 'ops' }, instance: { ...INSTANCE, tags: { tier: 'edge' } } });
-    expect(json).toHaveResourceWithProperties(SecurityGroup, { tags: { Name: 'h', team: 'ops', 'twinwall:host': 'h', 'twinwall:roles': 'ntpClient', 'twinwall:host-wall': 'audit=false instanceMetadata=root-only onLoadFailure=lockdown subnets=' } });
+    expect(json).toHaveResourceWithProperties(SecurityGroup, { tags: { Name: 'h', team: 'ops', 'twinwall:host': 'h', 'twinwall:roles': 'ntpClient', 'twinwall:host-wall': 'audit=false hostFirewall=iptables instanceMetadata=root-only onLoadFailure=lockdown subnets=' } });
     expect(json).toHaveResourceWithProperties(Instance, { tags: { Name: 'h', team: 'ops', tier: 'edge', 'twinwall:host': 'h' } });
   });
 

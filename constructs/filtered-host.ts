@@ -576,9 +576,9 @@ export class FilteredHost extends Construct implements PeerSource {
       'twinwall:host': hostName,
       'twinwall:roles': policy.roles.map((r) => r.name).join(' '),
       ...(index === 0 ? suppressionTags(this.lintSuppressions) : {}),
-      // What the host-only part of the host wall depends on, for `twinwall check`
-      // (lib/check/record.ts); after the user's tags, which may not replace it.
-      ...(index === 0 ? hostWallTags(policy.options) : {}),
+      // What the host-only part of the host wall depends on, and the wall's backend, for
+      // `twinwall check` (lib/check/record.ts); after the user's tags, which may not replace it.
+      ...(index === 0 ? hostWallTags(policy.options, this.baseRendering.hostFirewall) : {}),
     };
   }
 

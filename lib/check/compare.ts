@@ -279,6 +279,16 @@ function checkHostOnly(host: HostArtefact, wall: HostWallSource, documents: Part
   const options = rec.options;
   const findings: Finding[] = [];
   const verified: string[] = [];
+  // The backend the record names must be the one the user-data ships: the host-only part and the
+  // fallback are rendered, and so checked, per backend.
+  const iptablesPaths = FAMILIES.flatMap((f) => (wall.tables[f] === undefined ? [] : [wall.tables[f]?.path as string]));
+  const shipped = wall.nftables !== undefined ? { backend: 'nftables', where: wall.nftables.path } : iptablesPaths.length > 0 ? { backend: 'iptables', where: iptablesPaths.join(', ') } : undefined;
+  if (shipped !== undefined && shipped.backend !== rec.hostFirewall) {
+    findings.push({
+      kind: 'host-only-part',
+      text: `the host-wall record (${rec.source}) says hostFirewall=${rec.hostFirewall}, but the user-data ships the ${shipped.backend} wall (${shipped.where}): the host does not run the backend it was synthesized with`,
+    });
+  }
   const checkFamily = (doc: IptDocument, family: Family): void => {
     const cmp = compareHostOnlyPart(doc, options, family);
     for (const text of cmp.differences) findings.push({ kind: 'host-only-part', family, text });

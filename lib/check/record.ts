@@ -14,6 +14,7 @@
  */
 
 import { HostPolicyOptions, ResolvedHostPolicyOptions, resolveHostPolicyOptions } from '../policy';
+import { HOST_FIREWALLS, HostFirewall } from '../render/index';
 import { TAG_VALUE_MAX } from '../text';
 
 export const HOST_CIDRS_TAG = 'twinwall:host-cidrs';
@@ -61,6 +62,10 @@ export function readHostCidrsTags(tags: unknown): string[] | undefined {
  * option is written; reading refuses an unknown or missing key, and validates the values with
  * the policy's own validation (resolveHostPolicyOptions), so the record follows the options
  * without a second description of them.
+ *
+ * Beside the options, `hostFirewall`: the backend the host renders (`iptables` or `nftables`,
+ * HOST_FIREWALLS), so `twinwall check` can refuse user-data whose wall is not the recorded one
+ * (a host whose tables were swapped for the other backend's, or a record from another host).
  */
 export const HOST_WALL_TAG = 'twinwall:host-wall';
 
@@ -75,9 +80,13 @@ function encodeValue(key: string, value: unknown): string {
   return text;
 }
 
-/** The tag recording a host's options. */
-export function hostWallTags(options: ResolvedHostPolicyOptions): Record<string, string> {
-  const entries = Object.entries(options)
+/** The record key of the backend (not a policy option: a rendering choice). */
+const BACKEND_KEY = 'hostFirewall';
+
+/** The tag recording a host's options and its host wall's backend. */
+export function hostWallTags(options: ResolvedHostPolicyOptions, hostFirewall: HostFirewall): Record<string, string> {
+  if (BACKEND_KEY in options) throw new RangeError(`host-wall record: ${BACKEND_KEY} is a policy option too`);
+  const entries = Object.entries({ ...options, [BACKEND_KEY]: hostFirewall })
     .filter(([, v]) => v !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : 1))
     .map(([k, v]) => `${k}=${encodeValue(k, v)}`);
@@ -86,9 +95,9 @@ export function hostWallTags(options: ResolvedHostPolicyOptions): Record<string,
   return { [HOST_WALL_TAG]: value };
 }
 
-export type HostWallRecord = { readonly options: ResolvedHostPolicyOptions } | { readonly problem: string };
+export type HostWallRecord = { readonly options: ResolvedHostPolicyOptions; readonly hostFirewall: HostFirewall } | { readonly problem: string };
 
-/** The options recorded in `tags`; undefined when there is no record. */
+/** The options and the backend recorded in `tags`; undefined when there is no record. */
 export function readHostWallTags(tags: unknown): HostWallRecord | undefined {
   if (tags === null || typeof tags !== 'object') return undefined;
   const value = (tags as Record<string, unknown>)[HOST_WALL_TAG];
@@ -96,10 +105,17 @@ export function readHostWallTags(tags: unknown): HostWallRecord | undefined {
   if (typeof value !== 'string') return { problem: `tag ${HOST_WALL_TAG} is not text` };
   const defaults = resolveHostPolicyOptions({}) as unknown as Record<string, unknown>;
   const raw: Record<string, unknown> = {};
+  let hostFirewall: HostFirewall | undefined;
   for (const pair of value.split(' ')) {
     const eq = pair.indexOf('=');
     const key = eq < 0 ? pair : pair.slice(0, eq);
     const text = eq < 0 ? '' : pair.slice(eq + 1);
+    if (eq >= 0 && key === BACKEND_KEY) {
+      if (hostFirewall !== undefined) return { problem: `tag ${HOST_WALL_TAG} records ${key} twice` };
+      if (!(HOST_FIREWALLS as readonly string[]).includes(text)) return { problem: `tag ${HOST_WALL_TAG}: ${key}=${JSON.stringify(text)} is not a host-wall backend (${HOST_FIREWALLS.join(', ')})` };
+      hostFirewall = text as HostFirewall;
+      continue;
+    }
     if (eq < 0 || !(key in defaults)) return { problem: `tag ${HOST_WALL_TAG} records ${JSON.stringify(pair)}, which is not an option this twinwall knows` };
     if (key in raw) return { problem: `tag ${HOST_WALL_TAG} records ${key} twice` };
     const kind = defaults[key];
@@ -110,10 +126,10 @@ export function readHostWallTags(tags: unknown): HostWallRecord | undefined {
     else if (typeof kind === 'number') raw[key] = /^(0|[1-9][0-9]*)$/.test(text) ? Number(text) : text;
     else raw[key] = text;
   }
-  const missing = Object.keys(defaults).filter((k) => defaults[k] !== undefined && !(k in raw));
+  const missing = [...Object.keys(defaults).filter((k) => defaults[k] !== undefined && !(k in raw)), ...(hostFirewall === undefined ? [BACKEND_KEY] : [])];
   if (missing.length > 0) return { problem: `tag ${HOST_WALL_TAG} does not record ${missing.join(', ')}` };
   try {
-    return { options: resolveHostPolicyOptions(raw as HostPolicyOptions) };
+    return { options: resolveHostPolicyOptions(raw as HostPolicyOptions), hostFirewall: hostFirewall as HostFirewall };
   } catch (e) {
     return { problem: `tag ${HOST_WALL_TAG}: ${(e as Error).message.split('\n')[0]}` };
   }
