@@ -9,7 +9,7 @@
  * stored. Under CI=true every mutant runs; otherwise every fourth.
  */
 import { HostPolicy } from '../lib';
-import { HostArtefact, IntervalSet, IpsetDefinition, Region, canonicalLines, parseIpsets, checkHost, explainFlow, parseIptablesRestore, parseNftables, parseTraffic } from '../lib/check';
+import { HostArtefact, IntervalSet, IpsetDefinition, Region, canonicalLines, parseIpsets, checkHost, readStack, explainFlow, parseIptablesRestore, parseNftables, parseTraffic } from '../lib/check';
 import { renderIptables, renderNftables } from '../lib/render';
 import { ROLE_FIXTURES, edgePolicy } from './support/fixtures';
 import { Json } from './support/artefacts';
@@ -153,6 +153,21 @@ describe('twinwall check on hosts that ship the nftables wall', () => {
     expect(check.wall.nftables?.path).toBe('/etc/twinwall/twinwall.nft');
     expect(check.exceptions.join('\n')).toMatch(/IPv4 host-only part as recorded/);
     expect(check.exceptions.join('\n')).toMatch(/IPv6 host-only part as recorded/);
+  });
+
+  it('a host-wall record naming the other backend is a finding: the user-data ships the nftables wall, the tag says iptables', () => {
+    const { json } = nftHost(ROLE_FIXTURES.sample());
+    const groups = Object.values((json.resource as Json).aws_security_group as Record<string, Json>);
+    const tagged = groups.filter((g) => typeof g.tags?.['twinwall:host-wall'] === 'string');
+    expect(tagged).toHaveLength(1);
+    expect(tagged[0].tags['twinwall:host-wall']).toMatch(/ hostFirewall=nftables /);
+    const [recorded] = readStack('nft', json);
+    expect(checkHost(recorded).findings).toEqual([]);
+    const mutant = JSON.parse(JSON.stringify(json).replace('hostFirewall=nftables', 'hostFirewall=iptables'));
+    const [host] = readStack('nft', mutant);
+    expect(checkHost(host).findings.map((f) => f.text)).toEqual([
+      expect.stringMatching(/^the host-wall record \(tag twinwall:host-wall on aws_security_group\.\w+\) says hostFirewall=iptables, but the user-data ships the nftables wall \(\/etc\/twinwall\/twinwall\.nft\): the host does not run the backend it was synthesized with$/),
+    ]);
   });
 
   it('explain names the nftables rule that decides', () => {
@@ -301,6 +316,31 @@ describeTier('verify (nftables)', [root, onPath('ip'), onPath('python3'), netns,
     expect(v.disagreements).toEqual([]);
     expect(v.modelMismatches).toEqual([]);
   }, 300000);
+
+  it('verify loads the nftables fallback first, as the loader does at boot: one the kernel refuses, or stores in a form the checker cannot read back, is a finding', async () => {
+    const { host } = nftHost(ROLE_FIXTURES.sample());
+    const check = checkHost(host);
+    const nftWall = check.wall.nftables as { path: string; text: string; fallback: string };
+    expect(check.wall.fallback[4]?.path).toBe('/etc/twinwall/fallback.nft');
+    const withFallback = (text: string) => ({ ...check, wall: { ...check.wall, nftables: { ...nftWall, fallback: text } } });
+    const path = '/etc/twinwall/twinwall.nft';
+    const lab = await NetnsLab.create({ host: { addresses: ['192.0.2.10/32'], routes: [] }, peer: { addresses: ['198.51.100.1/32'], routes: [] } });
+    try {
+      // The real fallback: taken and stored as the checker read it; then the wall over it.
+      expect(loadNftablesWall(nftWall.text, { check, path })(lab)).toEqual([]);
+      const refused = withFallback(nftWall.fallback.replace('oifname "lo" accept', 'oifname "lo" jump tw-no-such-chain'));
+      expect(loadNftablesWall(nftWall.text, { check: refused, path })(lab)).toEqual([
+        expect.stringMatching(/^the kernel refuses the nftables fallback \/etc\/twinwall\/fallback\.nft \(nft -f\): .*; at boot a wall that fails to load would leave the host without its fallback$/),
+      ]);
+      // nft lists "meta nfproto ipv4 meta l4proto icmp" without its family test (the kernel keeps
+      // it): the checker cannot read the kernel's copy back, which is a finding, never agreement.
+      const icmp = withFallback(nftWall.fallback.replace('\t\tiifname "lo" accept\n', '\t\tiifname "lo" accept\n\t\tmeta nfproto ipv4 meta l4proto icmp accept\n'));
+      expect((icmp.wall.nftables as { fallback: string }).fallback).not.toBe(nftWall.fallback);
+      expect(loadNftablesWall(nftWall.text, { check: icmp, path })(lab)).toEqual([expect.stringMatching(/^the checker cannot read what nft list printed for \/etc\/twinwall\/fallback\.nft \(line \d+: /)]);
+    } finally {
+      lab.destroy();
+    }
+  }, 120000);
 
   it('the kernel\'s copy read back (nft -n list) that means something else than the checker read is a finding', async () => {
     const { host, cfg, nft: text } = nftHost(ROLE_FIXTURES.manyAdmins(), { ipsetThreshold: 1 });

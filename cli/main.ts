@@ -97,7 +97,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
 
   program
     .command('verify')
-    .description('Root, Linux: load each host\'s tables into a fresh pair of network namespaces, send real TCP and UDP packets (both directions, both families, boundary ports, CIDR edges, forged sources) and compare each kernel verdict with the security groups, after checking that the tables the kernel stored (iptables-save, or nft -n list table inet twinwall) mean what check read. Exit 1 on any disagreement.')
+    .description('Root, Linux: load each host\'s tables into a fresh pair of network namespaces, send real TCP and UDP packets (both directions, both families, boundary ports, CIDR edges, forged sources) and compare each kernel verdict with the security groups, after checking that what the kernel stored (each fallback, loaded first as at boot, then the tables over it: iptables-save, or nft -n list table inet twinwall) means what check read. Exit 1 on any disagreement.')
     .argument('[dir]', 'cdktf synth output directory (or one stack directory, or a cdk.tf.json)', DEFAULT_DIR)
     .option('--host <name...>', 'only these hosts (name, stack/name, resource address or its construct path)')
     .addOption(new Option('--timeout-ms <ms>', 'how long a probe waits for an answer').default(600).argParser((v) => {

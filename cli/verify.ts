@@ -10,7 +10,7 @@
  * difference is a finding). No packet leaves the two namespaces.
  */
 import { execFileSync } from 'child_process';
-import { CheckReport, HostCheck, IptDocument, NFT_READ_TABLE, PlannedProbe, documentDifference, nftSetsDifference, parseIptablesRestore, parseNftables, planProbes } from './lib-check';
+import { CheckReport, HostCheck, IptDocument, NFT_READ_TABLE, NftablesWall, PlannedProbe, documentDifference, nftSetsDifference, parseIptablesRestore, parseNftables, planProbes } from './lib-check';
 import { Agent, NetnsLab, Probe, ProbeResult, cleanUpOnSignals } from './netns';
 
 /** How long verify waits at most for the sniffer to report raw packets that left their socket. */
@@ -171,43 +171,60 @@ export async function runVerify(report: CheckReport, options: VerifyOptions): Pr
 }
 
 /**
- * An nftables host wall (lib/render/nftables.ts): one `nft -f` transaction. With `read`, what the
- * kernel stored (`nft -n list table inet twinwall`, read back with the checker's own reader) must
- * mean what the checker read in the artefact, both families and the sets, as for iptables-save.
+ * An nftables host wall (lib/render/nftables.ts): one `nft -f` transaction, after its fallback
+ * (the check's wall.nftables.fallback) as the loader does at boot. What the kernel stored of each
+ * (`nft -n list table inet twinwall`, read back with the checker's own reader) must mean what the
+ * checker read in the artefact, both families and the sets, as for iptables-save.
  */
 export function loadNftablesWall(text: string, read?: { check: HostCheck; path: string }): WallLoader {
   return (lab) => {
-    // As the loader does at boot: the fallback first, then the wall replaces it in one transaction.
+    const problems: string[] = [];
+    // As the loader does at boot: the fallback first (the kernel must take it and store what the
+    // checker read, as for iptables), then the wall replaces it in one transaction.
     const fallback = read?.check.wall.nftables?.fallback;
     if (fallback !== undefined) {
+      const where = read?.check.wall.fallback[4]?.path ?? 'the nftables fallback';
       try {
         lab.exec('host', ['nft', '-f', '-'], fallback);
       } catch (e) {
-        return [`the kernel refuses the nftables fallback (nft -f): ${firstLine(e)}`];
+        return [`the kernel refuses the nftables fallback ${where} (nft -f): ${firstLine(e)}; at boot a wall that fails to load would leave the host without its fallback`];
       }
+      const mine = parseNftables(fallback);
+      problems.push(...storedDifferently(lab, mine, mine.documents, where));
     }
     try {
       lab.exec('host', ['nft', '-f', '-'], text);
     } catch (e) {
-      return [`the kernel refuses the nftables wall${read !== undefined ? ` ${read.path}` : ''} (nft -f): ${firstLine(e)}`];
+      return [...problems, `the kernel refuses the nftables wall${read !== undefined ? ` ${read.path}` : ''} (nft -f): ${firstLine(e)}`];
     }
-    if (read === undefined) return [];
+    if (read === undefined) return problems;
     const mine = parseNftables(text);
     const docs = read.check.documents;
     if (mine.problems.length > 0 || docs[4] === undefined || docs[6] === undefined || docs[4].problems.length > 0 || docs[6].problems.length > 0) {
-      return [`the kernel loaded ${read.path}, which the checker cannot read exactly (see twinwall check)`];
+      return [...problems, `the kernel loaded ${read.path}, which the checker cannot read exactly (see twinwall check)`];
     }
-    const stored = parseNftables(lab.exec('host', ['nft', '-n', 'list', 'table', NFT_READ_TABLE.family, NFT_READ_TABLE.name]), { form: 'listing' });
-    if (stored.problems.length > 0) return [`the checker cannot read what nft list printed for ${read.path} (line ${stored.problems[0].line}: ${stored.problems[0].message})`];
-    const problems: string[] = [];
-    for (const family of [4, 6] as const) {
-      const difference = documentDifference(docs[family] as IptDocument, stored.documents[family]);
-      if (difference !== undefined) problems.push(`the kernel stored ${read.path} (IPv${family}) differently from the checker's reading of it: ${difference}`);
-    }
-    const sets = nftSetsDifference(mine, stored);
-    if (sets !== undefined) problems.push(`the kernel stored ${read.path} differently from the checker's reading of it: ${sets}`);
-    return problems;
+    return [...problems, ...storedDifferently(lab, mine, { 4: docs[4], 6: docs[6] }, read.path)];
   };
+}
+
+/**
+ * What the kernel stored of table inet twinwall (`nft -n list table`, read back with the
+ * checker's reader) against the checker's reading `docs` of `mine` (the file loaded from `where`):
+ * a difference in either family or in the sets is a finding, as is a file or listing the checker
+ * cannot read.
+ */
+function storedDifferently(lab: NetnsLab, mine: NftablesWall, docs: Record<4 | 6, IptDocument>, where: string): string[] {
+  if (mine.problems.length > 0) return [`the kernel loaded ${where}, which the checker cannot read exactly (line ${mine.problems[0].line}: ${mine.problems[0].message})`];
+  const stored = parseNftables(lab.exec('host', ['nft', '-n', 'list', 'table', NFT_READ_TABLE.family, NFT_READ_TABLE.name]), { form: 'listing' });
+  if (stored.problems.length > 0) return [`the checker cannot read what nft list printed for ${where} (line ${stored.problems[0].line}: ${stored.problems[0].message})`];
+  const problems: string[] = [];
+  for (const family of [4, 6] as const) {
+    const difference = documentDifference(docs[family], stored.documents[family]);
+    if (difference !== undefined) problems.push(`the kernel stored ${where} (IPv${family}) differently from the checker's reading of it: ${difference}`);
+  }
+  const sets = nftSetsDifference(mine, stored);
+  if (sets !== undefined) problems.push(`the kernel stored ${where} differently from the checker's reading of it: ${sets}`);
+  return problems;
 }
 
 /**
