@@ -19,9 +19,8 @@ import { renderIptables, renderNftables } from '../lib/render';
 import { NetnsLab } from '../__tests__/support/netns';
 import { BenchNamespace, median, timed } from './ns';
 import { BenchContext, BenchModule, BenchResult } from './types';
+import { benchIpsetScript, benchPrefix, packetLab, perPacket, writeSender } from './udp-packets';
 
-const HOST = '203.0.113.10';
-const PEER = '203.0.113.1';
 const PREFIXES = 10_000;
 const REPEAT = 100;
 const LOAD_ROUNDS = 7;
@@ -33,21 +32,6 @@ function benchHost(): HostPolicy {
     ...Array.from({ length: 64 }, (_, i) => Peer.ipv6(`2001:db8:a::${(2 * i + 1).toString(16)}/128`)),
   ];
   return HostPolicy.compose('bench', [webServer(), mailServer(), sshAdmin({ from: admins }), dnsClient({ resolvers: [Peer.ipv4('198.51.100.53/32'), Peer.ipv4('198.51.100.54/32')] })]);
-}
-
-const SENDER = String.raw`
-import socket, sys, time
-dst, count = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-payload = b"twinwall-bench"
-for _ in range(200): s.sendto(payload, (dst, 53))
-t = time.perf_counter()
-for _ in range(count): s.sendto(payload, (dst, 53))
-print(time.perf_counter() - t)
-`;
-
-function prefix(i: number): string {
-  return `10.${(i >> 12) & 255}.${(i >> 4) & 255}.${(i & 15) << 4}/28`;
 }
 
 function version(argv: string[]): string {
@@ -103,8 +87,7 @@ function load(lab: NetnsLab, form: Form, workDir: string): void {
   lab.exec('host', ['sh', '-c', 'nft delete table inet bench 2>/dev/null; iptables -F OUTPUT 2>/dev/null; ipset destroy bench 2>/dev/null; true']);
   if (form === 'ipset' || form === 'iptables-empty') {
     if (form === 'ipset') {
-      const sets = [`create bench hash:net family inet hashsize 1024 maxelem ${Math.max(65536, PREFIXES)}`, ...Array.from({ length: PREFIXES }, (_, i) => `add bench ${prefix(i)}`), ''].join('\n');
-      lab.exec('host', ['ipset', 'restore'], sets);
+      lab.exec('host', ['ipset', 'restore'], benchIpsetScript(PREFIXES));
     }
     const body = form === 'ipset' ? Array.from({ length: REPEAT }, () => '-A OUTPUT -m set --match-set bench dst -j ACCEPT') : [];
     lab.exec('host', ['iptables-restore'], ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]', ...body, 'COMMIT', ''].join('\n'));
@@ -115,7 +98,7 @@ function load(lab: NetnsLab, form: Form, workDir: string): void {
     file,
     [
       'table inet bench {',
-      ...(form === 'nft-set' ? ['\tset bench {', '\t\ttype ipv4_addr', '\t\tflags interval', '\t\telements = {', ...Array.from({ length: PREFIXES }, (_, i) => `\t\t\t${prefix(i)},`), '\t\t}', '\t}'] : []),
+      ...(form === 'nft-set' ? ['\tset bench {', '\t\ttype ipv4_addr', '\t\tflags interval', '\t\telements = {', ...Array.from({ length: PREFIXES }, (_, i) => `\t\t\t${benchPrefix(i)},`), '\t\t}', '\t}'] : []),
       '\tchain output {',
       '\t\ttype filter hook output priority filter; policy accept;',
       ...(form === 'nft-set' ? Array.from({ length: REPEAT }, () => '\t\tip daddr @bench accept') : []),
@@ -127,21 +110,11 @@ function load(lab: NetnsLab, form: Form, workDir: string): void {
   lab.exec('host', ['nft', '-f', file]);
 }
 
-/** Microseconds per sendto(), median of three runs sized to about half a second each. */
-function perPacket(lab: NetnsLab, sender: string): number {
-  const once = (count: number) => Number(lab.exec('host', ['/usr/bin/python3', sender, PEER, String(count)]).trim());
-  const probe = once(500);
-  const count = Math.max(500, Math.min(400_000, Math.round((0.5 / probe) * 500)));
-  return (median([once(count), once(count), once(count)]) / count) * 1e6;
-}
-
 async function perPacketCost(ctx: BenchContext): Promise<BenchResult> {
   const name = `per-packet cost of a ${PREFIXES.toLocaleString('en')}-prefix set match: nftables interval set vs ipset hash:net`;
-  const sender = path.join(ctx.workDir, 'sender.py');
-  fs.writeFileSync(sender, SENDER, { mode: 0o644 });
-  const lab = await NetnsLab.create({ host: { addresses: [`${HOST}/24`] }, peer: { addresses: [`${PEER}/24`] } });
+  const sender = writeSender(ctx.workDir);
+  const lab = await packetLab();
   try {
-    lab.exec('peer', ['iptables', '-P', 'INPUT', 'DROP']); // no port-unreachable replies
     const t: Partial<Record<Form, number[]>> = {};
     // Two passes in alternating order: a change in the machine's load hits both backends.
     for (const pass of [0, 1]) {

@@ -8,30 +8,10 @@
  * a chain, a miss for the set). The prefixes are synthetic /28s in 10.0.0.0/8 that only exist as
  * match data; every packet goes to 203.0.113.1, which the peer namespace owns.
  */
-import * as fs from 'fs';
-import * as path from 'path';
 import { execFileSync } from 'child_process';
 import { NetnsLab } from '../__tests__/support/netns';
-import { median } from './ns';
 import { BenchContext, BenchModule, BenchResult } from './types';
-
-const HOST = '203.0.113.10';
-const PEER = '203.0.113.1';
-
-const SENDER = String.raw`
-import socket, sys, time
-dst, count = sys.argv[1], int(sys.argv[2])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-payload = b"twinwall-bench"
-for _ in range(200): s.sendto(payload, (dst, 53))
-t = time.perf_counter()
-for _ in range(count): s.sendto(payload, (dst, 53))
-print(time.perf_counter() - t)
-`;
-
-function prefix(i: number): string {
-  return `10.${(i >> 12) & 255}.${(i >> 4) & 255}.${(i & 15) << 4}/28`;
-}
+import { benchIpsetScript, benchPrefix, packetLab, perPacket, writeSender } from './udp-packets';
 
 type Form = 'empty' | 'linear' | 'ipset';
 
@@ -40,35 +20,24 @@ function load(lab: NetnsLab, form: Form, n: number): void {
   lab.exec('host', ['sh', '-c', 'ipset destroy bench 2>/dev/null || true']);
   const head = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]'];
   if (form === 'ipset') {
-    const sets = [`create bench hash:net family inet hashsize 1024 maxelem ${Math.max(65536, n)}`, ...Array.from({ length: n }, (_, i) => `add bench ${prefix(i)}`), ''].join('\n');
-    lab.exec('host', ['ipset', 'restore'], sets);
+    lab.exec('host', ['ipset', 'restore'], benchIpsetScript(n));
   }
   const body =
     form === 'empty'
       ? []
       : form === 'linear'
-        ? Array.from({ length: n }, (_, i) => `-A OUTPUT -d ${prefix(i)} -p udp -m udp --dport 53 -j ACCEPT`)
+        ? Array.from({ length: n }, (_, i) => `-A OUTPUT -d ${benchPrefix(i)} -p udp -m udp --dport 53 -j ACCEPT`)
         : ['-A OUTPUT -m set --match-set bench dst -p udp -m udp --dport 53 -j ACCEPT'];
   lab.exec('host', ['iptables-restore'], [...head, ...body, 'COMMIT', ''].join('\n'));
-}
-
-/** Microseconds per sendto(), median of three runs sized to about half a second each. */
-function perPacket(lab: NetnsLab, sender: string): number {
-  const once = (count: number) => Number(lab.exec('host', ['/usr/bin/python3', sender, PEER, String(count)]).trim());
-  const probe = once(500);
-  const count = Math.max(500, Math.min(400_000, Math.round((0.5 / probe) * 500)));
-  return median([once(count), once(count), once(count)]) / count * 1e6;
 }
 
 const module_: BenchModule = {
   async run(ctx: BenchContext): Promise<BenchResult[]> {
     const name = 'per-packet cost with 10,000 prefixes: ipset vs linear chain';
     if (!ctx.kernel) return [{ name, figures: {}, target: '≥ 10× better', skipped: 'needs root, ip, iptables, ipset, python3 and network namespaces' }];
-    const sender = path.join(ctx.workDir, 'sender.py');
-    fs.writeFileSync(sender, SENDER, { mode: 0o644 });
-    const lab = await NetnsLab.create({ host: { addresses: [`${HOST}/24`] }, peer: { addresses: [`${PEER}/24`] } });
+    const sender = writeSender(ctx.workDir);
+    const lab = await packetLab();
     try {
-      lab.exec('peer', ['iptables', '-P', 'INPUT', 'DROP']); // no port-unreachable replies
       const cost: Record<string, number> = {};
       load(lab, 'empty', 0);
       const base = perPacket(lab, sender);
