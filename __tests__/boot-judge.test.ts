@@ -65,6 +65,43 @@ function serial(p: Parts): string {
 const healthy: Expected = { v4: V4, v6: V6, instanceId: 'i-test', failing: [], host: 'sample' };
 const judge = (p: Parts, boot: 1 | 2, expected: Expected = healthy) => judgeBoot(parseSerialLog(serial(p)), expected, boot);
 
+/** Unit times of a boot whose load failed: the unit `failed`, bootcmd failed so cloud-init's network stage exited 1 (it ran). */
+const FAILED_UNIT_TIMES = {
+  'twinwall-firewall.service': { LoadState: 'loaded', ActiveState: 'failed', InactiveExitTimestampMonotonic: '1900000', ActiveEnterTimestampMonotonic: '0' },
+  'network-pre.target': { LoadState: 'loaded', ActiveState: 'active', ActiveEnterTimestampMonotonic: '2500000' },
+  'networking.service': { LoadState: 'loaded', ActiveState: 'active', ActiveEnterTimestampMonotonic: '5000000' },
+  'cloud-init.service': { LoadState: 'loaded', ActiveState: 'failed', InactiveExitTimestampMonotonic: '6000000' },
+};
+
+/**
+ * A host that failed closed, its loader printing `line`, with `walls` loaded: the first boot
+ * (cloud-init reports the failed bootcmd, the console and the journal carry the line) and the
+ * next boot (cloud-init-per records its semaphore whatever the exit status, so the first-boot
+ * load does not run again: cloud-init is healthy, and the unit alone reports the failure).
+ */
+function failedClosed(line: string, walls: Parts): { closed: Parts; later: Parts } {
+  const closed: Parts = {
+    console: ['[    2.0] boot', line],
+    status: 'error',
+    errors: ["('bootcmd', ProcessExecutionError('Unexpected error while running command.'))", "('scripts_user', RuntimeError('Runparts: 1 failures'))"],
+    active: 'failed',
+    result: 'Result=exit-code',
+    timestamps: FAILED_UNIT_TIMES,
+    journal: [`[    2.100000] guest twinwall-firewall-load[90]: ${line}`, `[    7.000000] guest cloud-init[300]: ${line}`],
+    problems: ['2026-01-01 00:00:07,000 - util.py[WARNING]: Failed running bootcmd: Unexpected error while running command.', '2026-01-01 00:00:07,100 - cc_scripts_user.py[WARNING]: Failed to run module scripts_user'],
+    ...walls,
+  };
+  const later: Parts = {
+    ...closed,
+    status: 'done',
+    errors: [],
+    problems: [],
+    timestamps: { ...FAILED_UNIT_TIMES, 'cloud-init.service': { LoadState: 'loaded', ActiveState: 'active', InactiveExitTimestampMonotonic: '6000000' } },
+    journal: [`[    2.100000] guest twinwall-firewall-load[90]: ${line}`],
+  };
+  return { closed, later };
+}
+
 describe('the boot judge', () => {
   it('a healthy first boot has no problems and measures the first-boot window', () => {
     const j = judge({}, 1);
@@ -115,24 +152,8 @@ describe('the boot judge', () => {
 
   describe('failing closed (a table that cannot load)', () => {
     const failing: Expected = { v4: FALLBACK4, v6: V6, instanceId: 'i-test', failing: ['IPv4'], host: 'sample' };
-    const unitTimes = {
-      'twinwall-firewall.service': { LoadState: 'loaded', ActiveState: 'failed', InactiveExitTimestampMonotonic: '1900000', ActiveEnterTimestampMonotonic: '0' },
-      'network-pre.target': { LoadState: 'loaded', ActiveState: 'active', ActiveEnterTimestampMonotonic: '2500000' },
-      'networking.service': { LoadState: 'loaded', ActiveState: 'active', ActiveEnterTimestampMonotonic: '5000000' },
-      // bootcmd failed, so cloud-init's network stage exited 1: it ran, and says so.
-      'cloud-init.service': { LoadState: 'loaded', ActiveState: 'failed', InactiveExitTimestampMonotonic: '6000000' },
-    };
-    const closed: Parts = {
-      console: ['[    2.0] boot', FAILED4],
-      iptables: FALLBACK4,
-      status: 'error',
-      errors: ["('bootcmd', ProcessExecutionError('Unexpected error while running command.'))", "('scripts_user', RuntimeError('Runparts: 1 failures'))"],
-      active: 'failed',
-      result: 'Result=exit-code',
-      timestamps: unitTimes,
-      journal: [`[    2.100000] guest twinwall-firewall-load[90]: ${FAILED4}`, `[    7.000000] guest cloud-init[300]: ${FAILED4}`],
-      problems: ["2026-01-01 00:00:07,000 - util.py[WARNING]: Failed running bootcmd: Unexpected error while running command.", '2026-01-01 00:00:07,100 - cc_scripts_user.py[WARNING]: Failed to run module scripts_user'],
-    };
+    const unitTimes = FAILED_UNIT_TIMES;
+    const { closed, later } = failedClosed(FAILED4, { iptables: FALLBACK4 });
 
     it('the fallback loaded, the other family\'s table loaded, the unit failed, cloud-init and the console say so: no problem at the first boot', () => {
       expect(judge(closed, 1, failing).problems).toEqual([]);
@@ -140,15 +161,6 @@ describe('the boot judge', () => {
 
     // cloud-init-per records its semaphore whatever the exit status: the next boot does not run
     // the first-boot load again, cloud-init is healthy there, and the unit alone reports the failure.
-    const later: Parts = {
-      ...closed,
-      status: 'done',
-      errors: [],
-      problems: [],
-      timestamps: { ...unitTimes, 'cloud-init.service': { LoadState: 'loaded', ActiveState: 'active', InactiveExitTimestampMonotonic: '6000000' } },
-      journal: [`[    2.100000] guest twinwall-firewall-load[90]: ${FAILED4}`],
-    };
-
     it('the next boot: the unit alone reports it, cloud-init is healthy; no problem', () => {
       expect(judge(later, 2, failing).problems).toEqual([]);
       expect(judge(later, 2, failing).facts.firewallUnitActiveAt).toBeCloseTo(2.1, 5);
@@ -249,31 +261,7 @@ describe('the boot judge', () => {
     describe('failing closed: nft refuses the wall, table inet twinwall keeps its fallback', () => {
       const FAILED = 'twinwall (sample): FAILED to load the host firewall (start) for: nftables; at boot the host keeps the fallback (…).';
       const failing: Expected = { ...nftHealthy, nftables: FALLBACK, failing: ['nftables'] };
-      const unitTimes = {
-        'twinwall-firewall.service': { LoadState: 'loaded', ActiveState: 'failed', InactiveExitTimestampMonotonic: '1900000', ActiveEnterTimestampMonotonic: '0' },
-        'network-pre.target': { LoadState: 'loaded', ActiveState: 'active', ActiveEnterTimestampMonotonic: '2500000' },
-        'networking.service': { LoadState: 'loaded', ActiveState: 'active', ActiveEnterTimestampMonotonic: '5000000' },
-        'cloud-init.service': { LoadState: 'loaded', ActiveState: 'failed', InactiveExitTimestampMonotonic: '6000000' },
-      };
-      const closed: Parts = {
-        console: ['[    2.0] boot', FAILED],
-        nft: listing(false),
-        status: 'error',
-        errors: ["('bootcmd', ProcessExecutionError('Unexpected error while running command.'))", "('scripts_user', RuntimeError('Runparts: 1 failures'))"],
-        active: 'failed',
-        result: 'Result=exit-code',
-        timestamps: unitTimes,
-        journal: [`[    2.100000] guest twinwall-firewall-load[90]: ${FAILED}`, `[    7.000000] guest cloud-init[300]: ${FAILED}`],
-        problems: ['2026-01-01 00:00:07,000 - util.py[WARNING]: Failed running bootcmd: Unexpected error while running command.'],
-      };
-      const later: Parts = {
-        ...closed,
-        status: 'done',
-        errors: [],
-        problems: [],
-        timestamps: { ...unitTimes, 'cloud-init.service': { LoadState: 'loaded', ActiveState: 'active', InactiveExitTimestampMonotonic: '6000000' } },
-        journal: [`[    2.100000] guest twinwall-firewall-load[90]: ${FAILED}`],
-      };
+      const { closed, later } = failedClosed(FAILED, { nft: listing(false) });
 
       it('the fallback loaded, the unit failed, cloud-init, the console and the journal say so: no problem at either boot', () => {
         expect(nftJudge(closed, 1, failing).problems).toEqual([]);
