@@ -16,20 +16,20 @@ import { App, TerraformStack } from 'cdktf';
 import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { FilteredHost } from '../constructs';
 import { fleetRoles, hostName } from '../bench/fleet';
-import { HostArtefact, HostVerdict, StackInput, checkFleet, checkStacks, formatReport, packHost, packPlan, planFleet, unpackHost, verdictOf } from '../lib/check';
-import { checkOnWorkers, startCheckWorker, workerCount } from '../cli/check-workers';
+import { HostArtefact, HostVerdict, PackedPlan, StackInput, checkFleet, checkStacks, formatReport, hostLabel, packHost, packPlan, planFleet, unpackHost, verdictOf } from '../lib/check';
+import { CheckPool, checkOnWorkers, expectedWorkers, startCheckWorker, workerCount } from '../cli/check-workers';
 import { EXIT } from '../cli/exit';
 import { Json, clone, readStacks, resourceNamed, synthExample, writeStacks } from './support/artefacts';
 
 const ROOT = path.join(__dirname, '..');
 const BIN = path.join(ROOT, 'scripts', 'twinwall-dev.js');
 const FLEET = 40;
-/** The example app's hosts: web, app, db, resolver and sample in each of its two stacks. */
-const EXAMPLE_HOSTS = 10;
 const cleanup: string[] = [];
 let example: string;
 let fleet: string;
 let fleetStacks: StackInput[];
+/** The example app's hosts (main.ts: both stacks). */
+let exampleHosts: number;
 
 function twinwall(args: readonly string[], env: NodeJS.ProcessEnv = process.env): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', cwd: ROOT, env, maxBuffer: 64 * 1024 * 1024 });
@@ -72,6 +72,7 @@ beforeAll(() => {
   example = synthExample();
   fleet = synthFleet();
   fleetStacks = readStacks(fleet);
+  exampleHosts = planFleet(readStacks(example)).hosts.length;
   cleanup.push(example, fleet);
 }, 120_000);
 
@@ -81,11 +82,11 @@ afterAll(() => {
 
 describe('the report does not depend on how many workers judge the hosts', () => {
   it.each([
-    ['the example app', () => example, EXAMPLE_HOSTS, EXIT.ok],
-    ['a generated fleet of 40 hosts in two stacks, two with findings', () => fleet, FLEET, EXIT.finding],
-  ] as [string, () => string, number, number][])('%s: the same bytes with 1 worker (in process) and with 3, and the same as the whole-check report', (_what, dir, hosts, code) => {
+    ['the example app', () => example, () => exampleHosts, EXIT.ok],
+    ['a generated fleet of 40 hosts in two stacks, two with findings', () => fleet, () => FLEET, EXIT.finding],
+  ] as [string, () => string, () => number, number][])('%s: the same bytes with 1 worker (in process) and with 3, and the same as the whole-check report', (_what, dir, hosts, code) => {
     const whole = untimed(formatReport(checkStacks(readStacks(dir()))));
-    expect(whole.trimEnd().split('\n').pop()).toMatch(new RegExp(`^twinwall check: .*\\b${hosts} host\\(s\\)`));
+    expect(whole.trimEnd().split('\n').pop()).toMatch(new RegExp(`^twinwall check: .*\\b${hosts()} host\\(s\\)`));
     for (const workers of ['1', '3']) {
       const r = twinwall(['check', dir(), '--workers', workers]);
       expect({ workers, code: r.code, stderr: r.stderr }).toEqual({ workers, code, stderr: '' });
@@ -134,6 +135,14 @@ describe('worker count', () => {
     expect(workerCount(1, 1000, 8)).toBe(1);
     expect(workerCount(3, 0, 2)).toBe(1);
   });
+
+  it("starts early what the input's size suggests (at least 8 KiB a host): the example in process, the fleet on every core", () => {
+    const files = (dir: string) => readStacks(dir).map((s) => ({ file: path.join(dir, 'stacks', s.name, 'cdk.tf.json') }));
+    expect(expectedWorkers(undefined, files(example), 2)).toBe(1);
+    expect(expectedWorkers(undefined, files(fleet), 2)).toBe(2);
+    expect(expectedWorkers(3, files(fleet), 2)).toBe(3);
+    expect(expectedWorkers(undefined, [{ file: path.join(fleet, 'no-such-file') }], 2)).toBe(1);
+  });
 });
 
 describe('packed hosts (what waits for its turn, and what a worker receives)', () => {
@@ -141,7 +150,7 @@ describe('packed hosts (what waits for its turn, and what a worker receives)', (
 
   it('read back as themselves after a structured clone: every host of the example app and the fleet', () => {
     const hosts = [...readStacks(example), ...fleetStacks].flatMap((s) => planFleet([s]).hosts);
-    expect(hosts.length).toBe(EXAMPLE_HOSTS + FLEET);
+    expect(hosts.length).toBe(exampleHosts + FLEET);
     for (const h of hosts) expect(roundTrip(h)).toStrictEqual(h);
   });
 
@@ -154,6 +163,41 @@ describe('packed hosts (what waits for its turn, and what a worker receives)', (
     const withRefs = planFleet(readStacks(example)).hosts.find((h) => h.rules.some((r) => r.peer !== undefined && r.peer.kind !== 'cidr' && r.peer.cidrs !== undefined));
     expect(withRefs).toBeDefined();
     expect(roundTrip(withRefs as HostArtefact)).toStrictEqual(withRefs);
+  });
+
+  it('a plan keeps every host in order across its buffers, a host larger than a buffer in one of its own', () => {
+    const base = planFleet(fleetStacks).hosts;
+    // 2 MiB of user-data packs to more than one of the plan's 1 MiB buffers.
+    const big: HostArtefact = { ...base[1], userData: { plain: `#cloud-config\n${'y'.repeat(2 << 20)}` } };
+    const hosts = [...base.slice(0, 1), big, ...base.slice(2), ...base, ...base];
+    const plan = packPlan({ hosts, problems: ['a problem'] });
+    expect(plan.size).toBe(hosts.length);
+    expect(plan.problems).toEqual(['a problem']);
+    hosts.forEach((h, i) => expect(plan.host(i)).toStrictEqual(h));
+    expect(unpackHost(plan.packed(1))).toStrictEqual(big);
+    expect(plan.packed(1).byteOffset).toBe(0); // a buffer of its own, to transfer
+    expect(() => plan.host(hosts.length)).toThrow(RangeError);
+  });
+
+  it('planning stack by stack (each stack parsed when asked) packs the plan planFleet makes, with its problems and --host selection', () => {
+    const asked: string[] = [];
+    const empty: StackInput = { name: 'empty', json: { resource: {} } };
+    const stacks = [...fleetStacks, empty];
+    function* lazily(): Generator<StackInput> {
+      for (const s of stacks) {
+        asked.push(s.name);
+        yield s;
+      }
+    }
+    const whole = planFleet(stacks);
+    const plan = PackedPlan.plan(lazily());
+    expect(asked).toEqual(['fleet-a', 'fleet-b', 'empty']);
+    expect(plan.problems).toEqual(whole.problems);
+    expect(plan.problems).toEqual(['stack empty has no aws_instance or aws_launch_template']);
+    expect(Array.from({ length: plan.size }, (_, i) => plan.host(i))).toStrictEqual(whole.hosts);
+    const some = PackedPlan.plan(stacks, (h) => h.name.endsWith('7'));
+    expect(Array.from({ length: some.size }, (_, i) => hostLabel(some.host(i)))).toEqual(['fleet-a/host0007', 'fleet-a/host0017', 'fleet-b/host0027', 'fleet-b/host0037']);
+    expect(PackedPlan.plan([]).problems).toEqual(['no stacks found']);
   });
 
   it('check as the artefact does: the in-process fleet check gives the verdicts of checkHost', () => {
@@ -180,8 +224,41 @@ describe('worker threads', () => {
     const plan = packPlan(planFleet(fleetStacks));
     const seen: string[] = [];
     await checkOnWorkers(plan, 3, (v) => seen.push(v.label), shuffled);
-    expect(seen).toEqual(plan.hosts.map((h) => `${h.stack}/${h.name}`));
+    expect(seen).toEqual(planFleet(fleetStacks).hosts.map((h) => `${h.stack}/${h.name}`));
   }, 120_000);
+
+  it('workers started before the plan (a pool) judge it as workers started for it do: more, fewer or as many as it needs', async () => {
+    const plan = packPlan(planFleet(fleetStacks));
+    const expected = planFleet(fleetStacks).hosts.map(hostLabel);
+    for (const [started, count] of [
+      [2, 2],
+      [3, 2],
+      [1, 3],
+    ]) {
+      const pool = CheckPool.start(started);
+      const seen: string[] = [];
+      await checkOnWorkers(plan, count, (v) => seen.push(v.label), pool);
+      expect({ started, count, seen }).toEqual({ started, count, seen: expected });
+      expect(pool.size).toBe(0); // closed
+    }
+    const unused = CheckPool.start(2);
+    const seen: string[] = [];
+    await checkOnWorkers(plan, 1, (v) => seen.push(v.label), unused); // in process: the pool is closed
+    expect({ size: unused.size, seen }).toEqual({ size: 0, seen: expected });
+  }, 180_000);
+
+  it('a worker of a pool that fails before the plan is ready fails the check', async () => {
+    const plan = packPlan(planFleet(readStacks(example)));
+    const stopped: Promise<unknown>[] = [];
+    const pool = CheckPool.start(2, () => {
+      const w = new Worker("throw new Error('cannot load the checker');", { eval: true });
+      stopped.push(new Promise((resolve) => w.once('exit', resolve)));
+      return w;
+    });
+    await Promise.all(stopped); // both failed (while the plan was being made) before the check begins
+    await expect(checkOnWorkers(plan, 2, () => undefined, pool)).rejects.toThrow(/^check worker \d of 2 failed while checking no host: cannot load the checker$/);
+    expect(pool.size).toBe(0);
+  });
 
   it('a worker that throws rejects the check, naming the worker and the hosts it held', async () => {
     const plan = packPlan(planFleet(readStacks(example)));
@@ -219,7 +296,7 @@ describe('worker threads', () => {
       // The same command in process never starts a worker, so the preload changes nothing.
       const inProcess = twinwall(['check', example, '--workers', '1', '--quiet'], env);
       expect(inProcess.code).toBe(EXIT.ok);
-      expect(inProcess.stdout).toMatch(new RegExp(`twinwall check: ${EXAMPLE_HOSTS} host\\(s\\), the walls agree`));
+      expect(inProcess.stdout).toMatch(new RegExp(`twinwall check: ${exampleHosts} host\\(s\\), the walls agree`));
     }, 120_000);
   });
 });

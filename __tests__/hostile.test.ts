@@ -27,7 +27,7 @@ import { StackInput, USER_DATA_DECODED_MAX, checkStacks, terraformJson } from '.
 import { buildReport, diffMarkdown, diffStacks, reportMarkdown } from '../lib/report';
 import { mdCode, mdFence, mdText, mermaidLabel } from '../lib/markdown';
 import { terminalText } from '../lib/terminal';
-import { MAX_ARTEFACT_BYTES } from '../cli/artefacts';
+import { MAX_ARTEFACT_BYTES, UsageError, readRegularFile } from '../cli/artefacts';
 import { main } from '../cli/main';
 import { Json, clone, editTable, editUserData, readStacks, resourceNamed, synthExample, writeStacks } from './support/artefacts';
 import { runReviewCli, synthStack, cleanUp as cleanUpReview } from './support/review';
@@ -256,6 +256,21 @@ describe('bounded input', () => {
     const file = writeJson({});
     fs.truncateSync(file, MAX_ARTEFACT_BYTES + 1); // sparse: costs no disk
     expectUsage(await run(['check', file]), `is ${MAX_ARTEFACT_BYTES + 1} bytes, more than the ${MAX_ARTEFACT_BYTES} bytes twinwall reads`);
+  });
+
+  it('a regular file longer than its stat says (one of /proc) is read to its end, and never past the limit', () => {
+    const proc = '/proc/self/maps'; // a regular file of size 0, some kilobytes long
+    if (!fs.existsSync(proc)) return; // not Linux: nothing of this kind to read
+    expect(fs.statSync(proc).size).toBe(0);
+    const text = readRegularFile(proc, MAX_ARTEFACT_BYTES).toString('latin1');
+    expect(text.length).toBeGreaterThan(100);
+    expect(text.endsWith('\n')).toBe(true);
+    expect(() => readRegularFile(proc, 100)).toThrow(new UsageError(`${proc} is more than the 100 bytes twinwall reads`));
+    const file = path.join(tempDir('twinwall-read-'), 'exact');
+    fs.writeFileSync(file, 'x'.repeat(100));
+    expect(readRegularFile(file, 100).toString()).toBe('x'.repeat(100));
+    fs.writeFileSync(file, 'x'.repeat(101));
+    expect(() => readRegularFile(file, 100)).toThrow(new UsageError(`${file} is 101 bytes, more than the 100 bytes twinwall reads`));
   });
 });
 

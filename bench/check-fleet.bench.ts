@@ -5,16 +5,19 @@
  * hosts:
  *
  * - peak memory (GNU time's max RSS) at 1,000 hosts against 300, in process (`--workers 1`) and
- *   with the default (one worker thread per core); the input's share: the peak of a process that
- *   only reads, parses, shape-checks and plans the same input (bench/check-load.ts), over the
- *   same process reading nothing;
- * - wall time of the 1,000-host check on one worker per core against in process.
+ *   on one worker thread per core (`--workers N`); the input's share: the peak of a process that
+ *   only reads, parses, shape-checks, plans and packs the same input as check does
+ *   (bench/check-load.ts), over the same process reading nothing;
+ * - wall time of the 1,000-host check on one worker per core against one worker thread
+ *   (bench/check-threads.ts: the CLI's `--workers 1` is in process, so a single worker has no
+ *   flag), and against in process.
  *
- * Runs alternate (1,000 in process, 1,000 on workers, 300 in process, 300 on workers, …) so each
- * side meets the same load; figures are medians of TWINWALL_BENCH_ROUNDS rounds (default 3).
- * Wall time is the figure the target is about; CPU time (user + system, all threads) is printed
- * beside it, since on a shared machine the scheduler shares CPUs between sessions, not threads,
- * so a second worker only shortens the wall time when a core is free.
+ * Runs alternate, and each round starts with a different one, so each side meets the same
+ * load; figures are medians of TWINWALL_BENCH_ROUNDS rounds (default 3). Wall time is the
+ * figure the target is about; CPU time (user + system, all threads) is printed beside it, and
+ * their quotient — the cores a run actually had — is the noise note: on a shared machine the
+ * scheduler shares the CPUs between sessions, not threads, so a second worker only shortens the
+ * wall time when a core is free, and a run that got less than two cores cannot show it.
  */
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
@@ -43,47 +46,69 @@ function synthFleet(ctx: BenchContext, size: number): string {
 }
 
 const check = (dir: string, workers: number): string[] => [process.execPath, CLI, 'check', dir, '--workers', String(workers)];
+const threads = (dir: string, count: number): string[] => [process.execPath, '-r', LOADER, path.join(__dirname, 'check-threads.ts'), dir, String(count)];
 const loadOnly = (dir?: string): string[] => [process.execPath, '-r', LOADER, path.join(__dirname, 'check-load.ts'), ...(dir !== undefined ? [dir] : [])];
 
+/** `uptime`'s load averages, as it prints them. */
+function uptime(): string {
+  const r = spawnSync('uptime', [], { encoding: 'utf8' });
+  const m = /load average: (.*)$/m.exec(r.stdout ?? '');
+  return m !== null ? m[1].trim() : os.loadavg().map((x) => x.toFixed(2)).join(', ');
+}
+
 export async function run(ctx: BenchContext): Promise<BenchResult[]> {
+  const cores = coreCount();
   const names = {
     memory: `check: peak memory, ${n(LARGE)} vs ${n(SMALL)} hosts, in process (--workers 1)`,
-    memoryWorkers: `check: peak memory, ${n(LARGE)} vs ${n(SMALL)} hosts, one worker thread per core (the default)`,
-    time: `check: ${n(LARGE)} hosts, wall time on one worker thread per core vs in process`,
+    memoryWorkers: `check: peak memory, ${n(LARGE)} vs ${n(SMALL)} hosts, one worker thread per core (--workers ${cores})`,
+    time: `check: ${n(LARGE)} hosts, wall time on ${cores} worker threads vs one worker thread`,
   };
-  const why = missingTools();
+  const why = missingTools(['uptime']);
   if (why !== undefined) return Object.values(names).map((name) => ({ name, figures: {}, skipped: why }));
   const rounds = Number(process.env.TWINWALL_BENCH_ROUNDS ?? 3);
-  const cores = coreCount();
-  const load = () => `${os.loadavg()[0].toFixed(2)} on ${os.cpus().length} CPUs`;
+  const load = () => `${uptime()} (1, 5, 15 min) on ${os.cpus().length} CPUs`;
   ctx.log(`check: synthesizing the fleet at ${n(SMALL)} and ${n(LARGE)} hosts`);
   const dirs: Record<number, string> = { [SMALL]: synthFleet(ctx, SMALL), [LARGE]: synthFleet(ctx, LARGE) };
   const bytes = (size: number) => fs.statSync(path.join(dirs[size], 'stacks', 'fleet', 'cdk.tf.json')).size;
-  // Warm the transpile cache (the CLI's modules and the worker's), so no run compiles TypeScript.
+  // Warm the transpile cache (the CLI's modules, the children's and the worker's), so no run compiles TypeScript.
   timed(check(dirs[SMALL], 2));
+  timed(threads(dirs[SMALL], 1));
   timed(loadOnly(dirs[SMALL]));
   const loadAtStart = load();
   const runs: Record<string, Run[]> = {};
   const add = (key: string, r: Run) => (runs[key] = [...(runs[key] ?? []), r]);
+  const measured: [string, string[]][] = [
+    [`${LARGE}/1`, check(dirs[LARGE], 1)],
+    [`${LARGE}/${cores}`, check(dirs[LARGE], cores)],
+    [`${LARGE}/thread`, threads(dirs[LARGE], 1)],
+    [`${SMALL}/1`, check(dirs[SMALL], 1)],
+    [`${SMALL}/${cores}`, check(dirs[SMALL], cores)],
+    [`load ${LARGE}`, loadOnly(dirs[LARGE])],
+    [`load ${SMALL}`, loadOnly(dirs[SMALL])],
+    ['load none', loadOnly()],
+  ];
   for (let i = 0; i < rounds; i++) {
     ctx.log(`check: round ${i + 1} of ${rounds} (load ${load()})`);
-    for (const size of [LARGE, SMALL]) {
-      for (const w of [1, cores]) {
-        const r = timed(check(dirs[size], w));
-        if (r.status !== 0) throw new Error(`check of ${size} hosts with ${w} worker(s) exited ${r.status}: ${r.stderr.slice(0, 300)}`);
-        add(`${size}/${w}`, r);
-      }
+    // The checks in a rotated order (each round starts with another), then the loads.
+    const checks = measured.slice(0, 5);
+    for (let k = 0; k < checks.length; k++) {
+      const [key, argv] = checks[(k + i) % checks.length];
+      const r = timed(argv);
+      if (r.status !== 0) throw new Error(`${argv.slice(1).join(' ')} exited ${r.status}: ${r.stderr.slice(0, 300)}`);
+      add(key, r);
     }
-    for (const size of [LARGE, SMALL]) add(`load ${size}`, timed(loadOnly(dirs[size])));
-    add('load none', timed(loadOnly()));
+    for (const [key, argv] of measured.slice(5)) add(key, timed(argv));
   }
   const rss = (key: string) => median(runs[key].map((r) => r.rssKb));
   const wall = (key: string) => median(runs[key].map((r) => r.wall));
   const cpu = (key: string) => median(runs[key].map((r) => r.cpu));
   const every = (a: string, b: string, f: (r: Run) => string) => runs[a].map((r, i) => `${f(r)}/${f(runs[b][i])}`).join(', ');
+  /** The cores a run had: its CPU time over its wall time, each run. */
+  const coresUsed = (key: string) => runs[key].map((r) => (r.cpu / r.wall).toFixed(2)).join(', ');
+  const spread = (key: string, f: (r: Run) => number) => `${(Math.max(...runs[key].map(f)) / Math.min(...runs[key].map(f))).toFixed(2)}×`;
   const input = {
     [`cdk.tf.json, ${n(SMALL)} / ${n(LARGE)} hosts`]: `${(bytes(SMALL) / 1e6).toFixed(1)} MB / ${(bytes(LARGE) / 1e6).toFixed(1)} MB`,
-    [`reading the input only (read, JSON.parse, shape gate, plan; peak RSS, median of ${rounds}), ${n(SMALL)} / ${n(LARGE)} hosts`]: `${mb(rss(`load ${SMALL}`))} / ${mb(rss(`load ${LARGE}`))}`,
+    [`reading the input only (read, JSON.parse, shape gate, plan, pack, stack by stack; peak RSS, median of ${rounds}), ${n(SMALL)} / ${n(LARGE)} hosts`]: `${mb(rss(`load ${SMALL}`))} / ${mb(rss(`load ${LARGE}`))}`,
     'Node with the checker loaded, reading nothing': mb(rss('load none')),
   };
   const share = (w: number) => `${mb(rss(`load ${LARGE}`) - rss('load none'))} of the ${mb(rss(`${LARGE}/${w}`))} peak at ${n(LARGE)} hosts (${(((rss(`load ${LARGE}`) - rss('load none')) / rss(`${LARGE}/${w}`)) * 100).toFixed(0)}%)`;
@@ -95,28 +120,33 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
         [`peak RSS, ${n(LARGE)} hosts (median of ${rounds})`]: mb(rss(`${LARGE}/${w}`)),
         [`peak RSS, ${n(SMALL)} hosts (median of ${rounds})`]: mb(rss(`${SMALL}/${w}`)),
         [`every run, ${n(LARGE)} / ${n(SMALL)}`]: every(`${LARGE}/${w}`, `${SMALL}/${w}`, (r) => mb(r.rssKb)),
+        [`spread of the runs (largest / smallest peak), ${n(LARGE)} / ${n(SMALL)}`]: `${spread(`${LARGE}/${w}`, (r) => r.rssKb)} / ${spread(`${SMALL}/${w}`, (r) => r.rssKb)}`,
         "the input's share (reading it, over reading nothing)": share(w),
         ...input,
-        'load average (1 min) at start / end': `${loadAtStart} / ${load()}`,
+        'load (uptime) at start / end': `${loadAtStart} / ${load()}`,
       },
       ratio: Math.round(ratio * 100) / 100,
       target: '≤ 1.3× (the parsed input plus a constant)',
       met: ratio <= 1.3,
     };
   };
-  const speed = wall(`${LARGE}/${cores}`) / wall(`${LARGE}/1`);
+  const speed = wall(`${LARGE}/${cores}`) / wall(`${LARGE}/thread`);
+  const perRound = runs[`${LARGE}/${cores}`].map((r, i) => (r.wall / runs[`${LARGE}/thread`][i].wall).toFixed(2)).join(', ');
   return [
     memory(1, names.memory),
     memory(cores, names.memoryWorkers),
     {
       name: names.time,
       figures: {
-        workers: `${cores} (one per core)`,
-        [`${cores} workers (median of ${rounds})`]: `${s(wall(`${LARGE}/${cores}`))} wall, ${s(cpu(`${LARGE}/${cores}`))} CPU`,
-        [`in process (median of ${rounds})`]: `${s(wall(`${LARGE}/1`))} wall, ${s(cpu(`${LARGE}/1`))} CPU`,
-        'every run, workers / in process wall': every(`${LARGE}/${cores}`, `${LARGE}/1`, (r) => r.wall.toFixed(1)),
-        [`${n(SMALL)} hosts, workers / in process wall (median)`]: `${s(wall(`${SMALL}/${cores}`))} / ${s(wall(`${SMALL}/1`))}`,
-        'load average (1 min) at start / end': `${loadAtStart} / ${load()}`,
+        [`${cores} worker threads (median of ${rounds})`]: `${s(wall(`${LARGE}/${cores}`))} wall, ${s(cpu(`${LARGE}/${cores}`))} CPU`,
+        [`one worker thread (median of ${rounds})`]: `${s(wall(`${LARGE}/thread`))} wall, ${s(cpu(`${LARGE}/thread`))} CPU`,
+        [`in process, --workers 1 (median of ${rounds})`]: `${s(wall(`${LARGE}/1`))} wall, ${s(cpu(`${LARGE}/1`))} CPU`,
+        [`${cores} workers / in process (median wall)`]: `${(wall(`${LARGE}/${cores}`) / wall(`${LARGE}/1`)).toFixed(2)}×`,
+        [`the ratio in each round (${cores} workers / one worker, wall)`]: perRound,
+        [`every run, wall: ${cores} workers / one worker / in process`]: runs[`${LARGE}/${cores}`].map((r, i) => `${r.wall.toFixed(1)}/${runs[`${LARGE}/thread`][i].wall.toFixed(1)}/${runs[`${LARGE}/1`][i].wall.toFixed(1)}`).join(', '),
+        [`cores each run had (CPU / wall): ${cores} workers; one worker; in process`]: `${coresUsed(`${LARGE}/${cores}`)}; ${coresUsed(`${LARGE}/thread`)}; ${coresUsed(`${LARGE}/1`)}`,
+        [`${n(SMALL)} hosts, ${cores} workers / in process wall (median)`]: `${s(wall(`${SMALL}/${cores}`))} / ${s(wall(`${SMALL}/1`))}`,
+        'load (uptime) at start / end': `${loadAtStart} / ${load()}`,
       },
       ratio: Math.round(speed * 100) / 100,
       target: cores >= 2 ? '≤ 0.6× on 2 cores (median wall time, same run)' : 'needs 2 cores',

@@ -58,36 +58,46 @@ export function readRegularFile(file: string, limit: number, what = 'file'): Buf
     const fst = fs.fstatSync(fd);
     if (!fst.isFile()) throw new UsageError(`${file} is ${kindOf(fst)}, not a regular ${what}: refusing to read it`);
     if (fst.size > limit) throw new UsageError(`${file} is ${fst.size} bytes, more than the ${limit} bytes twinwall reads`);
-    const chunks: Buffer[] = [];
+    // One buffer of the size fstat gives, plus a byte to notice a file that grew since; a file
+    // that did grow (or a regular file whose size is not known, like those of /proc) is read on
+    // in larger buffers, never past the limit.
+    let buf = Buffer.allocUnsafeSlow(Math.min(fst.size, limit) + 1);
     let total = 0;
     for (;;) {
-      const buf = Buffer.allocUnsafe(Math.min(1 << 20, limit + 1 - total));
+      if (total === buf.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.min(Math.max(buf.length * 2, 1 << 16), limit + 1));
+        buf.copy(grown, 0, 0, total);
+        buf = grown;
+      }
       let n: number;
       try {
-        n = fs.readSync(fd, buf, 0, buf.length, null);
+        n = fs.readSync(fd, buf, total, buf.length - total, null);
       } catch (e) {
         throw new UsageError(`cannot read ${file}: ${errno(e)}`);
       }
       if (n === 0) break;
-      chunks.push(buf.subarray(0, n));
       total += n;
       if (total > limit) throw new UsageError(`${file} is more than the ${limit} bytes twinwall reads`);
     }
-    return Buffer.concat(chunks, total);
+    return buf.subarray(0, total);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Parse and shape-check one cdk.tf.json. */
-export function readStackJson(file: string): unknown {
+/** The JSON value of `file`; neither its bytes nor its text outlive the parse. */
+function parseJsonFile(file: string): unknown {
   const text = readRegularFile(file, MAX_ARTEFACT_BYTES, 'cdk.tf.json').toString('utf8');
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
     throw new UsageError(`${file} is not valid JSON (${(e as Error).message})`);
   }
+}
+
+/** Parse and shape-check one cdk.tf.json. */
+export function readStackJson(file: string): unknown {
+  const json = parseJsonFile(file);
   try {
     return terraformJson(json);
   } catch (e) {
@@ -101,18 +111,24 @@ function stackName(dirName: string): string {
   return terminalLine(dirName);
 }
 
-/** The stacks under `dir`, sorted by name. */
-export function loadStacks(dir: string): StackInput[] {
+/** One stack's cdk.tf.json, not yet read. */
+export interface StackFile {
+  readonly name: string;
+  readonly file: string;
+}
+
+/** The stacks under `dir`, sorted by name, unread (`loadStacks` reads them). */
+export function stackFiles(dir: string): StackFile[] {
   let stat: fs.Stats;
   try {
     stat = fs.statSync(dir);
   } catch {
     throw new UsageError(`${dir} does not exist (run \`npx cdktf synth\` first, or pass the synth output directory)`);
   }
-  if (stat.isFile()) return [{ name: stackName(path.basename(path.dirname(path.resolve(dir)))), json: readStackJson(dir) }];
+  if (stat.isFile()) return [{ name: stackName(path.basename(path.dirname(path.resolve(dir)))), file: dir }];
   if (!stat.isDirectory()) throw new UsageError(`${dir} is ${kindOf(stat)}, not a synth output directory or a cdk.tf.json: refusing to read it`);
   const own = path.join(dir, 'cdk.tf.json');
-  if (fs.existsSync(own)) return [{ name: stackName(path.basename(path.resolve(dir))), json: readStackJson(own) }];
+  if (fs.existsSync(own)) return [{ name: stackName(path.basename(path.resolve(dir))), file: own }];
   const stacksDir = path.join(dir, 'stacks');
   if (!fs.existsSync(stacksDir)) throw new UsageError(`${dir} holds no stacks/*/cdk.tf.json (is it a cdktf synth output directory?)`);
   let entries: string[];
@@ -123,5 +139,19 @@ export function loadStacks(dir: string): StackInput[] {
   }
   const names = entries.filter((n) => fs.existsSync(path.join(stacksDir, n, 'cdk.tf.json'))).sort();
   if (names.length === 0) throw new UsageError(`${stacksDir} holds no */cdk.tf.json`);
-  return names.map((name) => ({ name: stackName(name), json: readStackJson(path.join(stacksDir, name, 'cdk.tf.json')) }));
+  return names.map((name) => ({ name: stackName(name), file: path.join(stacksDir, name, 'cdk.tf.json') }));
+}
+
+/**
+ * The stacks of `files`, each read, parsed and shape-checked when the consumer asks for it: a
+ * consumer that keeps nothing of a stack once it has the next one holds one parsed stack at a
+ * time.
+ */
+export function* readStacksLazily(files: readonly StackFile[]): Generator<StackInput> {
+  for (const f of files) yield { name: f.name, json: readStackJson(f.file) };
+}
+
+/** The stacks under `dir`, sorted by name, all read. */
+export function loadStacks(dir: string): StackInput[] {
+  return [...readStacksLazily(stackFiles(dir))];
 }

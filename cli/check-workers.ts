@@ -10,6 +10,7 @@
  * published bin), and the TypeScript sources through scripts/ts-loader.js when this file is
  * itself a source (`npm run twinwall`, scripts/twinwall-dev.js, the tests).
  */
+import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
@@ -40,6 +41,30 @@ export function workerCount(requested: number | undefined, hosts: number, cores 
   return Math.max(1, Math.min(n, hosts));
 }
 
+/**
+ * What a host takes of a cdk.tf.json at least, for the estimate below: twinwall's hosts take
+ * 13–14 KiB each (the example app, the bench fleet), most of it the user-data.
+ */
+const HOST_BYTES_ESTIMATE = 8 * 1024;
+
+/**
+ * The workers worth starting before the input is read, so that their start-up overlaps the
+ * reading: what `workerCount` is expected to choose for hosts of at least HOST_BYTES_ESTIMATE
+ * bytes each. An estimate only decides when workers start: once the hosts are known
+ * `workerCount` decides how many check, the others stop, and any missing start then.
+ */
+export function expectedWorkers(requested: number | undefined, files: readonly { readonly file: string }[], cores = coreCount()): number {
+  let bytes = 0;
+  for (const f of files) {
+    try {
+      bytes += fs.statSync(f.file).size;
+    } catch {
+      // Reading it will say why.
+    }
+  }
+  return workerCount(requested, Math.floor(bytes / HOST_BYTES_ESTIMATE), cores);
+}
+
 /** Start one check worker: the compiled worker next to this file, or the sources through the dev loader. */
 export function startCheckWorker(): Worker {
   if (path.extname(__filename) === '.js') return new Worker(path.join(__dirname, 'check-worker.js'));
@@ -54,17 +79,78 @@ function workerError(what: string, cause?: unknown): Error {
   return e;
 }
 
+/** One worker of a pool, and the hosts it holds (sent, not yet answered). */
+interface Slot {
+  readonly worker: Worker;
+  name: string;
+  readonly held: Set<number>;
+  /** Set when the pool stops it on purpose: its exit is then no failure. */
+  stopping: boolean;
+}
+
 /**
- * Check the planned hosts on `count` worker threads (1: in this thread, `checkFleet`), handing
- * each verdict to `sink` in plan order as soon as every host before it is judged; nothing else
- * is kept. Rejects when any worker fails (the other workers are stopped), so a host nobody
- * judged can never pass.
+ * Check worker threads, started before the plan is ready: a worker spends its first moments
+ * loading the checker (a new isolate, its own module loader), which then overlaps the main
+ * thread's reading, parsing and packing of the input instead of following it. A worker that fails
+ * at any time (an exception, an exit, an unreadable message) fails the check it is part of, or the
+ * next one when it fails before any: a host nobody judged can never pass. `close` stops them all.
  */
-export async function checkOnWorkers(plan: PackedPlan, count: number, sink: (verdict: HostVerdict) => void, start: () => Worker = startCheckWorker): Promise<void> {
-  const total = plan.hosts.length;
-  if (count <= 1 || total <= 1) return checkFleet(plan, sink);
-  const workers: Worker[] = [];
-  try {
+export class CheckPool {
+  /** Start `count` workers now. */
+  public static start(count: number, start: () => Worker = startCheckWorker): CheckPool {
+    const pool = new CheckPool(start);
+    for (let k = 0; k < count; k++) pool.spawn(`check worker ${k + 1} of ${count}`);
+    return pool;
+  }
+
+  private readonly slots: Slot[] = [];
+  /** What failed, when a worker failed before or during a check. */
+  private failure: Error | undefined;
+  /** The check in progress: told of a failure as soon as it happens. */
+  private onFailure: ((e: Error) => void) | undefined;
+
+  private constructor(private readonly start: () => Worker) {}
+
+  /** How many workers are running. */
+  public get size(): number {
+    return this.slots.length;
+  }
+
+  private spawn(name: string): void {
+    const slot: Slot = { worker: this.start(), name, held: new Set(), stopping: false };
+    this.slots.push(slot);
+    const held = (): string => (slot.held.size === 0 ? 'no host' : [...slot.held].map((i) => this.labels?.(i) ?? `host ${i}`).join(', '));
+    slot.worker.on('error', (e) => this.fail(workerError(`${slot.name} failed while checking ${held()}: ${e.message}`, e)));
+    slot.worker.on('messageerror', (e) => this.fail(workerError(`${slot.name} sent a message that cannot be read: ${e.message}`, e)));
+    slot.worker.on('exit', (code) => {
+      if (!slot.stopping) this.fail(new Error(`${slot.name} stopped (exit code ${code}) before the check was done, holding ${slot.held.size} unjudged host(s)`));
+    });
+  }
+
+  private labels: ((i: number) => string) | undefined;
+
+  private fail(e: Error): void {
+    if (this.failure !== undefined) return;
+    this.failure = e;
+    this.onFailure?.(e);
+  }
+
+  /**
+   * Check the planned hosts on `count` of the pool's workers (the others are stopped, the missing
+   * ones started), handing
+   * each verdict to `sink` in plan order as soon as every host before it is judged; nothing else
+   * is kept. Rejects when any worker fails.
+   */
+  public async run(plan: PackedPlan, count: number, sink: (verdict: HostVerdict) => void): Promise<void> {
+    const total = plan.size;
+    const n = Math.max(1, Math.min(count, total));
+    await this.stop(this.slots.splice(n));
+    while (this.slots.length < n) this.spawn('');
+    this.labels = (i) => hostLabel(plan.host(i));
+    const slots = this.slots;
+    slots.forEach((slot, k) => (slot.name = `check worker ${k + 1} of ${slots.length}`));
+    if (this.failure !== undefined) throw this.failure;
+    if (total === 0) return;
     await new Promise<void>((resolve, reject) => {
       let next = 0; // the next host to send
       let written = 0; // the next host to hand to sink
@@ -75,22 +161,20 @@ export async function checkOnWorkers(plan: PackedPlan, count: number, sink: (ver
         settled = true;
         reject(e);
       };
-      for (let k = 0; k < Math.min(count, total); k++) {
-        const name = `check worker ${k + 1} of ${count}`;
-        const held = new Set<number>();
-        const feed = (w: Worker) => {
-          while (!settled && held.size < IN_FLIGHT && next < total) {
-            const request: CheckRequest = { index: next, host: plan.hosts[next] };
-            w.postMessage(request);
-            held.add(next++);
+      this.onFailure = fail;
+      for (const slot of slots) {
+        const feed = () => {
+          while (!settled && slot.held.size < IN_FLIGHT && next < total) {
+            const host = plan.packed(next);
+            const request: CheckRequest = { index: next, host };
+            slot.worker.postMessage(request, [host.buffer as ArrayBuffer]);
+            slot.held.add(next++);
           }
         };
-        const w = start();
-        workers.push(w);
-        w.on('message', (m: { index: number; verdict: HostVerdict }) => {
+        slot.worker.on('message', (m: { index: number; verdict: HostVerdict }) => {
           if (settled) return;
           try {
-            if (!held.delete(m.index)) throw new Error(`${name} answered for host ${m.index}, which it was not holding`);
+            if (!slot.held.delete(m.index)) throw new Error(`${slot.name} answered for host ${m.index}, which it was not holding`);
             arrived.set(m.index, m.verdict);
             for (let v = arrived.get(written); v !== undefined; v = arrived.get(written)) {
               arrived.delete(written++);
@@ -99,22 +183,47 @@ export async function checkOnWorkers(plan: PackedPlan, count: number, sink: (ver
             if (written === total) {
               settled = true;
               resolve();
-            } else feed(w);
+            } else feed();
           } catch (e) {
             fail(workerError((e as Error).message, e));
           }
         });
-        w.on('error', (e) => fail(workerError(`${name} failed while checking ${held.size === 0 ? 'no host' : [...held].map((i) => hostLabel(plan.hosts[i])).join(', ')}: ${e.message}`, e)));
-        w.on('messageerror', (e) => fail(workerError(`${name} sent a message that cannot be read: ${e.message}`, e)));
-        w.on('exit', (code) => fail(new Error(`${name} stopped (exit code ${code}) before the check was done, holding ${held.size} unjudged host(s)`)));
         try {
-          feed(w);
+          feed();
         } catch (e) {
-          fail(workerError(`cannot send a host to ${name}: ${(e as Error).message}`, e));
+          fail(workerError(`cannot send a host to ${slot.name}: ${(e as Error).message}`, e));
         }
       }
-    });
+    }).finally(() => (this.onFailure = undefined));
+  }
+
+  private async stop(slots: readonly Slot[]): Promise<void> {
+    for (const s of slots) s.stopping = true;
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  /** Stop every worker. */
+  public async close(): Promise<void> {
+    await this.stop(this.slots.splice(0));
+  }
+}
+
+/**
+ * Check the planned hosts on `count` worker threads (1: in this thread, `checkFleet`), handing
+ * each verdict to `sink` in plan order as soon as every host before it is judged; nothing else
+ * is kept. Rejects when any worker fails (the other workers are stopped), so a host nobody
+ * judged can never pass. `pool`: workers started earlier (CheckPool.start), used and closed.
+ */
+export async function checkOnWorkers(plan: PackedPlan, count: number, sink: (verdict: HostVerdict) => void, start: (() => Worker) | CheckPool = startCheckWorker): Promise<void> {
+  const total = plan.size;
+  if (count <= 1 || total <= 1) {
+    if (start instanceof CheckPool) await start.close();
+    return checkFleet(plan, sink);
+  }
+  const pool = start instanceof CheckPool ? start : CheckPool.start(Math.min(count, total), start);
+  try {
+    await pool.run(plan, count, sink);
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    await pool.close();
   }
 }

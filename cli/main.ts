@@ -5,10 +5,10 @@
  * internal error).
  */
 import { Command, CommanderError, Option } from 'commander';
-import { CheckReport, CheckReportWriter, Direction, FleetPlan, checkHost, explainFlow, hostLabel, namesHost, packPlan, parseTraffic, planFleet, readStack } from './lib-check';
-import { MIN_HOSTS_PER_WORKER, checkOnWorkers, workerCount } from './check-workers';
+import { CheckReport, CheckReportWriter, Direction, FleetPlan, HostArtefact, PackedPlan, checkHost, explainFlow, hostLabel, namesHost, parseTraffic, planFleet, readStack } from './lib-check';
+import { CheckPool, MIN_HOSTS_PER_WORKER, checkOnWorkers, expectedWorkers, startCheckWorker, workerCount } from './check-workers';
 import { TwinwallError } from '../lib/errors';
-import { UsageError, loadStacks } from './artefacts';
+import { StackFile, UsageError, loadStacks, readStacksLazily, stackFiles } from './artefacts';
 import { registerDiff, registerLearn, registerReport } from './commands';
 import { EXIT, EXIT_CODES_HELP, internalErrorText } from './exit';
 import { terminalText } from '../lib/terminal';
@@ -17,12 +17,33 @@ export { EXIT } from './exit';
 
 const DEFAULT_DIR = 'cdktf.out';
 
+function noHostMatches(names: readonly string[], labels: readonly string[]): UsageError {
+  return new UsageError(`no host matches ${names.join(', ')} (hosts: ${labels.join(', ')})`);
+}
+
 /** The planned hosts named by `names` (all of them when there are no names). */
 function selectHosts(plan: FleetPlan, names: readonly string[] | undefined): FleetPlan {
   if (names === undefined || names.length === 0) return plan;
   const hosts = plan.hosts.filter((h) => names.some((n) => namesHost(h, n)));
-  if (hosts.length === 0) throw new UsageError(`no host matches ${names.join(', ')} (hosts: ${plan.hosts.map(hostLabel).join(', ')})`);
+  if (hosts.length === 0) throw noHostMatches(names, plan.hosts.map(hostLabel));
   return { ...plan, hosts };
+}
+
+/**
+ * `check`'s plan: every stack read, parsed, planned and packed in turn, so one stack's parsed
+ * input is alive at a time and then only the packed hosts (lib/check/fleet.ts); with `names`,
+ * only the hosts they name.
+ */
+export function packedPlan(files: readonly StackFile[], names?: readonly string[]): PackedPlan {
+  if (names === undefined || names.length === 0) return PackedPlan.plan(readStacksLazily(files));
+  const labels: string[] = [];
+  const select = (h: HostArtefact) => {
+    labels.push(hostLabel(h));
+    return names.some((n) => namesHost(h, n));
+  };
+  const plan = PackedPlan.plan(readStacksLazily(files), select);
+  if (plan.size === 0) throw noHostMatches(names, labels);
+  return plan;
 }
 
 /** `--workers`: a whole number of worker threads, at least 1. */
@@ -55,10 +76,19 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     .action(async (dir: string, opts: { host?: string[]; quiet?: boolean; workers?: number }) => {
       // One host at a time, each written as soon as it (and every host before it) is judged,
       // nothing kept but counts (lib/check/fleet.ts): memory stays flat however large the fleet.
-      const plan = packPlan(selectHosts(planFleet(loadStacks(dir)), opts.host));
-      const writer = new CheckReportWriter(plan.problems, io.out, { verbose: opts.quiet !== true });
-      await checkOnWorkers(plan, workerCount(opts.workers, plan.hosts.length), (verdict) => writer.host(verdict));
-      setExit(writer.end() ? EXIT.finding : EXIT.ok);
+      // The workers start before the input is read when it is large enough to want them, so
+      // that their start-up overlaps the reading (the count is settled once the hosts are known).
+      const files = stackFiles(dir);
+      const early = expectedWorkers(opts.workers, files);
+      const pool = early > 1 ? CheckPool.start(early) : undefined;
+      try {
+        const plan = packedPlan(files, opts.host);
+        const writer = new CheckReportWriter(plan.problems, io.out, { verbose: opts.quiet !== true });
+        await checkOnWorkers(plan, workerCount(opts.workers, plan.size), (verdict) => writer.host(verdict), pool ?? startCheckWorker);
+        setExit(writer.end() ? EXIT.finding : EXIT.ok);
+      } finally {
+        await pool?.close();
+      }
     });
 
   program

@@ -405,16 +405,30 @@ export interface FleetPlan {
   readonly problems: readonly string[];
 }
 
-/** Every host of every stack, in the order the report lists them. */
-export function planFleet(stacks: readonly StackInput[]): FleetPlan {
+/**
+ * Every host of every stack, in the order the report lists them, handed to `each` one stack at a
+ * time; returns the problems of the input as a whole. `stacks` may be lazy (a generator that
+ * parses each stack when asked): nothing here keeps a stack once its hosts are handed on, so a
+ * caller that keeps only what it packs (fleet.ts, `PackedPlan.of`) holds one stack's parsed
+ * input at a time.
+ */
+export function planStacks(stacks: Iterable<StackInput>, each: (host: HostArtefact) => void): string[] {
   const problems: string[] = [];
-  if (stacks.length === 0) problems.push('no stacks found');
-  const hosts: HostArtefact[] = [];
+  let count = 0;
   for (const s of stacks) {
+    count++;
     const found = readStack(s.name, s.json);
     if (found.length === 0) problems.push(`stack ${s.name} has no aws_instance or aws_launch_template`);
-    hosts.push(...found);
+    for (const h of found) each(h);
   }
+  if (count === 0) problems.unshift('no stacks found');
+  return problems;
+}
+
+/** Every host of every stack, in the order the report lists them. */
+export function planFleet(stacks: Iterable<StackInput>): FleetPlan {
+  const hosts: HostArtefact[] = [];
+  const problems = planStacks(stacks, (h) => hosts.push(h));
   return { hosts, problems };
 }
 

@@ -16,7 +16,7 @@
  * Which hosts, in which order, is decided before any is judged (`planFleet`), so the report is
  * the same whoever judged each host.
  */
-import { Finding, FleetPlan, HostCheck, checkHost } from './compare';
+import { Finding, FleetPlan, HostCheck, StackInput, checkHost, planStacks } from './compare';
 import { parseCidrLenient } from './addresses';
 import { CidrPeer, HostArtefact, SgPeer, SgRule } from './terraform';
 
@@ -111,49 +111,31 @@ export function hasFindings(report: CheckSummary): boolean {
  * keeps.
  */
 export function checkFleet(plan: PackedPlan, sink: (verdict: HostVerdict) => void): void {
-  for (const h of plan.hosts) sink(verdictOf(checkHost(unpackHost(h))));
+  for (let i = 0; i < plan.size; i++) sink(verdictOf(checkHost(plan.host(i))));
 }
 
 // ---------------------------------------------------------------------------------------------
-// A host's artefact packed: what the check keeps of each planned host until its turn, and what
-// a worker thread receives. Packed is plain data (a structured clone copies it exactly) and
-// compact: a CIDR is its canonical text (unpacking reads it back with the same parser, which
-// gives the same interval and the same text: parseCidrLenient is idempotent on its own output),
-// and the user-data, most of a host's bytes, is held in a byte buffer outside the JavaScript heap,
-// byte for byte the string it was (Latin-1 when every code unit fits in a byte, else UTF-16), so
-// the heap a fleet check works in does not grow with the fleet.
+// A host's artefact packed: what the check keeps of each planned host until its turn, and what a
+// worker thread receives. Packed is bytes: the host's plain data in V8's serialization format
+// (node:v8 `serialize`, the structured clone's own format, so strings stay byte for byte what they
+// were: Latin-1 when every code unit fits in a byte, else UTF-16), with each CIDR as its canonical
+// text (unpacking reads it back with the same parser, which gives the same interval and the same
+// text: parseCidrLenient is idempotent on its own output). A plan keeps every host's bytes in a
+// few large buffers outside the JavaScript heap, so the heap a fleet check works in holds one
+// host's check and nothing that grows with the fleet: V8 sizes its heap from what survives a
+// collection, and packed hosts waiting in the heap would survive every one.
 
 type PackedCidr = Omit<CidrPeer, 'set'>;
 type PackedPeer = PackedCidr | (Omit<Exclude<SgPeer, CidrPeer>, 'cidrs'> & { readonly cidrs?: readonly PackedCidr[] });
 type PackedRule = Omit<SgRule, 'peer'> & { readonly peer?: PackedPeer };
-/** A string as bytes: Latin-1 when every UTF-16 code unit is below 256, else UTF-16LE (lossless either way). */
-interface PackedText {
-  readonly bytes: Uint8Array;
-  readonly wide: boolean;
-}
-
-/** A host's artefact, packed (see above). */
-export type PackedHost = Omit<HostArtefact, 'rules' | 'vpc' | 'userData'> & {
+/** A host's artefact as plain data (what is serialized). */
+type PlainHost = Omit<HostArtefact, 'rules' | 'vpc'> & {
   readonly rules: readonly PackedRule[];
   readonly vpc?: { readonly ref: string; readonly cidrs: readonly PackedCidr[] };
-  readonly userData?: { readonly base64?: PackedText; readonly plain?: PackedText };
 };
 
-/** A fleet plan with every host packed. */
-export interface PackedPlan {
-  readonly hosts: readonly PackedHost[];
-  readonly problems: readonly string[];
-}
-
-function packText(s: string): PackedText {
-  const wide = /[^\u0000-\u00ff]/.test(s);
-  const b = Buffer.from(s, wide ? 'utf16le' : 'latin1');
-  return { bytes: new Uint8Array(b.buffer, b.byteOffset, b.byteLength), wide };
-}
-
-function unpackText(t: PackedText): string {
-  return Buffer.from(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength).toString(t.wide ? 'utf16le' : 'latin1');
-}
+/** A host's artefact, packed (see above): bytes only `unpackHost` reads. */
+export type PackedHost = Uint8Array;
 
 function packCidr(c: CidrPeer): PackedCidr {
   return { kind: c.kind, family: c.family, text: c.text };
@@ -175,27 +157,110 @@ function unpackPeer(p: PackedPeer): SgPeer {
   return p.cidrs === undefined ? (p as SgPeer) : { ...p, cidrs: p.cidrs.map(unpackCidr) };
 }
 
-export function packHost(h: HostArtefact): PackedHost {
-  const { vpc, userData, ...rest } = h;
-  return {
+/** A host's artefact as the JSON text of its plain data. */
+function packedText(h: HostArtefact): string {
+  const { vpc, ...rest } = h;
+  const plain: PlainHost = {
     ...rest,
     rules: h.rules.map((r) => (r.peer === undefined ? r : { ...r, peer: packPeer(r.peer) })),
     ...(vpc !== undefined ? { vpc: { ref: vpc.ref, cidrs: vpc.cidrs.map(packCidr) } } : {}),
-    ...(userData !== undefined ? { userData: { ...(userData.base64 !== undefined ? { base64: packText(userData.base64) } : {}), ...(userData.plain !== undefined ? { plain: packText(userData.plain) } : {}) } } : {}),
   };
+  return JSON.stringify(plain);
 }
 
-export function unpackHost(p: PackedHost): HostArtefact {
-  const { vpc, userData, ...rest } = p;
+export function packHost(h: HostArtefact): PackedHost {
+  return new Uint8Array(Buffer.from(packedText(h), 'utf8'));
+}
+
+export function unpackHost(bytes: PackedHost): HostArtefact {
+  const p = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as PlainHost;
+  const { vpc, ...rest } = p;
   return {
     ...rest,
     rules: p.rules.map((r): SgRule => (r.peer === undefined ? (r as SgRule) : { ...r, peer: unpackPeer(r.peer) })),
     ...(vpc !== undefined ? { vpc: { ref: vpc.ref, cidrs: vpc.cidrs.map(unpackCidr) } } : {}),
-    ...(userData !== undefined ? { userData: { ...(userData.base64 !== undefined ? { base64: unpackText(userData.base64) } : {}), ...(userData.plain !== undefined ? { plain: unpackText(userData.plain) } : {}) } } : {}),
   };
+}
+
+/** How much a plan's buffers grow by (a host packs to a few kilobytes). */
+const CHUNK_BYTES = 1 << 20;
+
+/**
+ * The hosts a check judges, in report order, each packed, and the problems of the input as a
+ * whole. The bytes live in buffers of CHUNK_BYTES (a host larger than that gets a buffer of its
+ * own) and a typed-array index, all outside the JavaScript heap: what the plan holds in the heap
+ * does not grow with the fleet.
+ */
+export class PackedPlan {
+  /** Pack every host of a planned fleet (the unpacked plan can then be dropped). */
+  public static of(plan: FleetPlan): PackedPlan {
+    const packed = new PackedPlan();
+    for (const h of plan.hosts) packed.add(h);
+    packed.problems.push(...plan.problems);
+    return packed;
+  }
+
+  /**
+   * Plan and pack the hosts of `stacks`, one stack at a time (planStacks): with a lazy `stacks`
+   * (each parsed when asked), only one stack's parsed input is alive at once. `select` keeps a
+   * host (default: every host).
+   */
+  public static plan(stacks: Iterable<StackInput>, select: (host: HostArtefact) => boolean = () => true): PackedPlan {
+    const packed = new PackedPlan();
+    packed.problems.push(...planStacks(stacks, (h) => (select(h) ? packed.add(h) : undefined)));
+    return packed;
+  }
+
+  /** Problems of the input as a whole (no stacks, a stack without hosts). */
+  public readonly problems: string[] = [];
+  private readonly chunks: Buffer[] = [];
+  private used = CHUNK_BYTES;
+  /** Per host: chunk, offset, length. */
+  private index = new Uint32Array(3 * 64);
+  private count = 0;
+
+  private constructor() {}
+
+  /** How many hosts. */
+  public get size(): number {
+    return this.count;
+  }
+
+  private add(h: HostArtefact): void {
+    const text = packedText(h);
+    const length = Buffer.byteLength(text, 'utf8');
+    if (this.used + length > CHUNK_BYTES || this.chunks.length === 0) {
+      this.chunks.push(Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, length)));
+      this.used = 0;
+    }
+    this.chunks[this.chunks.length - 1].write(text, this.used, 'utf8');
+    if (3 * (this.count + 1) > this.index.length) {
+      const grown = new Uint32Array(this.index.length * 2);
+      grown.set(this.index);
+      this.index = grown;
+    }
+    this.index.set([this.chunks.length - 1, this.used, length], 3 * this.count++);
+    this.used += length;
+  }
+
+  private view(i: number): Uint8Array {
+    if (!Number.isInteger(i) || i < 0 || i >= this.count) throw new RangeError(`no host ${i} in a plan of ${this.count}`);
+    const [chunk, offset, length] = this.index.subarray(3 * i, 3 * i + 3);
+    return this.chunks[chunk].subarray(offset, offset + length);
+  }
+
+  /** Host `i`, unpacked. */
+  public host(i: number): HostArtefact {
+    return unpackHost(this.view(i));
+  }
+
+  /** Host `i` packed, in a buffer of its own (to send, or to transfer, to a worker thread). */
+  public packed(i: number): PackedHost {
+    return new Uint8Array(this.view(i));
+  }
 }
 
 /** Pack every host of a plan (the unpacked plan can then be dropped). */
 export function packPlan(plan: FleetPlan): PackedPlan {
-  return { hosts: plan.hosts.map(packHost), problems: plan.problems };
+  return PackedPlan.of(plan);
 }
