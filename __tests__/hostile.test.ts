@@ -348,7 +348,7 @@ describe('typed input: every wrong JSON shape is exit 2 naming the file and the 
     expect(r.out).toMatch(/staging\/sample_Instance_\w+: .*undecidable \(network wall: no security group is attached/);
   });
 
-  it('property: any value anywhere in a stack yields a shape error or a result, never another exception', () => {
+  it('property: any value anywhere in a stack yields a shape error or a result, never another exception, the same normalised in place or copied', () => {
     const one = synthStack((scope) => {
       new FilteredHost(scope, 'h', { vpcId: VPC, instance: INSTANCE, roles: [mailServer(), resolvers()], suppressions: [{ id: 'TWL008', reason: 'test' }] });
     });
@@ -369,6 +369,8 @@ describe('typed input: every wrong JSON shape is exit 2 naming the file and the 
         let parent = json;
         for (const k of p.slice(0, -1)) parent = parent[k];
         parent[p[p.length - 1]] = value;
+        // Normalised in place (as the CLI does with what it parsed) or copied: the same document, or the same TW291.
+        expect(shapeOrResult(() => terraformJson(clone(json), { owned: true }))).toEqual(shapeOrResult(() => terraformJson(clone(json))));
         expectShapeOrResult(() => check([{ name: 's', json }]));
       }),
       { numRuns: 100 },
@@ -380,6 +382,15 @@ function check(stacks: StackInput[]): void {
   const stacksChecked = stacks.map((s) => ({ ...s, json: terraformJson(s.json) }));
   checkStacks(stacksChecked);
   reportMarkdown(buildReport(stacksChecked).report);
+}
+
+function shapeOrResult(fn: () => unknown): { shape: string } | { result: unknown } {
+  try {
+    return { result: fn() };
+  } catch (e) {
+    if (e instanceof TwinwallError && e.errorName === 'ARTEFACT_SHAPE') return { shape: e.message };
+    throw e;
+  }
 }
 
 function expectShapeOrResult(fn: () => void): void {

@@ -95,11 +95,11 @@ function parseJsonFile(file: string): unknown {
   }
 }
 
-/** Parse and shape-check one cdk.tf.json. */
+/** Parse and shape-check one cdk.tf.json (normalised in place: the document is held once). */
 export function readStackJson(file: string): unknown {
   const json = parseJsonFile(file);
   try {
-    return terraformJson(json);
+    return terraformJson(json, { owned: true });
   } catch (e) {
     if (e instanceof TwinwallError && e.errorName === 'ARTEFACT_SHAPE') throw new UsageError(`${file}: ${e.problem.replace(/\.$/, '')} (${e.code} ${e.errorName}; fix: ${e.fix})`);
     throw e;

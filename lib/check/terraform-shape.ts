@@ -186,8 +186,11 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** Check `value` against `shape` at `path`; returns the normalised copy (null attributes dropped). */
-function check(value: unknown, shape: Shape, path: (string | number)[]): unknown {
+/**
+ * Check `value` against `shape` at `path`; returns the normalised copy (null attributes dropped),
+ * or with `owned` the value itself, normalised in place.
+ */
+function check(value: unknown, shape: Shape, path: (string | number)[], owned: boolean): unknown {
   switch (shape.t) {
     case 'any':
       return value;
@@ -209,29 +212,51 @@ function check(value: unknown, shape: Shape, path: (string | number)[]): unknown
     case 'list':
       if (typeof value === 'string') return value;
       if (!Array.isArray(value)) throw shapeError(path, value, EXPECTED.list);
-      return value.map((v, i) => check(v, shape.of, [...path, i]));
+      return elements(value, (v, i) => check(v, shape.of, [...path, i], owned), owned);
     case 'blocks':
-      if (Array.isArray(value)) return value.map((v, i) => check(v, shape.of, [...path, i]));
+      if (Array.isArray(value)) return elements(value, (v, i) => check(v, shape.of, [...path, i], owned), owned);
       if (!isPlainObject(value)) throw shapeError(path, value, EXPECTED.blocks);
-      return check(value, shape.of, path);
+      return check(value, shape.of, path, owned);
     case 'map': {
       if (typeof value === 'string') return value;
       if (!isPlainObject(value)) throw shapeError(path, value, EXPECTED.map);
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) if (v !== null) setOwn(out, k, check(v, shape.of, [...path, k]));
-      return out;
+      return fields(value, (k, v) => check(v, shape.of, [...path, k], owned), owned);
     }
     case 'object': {
       if (!isPlainObject(value)) throw shapeError(path, value, EXPECTED.object);
-      const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(value)) {
-        if (v === null) continue; // Terraform: an attribute set to null is unset
-        const field = Object.prototype.hasOwnProperty.call(shape.fields, k) ? shape.fields[k] : undefined;
-        setOwn(out, k, field === undefined ? v : check(v, field, [...path, k]));
-      }
-      return out;
+      return fields(
+        value,
+        (k, v) => {
+          const field = Object.prototype.hasOwnProperty.call(shape.fields, k) ? shape.fields[k] : undefined;
+          return field === undefined ? v : check(v, field, [...path, k], owned);
+        },
+        owned,
+      );
     }
   }
+}
+
+/** The elements of `list` through `f`: a new array, or with `owned` the same one. */
+function elements(list: unknown[], f: (v: unknown, i: number) => unknown, owned: boolean): unknown[] {
+  if (!owned) return list.map(f);
+  for (let i = 0; i < list.length; i++) list[i] = f(list[i], i);
+  return list;
+}
+
+/**
+ * The attributes of `object` through `f`, those set to null dropped (Terraform: an attribute set
+ * to null is unset): a new object, or with `owned` the same one.
+ */
+function fields(object: Record<string, unknown>, f: (k: string, v: unknown) => unknown, owned: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = owned ? object : {};
+  for (const [k, v] of Object.entries(object)) {
+    if (v === null) {
+      if (owned) delete object[k];
+      continue;
+    }
+    setOwn(out, k, f(k, v));
+  }
+  return out;
 }
 
 /** Set a key as an own property, whatever its name ("__proto__" included). */
@@ -245,23 +270,28 @@ const CHECKED = new WeakSet<object>();
  * The Terraform JSON document `value`, checked and normalised (see the module comment). Throws
  * TW291 ARTEFACT_SHAPE on the first value of the wrong JSON type. Idempotent and cheap on its
  * own output.
+ *
+ * `owned`: the caller gives `value` up (a document it has just parsed and holds nowhere else),
+ * so it is normalised in place rather than copied, and a large document is never held twice.
+ * After a TW291 it is half normalised and must be dropped.
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export function terraformJson(value: unknown): any {
+export function terraformJson(value: unknown, options: { readonly owned?: boolean } = {}): any {
   if (isPlainObject(value) && CHECKED.has(value)) return value;
   if (!isPlainObject(value)) throw shapeError([], value, 'an object (a Terraform JSON document)');
-  const out: Record<string, unknown> = { ...value };
+  const owned = options.owned === true;
+  const out: Record<string, unknown> = owned ? value : { ...value };
   if (value.resource !== undefined) {
     if (!isPlainObject(value.resource)) throw shapeError(['resource'], value.resource, 'an object (resource type → name → body)');
-    const resource: Record<string, unknown> = {};
+    const resource: Record<string, unknown> = owned ? value.resource : {};
     for (const [type, byName] of Object.entries(value.resource)) {
       if (!TERRAFORM_NAME.test(type)) throw nameError(['resource', type]);
       if (!isPlainObject(byName)) throw shapeError(['resource', type], byName, 'an object (resource name → body)');
-      const bodies: Record<string, unknown> = {};
+      const bodies: Record<string, unknown> = owned ? byName : {};
       const shape = Object.prototype.hasOwnProperty.call(TERRAFORM_SHAPE, type) ? TERRAFORM_SHAPE[type] : obj({ ...COMMON });
       for (const [name, body] of Object.entries(byName)) {
         if (!TERRAFORM_NAME.test(name)) throw nameError(['resource', type, name]);
-        setOwn(bodies, name, check(body, shape, ['resource', type, name]));
+        setOwn(bodies, name, check(body, shape, ['resource', type, name], owned));
       }
       setOwn(resource, type, bodies);
     }

@@ -283,7 +283,9 @@ function collectRules(ctx: Context): Map<string, SgRule[]> {
   for (const raw of raws) {
     const rules = expand(ctx, raw);
     const key = raw.group ?? '?';
-    byGroup.set(key, [...(byGroup.get(key) ?? []), ...rules]);
+    const list = byGroup.get(key);
+    if (list === undefined) byGroup.set(key, rules);
+    else list.push(...rules);
   }
   return byGroup;
 }
