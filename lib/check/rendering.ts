@@ -85,7 +85,7 @@ export function artefactOfRendering(rendering: HostRendering, stack = ''): { hos
   const groupOf = new Map(rendering.securityGroups.groups.flatMap((g) => g.rules.map((spec) => [spec, name(g.index)] as const)));
   const groups = rendering.securityGroups.groups.map((g) => name(g.index));
   const rules = rendering.securityGroups.rules.map((spec) => ruleOfSpec(spec, groupOf.get(spec) ?? name(0)));
-  const record = readHostWallTags(hostWallTags(rendering.policy.options));
+  const record = readHostWallTags(hostWallTags(rendering.policy.options, rendering.hostFirewall));
   const host: HostArtefact = {
     stack,
     name: rendering.policy.name,
