@@ -374,19 +374,27 @@ describe('lint in the report (artefacts, rules twinwall did not write)', () => {
   it('finds an IPv6 instance that ships no IPv6 table, and the metadata service open to everyone', () => {
     const s = freshStack();
     const h = new FilteredHost(s, 'h', { vpcId: VPC, roles: [ntpClient()] });
-    // The host's user-data with the IPv6 table taken out of write_files and bootcmd.
-    const cfg = parseYaml(h.cloudConfig) as { write_files: { path: string }[]; bootcmd?: unknown };
-    cfg.write_files = cfg.write_files.filter((f) => f.path !== '/etc/iptables/rules.v6');
-    delete cfg.bootcmd;
-    const v4only = `#cloud-config\n${stringifyYaml(cfg)}`;
+    // The host's user-data with the IPv6 table (and, the second time, its fallback too) taken
+    // out of write_files and bootcmd.
+    const lintOf = (removed: readonly string[]): string[] => {
+      const cfg = parseYaml(h.cloudConfig) as { write_files: { path: string }[]; bootcmd?: unknown };
+      cfg.write_files = cfg.write_files.filter((f) => !removed.includes(f.path));
+      delete cfg.bootcmd;
+      const json = JSON.parse(synthed);
+      json.resource.aws_instance.box.user_data_base64 = Buffer.from(`#cloud-config\n${stringifyYaml(cfg)}`).toString('base64');
+      const { report } = buildReport([{ name: 'stack', json }]);
+      return report.stacks[0].hosts[0].lint.map((f) => `${f.id}: ${f.message}`);
+    };
     new Instance(s, 'box', { ...INSTANCE, vpcSecurityGroupIds: [h.securityGroup.id], ipv6AddressCount: 2, userDataBase64: h.userDataBase64 });
     // Synth refuses another user-data (TW229), so the artefact is edited after synth.
-    const json = JSON.parse(Testing.synth(s));
-    json.resource.aws_instance.box.user_data_base64 = Buffer.from(v4only).toString('base64');
-    const { report } = buildReport([{ name: 'stack', json }]);
-    const ids = report.stacks[0].hosts[0].lint.map((f) => `${f.id}: ${f.message}`);
-    expect(ids.find((t) => t.startsWith('TWL005'))).toContain('the host has IPv6 (ipv6_address_count = 2 on aws_instance.box) but its host wall ships no IPv6 table');
-    // No IPv6 table: fd00:ec2::254 is open to every local user.
-    expect(ids.find((t) => t.startsWith('TWL004'))).toContain('the host wall lets every local user open tcp/80 to the instance metadata service');
+    const synthed = Testing.synth(s);
+    const keptFallback = lintOf(['/etc/iptables/rules.v6']);
+    expect(keptFallback.find((t) => t.startsWith('TWL005'))).toContain('the host has IPv6 (ipv6_address_count = 2 on aws_instance.box) but its host wall ships no IPv6 table');
+    // The IPv6 fallback stays in place (onLoadFailure lockdown): it admits no metadata request.
+    expect(keptFallback.filter((t) => t.startsWith('TWL004'))).toEqual([]);
+    const nothing = lintOf(['/etc/iptables/rules.v6', '/etc/iptables/fallback.v6']);
+    expect(nothing.find((t) => t.startsWith('TWL005'))).toContain('the host has IPv6 (ipv6_address_count = 2 on aws_instance.box) but its host wall ships no IPv6 table');
+    // No IPv6 table and no fallback: fd00:ec2::254 is open to every local user.
+    expect(nothing.find((t) => t.startsWith('TWL004'))).toContain('the host wall lets every local user open tcp/80 to the instance metadata service');
   });
 });
