@@ -16,7 +16,7 @@ import { Role } from '../lib/flow';
 import { CONNECTIONS_ROLE, Grant, GrantPorts, HostEndpoint, connectionFlows, endpointLabel, endpointPeer } from '../lib/connections';
 import { Peer, PeerSource } from '../lib/peer';
 import { HostPolicy, LoadFailureMode, MetadataAccess } from '../lib/policy';
-import { HostFirewall, HostRendering, SgRuleSpec, renderHost } from '../lib/render';
+import { HostFirewall, HostRendering, SgRuleSpec, UserDataPart, renderHost } from '../lib/render';
 import { hostCidrsTags, hostWallTags } from '../lib/check/record';
 import { Suppression, SuppressionInput, checkSuppressions, suppressionTags } from '../lib/lint';
 import { HOST_BRAND, TwinwallLint } from './lint';
@@ -83,6 +83,17 @@ export interface FilteredHostCommonProps {
    * (iptables-restore, or nft). docs/host-firewall.md says which to choose.
    */
   readonly hostFirewall?: HostFirewall;
+  /**
+   * Your own cloud-init configuration (packages, files, your app), as parts after the host
+   * wall's in the instance's user-data (a MIME multi-part document):
+   * `[UserDataPart.cloudConfig({ packages: ['nginx'] }), UserDataPart.shellScript('#!/bin/sh\n…')]`.
+   * The host wall's part comes first and no part can switch it off: cloud-config parts are
+   * merged by appending (their bootcmd, write_files and runcmd come after the wall's), and a part
+   * that sets cloud-init's module lists or merge rules, or writes the wall's files, is refused
+   * (TW231). A script runs as root after the wall is loaded: docs/user-data.md says what that
+   * means. The 16 KiB limit counts every part.
+   */
+  readonly userDataParts?: readonly UserDataPart[];
 }
 
 /** A host that composes its policy from the roles it plays. */
@@ -169,12 +180,12 @@ function requireText(value: unknown, what: string, example: string): void {
 
 /** A security-group id or label that is a Terraform reference must not leak into the host wall. */
 function checkNoToken(rendering: HostRendering): void {
-  const leaked = cdktfTokenIn(rendering.userData.cloudConfig);
+  const leaked = cdktfTokenIn(rendering.userData.document);
   if (leaked !== undefined) {
     throw new TwinwallError('UNRESOLVED_TOKEN', {
       value: leaked.token,
       problem: 'the rendered user-data contains a Terraform token, which only has a value at deploy time, but user-data is computed at synth.',
-      fix: 'give security-group peers a literal label (Peer.securityGroup(sg.id, { hostCidrs, label: "app tier" })) and pass literal CIDRs and names.',
+      fix: 'give security-group peers a literal label (Peer.securityGroup(sg.id, { hostCidrs, label: "app tier" })) and pass literal CIDRs, names and userDataParts text.',
     });
   }
 }
@@ -257,7 +268,7 @@ export class FilteredHost extends Construct implements PeerSource {
   /** The host's roles composed without grants (validated at construction). */
   private readonly basePolicy: HostPolicy;
   private readonly baseRendering: HostRendering;
-  private readonly renderOptions: { maxSecurityGroups?: number; ipsetThreshold?: number; hostFirewall?: HostFirewall };
+  private readonly renderOptions: { maxSecurityGroups?: number; ipsetThreshold?: number; hostFirewall?: HostFirewall; userDataParts?: readonly UserDataPart[] };
   private readonly vpcId: string;
   private readonly userTagValues: Record<string, string>;
   /** This host as the other end of a grant. */
@@ -282,6 +293,7 @@ export class FilteredHost extends Construct implements PeerSource {
         ...(props.maxSecurityGroups !== undefined ? { maxSecurityGroups: props.maxSecurityGroups } : {}),
         ...(props.ipsetThreshold !== undefined ? { ipsetThreshold: props.ipsetThreshold } : {}),
         ...(props.hostFirewall !== undefined ? { hostFirewall: props.hostFirewall } : {}),
+        ...(props.userDataParts !== undefined ? { userDataParts: props.userDataParts } : {}),
       };
       // Rendered now, so what is wrong with the host's own roles fails here, at its construction;
       // it is the final rendering unless grants reach the host.
@@ -334,7 +346,10 @@ export class FilteredHost extends Construct implements PeerSource {
     return this.compose('a read of rendering').rendering;
   }
 
-  /** The `#cloud-config` document, as text; final once read. */
+  /**
+   * The host wall's `#cloud-config` document, as text; final once read. With `userDataParts`
+   * it is the first part of `rendering.userData.document`, the whole user-data.
+   */
   public get cloudConfig(): string {
     return this.compose('a read of cloudConfig').rendering.userData.cloudConfig;
   }
@@ -416,7 +431,7 @@ export class FilteredHost extends Construct implements PeerSource {
       if (ownUserData !== undefined && ownUserData !== this.userDataBase64) {
         throw refuse(
           'already has user-data of its own, which would replace the host wall.',
-          'leave user_data / user_data_base64 unset and let attachTo set it; the host wall must be the instance\'s user-data.',
+          'leave user_data / user_data_base64 unset and let attachTo set it; pass your own cloud-init config as the host\'s userDataParts ([UserDataPart.cloudConfig(…), UserDataPart.shellScript(…)]), which ride after the host wall\'s part.',
         );
       }
       const ownGroups = target.vpcSecurityGroupIdsInput;

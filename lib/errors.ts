@@ -90,6 +90,12 @@ export const ERROR_CODES = {
   HOST_WALL_NOT_ATTACHED: 'TW229',
   /** Two hosts with the same name in one stack (check, report and explain could not tell them apart). */
   HOST_NAME_DUPLICATE: 'TW230',
+  /**
+   * A user-data part of the user's own that could switch the host wall off or that twinwall cannot
+   * compose: a part type other than cloud-config or a shell script, cloud-init's module lists or
+   * merge rules, write_files over a path the host wall owns, text that is not YAML.
+   */
+  USER_DATA_PART_INVALID: 'TW231',
 } as const;
 
 export type ErrorName = keyof typeof ERROR_CODES;

@@ -24,7 +24,7 @@ export { customRole, dnsClient, dnsServer, mailServer, ntpClient, sshAdmin, webS
 export type { DnsClientOptions, DnsServerOptions, MailClientService, MailServerOptions, NtpClientOptions, SshAdminOptions, Upstream, WebServerOptions } from './roles';
 export { HostPolicy, PolicyRule } from './policy';
 export type { AttributedFlow, HostPolicyOptions, LoadFailureMode, MetadataAccess, Provenance, ResolvedHostPolicyOptions, RuleTarget } from './policy';
-export { renderHost, renderHostWall } from './render';
+export { UserDataPart, renderHost, renderHostWall } from './render';
 export type {
   HostFirewall,
   HostOnlyAccess,
@@ -44,5 +44,6 @@ export type {
   SgRuleSpec,
   UserData,
   UserDataOptions,
+  UserDataPartKind,
 } from './render';
 export { formatHostSummary } from './report/summary';

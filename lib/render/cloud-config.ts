@@ -14,10 +14,17 @@
  * - `bootcmd` runs the same loader on the first boot of an instance, with its own copy of every
  *   table in here-documents, since write_files has not run yet. cloud-init's network stage has
  *   brought the network up by then: for those seconds only the security group protects the host.
+ * - The user's own parts (`UserDataPart`: cloud-config and shell scripts) follow the host wall's
+ *   part in one MIME multi-part document (composeUserData): the wall's part first, every user
+ *   cloud-config part carrying an append merge rule so cloud-init extends the wall's lists
+ *   instead of replacing them, and nothing that could switch the wall off (docs/user-data.md,
+ *   "Your own parts").
  * - The document is gzip-compressed only when it does not fit EC2's 16,384 bytes plain.
  */
+import { posix } from 'path';
+import { isDeepStrictEqual } from 'util';
 import { gzipSync } from 'zlib';
-import { Document, Scalar, visit } from 'yaml';
+import { Document, Scalar, parseDocument, visit } from 'yaml';
 import { TwinwallError, show } from '../errors';
 import { checkName } from '../flow';
 import { LOAD_FAILURE_MODES, LoadFailureMode } from '../policy';
@@ -79,6 +86,11 @@ export interface UserDataOptions {
    * and a family whose table fails stays unfiltered on the host.
    */
   readonly onLoadFailure?: LoadFailureMode;
+  /**
+   * The user's own cloud-init parts (`UserDataPart.cloudConfig`, `UserDataPart.shellScript`),
+   * after the host wall's part in a MIME multi-part document; none: the plain #cloud-config.
+   */
+  readonly userDataParts?: readonly UserDataPart[];
 }
 
 /** What the user-data ships: the real tables, the sets they match, and the fallbacks. */
@@ -100,15 +112,20 @@ export interface NftablesWallFiles {
 }
 
 export interface UserData {
-  /** The `#cloud-config` document, uncompressed. */
+  /** The host wall's `#cloud-config` document (the first part when there are user parts), uncompressed. */
   readonly cloudConfig: string;
+  /**
+   * The whole user-data, uncompressed: `cloudConfig` itself without user parts, else the MIME
+   * multi-part document whose first part is `cloudConfig`.
+   */
+  readonly document: string;
   /** What goes in `user_data_base64`: the document, gzip-compressed first when `gzipped`. */
   readonly base64: string;
   /** True when the plain document did not fit 16,384 bytes and was gzip-compressed. */
   readonly gzipped: boolean;
   /** Size of what EC2 receives (after gzip, before base64), in bytes; at most 16,384. */
   readonly bytes: number;
-  /** Size of the plain document in bytes. */
+  /** Size of the plain document (every part) in bytes. */
   readonly plainBytes: number;
 }
 
@@ -436,11 +453,6 @@ export function renderCloudConfig(tables: HostWallTables | NftablesWallFiles, op
     // cloud-init reads YAML 1.1 (PyYAML): quote what 1.1 would read as numbers or booleans.
     { version: '1.1' },
   );
-  visit(doc, {
-    Scalar(_key, node) {
-      if (typeof node.value === 'string' && node.value.includes('\n')) node.type = Scalar.BLOCK_LITERAL;
-    },
-  });
   const header = [
     '#cloud-config',
     `# twinwall host firewall${options.host === undefined ? '' : ` for ${options.host}`}: generated at synth time from the host policy; change the policy, not this file.`,
@@ -455,7 +467,23 @@ export function renderCloudConfig(tables: HostWallTables | NftablesWallFiles, op
           ...(mode === 'lockdown' ? ['# each family after its fallback, which stays if the real table fails to load (onLoadFailure lockdown).'] : ['# A family whose table fails to load stays unfiltered on the host (onLoadFailure open).']),
         ]),
   ].join('\n');
-  return `${header}\n${doc.toString({ lineWidth: 0, indentSeq: true })}`;
+  return `${header}\n${yamlText(doc)}`;
+}
+
+/** Characters a YAML block scalar cannot carry: such a string stays quoted (escaped). */
+const NOT_IN_BLOCK = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]/;
+
+/**
+ * A document as cloud-init reads it (YAML 1.1, which PyYAML speaks): multi-line strings as
+ * literal blocks (tables and scripts stay readable), anything else as `yaml` escapes it.
+ */
+function yamlText(doc: Document): string {
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'string' && node.value.includes('\n') && !NOT_IN_BLOCK.test(node.value)) node.type = Scalar.BLOCK_LITERAL;
+    },
+  });
+  return doc.toString({ lineWidth: 0, indentSeq: true });
 }
 
 /**
@@ -470,23 +498,322 @@ export function deterministicGzip(data: Buffer): Buffer {
 }
 
 /**
- * Render the user-data for a host wall. Throws USER_DATA_TOO_LARGE when even the gzip-compressed
- * document exceeds 16,384 bytes.
+ * Render the user-data for a host wall, and the user's own parts after it (`userDataParts`).
+ * The 16,384 bytes count the whole document. Throws USER_DATA_TOO_LARGE when even the
+ * gzip-compressed document exceeds them.
  */
 export function renderUserData(tables: HostWallTables | NftablesWallFiles, options: UserDataOptions = {}): UserData {
   const cloudConfig = renderCloudConfig(tables, options);
-  const plain = Buffer.from(cloudConfig, 'utf8');
+  const parts = options.userDataParts ?? [];
+  const document = composeUserData(cloudConfig, parts);
+  const plain = Buffer.from(document, 'utf8');
   if (plain.length <= USER_DATA_LIMIT_BYTES) {
-    return Object.freeze({ cloudConfig, base64: plain.toString('base64'), gzipped: false, bytes: plain.length, plainBytes: plain.length });
+    return Object.freeze({ cloudConfig, document, base64: plain.toString('base64'), gzipped: false, bytes: plain.length, plainBytes: plain.length });
   }
   const gz = deterministicGzip(plain);
   if (gz.length > USER_DATA_LIMIT_BYTES) {
+    const own = parts.length === 0 ? '' : ` (your ${parts.length} part(s) take ${parts.reduce((n, p) => n + Buffer.byteLength(p.content, 'utf8'), 0)} bytes of it plain)`;
     throw new TwinwallError('USER_DATA_TOO_LARGE', {
       value: { plainBytes: plain.length, gzippedBytes: gz.length },
       path: options.host === undefined ? [] : [options.host],
-      problem: `the user-data is ${plain.length} bytes plain and ${gz.length} bytes gzip-compressed, but EC2 accepts at most ${USER_DATA_LIMIT_BYTES} bytes.`,
-      fix: 'shrink the policy (merge peers into fewer, wider CIDRs; drop roles the host does not play) or split the host; the rules appear twice in the user-data (bootcmd and write_files), the admin rules twice more in the fallbacks.',
+      problem: `the user-data is ${plain.length} bytes plain${own} and ${gz.length} bytes gzip-compressed, but EC2 accepts at most ${USER_DATA_LIMIT_BYTES} bytes.`,
+      fix: `shrink the policy (merge peers into fewer, wider CIDRs; drop roles the host does not play) or split the host; the rules appear twice in the user-data (bootcmd and write_files), the admin rules twice more in the fallbacks.${
+        parts.length === 0 ? '' : ' Move large files of your own parts into the image, or fetch them from your app\'s own store at boot.'
+      }`,
     });
   }
-  return Object.freeze({ cloudConfig, base64: gz.toString('base64'), gzipped: true, bytes: gz.length, plainBytes: plain.length });
+  return Object.freeze({ cloudConfig, document, base64: gz.toString('base64'), gzipped: true, bytes: gz.length, plainBytes: plain.length });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The user's own parts, and the MIME multi-part document that carries them after the wall's.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The merge rule on every user cloud-config part (cloud-init's `merge_how`, read from the part
+ * that is merged in): lists are appended to what the earlier parts built (the host wall's
+ * `bootcmd`, `write_files` and `runcmd` stay, first), a key an earlier part set keeps its value,
+ * dictionaries merge key by key. cloud-init's default for a part without one is
+ * `dict(replace)+list()+str()`: a later `bootcmd` or `write_files` would replace the wall's.
+ */
+export const USER_PART_MERGE_HOW = 'list(append)+dict(no_replace,recurse_list)+str()';
+
+/** The MIME boundary (a numeric suffix when a part holds a line starting with it). */
+export const MIME_BOUNDARY = 'TWINWALL-USER-DATA-PART';
+/** The host wall's part's file name (Content-Disposition). */
+export const HOST_WALL_PART_FILENAME = 'twinwall-host-wall.cfg';
+/**
+ * The MIME types cloud-init dispatches on. A shell script lands in cloud-init's scripts folder
+ * under its part's file name, and cloud-init runs that folder in name order: `user-part-…`
+ * sorts after `runcmd`, so the wall's unit is enabled before the user's scripts run.
+ */
+export const PART_TYPES = { 'cloud-config': 'text/cloud-config', 'shell-script': 'text/x-shellscript' } as const;
+const PART_EXTENSION = { 'cloud-config': 'cfg', 'shell-script': 'sh' } as const;
+
+/** The kinds of part a user may add. */
+export type UserDataPartKind = keyof typeof PART_TYPES;
+
+/** cloud-init's module lists: a part that sets one decides which modules run (bootcmd among them). */
+export const CLOUD_INIT_MODULE_KEYS: readonly string[] = ['cloud_init_modules', 'cloud_config_modules', 'cloud_final_modules'];
+/** The keys cloud-init reads a part's own merge rule from. */
+export const MERGE_KEYS: readonly string[] = ['merge_how', 'merge_type'];
+
+/**
+ * Folders a user's write_files may not write into: the host wall's files (iptables, nftables),
+ * cloud-init's configuration (module lists for later boots) and state (the first-boot
+ * semaphore).
+ */
+export const OWNED_FOLDERS: readonly string[] = ['/etc/iptables/', '/etc/twinwall/', '/etc/cloud/', '/var/lib/cloud/'];
+/** Files the same: the wall's loader and unit, and other loaders' rules files (RHEL's iptables-services, Debian's nftables.service). */
+export const OWNED_FILES: readonly string[] = [LOADER_PATH, FIREWALL_UNIT_PATH, '/etc/sysconfig/iptables', '/etc/sysconfig/ip6tables', '/etc/nftables.conf'];
+
+/** Why a write_files path is the host wall's, or undefined when it is the user's to write. */
+export function ownedPathReason(path: string): string | undefined {
+  const p = posix.resolve('/', path);
+  const folder = OWNED_FOLDERS.find((f) => `${p}/`.startsWith(f));
+  if (folder !== undefined) return `it is inside ${folder}, which ${folder.includes('cloud') ? 'cloud-init keeps its configuration and state in' : 'holds the host wall\'s rules'}`;
+  if (OWNED_FILES.includes(p)) return p === LOADER_PATH || p === FIREWALL_UNIT_PATH ? 'it is the host wall\'s loader or unit' : 'another loader loads firewall rules from it at boot';
+  // The unit's drop-ins (…/twinwall-firewall.service.d/), a mask or an enablement link.
+  if (p.split('/').some((c) => c.toLowerCase().startsWith('twinwall'))) return 'a path named twinwall… is the host wall\'s (its unit, drop-ins, links and files)';
+  return undefined;
+}
+
+/** One reason a user cloud-config cannot be composed with the host wall. */
+export interface PartProblem {
+  /** Where in the part: "write_files[1].path", "cloud_final_modules". */
+  readonly where: string;
+  readonly value: unknown;
+  readonly problem: string;
+  readonly fix: string;
+}
+
+/**
+ * What is wrong with a user cloud-config (parsed), as the renderer refuses it and the checker
+ * reports it. `shipped`: the part as it travels in user-data, which must carry exactly
+ * USER_PART_MERGE_HOW; otherwise the part as the user gave it, which must carry no merge rule.
+ */
+export function userCloudConfigProblems(config: unknown, shipped: boolean): PartProblem[] {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    return [{ where: '(top)', value: config, problem: 'a cloud-config part is not a mapping of cloud-init keys.', fix: 'give a mapping, e.g. { packages: ["nginx"] }.' }];
+  }
+  const cfg = config as Record<string, unknown>;
+  const out: PartProblem[] = [];
+  for (const key of MERGE_KEYS) {
+    if (!(key in cfg)) continue;
+    if (shipped && key === 'merge_how' && cfg[key] === USER_PART_MERGE_HOW) continue;
+    out.push({
+      where: key,
+      value: cfg[key],
+      problem: shipped
+        ? `the part sets ${key} ${show(cfg[key])}, not twinwall's ${show(USER_PART_MERGE_HOW)}: cloud-init merges it by that rule, which may replace the host wall's bootcmd and write_files.`
+        : `the part sets cloud-init's merge rule (${key}); twinwall sets it on every user part (${USER_PART_MERGE_HOW}), so lists extend the host wall's and never replace them.`,
+      fix: 'leave merge_how and merge_type out; twinwall appends your lists (bootcmd, write_files, runcmd, packages …) after the host wall\'s.',
+    });
+  }
+  if (shipped && !('merge_how' in cfg)) {
+    out.push({
+      where: 'merge_how',
+      value: undefined,
+      problem: `the part has no merge rule, so cloud-init's default (dict(replace)+list()+str()) replaces the host wall's bootcmd, write_files and runcmd with the part's own.`,
+      fix: `render the user-data with twinwall (UserDataPart), which gives every user part merge_how ${show(USER_PART_MERGE_HOW)}.`,
+    });
+  }
+  for (const key of CLOUD_INIT_MODULE_KEYS) {
+    if (key in cfg) {
+      out.push({
+        where: key,
+        value: cfg[key],
+        problem: `the part sets cloud-init's module list ${key}, which decides whether bootcmd, write_files and runcmd (the host wall's first-boot load, files and unit) run at all.`,
+        fix: 'leave the module lists to the image (/etc/cloud/cloud.cfg); configure the modules you need by their own keys.',
+      });
+    }
+  }
+  if ('write_files' in cfg) {
+    const files = cfg.write_files;
+    if (!Array.isArray(files)) {
+      out.push({ where: 'write_files', value: files, problem: 'write_files is not a list.', fix: 'give a list of { path, content } entries.' });
+    } else {
+      files.forEach((f, i) => {
+        const path = f !== null && typeof f === 'object' ? (f as Record<string, unknown>).path : undefined;
+        if (typeof path !== 'string' || path === '') {
+          out.push({ where: `write_files[${i}].path`, value: path, problem: 'a write_files entry has no path twinwall can read.', fix: 'give every entry a literal path, e.g. "/etc/myapp/config.yml".' });
+          return;
+        }
+        const why = ownedPathReason(path);
+        if (why !== undefined) {
+          out.push({
+            where: `write_files[${i}].path`,
+            value: path,
+            problem: `write_files would write ${show(path)}: ${why}, and a later write replaces (or disables) what the host wall installed.`,
+            fix: 'write your files elsewhere (your app\'s own folders); the host wall\'s rules come from the policy: change its roles, not its files.',
+          });
+        }
+      });
+    }
+  }
+  return out;
+}
+
+function partError(kind: UserDataPartKind, p: PartProblem): TwinwallError {
+  return new TwinwallError('USER_DATA_PART_INVALID', { value: p.value, path: [`UserDataPart.${kind === 'cloud-config' ? 'cloudConfig' : 'shellScript'}`, p.where], problem: p.problem, fix: p.fix });
+}
+
+/** A JSON value (what a cloud-config is), checked; anything else is refused with where it is. */
+function checkJson(value: unknown, where: string, depth = 0): void {
+  const refuse = (what: string) =>
+    partError('cloud-config', { where, value: typeof value === 'object' ? what : value, problem: `the cloud-config holds ${what} at ${where}, which YAML for cloud-init cannot carry as given.`, fix: 'use strings, finite numbers, booleans, null, lists and mappings only (quote dates and other special values).' });
+  if (depth > 64) throw refuse('a value nested more than 64 levels deep');
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return;
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw refuse(`the number ${String(value)}`);
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => checkJson(v, `${where}[${i}]`, depth + 1));
+    return;
+  }
+  if (typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) throw refuse(`an object of type ${(value as object).constructor?.name ?? 'unknown'}`);
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) checkJson(v, where === '(top)' ? k : `${where}.${k}`, depth + 1);
+    return;
+  }
+  throw refuse(`a ${typeof value}`);
+}
+
+/** Parse a user's cloud-config text as cloud-init would (YAML 1.1), refusing what it would read differently. */
+function parseCloudConfigText(text: string): unknown {
+  const lines = text.split('\n');
+  const first = lines.findIndex((l) => l.trim() !== '');
+  const head = first < 0 ? '' : lines[first].trim();
+  if (head.startsWith('#') && head.toLowerCase() !== '#cloud-config') {
+    const kind = head.toLowerCase().startsWith('#!') ? 'a shell script' : `a ${show(head.split(/\s/)[0])} part`;
+    throw partError('cloud-config', {
+      where: '(text)',
+      value: head,
+      problem: `the text starts with ${show(head)}: ${kind}, not a cloud-config. twinwall composes cloud-config parts and shell scripts only; boothooks, includes, part handlers, archives, JSON patches and templates run before the host wall or change how parts merge.`,
+      fix: 'start a cloud-config with "#cloud-config" (or no header), and pass a script as UserDataPart.shellScript("#!/bin/sh\\n…").',
+    });
+  }
+  const doc = parseDocument(text, { version: '1.1', uniqueKeys: true, prettyErrors: false });
+  const issue = [...doc.errors, ...doc.warnings][0];
+  if (issue !== undefined) {
+    throw partError('cloud-config', { where: '(text)', value: issue.message.split('\n')[0], problem: `the cloud-config text is not YAML cloud-init reads as twinwall does: ${issue.message.split('\n')[0]}`, fix: 'fix the YAML (no duplicate keys, no custom tags), or pass the config as an object.' });
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw partError('cloud-config', { where: '(text)', value: (e as Error).message, problem: `the cloud-config text cannot be read: ${(e as Error).message}`, fix: 'fix the YAML (aliases expand to at most 100 nodes), or pass the config as an object.' });
+  }
+  return value;
+}
+
+/**
+ * One part of the user's own cloud-init configuration, composed after the host wall's part in
+ * the instance's user-data (`FilteredHost`'s `userDataParts`, `renderUserData`'s option):
+ *
+ *   UserDataPart.cloudConfig({ packages: ['nginx'], write_files: [{ path: '/etc/nginx/conf.d/app.conf', content }] })
+ *   UserDataPart.shellScript('#!/bin/sh\nsystemctl enable --now nginx\n')
+ *
+ * A cloud-config part is shipped with twinwall's merge rule (USER_PART_MERGE_HOW): its lists
+ * are appended to the host wall's (its `bootcmd` runs after the wall's first-boot load, its
+ * `runcmd` after the unit is enabled), and a key the wall already set keeps the wall's value.
+ * Refused (TW231 USER_DATA_PART_INVALID): a merge rule of its own, cloud-init's module lists,
+ * write_files over a path the host wall owns (ownedPathReason), and text that is another part
+ * type (a boothook or an #include runs before the wall or fetches what twinwall cannot see). A
+ * shell script runs as root in cloud-init's final stage, after the wall is loaded: it can do
+ * anything root can, flushing the tables included (docs/user-data.md says what that means).
+ */
+export class UserDataPart {
+  /**
+   * A cloud-config part: a mapping of cloud-init keys (as an object), or its YAML text (with or
+   * without the `#cloud-config` line; comments are not kept, the part is rendered from what the
+   * text means).
+   */
+  public static cloudConfig(config: Readonly<Record<string, unknown>> | string): UserDataPart {
+    const value = typeof config === 'string' ? parseCloudConfigText(config) : config;
+    checkJson(value, '(top)');
+    const problems = userCloudConfigProblems(value, false);
+    if (problems.length > 0) throw partError('cloud-config', problems[0]);
+    const shipped = { merge_how: USER_PART_MERGE_HOW, ...(value as Record<string, unknown>) };
+    const text = `#cloud-config\n${yamlText(new Document(shipped, { version: '1.1' }))}`;
+    // What cloud-init reads back must be what was given: anything the YAML could not carry is refused, never shipped altered.
+    const back = parseDocument(text, { version: '1.1' });
+    if (back.errors.length > 0 || !isDeepStrictEqual(back.toJS(), shipped)) {
+      throw partError('cloud-config', { where: '(top)', value: config, problem: 'the cloud-config does not survive YAML for cloud-init unchanged.', fix: 'use plain strings, numbers, booleans, lists and mappings.' });
+    }
+    return new UserDataPart('cloud-config', text);
+  }
+
+  /** A shell script (starts with `#!`), run as root once per instance in cloud-init's final stage. */
+  public static shellScript(script: string): UserDataPart {
+    if (typeof script !== 'string' || !script.startsWith('#!')) {
+      throw partError('shell-script', {
+        where: '(text)',
+        value: typeof script === 'string' ? script.split('\n')[0] : script,
+        problem: `a shell script part must start with "#!" (cloud-init runs it by its interpreter line); it starts with ${show(typeof script === 'string' ? script.split('\n')[0] : script)}.`,
+        fix: 'start it with an interpreter line, e.g. "#!/bin/sh"; pass cloud-config as UserDataPart.cloudConfig(…).',
+      });
+    }
+    if (script.includes('\0')) {
+      throw partError('shell-script', { where: '(text)', value: 'NUL', problem: 'the script contains a NUL byte, which no shell script holds.', fix: 'pass the script as text.' });
+    }
+    return new UserDataPart('shell-script', script);
+  }
+
+  private constructor(
+    /** 'cloud-config' or 'shell-script'. */
+    public readonly kind: UserDataPartKind,
+    /** The part's text exactly as it travels (a cloud-config with twinwall's merge rule first). */
+    public readonly content: string,
+  ) {
+    Object.freeze(this);
+  }
+}
+
+/** Text that may travel as 7bit MIME (printable ASCII, tabs and line feeds); the rest goes base64. */
+const SEVEN_BIT = /^[\x20-\x7e\t\n]*$/;
+
+/**
+ * The user-data: the host wall's #cloud-config alone when there are no user parts; otherwise a
+ * MIME multi-part document (what cloud-init's `make-mime` writes) whose FIRST part is the host
+ * wall's, then the user's parts in the order given. Deterministic: a fixed boundary (a suffix
+ * only when a part holds a line starting with it), no dates, no random ids, file names by
+ * position (`twinwall-host-wall.cfg`, `user-part-02.cfg`, `user-part-03.sh` …).
+ */
+export function composeUserData(hostWall: string, parts: readonly UserDataPart[]): string {
+  if (!Array.isArray(parts as unknown)) {
+    throw new TwinwallError('USER_DATA_PART_INVALID', { value: parts, problem: `userDataParts ${show(parts)} is not a list of parts.`, fix: 'pass [UserDataPart.cloudConfig(…), UserDataPart.shellScript(…)].' });
+  }
+  parts.forEach((p, i) => {
+    if (!(p instanceof UserDataPart)) {
+      throw new TwinwallError('USER_DATA_PART_INVALID', {
+        value: p,
+        path: [`userDataParts[${i}]`],
+        problem: `${show(p)} is not a UserDataPart.`,
+        fix: 'build each part with UserDataPart.cloudConfig(config) or UserDataPart.shellScript(script), which check that it cannot switch the host wall off.',
+      });
+    }
+  });
+  if (parts.length === 0) return hostWall;
+  const all = [{ kind: 'cloud-config' as const, content: hostWall, filename: HOST_WALL_PART_FILENAME }, ...parts.map((p, i) => ({ kind: p.kind, content: p.content, filename: `user-part-${String(i + 2).padStart(2, '0')}.${PART_EXTENSION[p.kind]}` }))];
+  let boundary = MIME_BOUNDARY;
+  for (let n = 1; all.some((p) => p.content.split('\n').some((l) => l.startsWith(`--${boundary}`))); n++) boundary = `${MIME_BOUNDARY}-${n}`;
+  const out = [`Content-Type: multipart/mixed; boundary="${boundary}"`, 'MIME-Version: 1.0', ''];
+  for (const p of all) {
+    const plain = SEVEN_BIT.test(p.content);
+    out.push(
+      `--${boundary}`,
+      `Content-Type: ${PART_TYPES[p.kind]}; charset="${plain ? 'us-ascii' : 'utf-8'}"`,
+      'MIME-Version: 1.0',
+      `Content-Transfer-Encoding: ${plain ? '7bit' : 'base64'}`,
+      `Content-Disposition: attachment; filename="${p.filename}"`,
+      '',
+      // The line break before a boundary belongs to the boundary: the part's text is exactly `content`.
+      plain ? p.content : (Buffer.from(p.content, 'utf8').toString('base64').match(/.{1,76}/g) ?? []).join('\n'),
+    );
+  }
+  out.push(`--${boundary}--`, '');
+  return out.join('\n');
 }

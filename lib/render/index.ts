@@ -34,7 +34,7 @@ export interface HostRendering {
   readonly nftables?: NftablesRuleset;
   /** Its fallback (undefined with onLoadFailure 'open'). */
   readonly nftablesFallback?: NftablesRuleset;
-  /** The #cloud-config user-data that installs and loads the host wall. */
+  /** The user-data that installs and loads the host wall (and carries the user's own parts after it). */
   readonly userData: UserData;
 }
 
@@ -93,13 +93,14 @@ export function renderHost(policy: HostPolicy, options: HostRenderOptions = {}):
   const iptables = renderIptables(policy, threshold);
   const onLoadFailure = policy.options.onLoadFailure;
   const host = options.host ?? policy.name;
+  const parts = options.userDataParts === undefined ? {} : { userDataParts: options.userDataParts };
   if (hostFirewall === 'nftables') {
     const nftables = renderNftables(policy, threshold);
     const nftablesFallback = onLoadFailure === 'lockdown' ? renderNftablesFallback(policy) : undefined;
-    const userData = renderUserData({ nftables: nftables.text, ...(nftablesFallback === undefined ? {} : { fallback: nftablesFallback.text }) }, { host, onLoadFailure });
+    const userData = renderUserData({ nftables: nftables.text, ...(nftablesFallback === undefined ? {} : { fallback: nftablesFallback.text }) }, { host, onLoadFailure, ...parts });
     return Object.freeze({ policy, securityGroups, hostFirewall, iptables, nftables, ...(nftablesFallback === undefined ? {} : { nftablesFallback }), userData });
   }
   const fallback = onLoadFailure === 'lockdown' ? renderFallback(policy) : undefined;
-  const userData = renderUserData({ ...iptables, ...(fallback === undefined ? {} : { fallback }) }, { host, onLoadFailure });
+  const userData = renderUserData({ ...iptables, ...(fallback === undefined ? {} : { fallback }) }, { host, onLoadFailure, ...parts });
   return Object.freeze({ policy, securityGroups, hostFirewall, iptables, ...(fallback === undefined ? {} : { fallback }), userData });
 }
