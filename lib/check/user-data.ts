@@ -8,10 +8,11 @@
  * zlib's output limit, which stops inflating at the limit: a small gzip bomb costs a megabyte,
  * never the gigabytes it expands to. Beyond the limit the host wall is unreadable: a finding.
  */
+import { posix } from 'path';
 import { gunzipSync } from 'zlib';
 import { parse as parseYaml } from 'yaml';
 import { FAMILIES, Family } from '../address';
-import { FALLBACK_V4_PATH, FALLBACK_V6_PATH, HEREDOC } from '../render/cloud-config';
+import { FALLBACK_V4_PATH, FALLBACK_V6_PATH, FIREWALL_UNIT_PATH, FIRST_BOOT_SEMAPHORE, HEREDOC, LOADER_PATH, PART_TYPES, userCloudConfigProblems } from '../render/cloud-config';
 import { NFT_FALLBACK_PATH, NFT_HEREDOC, NFT_RULES_PATH } from '../render/nftables';
 import { IpsetDefinition, ipsetScript, parseIpsets } from './ipset';
 
@@ -161,8 +162,214 @@ function setsTextOf(persistent: string | undefined, boot: string | undefined): s
   return persistent ?? boot;
 }
 
-/** Read the host wall out of decoded user-data text. */
+/**
+ * Read the host wall out of decoded user-data text: a #cloud-config document, or a MIME
+ * multi-part document (cloud-init's rule: "mime-version:" in its first 4,096 bytes) whose first
+ * part is the host wall's and whose later parts cannot switch it off (readMultipart).
+ */
 export function readHostWall(text: string, gzipped = false): HostWallSource {
+  if (isMime(text)) return readMultipart(text, gzipped);
+  return readCloudConfigWall(text, gzipped);
+}
+
+/** cloud-init reads user-data as MIME when "mime-version:" is in its first 4,096 bytes (any case). */
+export function isMime(text: string): boolean {
+  return Buffer.from(text, 'utf8').subarray(0, 4096).toString('latin1').toLowerCase().includes('mime-version:');
+}
+
+/** At most this many parts are read from one multi-part user-data (twinwall writes the wall's and the user's few). */
+export const MIME_PARTS_MAX = 64;
+
+/** A part as cloud-init would hand it to its handlers. */
+export interface MimePart {
+  /** 1-based position. */
+  readonly index: number;
+  /** The type cloud-init dispatches on (after its sniffing of text/plain and text/x-shellscript). */
+  readonly type: string;
+  readonly filename?: string;
+  readonly text: string;
+}
+
+/** The prefixes cloud-init sniffs a text/plain or text/x-shellscript part by (handlers.INCLUSION_TYPES_MAP), longest first. */
+const SNIFF: readonly [string, string][] = (
+  [
+    ['#include', 'text/x-include-url'],
+    ['#include-once', 'text/x-include-once-url'],
+    ['#!', PART_TYPES['shell-script']],
+    ['#cloud-config', PART_TYPES['cloud-config']],
+    ['#part-handler', 'text/part-handler'],
+    ['#cloud-boothook', 'text/cloud-boothook'],
+    ['#cloud-config-archive', 'text/cloud-config-archive'],
+    ['#cloud-config-jsonp', 'text/cloud-config-jsonp'],
+    ['## template: jinja', 'text/jinja2'],
+  ] as [string, string][]
+).sort((a, b) => b[0].length - a[0].length);
+
+/** Headers of one MIME entity, strictly: `Name: value` lines, no folding, no repeats. */
+function mimeHeaders(lines: readonly string[], where: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of lines) {
+    if (/^[ \t]/.test(line)) throw new Error(`${where} has a folded header line (${JSON.stringify(line.slice(0, 60))}), which twinwall does not read`);
+    const m = /^([!-9;-~]+):[ \t]*(.*)$/.exec(line);
+    if (m === null) throw new Error(`${where} has a line that is not a header (${JSON.stringify(line.slice(0, 60))})`);
+    const name = m[1].toLowerCase();
+    if (out.has(name)) throw new Error(`${where} has two ${m[1]} headers, which cloud-init and twinwall could read differently`);
+    out.set(name, m[2].trim());
+  }
+  return out;
+}
+
+/** `type/subtype; a="b"; c=d` → type and parameters (lower-case names). */
+function contentType(value: string): { type: string; params: Map<string, string> } {
+  const [type, ...rest] = value.split(';');
+  const params = new Map<string, string>();
+  for (const p of rest) {
+    const m = /^\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"([^"\\]*)"|([^\s";]+))\s*$/.exec(p);
+    if (m === null) throw new Error(`the content type ${JSON.stringify(value)} has a parameter twinwall does not read`);
+    params.set(m[1].toLowerCase(), m[2] ?? m[3]);
+  }
+  return { type: type.trim().toLowerCase(), params };
+}
+
+const PART_HEADERS = new Set(['content-type', 'content-transfer-encoding', 'mime-version', 'content-disposition']);
+
+/**
+ * Split a multi-part user-data the way cloud-init does (Python's email parser, then its
+ * UserDataProcessor), strictly and bounded: anything it cannot read exactly throws, and the
+ * caller reports that as a finding.
+ */
+export function splitMime(text: string): MimePart[] {
+  if (text.includes('\r')) throw new Error('the multi-part user-data has carriage returns, which twinwall does not read');
+  const lines = text.split('\n');
+  const blank = lines.indexOf('');
+  if (blank < 0) throw new Error('the multi-part user-data has no blank line after its headers');
+  const top = mimeHeaders(lines.slice(0, blank), 'the multi-part user-data');
+  for (const name of top.keys()) {
+    if (!['content-type', 'mime-version', 'number-attachments'].includes(name)) throw new Error(`the multi-part user-data has a ${name} header, which twinwall does not read`);
+  }
+  const ct = contentType(top.get('content-type') ?? '');
+  if (ct.type !== 'multipart/mixed') throw new Error(`the user-data names MIME but is ${JSON.stringify(ct.type || '(no content type)')}, not multipart/mixed`);
+  const boundary = ct.params.get('boundary');
+  if (boundary === undefined || boundary === '') throw new Error('the multi-part user-data has no boundary');
+  const delimiter = new RegExp(`^--${boundary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(--)?[ \t]*$`);
+  const parts: MimePart[] = [];
+  let body: string[] | undefined;
+  let closed = false;
+  const finish = (chunk: string[]): void => {
+    if (parts.length >= MIME_PARTS_MAX) throw new Error(`the multi-part user-data has more than ${MIME_PARTS_MAX} parts`);
+    parts.push(readPart(chunk, parts.length + 1));
+  };
+  for (const line of lines.slice(blank + 1)) {
+    const d = delimiter.exec(line);
+    if (d === null) {
+      body?.push(line);
+      continue;
+    }
+    if (body !== undefined) finish(body);
+    if (d[1] !== undefined) {
+      closed = true;
+      break;
+    }
+    body = [];
+  }
+  if (!closed) throw new Error('the multi-part user-data never closes its last part (no closing boundary)');
+  return parts;
+}
+
+function readPart(lines: readonly string[], index: number): MimePart {
+  const where = `part ${index} of the user-data`;
+  const blank = lines.indexOf('');
+  if (blank < 0) throw new Error(`${where} has no blank line after its headers`);
+  const headers = mimeHeaders(lines.slice(0, blank), where);
+  for (const name of headers.keys()) {
+    if (PART_HEADERS.has(name)) continue;
+    if (name === 'merge-type' || name === 'x-merge-type') throw new Error(`${where} sets its merge rule in a ${name} header, which may replace the host wall's lists`);
+    throw new Error(`${where} has a ${name} header, which twinwall does not read (Launch-Index, say, makes a part apply to some instances only)`);
+  }
+  const ct = contentType(headers.get('content-type') ?? 'text/plain');
+  const charset = (ct.params.get('charset') ?? 'us-ascii').toLowerCase();
+  if (!['us-ascii', 'utf-8', 'utf8'].includes(charset)) throw new Error(`${where} is in charset ${JSON.stringify(charset)}, which twinwall does not read`);
+  if (ct.type.startsWith('multipart/')) throw new Error(`${where} is itself multi-part, which twinwall does not read`);
+  // The line break before a boundary belongs to the boundary.
+  const raw = lines.slice(blank + 1).join('\n');
+  const cte = (headers.get('content-transfer-encoding') ?? '7bit').toLowerCase();
+  let payload: string;
+  if (cte === '7bit' || cte === '8bit') payload = raw;
+  else if (cte === 'base64') {
+    const clean = raw.replace(/\s+/g, '');
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean)) throw new Error(`${where} is not valid base64`);
+    const bytes = Buffer.from(clean, 'base64');
+    payload = bytes.toString('utf8');
+    if (!Buffer.from(payload, 'utf8').equals(bytes)) throw new Error(`${where} is not UTF-8 text`);
+  } else throw new Error(`${where} has Content-Transfer-Encoding ${JSON.stringify(cte)}, which twinwall does not read`);
+  let type = ct.type;
+  if (['text/plain', 'text/x-not-multipart', PART_TYPES['shell-script']].includes(type)) {
+    const head = payload.trimStart().toLowerCase();
+    type = SNIFF.find(([prefix]) => head.startsWith(prefix))?.[1] ?? type;
+  }
+  const name = /(?:^|;)\s*filename="([^"]*)"/.exec(headers.get('content-disposition') ?? '')?.[1];
+  return { index, type, ...(name === undefined ? {} : { filename: name }), text: payload };
+}
+
+/** Does a parsed cloud-config carry (part of) the host wall: its first-boot load or one of its files? */
+function carriesHostWall(cfg: unknown): boolean {
+  if (cfg === null || typeof cfg !== 'object' || Array.isArray(cfg)) return false;
+  const c = cfg as Record<string, unknown>;
+  const files = Array.isArray(c.write_files) ? c.write_files : [];
+  const wallFiles = new Set([...RULES_PATHS[4], ...RULES_PATHS[6], FALLBACK_V4_PATH, FALLBACK_V6_PATH, ...IPSETS_PATHS, NFT_RULES_PATH, NFT_FALLBACK_PATH, LOADER_PATH, FIREWALL_UNIT_PATH]);
+  const pathOf = (f: unknown) => (f !== null && typeof f === 'object' && typeof (f as Record<string, unknown>).path === 'string' ? posix.resolve('/', (f as Record<string, unknown>).path as string) : undefined);
+  if (files.some((f) => wallFiles.has(pathOf(f) ?? ''))) return true;
+  return (Array.isArray(c.bootcmd) ? c.bootcmd : []).flatMap(commandText).some((t) => t.includes(FIRST_BOOT_SEMAPHORE));
+}
+
+/**
+ * A multi-part user-data: find the host wall's part and read it (readCloudConfigWall), and hold
+ * the rest to what twinwall composes (composeUserData): the wall's part is the only one and the
+ * first; every later cloud-config part carries twinwall's append merge rule and touches nothing
+ * the wall owns (userCloudConfigProblems); shell scripts run after the wall (docs/user-data.md
+ * says what they can still do); any other part type is a finding. Never agreement by default.
+ */
+function readMultipart(text: string, gzipped: boolean): HostWallSource {
+  const none = (problems: string[]): HostWallSource => ({ text, gzipped, tables: {}, firstBoot: {}, fallback: {}, ipsets: new Map(), ipsetScript: '', problems });
+  let parts: MimePart[];
+  if (text.trimStart().toLowerCase().startsWith('#cloud-config')) return none(['the #cloud-config user-data names "mime-version:" in its first 4,096 bytes, so cloud-init reads it as MIME: twinwall cannot tell what it would run']);
+  try {
+    parts = splitMime(text);
+  } catch (e) {
+    return none([`${(e as Error).message}: twinwall cannot tell what cloud-init would run, so it cannot vouch for the host wall`]);
+  }
+  const problems: string[] = [];
+  const label = (p: MimePart) => `part ${p.index}${p.filename === undefined ? '' : ` (${JSON.stringify(p.filename)})`}`;
+  const configs = new Map<number, unknown>();
+  for (const p of parts) {
+    if (p.type !== PART_TYPES['cloud-config']) continue;
+    try {
+      configs.set(p.index, parseYaml(p.text, { version: '1.1' }));
+    } catch (e) {
+      problems.push(`${label(p)} is not valid YAML (${(e as Error).message.split('\n')[0]}): cloud-init skips it with a warning, and twinwall cannot tell what it holds`);
+    }
+  }
+  const walls = parts.filter((p) => configs.has(p.index) && carriesHostWall(configs.get(p.index)));
+  if (walls.length === 0) return none([...problems, 'no part of the multi-part user-data carries the host wall (no first-boot load, no rules files): the host ships no host wall']);
+  const wall = walls[0];
+  if (walls.length > 1) problems.push(`${walls.length} parts carry the host wall (${walls.map(label).join(', ')}): twinwall composes exactly one, and a later one changes what the first installed`);
+  if (wall.index !== 1) problems.push(`the host wall's part is ${label(wall)}, not the first: cloud-init merges and runs the parts before it first, so the wall is not what decides`);
+  for (const p of parts) {
+    if (p === wall) continue;
+    if (p.type === PART_TYPES['shell-script']) continue;
+    if (p.type !== PART_TYPES['cloud-config']) {
+      problems.push(`${label(p)} is ${p.type}, which twinwall does not compose (cloud-config and shell scripts only): a boothook runs before the wall, an include or archive brings in parts twinwall cannot see, a JSON patch or part handler changes the merged config`);
+      continue;
+    }
+    if (!configs.has(p.index) || p.index < wall.index) continue;
+    for (const q of userCloudConfigProblems(configs.get(p.index), true)) problems.push(`${label(p)} ${q.where}: ${q.problem}`);
+  }
+  const inner = readCloudConfigWall(wall.text.trimStart(), gzipped);
+  return { ...inner, text, problems: [...problems, ...inner.problems] };
+}
+
+/** Read the host wall out of one #cloud-config document (the whole user-data, or its wall's part). */
+function readCloudConfigWall(text: string, gzipped: boolean): HostWallSource {
   const problems: string[] = [];
   const tables: Partial<Record<Family, { path: string; text: string }>> = {};
   const firstBoot: Partial<Record<Family, string>> = {};
