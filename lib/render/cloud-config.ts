@@ -470,20 +470,33 @@ export function renderCloudConfig(tables: HostWallTables | NftablesWallFiles, op
   return `${header}\n${yamlText(doc)}`;
 }
 
-/** Characters a YAML block scalar cannot carry: such a string stays quoted (escaped). */
-const NOT_IN_BLOCK = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ufeff]/;
+/**
+ * Characters that must never travel raw: C0 and C1 controls but tab and line feed, the line and
+ * paragraph separators (YAML 1.1 — PyYAML, cloud-init's reader — takes U+0085, U+2028 and U+2029
+ * for line breaks, where the `yaml` package keeps them as text), bidi and zero-width controls, the
+ * BOM. A string holding one is double-quoted and each such character written as a \u escape.
+ */
+const ESCAPED = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/;
 
 /**
  * A document as cloud-init reads it (YAML 1.1, which PyYAML speaks): multi-line strings as
- * literal blocks (tables and scripts stay readable), anything else as `yaml` escapes it.
+ * literal blocks (tables and scripts stay readable); a string with a character in ESCAPED
+ * double-quoted, that character escaped; anything else as `yaml` writes it.
  */
 function yamlText(doc: Document): string {
+  let escaped = false;
   visit(doc, {
     Scalar(_key, node) {
-      if (typeof node.value === 'string' && node.value.includes('\n') && !NOT_IN_BLOCK.test(node.value)) node.type = Scalar.BLOCK_LITERAL;
+      if (typeof node.value !== 'string') return;
+      if (ESCAPED.test(node.value)) {
+        node.type = Scalar.QUOTE_DOUBLE;
+        escaped = true;
+      } else if (node.value.includes('\n')) node.type = Scalar.BLOCK_LITERAL;
     },
   });
-  return doc.toString({ lineWidth: 0, indentSeq: true });
+  const text = doc.toString({ lineWidth: 0, indentSeq: true });
+  // Only double-quoted scalars can hold such a character here, and `\uXXXX` is an escape in them.
+  return escaped ? text.replace(new RegExp(ESCAPED.source, 'g'), (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`) : text;
 }
 
 /**
@@ -663,7 +676,12 @@ function checkJson(value: unknown, where: string, depth = 0): void {
   const refuse = (what: string) =>
     partError('cloud-config', { where, value: typeof value === 'object' ? what : value, problem: `the cloud-config holds ${what} at ${where}, which YAML for cloud-init cannot carry as given.`, fix: 'use strings, finite numbers, booleans, null, lists and mappings only (quote dates and other special values).' });
   if (depth > 64) throw refuse('a value nested more than 64 levels deep');
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return;
+  if (value === null || typeof value === 'boolean') return;
+  if (typeof value === 'string') {
+    // A lone surrogate is no text at all: UTF-8 would turn it into U+FFFD.
+    if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(value)) throw refuse('a string with a lone UTF-16 surrogate');
+    return;
+  }
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw refuse(`the number ${String(value)}`);
     return;
@@ -686,7 +704,9 @@ function parseCloudConfigText(text: string): unknown {
   const lines = text.split('\n');
   const first = lines.findIndex((l) => l.trim() !== '');
   const head = first < 0 ? '' : lines[first].trim();
-  if (head.startsWith('#') && head.toLowerCase() !== '#cloud-config') {
+  // Another part type's header (cloud-init's handlers.INCLUSION_TYPES_MAP); a plain comment is fine.
+  const other = ['#include', '#!', '#part-handler', '#cloud-boothook', '#cloud-config-archive', '#cloud-config-jsonp', '## template:'];
+  if (other.some((p) => head.toLowerCase().startsWith(p))) {
     const kind = head.toLowerCase().startsWith('#!') ? 'a shell script' : `a ${show(head.split(/\s/)[0])} part`;
     throw partError('cloud-config', {
       where: '(text)',
