@@ -22,7 +22,8 @@ import { Construct } from 'constructs';
 import { Vpc } from '@cdktf/provider-aws/lib/vpc';
 import { FilteredHost } from '../constructs';
 import { Cidr, Flow, HostPolicy, Peer, Port, TwinwallError, customRole, dnsClient, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
-import { renderFirstBootScript, renderIpsets, renderIptables, renderNftables } from '../lib/render';
+import { MIME_BOUNDARY, USER_PART_MERGE_HOW, UserDataPart, renderFirstBootScript, renderIpsets, renderIptables, renderNftables } from '../lib/render';
+import { readHostWall } from '../lib/check/user-data';
 import { StackInput, USER_DATA_DECODED_MAX, checkStacks, terraformJson } from '../lib/check';
 import { buildReport, diffMarkdown, diffStacks, reportMarkdown } from '../lib/report';
 import { mdCode, mdFence, mdText, mermaidLabel } from '../lib/markdown';
@@ -494,6 +495,121 @@ function expectInert(md: string, allowedHtml: RegExp = /^(<details><summary>Host
     for (const l of (n.literal ?? '').trimEnd().split('\n')) expect(l).toMatch(/^(flowchart LR|  n\d+(\["[^"]*"\]|\(\("[^"]*"\)\)|\[\/"[^"]*"\/\])|  n\d+ (-->|-\.->)\|"[^"]*"\| n\d+)$/);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// multi-part user-data (issue #12): the host wall's part is found and read; anything cloud-init
+// would run that twinwall cannot model, or that could switch the wall off, is a finding
+
+describe('multi-part user-data: what the checker cannot vouch for is a finding, never agreement', () => {
+  const parts = [
+    UserDataPart.cloudConfig({ packages: ['nginx'], write_files: [{ path: '/etc/myapp/app.conf', content: 'listen 8080\n' }] }),
+    UserDataPart.shellScript('#!/bin/sh\necho "user script ran"\n'),
+  ];
+  let host: FilteredHost | undefined;
+  const base = synthStack((scope) => {
+    host = new FilteredHost(scope, 'web', { vpcId: 'vpc-0123456789abcdef0', instance: INSTANCE, roles: [webServer(), sshAdmin({ from: [Peer.ipv4('192.0.2.0/24')] })], userDataParts: parts });
+  });
+  const doc = (host as FilteredHost).rendering.userData.document;
+  const wallPart = (host as FilteredHost).cloudConfig;
+  const B = MIME_BOUNDARY;
+  /** A part as a MIME entity: headers, a blank line, the text. */
+  const entity = (type: string, text: string, extra = '') => `Content-Type: ${type}\n${extra}\n${text}`;
+  const mime = (entities: readonly string[], boundary = B) => [`Content-Type: multipart/mixed; boundary="${boundary}"`, 'MIME-Version: 1.0', '', ...entities.flatMap((e) => [`--${boundary}`, e]), `--${boundary}--`, ''].join('\n');
+  const userCfg = (yaml: string) => entity('text/cloud-config', `#cloud-config\nmerge_how: ${USER_PART_MERGE_HOW}\n${yaml}`);
+  const wall = entity('text/cloud-config', wallPart);
+  const withUserData = (text: string): Json => {
+    const tf = clone(base.json);
+    const [, instance] = resourceNamed(tf, 'aws_instance', 'web_Instance');
+    instance.user_data_base64 = Buffer.from(text, 'utf8').toString('base64');
+    return tf;
+  };
+  const findings = (text: string): string[] => {
+    const report = checkStacks([{ name: 'stack', json: withUserData(text) }]);
+    return report.hosts.flatMap((h) => h.findings.map((f) => f.text));
+  };
+
+  it('the document twinwall wrote checks clean (and so does the same, rewritten by hand without changes)', () => {
+    expect(findings(doc)).toEqual([]);
+    expect(findings(mime([wall, userCfg('packages: [nginx]\n'), entity('text/x-shellscript', '#!/bin/sh\nid\n')]))).toEqual([]);
+  });
+
+  const cases: [string, string, RegExp][] = [
+    ['the wall\'s part second', mime([userCfg('packages: [nginx]\n'), wall]), /the host wall's part is part 2, not the first/],
+    ['a shell script before the wall', mime([entity('text/x-shellscript', '#!/bin/sh\niptables -F\n'), wall]), /the host wall's part is part 2, not the first/],
+    ['two wall parts', mime([wall, wall]), /2 parts carry the host wall \(part 1, part 2\)/],
+    ['a later part writing rules.v4', mime([wall, userCfg('write_files: [{path: /etc/iptables/rules.v4, content: "*filter\\nCOMMIT\\n"}]\n')]), /part 2 write_files\[0\]\.path: write_files would write "\/etc\/iptables\/rules\.v4"/],
+    ['a later part without the merge rule (its bootcmd replaces the wall\'s)', mime([wall, entity('text/cloud-config', '#cloud-config\nbootcmd: [[iptables, -F]]\n')]), /part 2 merge_how: the part has no merge rule/],
+    ['a later part with merge_how of its own', mime([wall, entity('text/cloud-config', '#cloud-config\nmerge_how: dict(replace)+list()+str()\nbootcmd: [[true]]\n')]), /part 2 merge_how: the part sets merge_how "dict\(replace\)\+list\(\)\+str\(\)", not twinwall's/],
+    ['a later part with merge_type', mime([wall, userCfg('merge_type: list(replace)\n')]), /part 2 merge_type: the part sets merge_type/],
+    ['a later part dropping bootcmd from the module list', mime([wall, userCfg('cloud_init_modules: [write_files]\n')]), /part 2 cloud_init_modules: the part sets cloud-init's module list/],
+    ['a later part masking the unit', mime([wall, userCfg('write_files: [{path: /etc/systemd/system/twinwall-firewall.service, content: ""}]\n')]), /part 2 write_files\[0\]\.path: .*loader or unit/],
+    ['a Merge-Type header', mime([wall, entity('text/cloud-config', '#cloud-config\nbootcmd: [[true]]\n', 'Merge-Type: dict(replace)+list()+str()\n')]), /part 2 of the user-data sets its merge rule in a merge-type header/],
+    ['a Launch-Index header on the wall', mime([entity('text/cloud-config', wallPart, 'Launch-Index: 3\n')]), /has a launch-index header, which twinwall does not read/],
+    ['a boothook (runs before bootcmd)', mime([wall, entity('text/cloud-boothook', '#cloud-boothook\ntouch /var/lib/cloud/sem/x\n')]), /part 2 is text\/cloud-boothook, which twinwall does not compose/],
+    ['a boothook sniffed from text/plain', mime([wall, entity('text/plain', '  #Cloud-Boothook\niptables -F\n')]), /part 2 is text\/cloud-boothook/],
+    ['a boothook sniffed from text/x-shellscript', mime([wall, entity('text/x-shellscript', '#cloud-boothook\niptables -F\n')]), /part 2 is text\/cloud-boothook/],
+    ['an #include', mime([wall, entity('text/plain', '#include\nhttps://203.0.113.9/x\n')]), /part 2 is text\/x-include-url/],
+    ['a JSON patch', mime([wall, entity('text/cloud-config-jsonp', '#cloud-config-jsonp\n[{"op": "remove", "path": "/bootcmd"}]\n')]), /part 2 is text\/cloud-config-jsonp/],
+    ['an archive', mime([wall, entity('text/cloud-config-archive', '#cloud-config-archive\n- content: "#cloud-boothook\\nid"\n')]), /part 2 is text\/cloud-config-archive/],
+    ['a part handler', mime([wall, entity('text/part-handler', '#part-handler\ndef list_types(): return []\n')]), /part 2 is text\/part-handler/],
+    ['a gzip part', mime([wall, entity('application/gzip', 'H4sIAAAAAAAAA0tMBQBR8j/CAwAAAA==', 'Content-Transfer-Encoding: base64\n')]), /part 2 is application\/gzip/],
+    ['a nested multipart', mime([wall, entity('multipart/mixed; boundary="inner"', '--inner\n\nx\n--inner--\n')]), /part 2 of the user-data is itself multi-part/],
+    ['quoted-printable', mime([wall, entity('text/x-shellscript', '#!/bin/sh\n=69ptables -F\n', 'Content-Transfer-Encoding: quoted-printable\n')]), /Content-Transfer-Encoding "quoted-printable", which twinwall does not read/],
+    ['a foreign charset', mime([wall, entity('text/x-shellscript; charset="utf-16"', '#!/bin/sh\n')]), /charset "utf-16"/],
+    ['invalid base64', mime([wall, entity('text/x-shellscript', '#!/bin/sh\n!!!\n', 'Content-Transfer-Encoding: base64\n')]), /part 2 of the user-data is not valid base64/],
+    ['base64 that is not UTF-8', mime([wall, entity('text/x-shellscript', Buffer.from([0x23, 0x21, 0xff, 0xfe]).toString('base64'), 'Content-Transfer-Encoding: base64\n')]), /is not UTF-8 text/],
+    ['a folded header', mime([entity('text/cloud-config;\n charset="us-ascii"', wallPart)]), /folded header line/],
+    ['a repeated header', mime([entity('text/cloud-config', wallPart, 'Content-Type: text/x-shellscript\n')]), /two Content-Type headers/],
+    ['carriage returns', mime([wall]).replace(/\n/g, '\r\n'), /carriage returns/],
+    ['no closing boundary', mime([wall]).replace(`--${B}--\n`, ''), /never closes its last part/],
+    ['no boundary', mime([wall]).replace(`; boundary="${B}"`, ''), /has no boundary/],
+    ['not multipart/mixed', mime([wall]).replace('multipart/mixed', 'multipart/alternative'), /not multipart\/mixed/],
+    ['more than 64 parts', mime([wall, ...Array.from({ length: 64 }, () => entity('text/x-shellscript', '#!/bin/sh\n'))]), /more than 64 parts/],
+    ['no wall part at all', mime([userCfg('packages: [nginx]\n')]), /no part of the multi-part user-data carries the host wall/],
+    ['a later part that is not YAML', mime([wall, entity('text/cloud-config', '#cloud-config\nbootcmd: [\n')]), /part 2 is not valid YAML/],
+    ['a #cloud-config naming MIME-Version in its first 4,096 bytes (cloud-init then reads it as MIME)', wallPart.replace('#cloud-config\n', '#cloud-config\n# MIME-Version: 1.0\n'), /names "mime-version:" in its first 4,096 bytes/],
+  ];
+  it.each(cases)('%s', (_what, text, finding) => {
+    const found = findings(text);
+    expect(found).toContainEqual(expect.stringMatching(finding));
+  });
+
+  it('check exits 1, report says the walls do not agree, diff calls it high risk (a part after the wall without the merge rule)', async () => {
+    const hostile = withUserData(mime([wall, entity('text/cloud-config', '#cloud-config\nbootcmd: [[iptables, -F]]\n')]));
+    const file = writeJson(hostile, 'stack');
+    const r = await run(['check', file, '--quiet']);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/stack\/web: host wall artefact: part 2 merge_how: the part has no merge rule/);
+    const report = await run(['report', file, '--format', 'json']);
+    const web = JSON.parse(report.out).stacks[0].hosts.find((h: { name: string }) => h.name === 'web');
+    expect(web.consistency.agree).toBe(false);
+    const d = diffStacks([base], [{ name: 'stack', json: hostile }]);
+    expect(d.hosts[0].settings).toEqual([expect.objectContaining({ setting: 'host-wall', before: 'walls agree', after: 'walls do not agree', risk: 'high' })]);
+    expect(d.summary.widenedEgress).toBe(true);
+    expect(diffStacks([base], [base]).hosts[0].status).toBe('unchanged');
+  });
+
+  it('property: any mangling of the document (bytes changed, lines dropped or repeated) gives findings or exactly the wall that was written, and never throws', () => {
+    const original = readHostWall(doc);
+    const lines = doc.split('\n');
+    const mangled = fc.oneof(
+      fc.record({ at: fc.nat(doc.length - 1), ch: fc.constantFrom('-', '\n', ' ', '"', ':', 'x', '#', '=', '\r', '\u0085') }).map(({ at, ch }) => doc.slice(0, at) + ch + doc.slice(at + 1)),
+      fc.nat(lines.length - 1).map((i) => [...lines.slice(0, i), ...lines.slice(i + 1)].join('\n')),
+      fc.nat(lines.length - 1).map((i) => [...lines.slice(0, i + 1), ...lines.slice(i)].join('\n')),
+    );
+    fc.assert(
+      fc.property(mangled, (text) => {
+        const w = readHostWall(text);
+        if (w.problems.length === 0) {
+          expect(w.tables[4]?.text).toBe(original.tables[4]?.text);
+          expect(w.tables[6]?.text).toBe(original.tables[6]?.text);
+          expect(w.fallback[4]?.text).toBe(original.fallback[4]?.text);
+        }
+      }),
+      { numRuns: process.env.CI === 'true' ? 2000 : 400, seed: Number(process.env.TWINWALL_HOSTILE_SEED ?? 12) },
+    );
+  });
+});
 
 describe('Markdown escaping (one module for report, diff, learn)', () => {
   it('mdText, mdCode, mdFence and mermaidLabel keep the payload text and nothing else', () => {

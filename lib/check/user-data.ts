@@ -300,7 +300,11 @@ function readPart(lines: readonly string[], index: number): MimePart {
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean)) throw new Error(`${where} is not valid base64`);
     const bytes = Buffer.from(clean, 'base64');
     payload = bytes.toString('utf8');
-    if (!Buffer.from(payload, 'utf8').equals(bytes)) throw new Error(`${where} is not UTF-8 text`);
+    if (!Buffer.from(payload, 'utf8').equals(bytes)) {
+      // Binary (gzip, say): its type is the finding; text that is not UTF-8 cannot be read.
+      if (ct.type.startsWith('text/')) throw new Error(`${where} is not UTF-8 text`);
+      payload = '';
+    }
   } else throw new Error(`${where} has Content-Transfer-Encoding ${JSON.stringify(cte)}, which twinwall does not read`);
   let type = ct.type;
   if (['text/plain', 'text/x-not-multipart', PART_TYPES['shell-script']].includes(type)) {

@@ -58,7 +58,7 @@ export interface AttributionChange {
 }
 
 export interface SettingChange {
-  readonly setting: 'audit-mode' | 'instance-metadata';
+  readonly setting: 'audit-mode' | 'instance-metadata' | 'host-wall';
   readonly before: string;
   readonly after: string;
   readonly risk: Risk;
@@ -231,8 +231,27 @@ function attributionChanges(base: AnalysedHost, head: AnalysedHost): Attribution
 
 const REACH_RANK: Record<MetadataReach, number> = { none: 0, 'root-only': 1, unknown: 2, 'some-users': 3, 'all-users': 4 };
 
+/**
+ * The head's host wall can no longer be vouched for (its walls disagree, or the checker cannot
+ * read what the user-data would run: a hostile multi-part document, say): whatever its tables
+ * say, high risk. `base` undefined: a new host.
+ */
+function hostWallChange(base: AnalysedHost | undefined, head: AnalysedHost): SettingChange[] {
+  const h = head.report.consistency;
+  if (h.agree || (base !== undefined && !base.report.consistency.agree)) return [];
+  return [
+    {
+      setting: 'host-wall',
+      before: base === undefined ? 'none' : 'walls agree',
+      after: 'walls do not agree',
+      risk: 'high',
+      text: `${base === undefined ? 'new host: ' : ''}twinwall check cannot vouch for the host wall (${h.findings.length} finding(s); first: ${h.findings[0] ?? 'none'})`,
+    },
+  ];
+}
+
 function settingChanges(base: AnalysedHost, head: AnalysedHost): SettingChange[] {
-  const out: SettingChange[] = [];
+  const out: SettingChange[] = [...hostWallChange(base, head)];
   if (base.report.auditMode !== head.report.auditMode) {
     const on = head.report.auditMode;
     out.push({
@@ -305,7 +324,7 @@ function newHostEgress(h: AnalysedHost): FlowChange[] {
 
 /** The settings of a host with no base, against what a new host is by default (enforcing, metadata for root). */
 function newHostSettings(h: AnalysedHost): SettingChange[] {
-  const out: SettingChange[] = [];
+  const out: SettingChange[] = [...hostWallChange(undefined, h)];
   if (h.report.auditMode) {
     out.push({ setting: 'audit-mode', before: 'off', after: 'on', risk: 'high', text: 'new host in audit mode: its host wall logs and accepts everything it would drop; only the security group filters' });
   }
