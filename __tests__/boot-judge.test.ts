@@ -109,6 +109,31 @@ describe('the boot judge', () => {
     expect(j.facts.firstBootWindow).toBeCloseTo(2, 5);
   });
 
+  describe("the user's own user-data parts (fixture user-parts)", () => {
+    const evidence = ["twinwall boot fixture: the user cloud-config part's runcmd ran on sample", "twinwall boot fixture: the user script ran; its file says: written by the user's cloud-config part"];
+    const withParts: Expected = { ...healthy, userEvidence: evidence };
+    const loaded = '[    7.000000] guest sh[100]: twinwall (sample): host firewall loaded (first boot)';
+
+    it('a first boot whose parts printed their lines (journal, or console) and whose wall loaded exactly has no problems', () => {
+      expect(judge({ journal: [loaded, `[   20.000000] guest cloud-init[300]: ${evidence[0]}`, `[   21.000000] guest cloud-init[300]: ${evidence[1]}`] }, 1, withParts).problems).toEqual([]);
+      expect(judge({ journal: [loaded, `[   20.000000] guest cloud-init[300]: ${evidence[0]}`], console: [`[   21.5] cloud-init[300]: ${evidence[1]}`] }, 1, withParts).problems).toEqual([]);
+    });
+
+    it('a part that did not run is a problem naming its line; so is a wall that did not load exactly, with the parts run', () => {
+      expect(judge({ journal: [loaded, `[   20.000000] guest cloud-init[300]: ${evidence[0]}`] }, 1, withParts).problems).toEqual([
+        `first boot: the user's own user-data part did not run: neither the journal nor the console shows ${JSON.stringify(evidence[1])}`,
+      ]);
+      const ran = [loaded, ...evidence.map((e, i) => `[   2${i}.000000] guest cloud-init[300]: ${e}`)];
+      expect(judge({ journal: ran, iptables: [...V4.slice(0, -1), '-A INPUT -j ACCEPT', 'COMMIT'] }, 1, withParts).problems).toEqual([
+        expect.stringMatching(/^IPv4: the loaded rules are not the synthesized ones: first difference at line 6/),
+      ]);
+    });
+
+    it('the second boot needs no line (the parts run once per instance)', () => {
+      expect(judge({ journal: [] }, 2, withParts).problems).toEqual([]);
+    });
+  });
+
   it('reads the console apart from the report', () => {
     const r: BootReport = parseSerialLog(serial({ console: ['line one', 'line two'] }));
     expect(r.console).toBe('line one\nline two');

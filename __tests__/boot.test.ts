@@ -19,12 +19,16 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { BOOT_FIXTURES, BootFixture, FamilyName, loadFixture } from './support/boot/fixtures';
+import { gunzipSync } from 'zlib';
+import { App } from 'cdktf';
+import { buildApp } from '../main';
+import { BOOT_FIXTURES, BootFixture, FamilyName, USER_PARTS, fixtureUserData, loadFixture } from './support/boot/fixtures';
 import { BootHost, canonicalTables, sampleCloudConfig, synthesizeHosts } from './support/boot/hosts';
 import { BOOT_SUITES, BootImage, BootSuite, DEFAULT_CACHE_ROOT, ensureImage, imageRecipe, suiteLabel } from './support/boot/image';
 import { Accel, killAllQemu, probeKvm } from './support/boot/qemu';
 import { BootPlan, BootRecord, bootTwice, describeProblems } from './support/boot/run';
 import { describeTier, netns, onPath, optIn, root } from './support/tiers';
+import { readHostWall, splitMime } from '../lib/check/user-data';
 
 /** What the whole tier (image builds, every boot of both releases) should stay well under on 2 cores. */
 const BUDGET_SECONDS = 35 * 60;
@@ -78,6 +82,22 @@ describe('boot tier fixtures', () => {
     const sample = sampleCloudConfig(fixture.host);
     const text = loadFixture(fixture, sample);
     expect(text).not.toBe(sample);
+  });
+
+  it('user-parts: the host wall\'s part first and exactly the sample\'s, the user\'s parts after it; check reads the sample\'s tables with no finding; booted gzip-compressed as EC2 receives it', () => {
+    const stacks = buildApp(new App({ outdir: path.join(os.tmpdir(), 'twinwall-boot-fixture-check') }));
+    const sampleHost = stacks.find((s) => s.node.id === 'production')?.hosts.find((h) => h.node.id === 'sample') as { cloudConfig: string; rendering: { iptables: { v4: string; v6: string } } };
+    const fixture = BOOT_FIXTURES.find((f) => f.name === 'user-parts') as BootFixture;
+    const text = loadFixture(fixture, sampleHost.cloudConfig);
+    const parts = splitMime(text);
+    expect(parts.map((p) => p.text)).toEqual([sampleHost.cloudConfig, ...USER_PARTS.map((p) => p.content)]);
+    const wall = readHostWall(text);
+    expect(wall.problems).toEqual([]);
+    expect([wall.tables[4]?.text, wall.tables[6]?.text]).toEqual([sampleHost.rendering.iptables.v4, sampleHost.rendering.iptables.v6]);
+    // The evidence lines are printed at run time, never written in the user-data.
+    for (const line of fixture.evidence ?? []) expect(text).not.toContain(line);
+    expect(fixture.evidence).toHaveLength(2);
+    expect(gunzipSync(fixtureUserData(fixture, text)).toString('utf8')).toBe(text);
   });
 });
 
@@ -152,7 +172,13 @@ describeTier(
       };
       const fixturePlan = (f: BootFixture, suite: BootSuite) => {
         const base = all.find((h) => h.id === f.host) as BootHost;
-        const common = { label: `${suite} fixture ${f.name}`, userData: Buffer.from(loadFixture(f, base.cloudConfig), 'utf8'), hostname: base.name, failing: f.failing };
+        const common = {
+          label: `${suite} fixture ${f.name}`,
+          userData: fixtureUserData(f, loadFixture(f, base.cloudConfig)),
+          hostname: base.name,
+          failing: f.failing,
+          ...(f.evidence === undefined ? {} : { userEvidence: f.evidence }),
+        };
         if (base.backend === 'nftables') {
           const nft = base.nftables as { wall: string; fallback?: string };
           if (f.failing.includes('nftables') && nft.fallback === undefined) throw new Error(`${base.id} has no nftables fallback (onLoadFailure open?): fixture ${f.name} needs one`);
@@ -262,11 +288,12 @@ describeTier(
             }
             const reported = describeProblems(`${suite} fixture ${fixture.name}`, records);
             say(`${suite} fixture ${fixture.name} — what the judge reports:\n${reported || '  (nothing: the boots are what the fixture expects)'}`);
-            if (fixture.failing.length > 0) {
-              // Failing closed is the expected, healthy outcome: the judge held each boot to it.
+            if (fixture.failing.length > 0 || fixture.evidence !== undefined) {
+              // Failing closed (or, with the user's own parts, booting healthy with every part run)
+              // is the expected outcome: the judge held each boot to it.
               if (reported !== '') {
                 failed = true;
-                throw new Error(`fixture ${fixture.name} did not fail closed as it must:\n${reported}`);
+                throw new Error(`fixture ${fixture.name} did not ${fixture.failing.length > 0 ? 'fail closed' : 'boot healthy with its parts run'} as it must:\n${reported}`);
               }
               return;
             }

@@ -30,6 +30,7 @@ import { readHostWall, splitMime } from '../lib/check/user-data';
 import { checkStacks } from '../lib/check';
 import { Prerequisite, describeTier, onPath } from './support/tiers';
 import { caught } from './support/caught';
+import { BOOT_FIXTURES, BootFixture, fixtureUserData } from './support/boot/fixtures';
 
 const ADMINS = [Peer.ipv4('192.0.2.0/24')];
 const POLICY = HostPolicy.compose('web', [webServer(), sshAdmin({ from: ADMINS })]);
@@ -253,6 +254,7 @@ const cloudInitPython: Prerequisite = {
 interface CloudInitView {
   readonly parts: { type: string; filename: string; text: string }[];
   readonly merged: Record<string, unknown[]> | null;
+  readonly warnings: string[];
 }
 
 /** The document through cloud-init's own user-data processing and cloud-config merging. */
@@ -279,12 +281,29 @@ describeTier('cloud-init merges the parts (its own code)', [cloudInitPython, onP
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('sees the parts in order and types them as twinwall does (gzip and all, as EC2 hands it over)', () => {
+  it('sees the parts in order and types them as twinwall does (gzip and all, as EC2 hands it over), and logs no warning', () => {
     const composed = renderHost(POLICY, { userDataParts: [FRIENDLY, SCRIPT] }).userData;
     for (const blob of [composed.document, Buffer.from(composed.base64, 'base64'), require('zlib').gzipSync(composed.document)]) {
       const view = throughCloudInit(blob);
       expect(view.parts).toEqual(splitMime(composed.document).map((p) => ({ type: p.type, filename: p.filename, text: p.text })));
+      expect(view.warnings).toEqual([]);
     }
+  });
+
+  it('the boot tier\'s user-parts fixture, as booted (gzip): the wall\'s lists first and whole, the user\'s runcmd after the unit is enabled, no warning', () => {
+    const fixture = BOOT_FIXTURES.find((f) => f.name === 'user-parts') as BootFixture;
+    const text = fs.readFileSync(fixture.file, 'utf8');
+    const view = throughCloudInit(fixtureUserData(fixture, text));
+    expect(view.warnings).toEqual([]);
+    const sampleWall = mergedOf(splitMime(text)[0].text);
+    const m = view.merged as Record<string, unknown[]>;
+    expect(m.bootcmd).toEqual(sampleWall.bootcmd);
+    expect(m.write_files).toEqual([...sampleWall.write_files, { path: '/etc/user-part-fixture/hello.txt', content: "written by the user's cloud-config part\n", permissions: '0644' }]);
+    expect(m.runcmd[0]).toEqual(['systemctl', 'enable', '--now', 'twinwall-firewall.service']);
+    expect(m.runcmd).toHaveLength(2);
+    // cloud-init runs its scripts folder in name order: runcmd (the unit enabled), then user-part-03.sh.
+    expect(view.parts.map((p) => p.filename)).toEqual(['twinwall-host-wall.cfg', 'user-part-02.cfg', 'user-part-03.sh']);
+    expect(['runcmd', 'user-part-03.sh'].sort()).toEqual(['runcmd', 'user-part-03.sh']);
   });
 
   it('keeps the host wall\'s bootcmd, write_files and runcmd first and whole; the user\'s lists follow', () => {

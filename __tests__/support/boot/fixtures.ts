@@ -11,9 +11,14 @@
  *   unit is `failed`, cloud-init reports the failed bootcmd, and the console and the journal
  *   carry the loader's failure line. Any other problem fails the fixture.
  * - a broken contract (`expectProblems`): the judge must report the mistake.
+ * And one that is no mistake (`evidence`): the sample's user-data with the user's own parts
+ * after the host wall's (a cloud-config part that writes a file and adds a runcmd, and a shell
+ * script that prints the file), as FilteredHost's `userDataParts` ship them. The wall must load
+ * exactly as without them, and the first boot must show each evidence line (the parts ran).
  */
 import * as fs from 'fs';
 import * as path from 'path';
+import { UserDataPart, composeUserData, deterministicGzip } from '../../../lib/render';
 import { BootSuite, MISSING_MODULE } from './image';
 import { FailingWall } from './report';
 
@@ -40,6 +45,38 @@ export interface BootFixture {
   readonly expectProblems: { readonly 1: readonly RegExp[]; readonly 2: readonly RegExp[] };
   /** The releases it is booted on (default: every release the tier boots). */
   readonly suites?: readonly BootSuite[];
+  /**
+   * Lines the user's own parts print at the first boot (cloud-final's output, in the journal and
+   * on the console): the judge requires each (Expected.userEvidence).
+   */
+  readonly evidence?: readonly string[];
+  /** Boot it gzip-compressed, as EC2 receives a document over 16,384 bytes (default: as the file holds it). */
+  readonly gzip?: boolean;
+}
+
+/** What the user's parts of the `user-parts` fixture print when they run (on the sample server). */
+export const USER_PART_EVIDENCE = [
+  'twinwall boot fixture: the user cloud-config part\'s runcmd ran on sample',
+  'twinwall boot fixture: the user script ran; its file says: written by the user\'s cloud-config part',
+] as const;
+
+/**
+ * The user's own parts of the `user-parts` fixture. The printed lines are assembled at run time
+ * (`$(hostname)`, `$(cat …)`), so the user-data itself never holds them: seeing one proves the
+ * part ran, and the second also that the cloud-config part's file was written first.
+ */
+export const USER_PARTS: readonly UserDataPart[] = [
+  UserDataPart.cloudConfig({
+    write_files: [{ path: '/etc/user-part-fixture/hello.txt', content: "written by the user's cloud-config part\n", permissions: '0644' }],
+    runcmd: [['sh', '-c', `echo "twinwall boot fixture: the user cloud-config part's runcmd ran on $(hostname)"`]],
+  }),
+  UserDataPart.shellScript('#!/bin/sh\necho "twinwall boot fixture: the user script ran; its file says: $(cat /etc/user-part-fixture/hello.txt)"\n'),
+];
+
+/** The bytes a fixture is booted with. */
+export function fixtureUserData(fixture: BootFixture, text: string): Buffer {
+  const plain = Buffer.from(text, 'utf8');
+  return fixture.gzip === true ? deterministicGzip(plain) : plain;
 }
 
 function header(cloudConfig: string, mistake: string): string {
@@ -124,6 +161,17 @@ export const BOOT_FIXTURES: readonly BootFixture[] = [
     // boots of the tier's time (docs/boot.md). Bookworm, whose list is otherwise one plan
     // shorter than trixie's (no-default-dependencies is booted on trixie only).
     suites: ['bookworm'],
+  },
+  {
+    name: 'user-parts',
+    host: 'production/sample',
+    file: path.join(FIXTURE_DIR, 'sample-user-parts.mime'),
+    mistake: "no mistake: the user's own parts (a cloud-config writing a file and adding a runcmd, a shell script) after the host wall's, in a MIME multi-part document; the wall must load exactly and each part must run",
+    derive: (c) => composeUserData(c, USER_PARTS),
+    failing: [],
+    expectProblems: NO_PROBLEMS,
+    evidence: USER_PART_EVIDENCE,
+    gzip: true,
   },
 ];
 

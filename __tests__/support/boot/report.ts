@@ -144,6 +144,11 @@ export interface Expected {
   readonly failing: readonly FailingWall[];
   /** The host name the loader's messages carry ("sample"). */
   readonly host: string;
+  /**
+   * Lines the user's own user-data parts print when they run (once per instance, in cloud-init's
+   * final stage): each must be in the journal or on the console at the first boot.
+   */
+  readonly userEvidence?: readonly string[];
 }
 
 /** What one boot measured (whatever could be read), besides its problems. */
@@ -371,6 +376,15 @@ export function judgeBoot(report: BootReport, expected: Expected, boot: 1 | 2): 
     if (!/Result=exit-code/.test(result)) problems.push(`${FIREWALL} did not fail with its exit code: ${result.trim().replace(/\n/g, ' ')}`);
   } else if (/FAILED to load the host firewall/.test(report.console)) {
     problems.push(`the console shows a failed load: ${report.console.split('\n').find((l) => /FAILED to load/.test(l))?.trim()}`);
+  }
+
+  // The user's own parts run once per instance: at the first boot, each must have printed its line.
+  if (boot === 1) {
+    for (const line of expected.userEvidence ?? []) {
+      if (!journal.some((j) => j.message.includes(line)) && !report.console.includes(line)) {
+        problems.push(`first boot: the user's own user-data part did not run: neither the journal nor the console shows ${JSON.stringify(line)}`);
+      }
+    }
   }
 
   const load = journal.find((j) => FIRST_BOOT_LOADED.test(j.message));

@@ -34,6 +34,8 @@ export interface BootPlan {
   readonly hostname: string;
   /** The walls whose load must fail (Expected.failing). */
   readonly failing: readonly FailingWall[];
+  /** Lines the user's own parts must print at the first boot (Expected.userEvidence). */
+  readonly userEvidence?: readonly string[];
 }
 
 export interface BootOptions {
@@ -65,6 +67,7 @@ export async function bootTwice(plan: BootPlan, o: BootOptions): Promise<BootRec
     instanceId,
     failing: plan.failing,
     host: plan.hostname,
+    ...(plan.userEvidence === undefined ? {} : { userEvidence: plan.userEvidence }),
   };
   const records: BootRecord[] = [];
   try {
