@@ -560,11 +560,11 @@ export const HOST_WALL_PART_FILENAME = 'twinwall-host-wall.cfg';
  * under its part's file name, and cloud-init runs that folder in name order: `user-part-…`
  * sorts after `runcmd`, so the wall's unit is enabled before the user's scripts run.
  */
-export const PART_TYPES = { 'cloud-config': 'text/cloud-config', 'shell-script': 'text/x-shellscript' } as const;
-const PART_EXTENSION = { 'cloud-config': 'cfg', 'shell-script': 'sh' } as const;
+export const PART_TYPES: Readonly<Record<UserDataPartKind, string>> = { 'cloud-config': 'text/cloud-config', 'shell-script': 'text/x-shellscript' };
+const PART_EXTENSION: Readonly<Record<UserDataPartKind, string>> = { 'cloud-config': 'cfg', 'shell-script': 'sh' };
 
-/** The kinds of part a user may add. */
-export type UserDataPartKind = keyof typeof PART_TYPES;
+/** The kinds of part a user may add: cloud-config, or a shell script. */
+export type UserDataPartKind = 'cloud-config' | 'shell-script';
 
 /** cloud-init's module lists: a part that sets one decides which modules run (bootcmd among them). */
 export const CLOUD_INIT_MODULE_KEYS: readonly string[] = ['cloud_init_modules', 'cloud_config_modules', 'cloud_final_modules'];
