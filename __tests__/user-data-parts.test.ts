@@ -151,6 +151,7 @@ describe('UserDataPart', () => {
     ['a Date', cfg({ when: new Date(0) }), 'when', /an object of type Date/],
     ['NaN', cfg({ n: Number.NaN }), 'n', /the number NaN/],
     ['a lone surrogate', cfg({ s: 'a\ud800b' }), 's', /lone UTF-16 surrogate/],
+    ['an integer JavaScript has rounded (from YAML text)', () => UserDataPart.cloudConfig('id: 12345678901234567890\n'), 'id', /beyond what JavaScript holds exactly/],
     ['a function', cfg({ f: () => 1 }), 'f', /a function/],
     ['a script without #!', () => UserDataPart.shellScript('echo hi\n'), '(text)', /must start with "#!"/],
     ['a script with a NUL byte', () => UserDataPart.shellScript('#!/bin/sh\n\0'), '(text)', /NUL/],

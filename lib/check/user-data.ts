@@ -168,9 +168,14 @@ function setsTextOf(persistent: string | undefined, boot: string | undefined): s
  * part is the host wall's and whose later parts cannot switch it off (readMultipart).
  */
 export function readHostWall(text: string, gzipped = false): HostWallSource {
-  if (isMime(text)) return readMultipart(text, gzipped);
+  // Python's email parser reads headers up to the first line that is none: a document whose
+  // first line is no header ("#cloud-config") is one text/plain body, which cloud-init sniffs.
+  if (isMime(text) && PYTHON_HEADER_LINE.test(text.split('\n', 1)[0])) return readMultipart(text, gzipped);
   return readCloudConfigWall(text, gzipped);
 }
+
+/** A line Python's email feedparser takes for a header (its headerRE). */
+const PYTHON_HEADER_LINE = /^(From |[\x21-\x39\x3b-\x7e]*:|[\t ])/;
 
 /** cloud-init reads user-data as MIME when "mime-version:" is in its first 4,096 bytes (any case). */
 export function isMime(text: string): boolean {
@@ -336,7 +341,6 @@ function carriesHostWall(cfg: unknown): boolean {
 function readMultipart(text: string, gzipped: boolean): HostWallSource {
   const none = (problems: string[]): HostWallSource => ({ text, gzipped, tables: {}, firstBoot: {}, fallback: {}, ipsets: new Map(), ipsetScript: '', problems });
   let parts: MimePart[];
-  if (text.trimStart().toLowerCase().startsWith('#cloud-config')) return none(['the #cloud-config user-data names "mime-version:" in its first 4,096 bytes, so cloud-init reads it as MIME: twinwall cannot tell what it would run']);
   try {
     parts = splitMime(text);
   } catch (e) {

@@ -684,6 +684,8 @@ function checkJson(value: unknown, where: string, depth = 0): void {
   }
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw refuse(`the number ${String(value)}`);
+    // Beyond 2^53 JavaScript has already rounded it: what would ship is not what was written.
+    if (Number.isInteger(value) && !Number.isSafeInteger(value)) throw refuse(`the integer ${String(value)}, beyond what JavaScript holds exactly`);
     return;
   }
   if (Array.isArray(value)) {
