@@ -204,6 +204,11 @@ describe('the multi-part document', () => {
     expect(splitMime(doc).map((p) => p.text)).toEqual([plain.userData.cloudConfig, tricky.content, unicode.content]);
   });
 
+  it('refuses more parts than the checker reads (64 with the wall\'s), so part names sort as cloud-init runs them', () => {
+    expect(splitMime(composeUserData('#cloud-config\n', Array.from({ length: 63 }, () => SCRIPT)))).toHaveLength(64);
+    expect(caught(() => composeUserData('#cloud-config\n', Array.from({ length: 64 }, () => SCRIPT))).message).toMatch(/^TW231 USER_DATA_PART_INVALID at userDataParts: 64 parts are more than the 63/);
+  });
+
   it('refuses a part that is not a UserDataPart (a hand-made object could carry any merge rule)', () => {
     const e = caught(() => composeUserData('#cloud-config\n', [{ kind: 'cloud-config', content: '#cloud-config\nmerge_how: dict(replace)\n' } as unknown as UserDataPart]));
     expect(e.message).toMatch(/^TW231 USER_DATA_PART_INVALID at userDataParts\[0\]: .* is not a UserDataPart\. Fix: build each part with UserDataPart\.cloudConfig/);

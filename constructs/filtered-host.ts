@@ -293,7 +293,8 @@ export class FilteredHost extends Construct implements PeerSource {
         ...(props.maxSecurityGroups !== undefined ? { maxSecurityGroups: props.maxSecurityGroups } : {}),
         ...(props.ipsetThreshold !== undefined ? { ipsetThreshold: props.ipsetThreshold } : {}),
         ...(props.hostFirewall !== undefined ? { hostFirewall: props.hostFirewall } : {}),
-        ...(props.userDataParts !== undefined ? { userDataParts: props.userDataParts } : {}),
+        // A copy: the host composes at synth, and the parts are what they were at construction.
+        ...(props.userDataParts !== undefined ? { userDataParts: Array.isArray(props.userDataParts) ? [...props.userDataParts] : props.userDataParts } : {}),
       };
       // Rendered now, so what is wrong with the host's own roles fails here, at its construction;
       // it is the final rendering unless grants reach the host.

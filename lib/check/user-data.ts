@@ -12,7 +12,7 @@ import { posix } from 'path';
 import { gunzipSync } from 'zlib';
 import { parse as parseYaml } from 'yaml';
 import { FAMILIES, Family } from '../address';
-import { FALLBACK_V4_PATH, FALLBACK_V6_PATH, FIREWALL_UNIT_PATH, FIRST_BOOT_SEMAPHORE, HEREDOC, LOADER_PATH, PART_TYPES, userCloudConfigProblems } from '../render/cloud-config';
+import { FALLBACK_V4_PATH, FALLBACK_V6_PATH, FIREWALL_UNIT_PATH, FIRST_BOOT_SEMAPHORE, HEREDOC, LOADER_PATH, PART_TYPES, USER_DATA_PARTS_MAX, userCloudConfigProblems } from '../render/cloud-config';
 import { NFT_FALLBACK_PATH, NFT_HEREDOC, NFT_RULES_PATH } from '../render/nftables';
 import { IpsetDefinition, ipsetScript, parseIpsets } from './ipset';
 
@@ -182,8 +182,6 @@ export function isMime(text: string): boolean {
   return Buffer.from(text, 'utf8').subarray(0, 4096).toString('latin1').toLowerCase().includes('mime-version:');
 }
 
-/** At most this many parts are read from one multi-part user-data (twinwall writes the wall's and the user's few). */
-export const MIME_PARTS_MAX = 64;
 
 /** A part as cloud-init would hand it to its handlers. */
 export interface MimePart {
@@ -209,6 +207,15 @@ const SNIFF: readonly [string, string][] = (
     ['## template: jinja', 'text/jinja2'],
   ] as [string, string][]
 ).sort((a, b) => b[0].length - a[0].length);
+
+/**
+ * Python's `str.lstrip()`, which cloud-init sniffs a part's type after: its whitespace is not
+ * JavaScript's (U+001C–U+001F and U+0085 are space to Python, U+FEFF is not), and a part that
+ * Python reads as a boothook must not read as a shell script here.
+ */
+export function pythonLstrip(text: string): string {
+  return text.replace(/^[\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+/, '');
+}
 
 /** Headers of one MIME entity, strictly: `Name: value` lines, no folding, no repeats. */
 function mimeHeaders(lines: readonly string[], where: string): Map<string, string> {
@@ -261,7 +268,7 @@ export function splitMime(text: string): MimePart[] {
   let body: string[] | undefined;
   let closed = false;
   const finish = (chunk: string[]): void => {
-    if (parts.length >= MIME_PARTS_MAX) throw new Error(`the multi-part user-data has more than ${MIME_PARTS_MAX} parts`);
+    if (parts.length >= USER_DATA_PARTS_MAX) throw new Error(`the multi-part user-data has more than ${USER_DATA_PARTS_MAX} parts`);
     parts.push(readPart(chunk, parts.length + 1));
   };
   for (const line of lines.slice(blank + 1)) {
@@ -299,7 +306,12 @@ function readPart(lines: readonly string[], index: number): MimePart {
   const raw = lines.slice(blank + 1).join('\n');
   const cte = (headers.get('content-transfer-encoding') ?? '7bit').toLowerCase();
   let payload: string;
-  if (cte === '7bit' || cte === '8bit') payload = raw;
+  if (cte === '7bit' || cte === '8bit') {
+    // Python's email parser garbles non-ASCII text in such a part (U+0080–U+00FF become lone
+    // surrogates, the rest literal \uXXXX text): cloud-init would not read what is written here.
+    if (/[^\x00-\x7f]/.test(raw)) throw new Error(`${where} carries non-ASCII text as ${cte}, which cloud-init (Python's email parser) reads garbled`);
+    payload = raw;
+  }
   else if (cte === 'base64') {
     const clean = raw.replace(/\s+/g, '');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(clean)) throw new Error(`${where} is not valid base64`);
@@ -313,7 +325,7 @@ function readPart(lines: readonly string[], index: number): MimePart {
   } else throw new Error(`${where} has Content-Transfer-Encoding ${JSON.stringify(cte)}, which twinwall does not read`);
   let type = ct.type;
   if (['text/plain', 'text/x-not-multipart', PART_TYPES['shell-script']].includes(type)) {
-    const head = payload.trimStart().toLowerCase();
+    const head = pythonLstrip(payload).toLowerCase();
     type = SNIFF.find(([prefix]) => head.startsWith(prefix))?.[1] ?? type;
   }
   const name = /(?:^|;)\s*filename="([^"]*)"/.exec(headers.get('content-disposition') ?? '')?.[1];
@@ -372,7 +384,7 @@ function readMultipart(text: string, gzipped: boolean): HostWallSource {
     if (!configs.has(p.index) || p.index < wall.index) continue;
     for (const q of userCloudConfigProblems(configs.get(p.index), true)) problems.push(`${label(p)} ${q.where}: ${q.problem}`);
   }
-  const inner = readCloudConfigWall(wall.text.trimStart(), gzipped);
+  const inner = readCloudConfigWall(pythonLstrip(wall.text), gzipped);
   return { ...inner, text, problems: [...problems, ...inner.problems] };
 }
 

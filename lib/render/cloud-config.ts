@@ -551,6 +551,12 @@ export function renderUserData(tables: HostWallTables | NftablesWallFiles, optio
  */
 export const USER_PART_MERGE_HOW = 'list(append)+dict(no_replace,recurse_list)+str()';
 
+/**
+ * Parts in one user-data, the host wall's included: what the renderer writes at most and the
+ * checker reads at most (part names sort as cloud-init runs them up to user-part-64).
+ */
+export const USER_DATA_PARTS_MAX = 64;
+
 /** The MIME boundary (a numeric suffix when a part holds a line starting with it). */
 export const MIME_BOUNDARY = 'TWINWALL-USER-DATA-PART';
 /** The host wall's part's file name (Content-Disposition). */
@@ -819,6 +825,14 @@ export function composeUserData(hostWall: string, parts: readonly UserDataPart[]
     }
   });
   if (parts.length === 0) return hostWall;
+  if (parts.length >= USER_DATA_PARTS_MAX) {
+    throw new TwinwallError('USER_DATA_PART_INVALID', {
+      value: parts.length,
+      path: ['userDataParts'],
+      problem: `${parts.length} parts are more than the ${USER_DATA_PARTS_MAX - 1} a user-data carries beside the host wall's (twinwall check reads at most ${USER_DATA_PARTS_MAX}).`,
+      fix: 'merge your cloud-config parts into one, and your scripts into one.',
+    });
+  }
   const all = [{ kind: 'cloud-config' as const, content: hostWall, filename: HOST_WALL_PART_FILENAME }, ...parts.map((p, i) => ({ kind: p.kind, content: p.content, filename: `user-part-${String(i + 2).padStart(2, '0')}.${PART_EXTENSION[p.kind]}` }))];
   let boundary = MIME_BOUNDARY;
   for (let n = 1; all.some((p) => p.content.split('\n').some((l) => l.startsWith(`--${boundary}`))); n++) boundary = `${MIME_BOUNDARY}-${n}`;
