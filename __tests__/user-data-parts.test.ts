@@ -138,6 +138,7 @@ describe('UserDataPart', () => {
     ['cloud-init\'s state (the first-boot semaphore)', file('/var/lib/cloud/sem/bootper.twinwall_firewall_first_boot.instance'), 'write_files[0].path', /cloud-init keeps/],
     ['RHEL\'s iptables-services rules', file('/etc/sysconfig/iptables'), 'write_files[0].path', /another loader/],
     ['nftables.service\'s ruleset (flush ruleset)', file('/etc/nftables.conf'), 'write_files[0].path', /another loader/],
+    ['the wall\'s first-boot semaphore in bootcmd', cfg({ bootcmd: [['cloud-init-per', 'instance', 'twinwall_firewall_first_boot', 'true']] }), 'bootcmd', /first-boot semaphore "twinwall_firewall_first_boot"/],
     ['a write_files entry without a path', cfg({ write_files: [{ content: 'x' }] }), 'write_files[0].path', /no path/],
     ['write_files that is not a list', cfg({ write_files: { path: '/x' } }), 'write_files', /not a list/],
     ['a boothook (runs before the wall)', () => UserDataPart.cloudConfig('#cloud-boothook\niptables -F\n'), '(text)', /"#cloud-boothook" part, not a cloud-config/],

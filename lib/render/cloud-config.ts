@@ -647,6 +647,17 @@ export function userCloudConfigProblems(config: unknown, shipped: boolean): Part
       });
     }
   }
+  for (const key of ['bootcmd', 'runcmd']) {
+    // The host wall's first-boot semaphore: a command under it is skipped, or skips the wall's.
+    if (key in cfg && JSON.stringify(cfg[key] ?? null).includes(FIRST_BOOT_SEMAPHORE)) {
+      out.push({
+        where: key,
+        value: FIRST_BOOT_SEMAPHORE,
+        problem: `${key} uses the host wall's first-boot semaphore ${show(FIRST_BOOT_SEMAPHORE)} (cloud-init-per), which decides whether the wall's first-boot load runs.`,
+        fix: 'give your cloud-init-per commands names of their own.',
+      });
+    }
+  }
   if ('write_files' in cfg) {
     const files = cfg.write_files;
     if (!Array.isArray(files)) {
