@@ -585,6 +585,19 @@ describe('multi-part user-data: what the checker cannot vouch for is a finding, 
     expect(w.tables[4]?.text).toBe(named.iptables.v4);
   });
 
+  it('part names and values from the user-data stay text where findings land: Markdown (report, diff) and the terminal (check)', async () => {
+    const evil = 'x<img src=x onerror=alert(1)> @octocat https://evil.example [a](https://evil.example) \u202e\u001b[31m pwned';
+    const text = mime([wall, entity('text/cloud-boothook', '#cloud-boothook\nid\n', `Content-Disposition: attachment; filename="${evil}"\n`), entity('text/cloud-config', Buffer.from(`#cloud-config\nmerge_how: "${evil.replace('\u001b', '\\e')}"\n`).toString('base64'), 'Content-Transfer-Encoding: base64\n')]);
+    const hostile = withUserData(text);
+    expect(findings(text)).toEqual(expect.arrayContaining([expect.stringMatching(/^part 2 \(.*\) is text\/cloud-boothook/), expect.stringMatching(/^part 3 merge_how: the part sets merge_how /)]));
+    expectInert(reportMarkdown(buildReport([{ name: 'stack', json: hostile }]).report));
+    expectInert(diffMarkdown(diffStacks([base], [{ name: 'stack', json: hostile }])));
+    const r = await run(['check', writeJson(hostile, 'stack')]);
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('is text/cloud-boothook');
+    expect(r.out + r.err).not.toMatch(/[\u001b\u202e]/);
+  });
+
   it('check exits 1, report says the walls do not agree, diff calls it high risk (a part after the wall without the merge rule)', async () => {
     const hostile = withUserData(mime([wall, entity('text/cloud-config', '#cloud-config\nbootcmd: [[iptables, -F]]\n')]));
     const file = writeJson(hostile, 'stack');
