@@ -130,6 +130,17 @@ describe('package', () => {
     const stray = files.filter((f) => !/^dist\/.+\.(js|d\.ts)$/.test(f) && !['bin/twinwall.js', 'README.md', 'LICENSE', 'CHANGELOG.md', 'package.json'].includes(f));
     expect(stray).toEqual([]);
     for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/lib/index.js', 'dist/lib/index.d.ts', 'dist/cli/main.js', 'bin/twinwall.js', 'README.md', 'LICENSE', 'CHANGELOG.md']) expect(files).toContain(f);
+    // Declarations: exactly what the two entries reach (scripts/prune-declarations.js), and every
+    // relative module a shipped declaration names is shipped too (a user's editor resolves it).
+    const declarations = files.filter((f) => f.endsWith('.d.ts'));
+    expect(declarations.filter((f) => f.startsWith('dist/cli/'))).toEqual([]);
+    for (const f of declarations) {
+      const text = fs.readFileSync(path.join(ROOT, f), 'utf8');
+      for (const m of text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*)['"](\.{1,2}\/[^'"]*)['"]/g)) {
+        const target = path.posix.normalize(path.posix.join(path.posix.dirname(f), m[1]));
+        expect([f, [`${target}.d.ts`, `${target}/index.d.ts`].some((t) => files.includes(t))]).toEqual([f, true]);
+      }
+    }
     // The tarball on disk is the one described.
     const listed = ok(run('tar', ['-tzf', tarball])).stdout.trim().split('\n').map((f) => f.replace(/^package\//, '')).sort();
     expect(listed).toEqual(files);
