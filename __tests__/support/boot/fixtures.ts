@@ -141,8 +141,11 @@ export const BOOT_FIXTURES: readonly BootFixture[] = [
       2: [/ordering cycle/],
     },
     // It tests the judge, not the user-data: the cycle was first seen on bookworm (its journal
-    // lines are in boot-judge.test.ts); booting it on trixie shows systemd 257 words it the same.
-    suites: ['trixie'],
+    // lines are in boot-judge.test.ts), where the second boot runs to power-off with the cycle in
+    // its journal. On trixie the cycle's outcome varies from boot to boot: a second boot on
+    // 2026-11-30 hung after cloud-init's local stage until qemu's timeout (600 s, no report to
+    // judge), so it is booted where its outcome is the same every time (docs/boot.md).
+    suites: ['bookworm'],
   },
   {
     name: 'nft-parse-failure',
@@ -158,8 +161,7 @@ export const BOOT_FIXTURES: readonly BootFixture[] = [
     failing: ['nftables'],
     expectProblems: NO_PROBLEMS,
     // One release: the loader and its transaction are the same on both, and each plan is two
-    // boots of the tier's time (docs/boot.md). Bookworm, whose list is otherwise one plan
-    // shorter than trixie's (no-default-dependencies is booted on trixie only).
+    // boots of the tier's time (docs/boot.md). Bookworm, where it has passed.
     suites: ['bookworm'],
   },
   {
