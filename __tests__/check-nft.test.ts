@@ -119,6 +119,7 @@ describe('the nftables reader', () => {
     ['a reject', (t) => t.replace(/(\tchain tw-in-drop \{\n[^\n]*\n)\t\tdrop/, '$1\t\treject'), /statement "reject"/],
     ['a string with a backslash', (t) => t.replace('"twinwall: loopback"', '"twinwall: loop\\\\back"'), /string holds "\\"/],
     ['a connmark set of no bits (nft lists it without "| 0x0")', (t) => t.replace('iifname "lo" accept', 'iifname "lo" ct mark set ct mark | 0x0 accept'), /sets no bit/],
+    ['a chain comment (a line that is only a comment)', (t) => t.replace('\t\tiifname "lo" accept', '\t\tcomment "chain"\n\t\tiifname "lo" accept'), /chain comment/],
     ['limit rate over', (t) => t.replace('meta nfproto ipv4 udp sport', 'meta nfproto ipv4 limit rate over 5/second udp sport'), /limit rate over is not/],
   ];
   it.each(REFUSED)('refuses %s', (_what, change, why) => {

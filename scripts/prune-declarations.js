@@ -6,7 +6,8 @@
  * the tarball (issue #11's budget). Reachability follows what TypeScript follows in a `.d.ts`:
  * `import`/`export … from "./x"`, `import("./x")` types and `/// <reference path>`; a relative
  * specifier resolves to `x.d.ts` or `x/index.d.ts`. An unresolvable relative specifier is an
- * error (a declaration the entries need would be missing). Prints what it kept and removed.
+ * error (a declaration the entries need would be missing). Says on stderr what it kept and removed
+ * (stdout stays clean: `npm pack --json` runs it through prepack).
  */
 'use strict';
 const fs = require('fs');
@@ -60,4 +61,4 @@ for (const file of declarations(DIST)) {
   fs.rmSync(file);
   removed++;
 }
-process.stdout.write(`prune-declarations: kept ${reachable.size} declaration files the entries reach, removed ${removed} (${bytes} bytes)\n`);
+process.stderr.write(`prune-declarations: kept ${reachable.size} declaration files the entries reach, removed ${removed} (${bytes} bytes)\n`);

@@ -423,6 +423,8 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
       case 'comment': {
         const c = next('a comment');
         if (c.kind !== 'string') throw new NftRefusal('comment without a quoted text', line);
+        // A line that is only a comment is the chain's comment to nft (listed before its hook).
+        if (i === 2) throw new NftRefusal('a line with only a comment is a chain comment, which twinwall does not write or model', line);
         if (i !== words.length) throw new NftRefusal('statements after the comment (nft refuses them)', line);
         comment = c.text;
         break;
