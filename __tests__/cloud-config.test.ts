@@ -35,7 +35,8 @@ import {
 } from '../lib/render/cloud-config';
 import { expectGolden } from './support/golden';
 import { ROLE_FIXTURES } from './support/fixtures';
-import { Prerequisite, describeTier, ipset, netns, onPath, root } from './support/tiers';
+import { describeTier, ipset, netns, onPath, root } from './support/tiers';
+import { BootcmdLab, bootcmdLab, cloudInitPython } from './support/bootcmd-lab';
 import { caught } from './support/caught';
 
 const V4 = ['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -i lo -j ACCEPT', '-A OUTPUT -o lo -j ACCEPT', 'COMMIT', ''].join('\n');
@@ -388,46 +389,15 @@ describeTier('systemd unit', [onPath('systemd-analyze')], () => {
   });
 });
 
-/** cloud-init's own Python modules, to turn bootcmd into the shell script cloud-init would run. */
-const cloudInitPython: Prerequisite = {
-  name: 'cloud-init python modules',
-  check: () => (spawnSync('/usr/bin/python3', ['-c', 'import yaml, cloudinit.util'], { stdio: 'pipe' }).status === 0 ? undefined : 'python3 cannot import cloudinit'),
-};
-
 describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace', [root, onPath('ip'), netns, onPath('iptables-restore'), onPath('ip6tables-restore'), cloudInitPython], () => {
-  let dir: string;
-  const namespaces: string[] = [];
+  let lab: BootcmdLab;
   beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-boot-'));
-    // Stand-in for cloud-init-per on an instance's first boot: drop frequency and name, run the command.
-    fs.mkdirSync(path.join(dir, 'bin'));
-    fs.writeFileSync(path.join(dir, 'bin', 'cloud-init-per'), '#!/bin/sh\nshift 2\nexec "$@"\n', { mode: 0o755 });
+    lab = bootcmdLab('twud');
   });
-  afterAll(() => {
-    for (const ns of namespaces) spawnSync('ip', ['netns', 'delete', ns]);
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-
-  function namespace(tag: string): string {
-    const ns = `twud${tag}${process.pid}`;
-    execFileSync('ip', ['netns', 'add', ns]);
-    namespaces.push(ns);
-    return ns;
-  }
-
+  afterAll(() => lab.close());
+  const namespace = (tag: string) => lab.namespace(tag);
   /** cloud-init's bootcmd module: shellify the list into a script and run it with /bin/sh. */
-  function runBootcmd(cloudConfig: string, ns: string) {
-    const yamlFile = path.join(dir, `${ns}.yaml`);
-    const script = path.join(dir, `${ns}.sh`);
-    fs.writeFileSync(yamlFile, cloudConfig);
-    execFileSync('/usr/bin/python3', [
-      '-c',
-      'import sys, yaml\nfrom cloudinit.util import shellify\nopen(sys.argv[2], "w").write(shellify(yaml.safe_load(open(sys.argv[1]))["bootcmd"]))',
-      yamlFile,
-      script,
-    ]);
-    return spawnSync('ip', ['netns', 'exec', ns, '/bin/sh', script], { encoding: 'utf8', env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` } });
-  }
+  const runBootcmd = (cloudConfig: string, ns: string) => lab.runBootcmd(cloudConfig, ns);
 
   /** The loaded ruleset, without the header lines that carry versions and dates. */
   function saved(ns: string, tool: 'iptables-save' | 'ip6tables-save'): string {
@@ -444,7 +414,7 @@ describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace'
 
   /** What loading `text` on its own gives, in a scratch namespace (the kernel's spelling). */
   function canonical(text: string, family: 4 | 6): string {
-    const ns = namespace(`c${family}${namespaces.length}`);
+    const ns = namespace(`c${family}${lab.made()}`);
     execFileSync('ip', ['netns', 'exec', ns, family === 4 ? 'iptables-restore' : 'ip6tables-restore'], { input: text });
     return rules(ns, family);
   }
@@ -523,7 +493,7 @@ describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace'
    * swapped in a copy of the script, nothing else changes), in a fresh namespace.
    */
   function runLoader(tables: HostWallTables, action: string, ns: string, files: Record<string, string>) {
-    const etc = fs.mkdtempSync(path.join(dir, 'etc-'));
+    const etc = fs.mkdtempSync(path.join(lab.dir, 'etc-'));
     for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(etc, name), content);
     const script = path.join(etc, 'loader.sh');
     fs.writeFileSync(script, renderLoader({ tables, host: 'unit', mode: 'lockdown', source: 'files' }).split('/etc/iptables/').join(`${etc}/`));

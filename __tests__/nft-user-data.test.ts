@@ -14,7 +14,8 @@ import { parse } from 'yaml';
 import { NFT_FALLBACK_PATH, NFT_RULES_PATH, renderHost, renderNftables, renderNftablesFallback } from '../lib/render';
 import { ROLE_FIXTURES } from './support/fixtures';
 import { expectGolden } from './support/golden';
-import { Prerequisite, describeTier, netns, nft, onPath, root } from './support/tiers';
+import { describeTier, netns, nft, onPath, root } from './support/tiers';
+import { BootcmdLab, bootcmdLab, cloudInitPython } from './support/bootcmd-lab';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Json = any;
@@ -69,44 +70,20 @@ describeTier('cloud-init schema (nftables user-data)', [onPath('cloud-init')], (
   });
 });
 
-const cloudInitPython: Prerequisite = {
-  name: 'cloud-init python modules',
-  check: () => (spawnSync('/usr/bin/python3', ['-c', 'import yaml, cloudinit.util'], { stdio: 'pipe' }).status === 0 ? undefined : 'python3 cannot import cloudinit'),
-};
-
 describeTier('first boot of an nftables host: bootcmd as cloud-init runs it, in a network namespace', [root, onPath('ip'), netns, nft, onPath('/usr/sbin/nft'), cloudInitPython], () => {
-  let dir: string;
-  const namespaces: string[] = [];
+  let lab: BootcmdLab;
   beforeAll(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-nftboot-'));
-    fs.mkdirSync(path.join(dir, 'bin'));
-    fs.writeFileSync(path.join(dir, 'bin', 'cloud-init-per'), '#!/bin/sh\nshift 2\nexec "$@"\n', { mode: 0o755 });
+    lab = bootcmdLab('twnu');
   });
-  afterAll(() => {
-    for (const ns of namespaces) spawnSync('ip', ['netns', 'delete', ns]);
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-
-  function namespace(tag: string): string {
-    const ns = `twnu${tag}${process.pid}`;
-    execFileSync('ip', ['netns', 'add', ns]);
-    namespaces.push(ns);
-    return ns;
-  }
-
-  function runBootcmd(cloudConfig: string, ns: string) {
-    const yamlFile = path.join(dir, `${ns}.yaml`);
-    const script = path.join(dir, `${ns}.sh`);
-    fs.writeFileSync(yamlFile, cloudConfig);
-    execFileSync('/usr/bin/python3', ['-c', 'import sys, yaml\nfrom cloudinit.util import shellify\nopen(sys.argv[2], "w").write(shellify(yaml.safe_load(open(sys.argv[1]))["bootcmd"]))', yamlFile, script]);
-    return spawnSync('ip', ['netns', 'exec', ns, '/bin/sh', script], { encoding: 'utf8', env: { ...process.env, PATH: `${path.join(dir, 'bin')}:${process.env.PATH}` } });
-  }
+  afterAll(() => lab.close());
+  const namespace = (tag: string) => lab.namespace(tag);
+  const runBootcmd = (cloudConfig: string, ns: string) => lab.runBootcmd(cloudConfig, ns);
 
   const listed = (ns: string) => execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' });
 
   /** What loading `text` alone gives, in a scratch namespace. */
   function direct(text: string): string {
-    const ns = namespace(`d${namespaces.length}`);
+    const ns = namespace(`d${lab.made()}`);
     execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: text });
     return listed(ns);
   }
