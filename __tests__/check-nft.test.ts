@@ -97,6 +97,24 @@ describe('the nftables reader', () => {
     expect(read.setSources[0].elements).toEqual(file.setSources[0].elements);
   });
 
+  it('reads each spelling nft has for a connmark match, as the kernel stores it', () => {
+    const table = (match: string): string => `table inet twinwall {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t\tct mark ${match} accept\n\t}\n}\n`;
+    const mark = (match: string, form: 'file' | 'listing'): string => {
+      const wall = parseNftables(form === 'file' ? `add table inet twinwall\ndelete table inet twinwall\n${table(match)}` : table(match), { form });
+      expect(wall.problems).toEqual([]);
+      const found = /connmark\([^)]*\)/.exec(canonicalLines(wall.documents[4]).join('\n'));
+      expect(found).not.toBeNull();
+      return found?.[0] ?? '';
+    };
+    // A mask of all ones is listed as `ct mark V`, one of leading ones as `ct mark V/N` with V as stored.
+    expect(mark('0x5', 'listing')).toBe(mark('& 0xffffffff == 0x5', 'file'));
+    expect(mark('0x12345678/16', 'listing')).toBe('connmark(--mark=0x12345678/0xffff0000)');
+    expect(mark('0x00000005/0', 'listing')).toBe(mark('& 0x0 == 0x5', 'file'));
+    // Read from a file, nft clears the host bits of `V/N` before storing it.
+    expect(mark('0x12345678/16', 'file')).toBe(mark('& 0xffff0000 == 0x12340000', 'file'));
+    expect(parseNftables(table('0x5/33'), { form: 'listing' }).problems.map((p) => p.message).join()).toMatch(/33 bits is wider/);
+  });
+
   const sample = renderNftables(ROLE_FIXTURES.sample()).text;
   const REFUSED: [string, (t: string) => string, RegExp][] = [
     ['a file that does not replace the table first', (t) => t.replace('delete table inet twinwall\n', ''), /does not begin/],

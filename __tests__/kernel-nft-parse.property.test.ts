@@ -40,7 +40,13 @@ const hex = fc.integer({ min: 0, max: 0x7fffffff }).map((n) => `0x${n.toString(1
 
 const common: fc.Arbitrary<string>[] = [
   fc.subarray(['new', 'established', 'related', 'invalid', 'untracked'], { minLength: 1 }).map((x) => `ct state ${x.join(',')}`),
-  fc.tuple(hex, hex).map(([m, v]) => `ct mark & ${m} == ${v}`),
+  fc.oneof(
+    fc.tuple(hex, hex).map(([m, v]) => `ct mark & ${m} == ${v}`),
+    // The masks nft lists in its other spellings: all ones (`ct mark V`), leading ones (`V/N`), none.
+    fc.tuple(fc.integer({ min: 0, max: 32 }), hex).map(([n, v]) => `ct mark & 0x${(n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0).toString(16)} == ${v}`),
+    fc.tuple(fc.integer({ min: 0, max: 32 }), hex).map(([n, v]) => `ct mark ${v}/${n}`),
+    hex.map((v) => `ct mark ${v}`),
+  ),
   fc.constantFrom('fib saddr type local', 'fib saddr type != local'),
   fc.tuple(fc.integer({ min: 1, max: 1000 }), fc.constantFrom('second', 'minute', 'hour', 'day'), fc.integer({ min: 1, max: 100 })).map(([n, u, b]) => `limit rate ${n}/${u} burst ${b} packets`),
 ];

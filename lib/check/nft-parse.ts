@@ -18,9 +18,10 @@
  *   ip|ip6 saddr|daddr [!=] A|@set         [!] -s/-d A, or -m set [!] --match-set set src|dst
  *   ip ttl N, ip6 hoplimit N               -m ttl --ttl-eq N, -m hl --hl-eq N
  *   tcp|udp sport|dport [!=] N[-M]          -p tcp|udp -m tcp|udp [!] --sport/--dport N[:M]
- *   icmp type T [icmp code C]              -p icmp -m icmp --icmp-type T[/C]   (icmpv6: icmp6)
+ *   icmp type T [icmp code C]              -p icmp -m icmp --icmp-type T[/C]   (icmpv6: icmp6; not IPv4 type 255)
  *   ct state S,…                           -m conntrack --ctstate S,…
  *   ct mark & M == V                       -m connmark --mark V/M
+ *   ct mark V, ct mark V/N                 the same, M all ones or N leading ones (see below)
  *   fib saddr type [!=] local              -m addrtype [!] --src-type LOCAL (see nftables.ts)
  *   meta skuid N                           -m owner --uid-owner N
  *   limit rate N/unit burst B packets      -m limit --limit N/unit --limit-burst B
@@ -334,6 +335,8 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
         setProto(v6 ? 58 : 1);
         expect('type');
         const type = num(word('an ICMP type'), 0, 255, `${t.text} type`, line);
+        // nft matches type 255 alone; to iptables (and so to this model) IPv4 type 255 is any type.
+        if (!v6 && type === 255) throw new NftRefusal('icmp type 255 has no iptables equivalent (iptables reads type 255 as any type) and is not modelled', line);
         let code: number | undefined;
         if (peek()?.text === t.text && peek(1)?.text === 'code') {
           i += 2;
@@ -366,7 +369,19 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
             // nft lists "| 0x0" as "ct mark set ct mark" (a no-op the renderer never writes).
             if (bits === 0n) throw new NftRefusal('ct mark set ct mark | 0x0 sets no bit and is not modelled', line);
             setTarget(['-j', 'CONNMARK', '--set-xmark', `${hex(bits)}/${hex(bits)}`], false);
-          } else throw new NftRefusal(`ct mark ${op} is not modelled`, line);
+          } else {
+            // nft prints a mask of all ones as `ct mark V` and a mask of leading ones as
+            // `ct mark V/N`. The kernel compares with V as stored; reading `V/N` from a file,
+            // nft stores V with its host bits cleared, so the two spellings differ there.
+            const m = /^(0x[0-9a-fA-F]{1,8}|[0-9]{1,10})(?:\/([0-9]{1,2}))?$/.exec(op);
+            if (m === null) throw new NftRefusal(`ct mark ${op} is not modelled`, line);
+            const bits = m[2] === undefined ? 32 : Number(m[2]);
+            if (bits > 32) throw new NftRefusal(`ct mark ${op}: a prefix of ${bits} bits is wider than the 32-bit mark`, line);
+            const mask = bits === 0 ? 0n : (0xffffffffn << BigInt(32 - bits)) & 0xffffffffn;
+            const stored = mark32(m[1], line);
+            const value = form === 'file' ? stored & mask : stored;
+            addMatch('connmark', ['--mark', `${hex(value)}/${hex(mask)}`]);
+          }
         } else throw new NftRefusal(`ct ${key} is not modelled`, line);
         break;
       }
