@@ -132,6 +132,9 @@ describe('iptables-restore parser', () => {
     sameMeaning('-A INPUT -p icmp -m icmp --icmp-type echo-request -j ACCEPT', '-A INPUT -p icmp -m icmp --icmp-type 8 -j ACCEPT');
     sameMeaning('-A INPUT -p icmp --icmp-type port-unreachable -j REJECT', '-A INPUT -p icmp -m icmp --icmp-type 3/3 -j REJECT --reject-with icmp-port-unreachable');
     sameMeaning('-A INPUT -p ipv6-icmp --icmpv6-type neighbour-solicitation -j ACCEPT', '-A INPUT -p 58 -m icmp6 --icmpv6-type 135 -j ACCEPT', 6);
+    // IPv4's kernel match reads type 255 as any type, whatever the code; IPv6 has no wildcard.
+    sameMeaning('-A INPUT -p icmp -m icmp --icmp-type 255/114 -j ACCEPT', '-A INPUT -p icmp -m icmp --icmp-type any -j ACCEPT');
+    expect(keys('-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 255/114 -j ACCEPT', 6)).not.toEqual(keys('-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 255 -j ACCEPT', 6));
     sameMeaning('-A INPUT -m limit --limit 60/min -j LOG --log-level 4', '-A INPUT -m limit --limit 1/sec --limit-burst 5 -j LOG');
     sameMeaning('-A INPUT -m conntrack --ctstate ESTABLISHED,NEW -m addrtype --dst-type LOCAL,UNICAST -j ACCEPT', '-A INPUT -m conntrack --ctstate NEW,ESTABLISHED -m addrtype --dst-type UNICAST,LOCAL -j ACCEPT');
     sameMeaning('-A INPUT -s 0.0.0.0/0 -d 10.0.0.5/24 -j ACCEPT', '-A INPUT -d 10.0.0.0/24 -j ACCEPT');
@@ -311,6 +314,12 @@ describe('host-wall model', () => {
     expect(none.dropped).toEqual([]);
     expect(Region.of(none.admitted.map((a) => a.box)).subtract(none.universe).isEmpty).toBe(true);
     expect(none.universe.subtract(Region.of(none.admitted.map((a) => a.box))).isEmpty).toBe(true);
+  });
+
+  it('admits every ICMP type for IPv4 type 255, as the kernel does', () => {
+    const t = TABLE('-A INPUT -s 192.0.2.0/24 -p icmp -m icmp --icmp-type 255/3 -j ACCEPT');
+    expect(verdict(t, { direction: 'ingress', proto: 1, port: 8 * 256, remote: '192.0.2.1' })).toBe('admit');
+    expect(verdict(t, { direction: 'ingress', proto: 1, port: 13 * 256, remote: '192.0.2.1' })).toBe('admit');
   });
 
   it('works for IPv6 and ICMPv6 types by name', () => {

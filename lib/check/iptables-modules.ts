@@ -293,6 +293,12 @@ function icmpType(text: string, family: Family): { type: number; codes: [number,
   const m = /^([^/]+)(?:\/(.+))?$/.exec(text);
   if (!m) refuse(`ICMP type ${JSON.stringify(text)} is not readable`);
   const type = decimal(m[1], 0, 255, 'ICMP type');
+  // The IPv4 kernel match treats type 255 as "any type", whatever the code (ip_tables.c,
+  // icmp_type_code_match); iptables-save prints it as "any". IPv6 has no such wildcard.
+  if (type === 255 && family === 4) {
+    if (m[2] !== undefined) decimal(m[2], 0, 255, 'ICMP code');
+    return { type, codes: [0, 255], text: 'any' };
+  }
   if (m[2] === undefined) return { type, codes: [0, 255], text: `${type}` };
   const code = decimal(m[2], 0, 255, 'ICMP code');
   return { type, codes: [code, code], text: `${type}/${code}` };
