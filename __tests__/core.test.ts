@@ -73,6 +73,12 @@ describe('Port', () => {
     expect(Port.fromSpan('icmp', 768, 1024).map(String)).toEqual(['icmp type 3', 'icmp type 4 code 0']);
     expect(Port.fromSpan('icmpv6', 0, 65535).map(String)).toEqual(['icmpv6/all']);
   });
+
+  it('refuses IPv4 ICMP type 255, which iptables reads as every type; ICMPv6 type 255 is one type', () => {
+    expect(() => Port.icmpType(255)).toThrow(/TW113 ICMP_OUT_OF_RANGE.*every ICMP type.*Port\.allIcmp\(\)/);
+    expect(() => Port.icmpTypeAndCode(255, 0)).toThrow(/TW113/);
+    expect(String(Port.icmpv6Type(255))).toBe('icmpv6 type 255');
+  });
 });
 
 describe('tokens', () => {

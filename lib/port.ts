@@ -84,6 +84,18 @@ function checkIcmp(value: number, what: string): void {
   }
 }
 
+/** IPv4 type 255 is reserved, and iptables reads it as "any type": a host wall would admit every type. */
+function checkIcmp4Type(value: number): void {
+  checkIcmp(value, 'ICMP type');
+  if (value === 255) {
+    throw new TwinwallError('ICMP_OUT_OF_RANGE', {
+      value,
+      problem: 'ICMP type 255 is reserved, and iptables reads --icmp-type 255 as every ICMP type: the host wall would admit more than the security group.',
+      fix: 'use a type from 0 to 254, or Port.allIcmp() for every type.',
+    });
+  }
+}
+
 /**
  * The protocol and port part of a flow. For TCP/UDP `from`..`to` is an inclusive port range. For
  * ICMP/ICMPv6 `icmpType` and `icmpCode` are set, `undefined` meaning "every type" / "every code".
@@ -115,12 +127,12 @@ export class Port {
 
   /** One ICMP (IPv4) type, any code; e.g. 8 for echo request. */
   public static icmpType(type: number): Port {
-    checkIcmp(type, 'ICMP type');
+    checkIcmp4Type(type);
     return new Port('icmp', undefined, undefined, type);
   }
 
   public static icmpTypeAndCode(type: number, code: number): Port {
-    checkIcmp(type, 'ICMP type');
+    checkIcmp4Type(type);
     checkIcmp(code, 'ICMP code');
     return new Port('icmp', undefined, undefined, type, code);
   }
