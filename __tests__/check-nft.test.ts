@@ -138,6 +138,7 @@ describe('the nftables reader', () => {
     ['a string with a backslash', (t) => t.replace('"twinwall: loopback"', '"twinwall: loop\\\\back"'), /string holds "\\"/],
     ['a connmark set of no bits (nft lists it without "| 0x0")', (t) => t.replace('iifname "lo" accept', 'iifname "lo" ct mark set ct mark | 0x0 accept'), /sets no bit/],
     ['a chain comment (a line that is only a comment)', (t) => t.replace('\t\tiifname "lo" accept', '\t\tcomment "chain"\n\t\tiifname "lo" accept'), /chain comment/],
+    ['meta l4proto 0 (to iptables, -p 0 is every protocol)', (t) => t.replace('iifname "lo" accept', 'iifname "lo" meta l4proto 0 accept'), /protocol 0 alone/],
     ['limit rate over', (t) => t.replace('meta nfproto ipv4 udp sport', 'meta nfproto ipv4 limit rate over 5/second udp sport'), /limit rate over is not/],
   ];
   it.each(REFUSED)('refuses %s', (_what, change, why) => {

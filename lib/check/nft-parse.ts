@@ -44,6 +44,8 @@
 import { AddressSet, Cidr, Family, familyBits } from '../address';
 import { IpsetDefinition } from './ipset';
 import { IptChain, IptDocument, IptProblem, IptRule, IptTable, parseIptablesRestore, quoteWord } from './iptables-parse';
+import { PROTOCOL_NUMBERS } from './iptables-modules';
+import { protocolName } from '../port';
 import { IntervalSet } from './space';
 
 /** The one table twinwall's nftables wall lives in (lib/render/nftables.ts, NFT_TABLE). */
@@ -158,9 +160,16 @@ function num(text: string, min: number, max: number, what: string, line: number)
   return n;
 }
 
-const PROTOCOLS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, 'ipv6-icmp': 58, icmpv6: 58, udplite: 136, sctp: 132, dccp: 33, gre: 47, esp: 50, ah: 51 };
-/** How iptables-save names the protocols the renderers write (others stay numbers). */
-const PROTOCOL_NAMES: Record<number, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'ipv6-icmp' };
+/** The protocol names read after `meta l4proto` (nft knows these); their numbers are iptables-modules.ts's. */
+const L4PROTO_NAMES = new Set(['icmp', 'tcp', 'udp', 'ipv6-icmp', 'icmpv6', 'udplite', 'sctp', 'dccp', 'gre', 'esp', 'ah']);
+
+/** `meta l4proto`'s value: a name above or a number, never 0 (to iptables `-p 0` is every protocol). */
+function l4proto(value: string, line: number): number {
+  const p = L4PROTO_NAMES.has(value) ? PROTOCOL_NUMBERS[value] : DECIMAL.test(value) ? num(value, 0, 255, 'meta l4proto', line) : undefined;
+  if (p === undefined) throw new NftRefusal(`meta l4proto ${value} is not a protocol twinwall reads`, line);
+  if (p === 0) throw new NftRefusal('meta l4proto 0 matches protocol 0 alone, which iptables cannot say (-p 0 is every protocol), and is not modelled', line);
+  return p;
+}
 const NFPROTO: Record<string, Family> = { ipv4: 4, '2': 4, ipv6: 6, '10': 6 };
 /** conntrack state bits as `nft -n` prints them. */
 const CT_STATE_BITS: Record<string, string> = { '0x1': 'INVALID', '0x2': 'ESTABLISHED', '0x4': 'RELATED', '0x8': 'NEW', '0x40': 'UNTRACKED' };
@@ -279,9 +288,7 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
           if (f === undefined) throw new NftRefusal(`meta nfproto ${value} is not ipv4 or ipv6`, line);
           setFamily(f, `meta nfproto ${value}`);
         } else if (key === 'l4proto') {
-          const p = PROTOCOLS[value] ?? (DECIMAL.test(value) ? num(value, 0, 255, 'meta l4proto', line) : undefined);
-          if (p === undefined) throw new NftRefusal(`meta l4proto ${value} is not a protocol twinwall reads`, line);
-          setProto(p);
+          setProto(l4proto(value, line));
         } else if (key === 'skuid') {
           addMatch('owner', ['--uid-owner', String(num(value, 0, 4294967295, 'meta skuid', line))]);
         } else throw new NftRefusal(`meta ${key} is not modelled`, line);
@@ -315,7 +322,7 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
       }
       case 'tcp':
       case 'udp': {
-        setProto(PROTOCOLS[t.text]);
+        setProto(PROTOCOL_NUMBERS[t.text]);
         const field = word('sport or dport');
         if (field !== 'sport' && field !== 'dport') throw new NftRefusal(`${t.text} ${field} is not modelled`, line);
         const neg = negatedOp();
@@ -457,7 +464,7 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
   if (iface !== undefined) base.push(...iface);
   if (addr['-s'] !== undefined) base.push(...addr['-s']);
   if (addr['-d'] !== undefined) base.push(...addr['-d']);
-  if (proto !== undefined) base.push('-p', PROTOCOL_NAMES[proto] ?? String(proto));
+  if (proto !== undefined) base.push('-p', protocolName(proto) ?? String(proto));
   const out = [...base];
   for (const m of matches) out.push('-m', m.module, ...m.words);
   if (comment !== undefined) out.push('-m', 'comment', '--comment', comment);
