@@ -437,6 +437,14 @@ describe('the proposal', () => {
     expect(known.proposal.hosts[1].flags).toEqual([]);
   });
 
+  it('does not propose IPv4 ICMP type 255 (to iptables every type; Port.icmpType refuses it), and says so', async () => {
+    const H = '203.0.113.20';
+    const { proposal } = await run([{ name: 'k', kind: 'kernel', host: 'pinged', lines: [kline('ingress', '192.0.2.1', H, 'ICMP', 255), kline('ingress', '192.0.2.1', H, 'ICMP', 13)] }]);
+    const [h] = proposal.hosts;
+    expect(h.custom.map((c) => c.code)).toEqual(["Flow.ingress(Port.icmpType(13), Peer.ipv4('192.0.2.1/32'), 'learned: 1 flow from 1 address, seen 100.000000 s after boot')"]);
+    expect(h.notes.join('\n')).toMatch(/ICMP type 255 is reserved.*TW113.*not proposed/);
+  });
+
   it('DNS servers, NTP, AWS link-local helpers, SSH from too many, open resolvers, INVALID and forwarded packets', async () => {
     const H = '203.0.113.20';
     const lines = resolverLines(H).map((l) => `Nov 19 22:00:00 ns1 kernel: ${l.slice(15)}`);

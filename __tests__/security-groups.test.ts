@@ -49,6 +49,7 @@ describe('rule specs', () => {
       cidrIpv4: '0.0.0.0/0',
       description: 'mailServer: smtp - delivering mail to other mail servers',
       quotaCost: { 4: 1, 6: 0 },
+      because: [{ role: 'mailServer', service: 'smtp', reason: 'delivering mail to other mail servers' }],
     });
     expect(byId(sampleServer()).get('ingress-tcp-22-from-2001-db8-a-x-48')).toMatchObject({ cidrIpv6: '2001:db8:a::/48', fromPort: 22, toPort: 22 });
   });
@@ -134,7 +135,7 @@ describe('ids stay put when the policy changes', () => {
     const port = fc.oneof(
       fc.integer({ min: 1, max: 65535 }).map((n) => Port.tcp(n)),
       fc.integer({ min: 1, max: 65535 }).map((n) => Port.udp(n)),
-      fc.integer({ min: 0, max: 255 }).map((t) => Port.icmpType(t)),
+      fc.integer({ min: 0, max: 254 }).map((t) => Port.icmpType(t)),
     );
     const peer = fc.oneof(
       fc.integer({ min: 0, max: 255 }).map((n) => Peer.ipv4(`10.0.${n}.0/24`)),
@@ -200,6 +201,9 @@ describe('security-group and prefix-list peers', () => {
       // The host wall matches the declared CIDRs; AWS counts a reference once in each family.
       hostCidrs: ['10.0.2.0/24'],
       quotaCost: { 4: 1, 6: 1 },
+      // Lint and the review read the provenance and the peer's label here, never from the policy.
+      because: [{ role: 'webServer', service: 'http-alt', reason: 'proxy to the app tier' }],
+      label: 'app tier',
     });
     for (const s of specs(p)) expect(s.id).not.toContain('TfToken');
   });
@@ -218,6 +222,8 @@ describe('security-group and prefix-list peers', () => {
         description: 'partnerApi: partner API',
         hostCidrs: ['198.51.100.0/24', '2001:db8:100::/48'],
         quotaCost: { 4: 1, 6: 1 },
+        because: [{ role: 'partnerApi', reason: 'partner API' }],
+        label: 'partners',
       },
     ]);
   });

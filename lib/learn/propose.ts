@@ -458,6 +458,9 @@ function proposeHost(host: string, name: string, stats: readonly FlowStats[], s:
     } else if (typeof f.protocol === 'number') {
       c.flow.why = `protocol ${f.protocol}: twinwall flows are tcp, udp, icmp or all traffic`;
       b.notes.push(`${c.flow.id}: ${summary(c.flow)}. twinwall flows are tcp, udp, icmp/icmpv6 or all traffic; if this protocol is needed, write Flow.${f.direction}(Port.allTraffic(), …) for its peers by hand.`);
+    } else if (f.protocol === 'icmp' && f.icmpType === 255) {
+      c.flow.why = 'ICMP type 255 is reserved, and to iptables every type';
+      b.notes.push(`${c.flow.id}: ${summary(c.flow)}. ICMP type 255 is reserved, and iptables reads it as every ICMP type, so twinwall refuses Port.icmpType(255) (TW113): not proposed.`);
     } else if (f.manyPorts) {
       const what = f.direction === 'ingress' ? 'connections to more ports than learn keeps (a port scan of this host?)' : 'connections to more ports than learn keeps (a scan?)';
       b.flag('many-ports', c, `${f.direction} ${f.protocol}: ${what}; ${plural(ev.packets, 'packet')} from ${plural(ev.distinctRemotes, 'address')}; not proposed.`);
