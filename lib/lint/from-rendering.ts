@@ -1,14 +1,11 @@
 /**
  * A LintSubject from a host's renderings (used at synth by the cdktf Aspect): the network wall
- * is the rendered security-group rule specs, each with the provenance of the policy rule behind
- * it; the host wall is what the policy's options make of it. The adapter adds what only the
+ * is the rendered security-group rule specs, each with the provenance the renderer put on it; the host wall is what the policy's options make of it. The adapter adds what only the
  * construct tree knows (hand-added rules on the host's group, the instances that use it).
  */
 import { Cidr } from '../address';
-import { PolicyRule, Provenance } from '../policy';
 import { HostRendering, SgRuleSpec } from '../render';
 import { LintGroup, LintHostWall, LintPeer, LintSgRule, LintSubject, NO_HOST_WALL, Suppression } from './model';
-import { provenanceFromDescription } from '../provenance';
 
 export interface RenderingLintContext {
   readonly stack?: string;
@@ -31,35 +28,6 @@ export interface RenderingLintContext {
   readonly metadataEndpoint?: 'enabled' | 'disabled';
 }
 
-function sameTraffic(spec: SgRuleSpec, rule: PolicyRule): boolean {
-  if (spec.direction !== rule.direction) return false;
-  const p = rule.port;
-  switch (spec.ipProtocol) {
-    case '-1':
-      return p.protocol === 'all';
-    case 'tcp':
-    case 'udp':
-      return p.protocol === spec.ipProtocol && p.from === spec.fromPort && p.to === spec.toPort;
-    case 'icmp':
-    case 'icmpv6':
-      return p.protocol === spec.ipProtocol && (p.icmpType ?? -1) === spec.fromPort && (p.icmpType === undefined ? -1 : (p.icmpCode ?? -1)) === spec.toPort;
-  }
-}
-
-function sameTarget(spec: SgRuleSpec, rule: PolicyRule): boolean {
-  const t = rule.target;
-  const cidr = spec.cidrIpv4 ?? spec.cidrIpv6;
-  if (cidr !== undefined) return t.kind === 'cidr' && t.cidr.contains(Cidr.of(cidr));
-  if (spec.referencedSecurityGroupId !== undefined) return t.kind === 'securityGroup' && t.groupId === spec.referencedSecurityGroupId;
-  return t.kind === 'prefixList' && t.prefixListId === spec.prefixListId;
-}
-
-/** The policy rule a spec was rendered from (each spec comes from exactly one). */
-function provenanceOf(spec: SgRuleSpec, rules: readonly PolicyRule[]): Provenance[] {
-  const rule = rules.find((r) => sameTraffic(spec, r) && sameTarget(spec, r));
-  return rule !== undefined ? [...rule.because] : provenanceFromDescription(spec.description);
-}
-
 function specPeer(spec: SgRuleSpec): LintPeer {
   const cidr = spec.cidrIpv4 ?? spec.cidrIpv6;
   if (cidr !== undefined) {
@@ -70,7 +38,7 @@ function specPeer(spec: SgRuleSpec): LintPeer {
   return { kind: 'prefixList', id: spec.prefixListId as string };
 }
 
-function specRule(spec: SgRuleSpec, rendering: HostRendering, groupName: string): LintSgRule {
+function specRule(spec: SgRuleSpec, groupName: string): LintSgRule {
   const ports = spec.ipProtocol === 'tcp' || spec.ipProtocol === 'udp' ? { fromPort: spec.fromPort, toPort: spec.toPort } : {};
   return {
     source: `${groupName}/${spec.id}`,
@@ -79,7 +47,7 @@ function specRule(spec: SgRuleSpec, rendering: HostRendering, groupName: string)
     ...ports,
     peer: specPeer(spec),
     description: spec.description,
-    because: provenanceOf(spec, rendering.policy.rules),
+    because: [...spec.because],
     // What AWS counts for it, as the renderer packed it (a prefix list: its maxEntries).
     quotaWeight: spec.quotaCost,
   };
@@ -96,7 +64,7 @@ export function subjectFromRendering(rendering: HostRendering, context: Renderin
   const plans = rendering.securityGroups.groups;
   const groups: LintGroup[] = plans.map((plan) => {
     const name = context.groupNames?.[plan.index] ?? `${context.location}/SecurityGroup${plan.index === 0 ? '' : plan.index + 1}`;
-    return { name, rules: [...plan.rules.map((s) => specRule(s, rendering, name)), ...(context.extraRules?.get(plan.index) ?? [])] };
+    return { name, rules: [...plan.rules.map((s) => specRule(s, name)), ...(context.extraRules?.get(plan.index) ?? [])] };
   });
   return {
     ...(context.stack !== undefined ? { stack: context.stack } : {}),

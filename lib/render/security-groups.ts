@@ -69,6 +69,10 @@ export interface SgRuleSpec {
    * none declared, its entries per family). The groups are packed by it; lint and reports read it.
    */
   readonly quotaCost: Readonly<Record<Family, number>>;
+  /** The roles, services and reasons of the policy rule this one was rendered from. */
+  readonly because: readonly Provenance[];
+  /** A security-group or prefix-list reference: the peer's label as the policy names it. */
+  readonly label?: string;
 }
 
 /** Who the host wall lets reach a link-local service on this port. */
@@ -190,6 +194,7 @@ function build(policy: HostPolicy): { rules: SgRuleSpec[]; costs: SecurityGroupR
         ...(family === 4 ? { cidrIpv4: wall.text } : { cidrIpv6: wall.text }),
         description,
         quotaCost,
+        because: rule.because,
       });
       costs.push(cost(rule.direction, quotaCost));
       continue;
@@ -213,6 +218,8 @@ function build(policy: HostPolicy): { rules: SgRuleSpec[]; costs: SecurityGroupR
       description,
       hostCidrs: target.hostCidrs.map((c) => c.text),
       quotaCost,
+      because: rule.because,
+      label: target.label,
     });
     costs.push(cost(rule.direction, quotaCost));
   }

@@ -166,11 +166,11 @@ interface Judged {
 
 function judge(rendering: HostRendering): Judged {
   const check = checkRendering(rendering);
-  // The labels of referenced groups and prefix lists, as the policy names them.
+  // The labels of referenced groups and prefix lists, as the rendered rules carry them.
   const labels = new Map<string, string>();
-  for (const r of rendering.policy.rules) {
-    if (r.target.kind === 'securityGroup') labels.set(r.target.groupId, r.target.label);
-    if (r.target.kind === 'prefixList') labels.set(r.target.prefixListId, r.target.label);
+  for (const spec of rendering.securityGroups.rules) {
+    const ref = spec.referencedSecurityGroupId ?? spec.prefixListId;
+    if (ref !== undefined && spec.label !== undefined) labels.set(ref, spec.label);
   }
   const cells = new Cells();
   for (const rule of check.host.rules) {
