@@ -197,6 +197,8 @@ function referenceRecord(spec: SgRuleSpec): { tags?: Record<string, string> } {
 
 /** The host names of each stack, with the construct path that took each. */
 const HOST_NAMES = new WeakMap<TerraformStack, Map<string, string>>();
+/** The stacks whose prepareStack composes their hosts first (FilteredHost.composeWhenPrepared). */
+const PREPARED_STACKS = new WeakSet<TerraformStack>();
 
 /**
  * Two hosts of one stack with one name would be one host to check, report, explain and diff
@@ -330,6 +332,7 @@ export class FilteredHost extends Construct implements PeerSource {
       // every host of the stack, which composes them all before it judges any. The brand comes
       // last, so only a fully built host is linted.
       TwinwallLint.ensure(this);
+      FilteredHost.composeWhenPrepared(TerraformStack.of(this));
       Object.defineProperty(this, HOST_BRAND, { value: true });
     } catch (e) {
       if (e instanceof TwinwallError) throw this.located(e, policyName);
@@ -527,6 +530,27 @@ export class FilteredHost extends Construct implements PeerSource {
    * policy, rendered, and turned into the network wall's resources. Runs once; `trigger` says
    * what asked first (for HOST_FINAL).
    */
+  /**
+   * Compose every host of `stack` when cdktf prepares it for synth, before it resolves any token:
+   * the same moment as the first lazy value would, but from a shallow call stack. cdktf captures a
+   * full stack trace for every token and nested attribute a resource creates, so resources built
+   * deep inside token resolution cost several times more time and memory (bench: synth). If a
+   * cdktf version does not call prepareStack, the lazy values still compose each host.
+   */
+  private static composeWhenPrepared(stack: TerraformStack): void {
+    if (PREPARED_STACKS.has(stack)) return;
+    PREPARED_STACKS.add(stack);
+    const prepare = stack.prepareStack;
+    Object.defineProperty(stack, 'prepareStack', {
+      configurable: true,
+      writable: true,
+      value: function prepareStack(this: TerraformStack): void {
+        for (const c of this.node.findAll()) if (c instanceof FilteredHost && TerraformStack.of(c) === this) c.compose('synth');
+        prepare.call(this);
+      },
+    });
+  }
+
   private compose(trigger: string): Composed {
     if (this.composed !== undefined) return this.composed;
     if (this.composeError !== undefined) throw this.composeError;

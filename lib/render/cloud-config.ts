@@ -172,10 +172,18 @@ export function renderFirewallUnit(backend: 'iptables' | 'nftables' = 'iptables'
 
 /** A here-document delimiter that is no line of any of `texts`. */
 function delimiter(base: string, ...texts: string[]): string {
-  const lines = new Set(texts.flatMap((t) => t.split('\n')));
   let d = base;
-  for (let i = 1; lines.has(d); i++) d = `${base}_${i}`;
+  for (let i = 1; texts.some((t) => hasLine(t, d)); i++) d = `${base}_${i}`;
   return d;
+}
+
+/** Whether `line` is one of the lines of `text` (searched in place: the texts are whole tables). */
+function hasLine(text: string, line: string): boolean {
+  for (let at = text.indexOf(line); at >= 0; at = text.indexOf(line, at + 1)) {
+    const end = at + line.length;
+    if ((at === 0 || text[at - 1] === '\n') && (end === text.length || text[end] === '\n')) return true;
+  }
+  return false;
 }
 
 /** Single-quote for sh. */
