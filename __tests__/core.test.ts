@@ -4,6 +4,8 @@
  */
 import { Cidr, Flow, HostPolicy, MailClientService, Peer, Port, Role, SERVICES, customRole, dnsClient, dnsServer, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
 import { MAIL_CLIENT_SERVICES } from '../lib/roles';
+import fc from 'fast-check';
+import * as ipaddr from 'ipaddr.js';
 import { AddressSet, formatAddress } from '../lib/address';
 import { SERVICE_NAMES } from '../lib/catalog';
 import { isNumberToken, isStringToken } from '../lib/tokens';
@@ -23,6 +25,40 @@ describe('Cidr', () => {
     expect(c.contains(Cidr.ipv4('198.51.100.128/25'))).toBe(true);
     expect(c.contains(Cidr.ipv4('198.51.101.0/25'))).toBe(false);
     expect(Cidr.anyIpv6().contains(Cidr.ipv6('2001:db8::/32'))).toBe(true);
+  });
+
+  it('covers any set with the fewest CIDR blocks, in address order (against a bit-by-bit cover)', () => {
+    // The reference grows each block one bit at a time while it stays aligned and inside.
+    const reference = (bits: number, intervals: readonly (readonly [bigint, bigint])[]): string[] => {
+      const out: string[] = [];
+      for (const [first, last] of intervals) {
+        for (let lo = first; lo <= last; ) {
+          let size = 0;
+          while (size < bits && (lo >> BigInt(size + 1)) << BigInt(size + 1) === lo && lo + (1n << BigInt(size + 1)) - 1n <= last) size++;
+          out.push(`${lo}/${bits - size}`);
+          lo += 1n << BigInt(size);
+        }
+      }
+      return out;
+    };
+    for (const family of [4, 6] as const) {
+      const bits = family === 4 ? 32 : 128;
+      const max = (1n << BigInt(bits)) - 1n;
+      const point = fc.oneof(fc.bigInt({ min: 0n, max }), fc.bigInt({ min: 0n, max: 4096n }), fc.bigInt({ min: max - 4096n, max }));
+      fc.assert(
+        fc.property(fc.array(fc.tuple(point, point), { maxLength: 6 }), (pairs) => {
+          const set = AddressSet.fromIntervals(family, pairs.map(([a, b]) => (a <= b ? [a, b] : [b, a])));
+          expect(set.toCidrs().map((c) => `${c.network}/${c.prefix}`)).toEqual(reference(bits, set.intervals));
+        }),
+        { numRuns: 500 },
+      );
+    }
+  });
+
+  it('formats IPv4 addresses as ipaddr.js does, from 0.0.0.0 to 255.255.255.255', () => {
+    const ipaddrText = (n: number): string => ipaddr.fromByteArray([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]).toString();
+    for (const n of [0, 1, 255, 256, 0x7fffffff, 0x80000000, 0xc0000201, 0xffffffff]) expect(formatAddress(4, BigInt(n))).toBe(ipaddrText(n));
+    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (n) => formatAddress(4, BigInt(n)) === ipaddrText(n)), { numRuns: 2000 });
   });
 
   it('is a frozen value object', () => {

@@ -43,6 +43,12 @@ function bigIntToBytes(value: bigint, family: Family): number[] {
 
 /** Canonical text of one address (dotted quad, or RFC 5952 for IPv6). */
 export function formatAddress(family: Family, value: bigint): string {
+  if (family === 4) {
+    // Dotted quad by arithmetic: what ipaddr.js prints, without building its objects (the
+    // checker formats every CIDR it describes; this was a quarter of check's time at 1,000 hosts).
+    const n = Number(value);
+    return `${Math.floor(n / 16777216) % 256}.${Math.floor(n / 65536) % 256}.${Math.floor(n / 256) % 256}.${n % 256}`;
+  }
   const addr = ipaddr.fromByteArray(bigIntToBytes(value, family));
   return addr.kind() === 'ipv6' ? (addr as ipaddr.IPv6).toRFC5952String() : addr.toString();
 }
@@ -298,13 +304,11 @@ export class AddressSet {
     for (const [first, last] of this.intervals) {
       let lo = first;
       while (lo <= last) {
-        let size = 0; // log2 of block size
-        while (size < bits) {
-          const next = BigInt(size + 1);
-          const aligned = (lo >> next) << next === lo;
-          if (!aligned || lo + (1n << next) - 1n > last) break;
-          size++;
-        }
+        // log2 of the block size: as large as lo's alignment (its trailing zero bits) and the
+        // room left before `last` allow.
+        const aligned = lo === 0n ? bits : (lo & -lo).toString(2).length - 1;
+        const room = (last - lo + 1n).toString(2).length - 1;
+        const size = Math.min(aligned, room, bits);
         out.push(Cidr.fromParts(this.family, lo, bits - size));
         lo += 1n << BigInt(size);
       }
