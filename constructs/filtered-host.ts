@@ -239,8 +239,8 @@ interface Composed {
  * matter and two hosts may grant each other.
  *
  * When things are final: `policy`, `rendering`, `cloudConfig`, `securityGroups`, `ingressRules`
- * and `egressRules` compose the host on their first read (at the latest at synth, when the
- * stack's lint Aspect reads every host); from then on they never change, and a grant that would
+ * and `egressRules` compose the host on their first read (at the latest at synth: when cdktf
+ * prepares the stack, before it resolves any token); from then on they never change, and a grant that would
  * change them is an error (TW227 HOST_FINAL). `userDataBase64` and `securityGroupIds` are lazy
  * values resolved at synth: read and pass them at any time.
  */
