@@ -21,7 +21,10 @@ import {
   FIREWALL_UNIT_PATH,
   FIRST_BOOT_SEMAPHORE,
   HostWallTables,
+  IP6TABLES_RESTORE,
+  IPSET,
   IPSETS_PATH,
+  IPTABLES_RESTORE,
   LOADER_PATH,
   RULES_V4_PATH,
   RULES_V6_PATH,
@@ -36,7 +39,7 @@ import {
 import { expectGolden } from './support/golden';
 import { ROLE_FIXTURES } from './support/fixtures';
 import { describeTier, ipset, netns, onPath, root } from './support/tiers';
-import { BootcmdLab, bootcmdLab, cloudInitPython } from './support/bootcmd-lab';
+import { BootcmdLab, bootcmdLab, cloudInitPython, swapTool } from './support/bootcmd-lab';
 import { caught } from './support/caught';
 
 const V4 = ['*filter', ':INPUT DROP [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT DROP [0:0]', '-A INPUT -i lo -j ACCEPT', '-A OUTPUT -o lo -j ACCEPT', 'COMMIT', ''].join('\n');
@@ -122,7 +125,7 @@ describe('the #cloud-config document', () => {
     expect(FIREWALL_UNIT_PATH).toBe('/etc/systemd/system/twinwall-firewall.service');
   });
 
-  it('the loader: fallbacks first (start only), then each real table on its own; loud on failure', () => {
+  it('the loader: the tools, then fallbacks first (start only), then each real table on its own; loud on failure', () => {
     const loader = doc.write_files[4].content;
     expect(loader.startsWith('#!/bin/sh\n')).toBe(true);
     const at = (needle: string): number => {
@@ -130,15 +133,18 @@ describe('the #cloud-config document', () => {
       expect(i).toBeGreaterThanOrEqual(0);
       return i;
     };
-    expect(at('if [ "$action" = start ]; then')).toBeLessThan(at(`/usr/sbin/iptables-restore ${FALLBACK_V4_PATH} || {`));
+    // Each family's tool is checked before anything loads; a missing one skips that family only.
+    expect(at(`[ -x ${IPTABLES_RESTORE} ] || { missing="$missing IPv4"; echo "$who: ${IPTABLES_RESTORE} is MISSING`)).toBeLessThan(at('if [ "$action" = start ]; then'));
+    expect(at(`[ -x ${IP6TABLES_RESTORE} ] || { missing="$missing IPv6"; echo "$who: ${IP6TABLES_RESTORE} is MISSING`)).toBeLessThan(at('if [ "$action" = start ]; then'));
+    expect(at('if [ "$action" = start ]; then')).toBeLessThan(at(`[ ! -x ${IPTABLES_RESTORE} ] || /usr/sbin/iptables-restore ${FALLBACK_V4_PATH} || {`));
     expect(at(`/usr/sbin/iptables-restore ${FALLBACK_V4_PATH} || {`)).toBeLessThan(at(`/usr/sbin/ip6tables-restore ${FALLBACK_V6_PATH} || {`));
     expect(at(`/usr/sbin/ip6tables-restore ${FALLBACK_V6_PATH} || {`)).toBeLessThan(at(`/usr/sbin/iptables-restore ${RULES_V4_PATH} || failed="$failed IPv4"`));
     // v4 failing never skips v6: each real load is its own statement.
-    expect(at(`/usr/sbin/iptables-restore ${RULES_V4_PATH} || failed="$failed IPv4"\n/usr/sbin/ip6tables-restore ${RULES_V6_PATH} || failed="$failed IPv6"\n`)).toBeGreaterThan(0);
-    // A fallback that fails is replaced by the DROP-only table, inline.
-    expect(loader).toContain(`  /usr/sbin/iptables-restore <<'TWINWALL_DROP_ONLY'\n${DROP_ONLY_TABLE}TWINWALL_DROP_ONLY\n}`);
+    expect(at(`/usr/sbin/iptables-restore ${RULES_V4_PATH} || failed="$failed IPv4"\n[ ! -x ${IP6TABLES_RESTORE} ] || /usr/sbin/ip6tables-restore ${RULES_V6_PATH} || failed="$failed IPv6"\n`)).toBeGreaterThan(0);
+    // A fallback that fails is replaced by the DROP-only table, inline; the loader notes when that fails too.
+    expect(loader).toContain(`  /usr/sbin/iptables-restore <<'TWINWALL_DROP_ONLY' || unfiltered="$unfiltered IPv4"\n${DROP_ONLY_TABLE}TWINWALL_DROP_ONLY\n}`);
     expect(loader).toContain('echo "$who: FAILED to load the host firewall ($action) for:$failed; at boot they keep the fallback');
-    expect(loader).toContain('  exit 1\n');
+    expect(loader).toContain('if [ -n "$failed$fallback_failed$missing" ]; then\n  exit 1\n');
   });
 
   it('enables (and starts) the unit with a command, since write_files cannot', () => {
@@ -289,9 +295,12 @@ describe('address sets (ipset): loaded before the tables, in bootcmd and in the 
     const sets = loader.indexOf(`/usr/sbin/ipset -exist restore -file ${IPSETS_PATH} || { sets=failed; failed="$failed ipsets"; }`);
     expect(sets).toBeGreaterThan(loader.indexOf(FALLBACK_V6_PATH));
     expect(sets).toBeLessThan(loader.indexOf(RULES_V4_PATH));
-    expect(loader).toContain(`[ "$sets" = ok ] && /usr/sbin/iptables-restore ${RULES_V4_PATH} || failed="$failed IPv4"`);
+    expect(loader).toContain(`{ [ "$sets" = ok ] && /usr/sbin/iptables-restore ${RULES_V4_PATH}; } || failed="$failed IPv4"`);
     // IPv6 matches no set: it loads whatever happened to the sets.
-    expect(loader).toContain(`\n/usr/sbin/ip6tables-restore ${RULES_V6_PATH} || failed="$failed IPv6"`);
+    expect(loader).toContain(`\n[ ! -x ${IP6TABLES_RESTORE} ] || /usr/sbin/ip6tables-restore ${RULES_V6_PATH} || failed="$failed IPv6"`);
+    // A missing ipset binary fails the sets (loudly, naming what it costs), and skips the restore.
+    expect(loader).toContain(`[ -x ${IPSET} ] || { sets=missing; failed="$failed ipsets"; echo "$who: ${IPSET} is MISSING (or not executable): the address sets cannot load, so neither can the IPv4 table, which matches them. Fix: install the ipset package in the image, or choose hostFirewall 'nftables'." >&2; }`);
+    expect(loader).toContain(`[ "$sets" = missing ] || /usr/sbin/ipset -exist restore -file ${IPSETS_PATH}`);
   });
 
   it('write_files holds /etc/iptables/ipsets; bootcmd restores its own copy before either table', () => {
@@ -474,9 +483,76 @@ describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace'
     const ns = namespace('d2');
     const r = runBootcmd(renderUserData({ ...LITERAL, v4: BROKEN_V4, fallback: { v4: BROKEN_V4, v6: FB6 } }, { host: 'worse' }).cloudConfig, ns);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('twinwall (worse): the fallback FAILED too for: IPv4; those families drop everything but loopback.');
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('twinwall'))).toEqual([
+      'twinwall (worse): FAILED to load the host firewall (start) for: IPv4; at boot they keep the fallback (DROP; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the rules they had. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall).',
+      'twinwall (worse): the fallback FAILED too for: IPv4; IPv4 drops everything but loopback.',
+    ]);
     expect(rules(ns, 4)).toBe(canonical(DROP_ONLY_TABLE, 4));
     expect(rules(ns, 6)).toBe(canonical(V6, 6));
+  });
+
+  /** What a family holds when nothing was loaded into it: the kernel's defaults. */
+  const UNFILTERED = '-P INPUT ACCEPT\n-P FORWARD ACCEPT\n-P OUTPUT ACCEPT\n';
+
+  it('lockdown: an iptables-restore that fails every load (the DROP-only table too) leaves IPv4 unfiltered, and says so rather than claiming it drops', () => {
+    const ns = namespace('x');
+    const stub = lab.failingStub(IPTABLES_RESTORE);
+    const r = runBootcmd(swapTool(renderUserData(LITERAL, { host: 'stub' }).cloudConfig, IPTABLES_RESTORE, stub), ns);
+    expect(r.status).toBe(1);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('twinwall'))).toEqual([
+      'twinwall (stub): FAILED to load the host firewall (start) for: IPv4; at boot they keep the fallback (DROP; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the rules they had. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall).',
+      'twinwall (stub): the fallback FAILED too for: IPv4, and so did the DROP-only table: IPv4 is UNFILTERED on the host, only the security group protects it.',
+    ]);
+    // The stub ran three times: the fallback, the DROP-only table, the real table.
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('iptables-restore (test stub)'))).toHaveLength(3);
+    expect(rules(ns, 4)).toBe(UNFILTERED);
+    expect(rules(ns, 6)).toBe(canonical(V6, 6));
+  });
+
+  it('lockdown: without ip6tables-restore IPv6 loads nothing and says so (one line, the fix); IPv4 gets its fallback, then its table', () => {
+    const ns = namespace('n6');
+    const absent = lab.absent(IP6TABLES_RESTORE);
+    const r = runBootcmd(swapTool(renderUserData(LITERAL, { host: 'no6' }).cloudConfig, IP6TABLES_RESTORE, absent), ns);
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({
+      status: 1,
+      stdout: '',
+      stderr: `twinwall (no6): ${absent} is MISSING (or not executable): NO host firewall is loaded for IPv6 (not its table, not even its fallback): at boot only the security group protects it, at a reload it keeps the rules it had. Fix: install the iptables package in the image, or choose hostFirewall 'nftables'.\n`,
+    });
+    expect(rules(ns, 4)).toBe(canonical(V4, 4));
+    expect(rules(ns, 6)).toBe(UNFILTERED);
+  });
+
+  it('open: without iptables-restore IPv4 loads nothing and says so; IPv6 gets its table', () => {
+    const ns = namespace('n4');
+    const absent = lab.absent(IPTABLES_RESTORE);
+    const r = runBootcmd(swapTool(renderUserData({ v4: V4, v6: V6 }, { host: 'no4', onLoadFailure: 'open' }).cloudConfig, IPTABLES_RESTORE, absent), ns);
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({
+      status: 1,
+      stdout: '',
+      stderr: `twinwall (no4): ${absent} is MISSING (or not executable): NO host firewall is loaded for IPv4: at boot only the security group protects it, at a reload it keeps the rules it had. Fix: install the iptables package in the image, or choose hostFirewall 'nftables'.\n`,
+    });
+    expect(rules(ns, 4)).toBe(UNFILTERED);
+    expect(rules(ns, 6)).toBe(canonical(V6, 6));
+  });
+
+  it('lockdown: without ipset the tables that match sets keep their fallback (which needs none), the others load, and it says which', () => {
+    const policy = ROLE_FIXTURES.manyAdmins();
+    const rendering = renderHost(policy);
+    const fallback = renderFallback(policy);
+    expect(rendering.iptables.v4).toContain(' --match-set ');
+    expect(rendering.iptables.v6).not.toContain(' --match-set ');
+    const ns = namespace('ns');
+    const absent = lab.absent(IPSET);
+    const r = runBootcmd(swapTool(rendering.userData.cloudConfig, IPSET, absent), ns);
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.split('\n')).toEqual([
+      `twinwall (jump): ${absent} is MISSING (or not executable): the address sets cannot load, so neither can the IPv4 table, which matches them. Fix: install the ipset package in the image, or choose hostFirewall 'nftables'.`,
+      'twinwall (jump): FAILED to load the host firewall (start) for: ipsets IPv4; at boot they keep the fallback (DROP; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the rules they had. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall).',
+      '',
+    ]);
+    expect(rules(ns, 4)).toBe(canonical(fallback.v4, 4));
+    expect(rules(ns, 6)).toBe(canonical(rendering.iptables.v6, 6));
   });
 
   it('open: a table that does not load leaves that family as the kernel started it (ACCEPT), loads the other, and says so', () => {
@@ -492,11 +568,12 @@ describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace'
    * The unit's loader reads /etc/iptables; here it reads a folder of its own (the paths are
    * swapped in a copy of the script, nothing else changes), in a fresh namespace.
    */
-  function runLoader(tables: HostWallTables, action: string, ns: string, files: Record<string, string>) {
+  function runLoader(tables: HostWallTables, action: string, ns: string, files: Record<string, string>, tool?: { readonly path: string; readonly by: string }) {
     const etc = fs.mkdtempSync(path.join(lab.dir, 'etc-'));
     for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(etc, name), content);
     const script = path.join(etc, 'loader.sh');
-    fs.writeFileSync(script, renderLoader({ tables, host: 'unit', mode: 'lockdown', source: 'files' }).split('/etc/iptables/').join(`${etc}/`));
+    const loader = renderLoader({ tables, host: 'unit', mode: 'lockdown', source: 'files' }).split('/etc/iptables/').join(`${etc}/`);
+    fs.writeFileSync(script, tool === undefined ? loader : swapTool(loader, tool.path, tool.by));
     return spawnSync('ip', ['netns', 'exec', ns, '/bin/sh', script, action], { encoding: 'utf8' });
   }
 
@@ -517,5 +594,23 @@ describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace'
     expect(rules(ns, 4)).toBe(canonical(FB4, 4));
     expect(rules(ns, 6)).toBe(canonical(V6, 6));
     expect(runLoader(LITERAL, 'stop', ns, good).status).toBe(2);
+  });
+
+  it('the unit\'s loader without iptables-restore: start loads IPv6 only, a reload leaves IPv4 what it had; each says so and fails', () => {
+    const ns = namespace('u4');
+    const good = { 'rules.v4': V4, 'rules.v6': V6, 'fallback.v4': FB4, 'fallback.v6': FB6 };
+    expect(runLoader(LITERAL, 'start', ns, good).status).toBe(0);
+    const absent = lab.absent(IPTABLES_RESTORE);
+    const line = `twinwall (unit): ${absent} is MISSING (or not executable): NO host firewall is loaded for IPv4 (not its table, not even its fallback): at boot only the security group protects it, at a reload it keeps the rules it had. Fix: install the iptables package in the image, or choose hostFirewall 'nftables'.\n`;
+    // A reload changes nothing for IPv4: it keeps its table.
+    let r = runLoader(LITERAL, 'reload', ns, good, { path: IPTABLES_RESTORE, by: absent });
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 1, stdout: '', stderr: line });
+    expect(rules(ns, 4)).toBe(canonical(V4, 4));
+    // At boot (a fresh namespace) IPv4 has nothing; IPv6 its fallback, then its table.
+    const booted = namespace('u4b');
+    r = runLoader(LITERAL, 'start', booted, good, { path: IPTABLES_RESTORE, by: absent });
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ status: 1, stdout: '', stderr: line });
+    expect(rules(booted, 4)).toBe(UNFILTERED);
+    expect(rules(booted, 6)).toBe(canonical(V6, 6));
   });
 });

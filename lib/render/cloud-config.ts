@@ -68,6 +68,17 @@ export const HEREDOC = {
 export const NFT = '/usr/sbin/nft';
 const NFT_DROP_ONLY_HEREDOC = 'TWINWALL_NFT_DROP_ONLY';
 
+/** The package that installs each binary the loader runs, for the line that says one is missing. */
+const LOADER_TOOL_PACKAGES: Readonly<Record<string, string>> = { [IPTABLES_RESTORE]: 'iptables', [IP6TABLES_RESTORE]: 'iptables', [IPSET]: 'ipset', [NFT]: 'nftables' };
+
+/**
+ * The loud line for a binary the loader needs and the image lacks (or cannot execute): which,
+ * what is not loaded because of it, and the fix.
+ */
+function missingToolLine(tool: string, consequence: string, otherBackend: 'iptables' | 'nftables'): string {
+  return `echo "$who: ${tool} is MISSING (or not executable): ${consequence}. Fix: install the ${LOADER_TOOL_PACKAGES[tool]} package in the image, or choose hostFirewall '${otherBackend}'." >&2`;
+}
+
 /** cloud-init-per semaphore name of the first-boot load (one run per instance id). */
 export const FIRST_BOOT_SEMAPHORE = 'twinwall_firewall_first_boot';
 
@@ -203,13 +214,17 @@ interface LoaderSpec {
  * The loader, in POSIX sh: one script for the unit (reading the files; `start` or `reload`) and
  * for bootcmd (its own copies in here-documents; first boot). Steps:
  *
+ * 0. the tools: a family whose restore binary is missing (or not executable) loads nothing, not
+ *    even its fallback, and says so (at boot only the security group protects it); the other
+ *    family loads regardless;
  * 1. (lockdown, start) each family's fallback, so both are closed before anything else; a
- *    fallback that fails gets DROP_ONLY_TABLE instead;
- * 2. the address sets, when there are any;
+ *    fallback that fails gets DROP_ONLY_TABLE instead (the loader notes whether that loaded);
+ * 2. the address sets, when there are any (a missing ipset binary fails them, loudly);
  * 3. each family's real table on its own (a family whose table matches sets is not loaded when
  *    the sets failed: a half-filled set is not what was declared); a failure keeps what the
  *    family had: its fallback at boot, its previous table at a reload;
- * 4. a failure prints one line (stderr: console and journal, cloud-init-output.log) and exits 1.
+ * 4. a failure prints one line (stderr: console and journal, cloud-init-output.log), and one per
+ *    family whose fallback failed, saying what that family holds; then exits 1.
  */
 export function renderLoader(spec: LoaderSpec): string {
   if ('nftables' in spec.tables) return renderNftablesLoader({ ...spec, tables: spec.tables });
@@ -220,11 +235,23 @@ export function renderLoader(spec: LoaderSpec): string {
   // `cmd` fed `text` (inline) or reading `file`: the line, and the here-document lines after it.
   const feed = (cmd: string, fileArgs: string, text: string, delim: string, after: string): string[] =>
     inline ? [`${cmd} <<'${delimiter(delim, ...all)}'${after}`, `${text}${delimiter(delim, ...all)}`] : [`${cmd} ${fileArgs}${after}`];
+  // A family's every load is skipped when its tool is missing (step 0 said so).
+  const present = (tool: string) => `[ ! -x ${tool} ] || `;
   const out = loaderHead(spec, 'twinwall host firewall loader', 'every table travels');
   const lockdown = mode === 'lockdown';
+  out.push(`# 0. The tools: a family whose tool is missing loads nothing${lockdown ? ', not even its fallback' : ''}, and the other loads regardless.`);
+  out.push('missing=""');
+  for (const [family, tool] of [
+    ['IPv4', IPTABLES_RESTORE],
+    ['IPv6', IP6TABLES_RESTORE],
+  ] as const) {
+    const nothing = `NO host firewall is loaded for ${family}${lockdown ? ' (not its table, not even its fallback)' : ''}: at boot only the security group protects it, at a reload it keeps the rules it had`;
+    out.push(`[ -x ${tool} ] || { missing="$missing ${family}"; ${missingToolLine(tool, nothing, 'nftables')}; }`);
+  }
   if (lockdown) {
     const fb = tables.fallback as { v4: string; v6: string };
     out.push('fallback_failed=""');
+    out.push('unfiltered=""');
     out.push('# 1. Each family\'s fallback first (core matches only): both families are closed before anything else.');
     if (!inline) out.push('if [ "$action" = start ]; then');
     for (const [family, tool, text, file] of [
@@ -232,10 +259,10 @@ export function renderLoader(spec: LoaderSpec): string {
       ['IPv6', IP6TABLES_RESTORE, fb.v6, FALLBACK_V6_PATH],
     ] as const) {
       const delim = family === 'IPv4' ? HEREDOC.fallback[4] : HEREDOC.fallback[6];
-      out.push(...feed(tool, file, text, delim, ` || {`));
+      out.push(...feed(`${present(tool)}${tool}`, file, text, delim, ` || {`));
       out.push(`  fallback_failed="$fallback_failed ${family}"`);
       // DROP_ONLY_TABLE always travels inline: it is tiny, and it must not depend on a file.
-      out.push(`  ${tool} <<'${delimiter(HEREDOC.dropOnly, ...all)}'`);
+      out.push(`  ${tool} <<'${delimiter(HEREDOC.dropOnly, ...all)}' || unfiltered="$unfiltered ${family}"`);
       out.push(`${DROP_ONLY_TABLE}${delimiter(HEREDOC.dropOnly, ...all)}`);
       out.push('}');
     }
@@ -243,26 +270,33 @@ export function renderLoader(spec: LoaderSpec): string {
   }
   out.push('# 2. The address sets the real tables match.');
   const sets = tables.ipsets !== undefined;
-  if (sets) {
-    out.push('sets=ok');
-    out.push(...feed(`${IPSET} -exist restore`, `-file ${IPSETS_PATH}`, tables.ipsets as string, HEREDOC.ipsets, ' || { sets=failed; failed="$failed ipsets"; }'));
-  } else out.push('# (none)');
-  out.push(`# 3. Each family's real table on its own: a family whose table fails keeps ${lockdown ? 'its fallback (at a reload: its previous table)' : 'what it had'}.`);
-  for (const [family, tool, text, file] of [
+  const realTables = [
     ['IPv4', IPTABLES_RESTORE, tables.v4, RULES_V4_PATH],
     ['IPv6', IP6TABLES_RESTORE, tables.v6, RULES_V6_PATH],
-  ] as const) {
-    const needsSets = sets && / --match-set /.test(text);
-    const cmd = needsSets ? `[ "$sets" = ok ] && ${tool}` : tool;
-    out.push(...feed(cmd, file, text, family === 'IPv4' ? HEREDOC.rules[4] : HEREDOC.rules[6], ` || failed="$failed ${family}"`));
+  ] as const;
+  const needsSets = (text: string) => sets && / --match-set /.test(text);
+  if (sets) {
+    const matching = realTables.filter(([, , text]) => needsSets(text)).map(([family]) => family);
+    const lost = matching.length === 0 ? 'the address sets cannot load' : `the address sets cannot load, so neither can the ${matching.join(' and ')} table${matching.length > 1 ? 's, which match' : ', which matches'} them`;
+    out.push('sets=ok');
+    out.push(`[ -x ${IPSET} ] || { sets=missing; failed="$failed ipsets"; ${missingToolLine(IPSET, lost, 'nftables')}; }`);
+    out.push(...feed(`[ "$sets" = missing ] || ${IPSET} -exist restore`, `-file ${IPSETS_PATH}`, tables.ipsets as string, HEREDOC.ipsets, ' || { sets=failed; failed="$failed ipsets"; }'));
+  } else out.push('# (none)');
+  out.push(`# 3. Each family's real table on its own: a family whose table fails keeps ${lockdown ? 'its fallback (at a reload: its previous table)' : 'what it had'}.`);
+  for (const [family, tool, text, file] of realTables) {
+    const failed = ` || failed="$failed ${family}"`;
+    const [cmd, after] = needsSets(text) ? [`${present(tool)}{ [ "$sets" = ok ] && ${tool}`, `; }${failed}`] : [`${present(tool)}${tool}`, failed];
+    out.push(...feed(cmd, file, text, family === 'IPv4' ? HEREDOC.rules[4] : HEREDOC.rules[6], after));
   }
   return loaderTail(out, spec, {
     step: 4,
     keeps: lockdown
       ? 'at boot they keep the fallback (DROP; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the rules they had'
       : 'at boot they stay unfiltered on the host (onLoadFailure open): only the security group protects them; at a reload they keep the rules they had',
-    fallbackToo: 'the fallback FAILED too for:$fallback_failed; those families drop everything but loopback.',
-    fallbackOnly: 'the fallback FAILED for:$fallback_failed (the real tables loaded over it).',
+    dropOnly: 'the fallback FAILED too for: $f; $f drops everything but loopback.',
+    unfiltered: 'the fallback FAILED too for: $f, and so did the DROP-only table: $f is UNFILTERED on the host, only the security group protects it.',
+    fallbackOnly: 'the fallback FAILED for: $f (its real table loaded over it).',
+    missing: true,
   });
 }
 
@@ -288,23 +322,35 @@ function loaderHead(spec: LoaderSpec, title: string, travels: string): string[] 
 }
 
 /**
- * The lines both loaders end with: loud on failure (what the host keeps, and whether the fallback
- * failed too), then the line that says it loaded; the script as text.
+ * The lines both loaders end with: loud on failure (what the host keeps), then one line per
+ * failed fallback ($f: the family) saying what that family really holds — the DROP-only table,
+ * nothing (the DROP-only table failed too: unfiltered), or its real table loaded over it — exit 1
+ * on any of these or a missing tool (`missing`: step 0 already said which), else the line that
+ * says it loaded; the script as text.
  */
-function loaderTail(out: string[], spec: LoaderSpec, say: { readonly step: number; readonly keeps: string; readonly fallbackToo: string; readonly fallbackOnly: string }): string {
+function loaderTail(
+  out: string[],
+  spec: LoaderSpec,
+  say: { readonly step: number; readonly keeps: string; readonly dropOnly: string; readonly unfiltered: string; readonly fallbackOnly: string; readonly missing: boolean },
+): string {
   const lockdown = spec.mode === 'lockdown';
   out.push(`# ${say.step}. Loud on failure: the console, the journal / cloud-init-output.log, and the exit status.`);
-  out.push('if [ -n "$failed" ]; then');
-  out.push(`  echo "$who: FAILED to load the host firewall ($action) for:$failed; ${say.keeps}. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall)." >&2`);
-  if (lockdown) out.push(`  [ -z "$fallback_failed" ] || echo "$who: ${say.fallbackToo}" >&2`);
+  out.push(`[ -z "$failed" ] || echo "$who: FAILED to load the host firewall ($action) for:$failed; ${say.keeps}. Fix the rules, then: systemctl restart twinwall-firewall (journalctl -u twinwall-firewall)." >&2`);
+  if (lockdown) {
+    out.push('for f in $fallback_failed; do');
+    out.push('  case " $failed " in');
+    out.push('    *" $f "*) ;;');
+    out.push(`    *) echo "$who: ${say.fallbackOnly}" >&2; continue ;;`);
+    out.push('  esac');
+    out.push('  case " $unfiltered " in');
+    out.push(`    *" $f "*) echo "$who: ${say.unfiltered}" >&2 ;;`);
+    out.push(`    *) echo "$who: ${say.dropOnly}" >&2 ;;`);
+    out.push('  esac');
+    out.push('done');
+  }
+  out.push(`if [ -n "$failed${lockdown ? '$fallback_failed' : ''}${say.missing ? '$missing' : ''}" ]; then`);
   out.push('  exit 1');
   out.push('fi');
-  if (lockdown) {
-    out.push('if [ -n "$fallback_failed" ]; then');
-    out.push(`  echo "$who: ${say.fallbackOnly}" >&2`);
-    out.push('  exit 1');
-    out.push('fi');
-  }
   out.push(spec.source === 'inline' ? 'echo "$who: host firewall loaded (first boot)"' : 'echo "$who: host firewall loaded ($action)"');
   return `${out.join('\n')}\n`;
 }
@@ -312,11 +358,15 @@ function loaderTail(out: string[], spec: LoaderSpec, say: { readonly step: numbe
 /**
  * The loader of an nftables wall, in POSIX sh, for the unit (files) and bootcmd (here-documents):
  *
- * 1. (lockdown, start) the fallback table first; if nft refuses it, NFT_DROP_ONLY_TABLE;
+ * 0. without nft (missing or not executable) nothing can load, not even the fallback: one line
+ *    says so (at boot only the security group protects the host) and the loader exits 1;
+ * 1. (lockdown, start) the fallback table first; if nft refuses it, NFT_DROP_ONLY_TABLE (the
+ *    loader notes whether that loaded);
  * 2. the wall: `add table`, `delete table`, the definition — one transaction for both families
  *    and the sets, so a failure changes nothing: the fallback stays (at a reload, the previous
  *    wall);
- * 3. a failure prints one line (stderr: console and journal, cloud-init-output.log) and exits 1.
+ * 3. a failure prints one line (stderr: console and journal, cloud-init-output.log), and one
+ *    more when the fallback failed too, saying what the host holds; then exits 1.
  */
 function renderNftablesLoader(spec: LoaderSpec & { readonly tables: NftablesWallFiles }): string {
   const { tables, mode, source } = spec;
@@ -326,13 +376,17 @@ function renderNftablesLoader(spec: LoaderSpec & { readonly tables: NftablesWall
     inline ? [`${cmd} -f - <<'${delimiter(delim, ...all)}'${after}`, `${text}${delimiter(delim, ...all)}`] : [`${cmd} -f ${file}${after}`];
   const out = loaderHead(spec, 'twinwall host firewall loader (nftables)', 'the wall travels');
   const lockdown = mode === 'lockdown';
+  out.push(`# 0. The tool: without nft nothing loads${lockdown ? ', not even the fallback' : ''}.`);
+  const nothing = `NO host firewall is loaded (not the wall${lockdown ? ', not even its fallback' : ''}): at boot only the security group protects the host, at a reload it keeps the wall it had`;
+  out.push(`[ -x ${NFT} ] || { ${missingToolLine(NFT, nothing, 'iptables')}; exit 1; }`);
   if (lockdown) {
     out.push('fallback_failed=""');
+    out.push('unfiltered=""');
     out.push('# 1. The fallback first (core matches only): the host is closed before anything else.');
     if (!inline) out.push('if [ "$action" = start ]; then');
     out.push(...feed(NFT, NFT_FALLBACK_PATH, tables.fallback as string, NFT_HEREDOC.fallback, ' || {'));
     out.push('  fallback_failed=" nftables"');
-    out.push(`  ${NFT} -f - <<'${delimiter(NFT_DROP_ONLY_HEREDOC, ...all)}'`);
+    out.push(`  ${NFT} -f - <<'${delimiter(NFT_DROP_ONLY_HEREDOC, ...all)}' || unfiltered=" nftables"`);
     out.push(`${NFT_DROP_ONLY_TABLE}${delimiter(NFT_DROP_ONLY_HEREDOC, ...all)}`);
     out.push('}');
     if (!inline) out.push('fi');
@@ -344,8 +398,10 @@ function renderNftablesLoader(spec: LoaderSpec & { readonly tables: NftablesWall
     keeps: lockdown
       ? 'at boot the host keeps the fallback (drop; loopback, replies, admin ingress, DHCP and neighbour discovery only), at a reload the wall it had'
       : 'at boot the host stays unfiltered (onLoadFailure open): only the security group protects it; at a reload it keeps the wall it had',
-    fallbackToo: 'the fallback FAILED too; the host drops everything but loopback.',
+    dropOnly: 'the fallback FAILED too; the host drops everything but loopback.',
+    unfiltered: 'the fallback FAILED too, and so did the DROP-only table: the host is UNFILTERED, only the security group protects it.',
     fallbackOnly: 'the fallback FAILED (the wall loaded over it).',
+    missing: false,
   });
 }
 
