@@ -12,6 +12,10 @@
  *    write both walls of both hosts: each network wall references the other host's security
  *    group, each host wall matches the other host's declared addresses.
  *
+ * Every host gets the default host wall, nftables (`/etc/twinwall/twinwall.nft`). For images that
+ * have iptables and not nft, build the stacks with `{ hostFirewall: 'iptables' }`
+ * (ExampleStackOptions; the tests and the boot tier build the production stack that way too).
+ *
  * `npm run synth` works offline with no AWS account: every value has a default below, and the
  * provider is set up so `terraform plan` runs without credentials.
  */
@@ -136,9 +140,12 @@ export function environmentConfig(scope: Construct, stack: StackName): Environme
   return merged as unknown as EnvironmentConfig;
 }
 
-/** Choices the example leaves at their defaults; the boot tier sets them (an nftables host wall). */
+/**
+ * Choices the example leaves at their defaults; the tests and the boot tier set them (the
+ * iptables host wall, for images that have iptables and not nft).
+ */
 export interface ExampleStackOptions {
-  /** Every host's host-wall backend (default: FilteredHost's own default). */
+  /** Every host's host-wall backend (default: FilteredHost's own, 'nftables'). */
   readonly hostFirewall?: HostFirewall;
 }
 
@@ -241,9 +248,12 @@ export class TwinwallExampleStack extends TerraformStack {
   }
 }
 
-/** Build both stacks into `app` (tests call this with their own App). */
-export function buildApp(app: App): TwinwallExampleStack[] {
-  return STACK_NAMES.map((name) => new TwinwallExampleStack(app, name, environmentConfig(app, name)));
+/**
+ * Build both stacks into `app` (tests call this with their own App, and with
+ * `{ hostFirewall: 'iptables' }` for the example's hosts with the iptables wall).
+ */
+export function buildApp(app: App, options: ExampleStackOptions = {}): TwinwallExampleStack[] {
+  return STACK_NAMES.map((name) => new TwinwallExampleStack(app, name, environmentConfig(app, name), options));
 }
 
 /** The per-host tables printed after synth. */

@@ -8,10 +8,11 @@
  *
  * Slow (minutes), so it runs only under CI=true or `npm run test:boot` (TWINWALL_BOOT=1).
  * TWINWALL_BOOT_SUITES: "bookworm,trixie" (default) or one of them.
- * TWINWALL_BOOT_HOSTS: "production/sample,nftables/sample" (default), "production" (every host of
- * that stack), "nftables" (the production stack with hostFirewall 'nftables'), "all", or any comma
- * list of stacks and stack/host ids. A negative fixture is booted when the sample server it is
- * derived from is selected (production/sample or nftables/sample).
+ * TWINWALL_BOOT_HOSTS: "production/sample,iptables/sample" (default), "production" (every host of
+ * that stack, with the default backend, nftables), "iptables" (the production stack with
+ * hostFirewall 'iptables'), "all", or any comma list of stacks and stack/host ids. A negative
+ * fixture is booted when the sample server it is derived from is selected (production/sample or
+ * iptables/sample).
  * TWINWALL_BOOT_PARALLEL: guests booted at once (default 2); TWINWALL_BOOT_CPUS: vCPUs per guest
  * (default 1 when booting in parallel, else 2).
  * TWINWALL_BOOT_ACCEL=tcg skips the KVM probe; TWINWALL_BOOT_KEEP=1 keeps the work folder.
@@ -39,7 +40,7 @@ const MINUTE = 60_000;
  * fixtures, which are variants of them), on each release. TWINWALL_BOOT_HOSTS=production adds the
  * other production hosts.
  */
-const DEFAULT_HOSTS = 'production/sample,nftables/sample';
+const DEFAULT_HOSTS = 'production/sample,iptables/sample';
 const WANT = (process.env.TWINWALL_BOOT_HOSTS ?? DEFAULT_HOSTS).split(',').map((s) => s.trim());
 /** Whether TWINWALL_BOOT_HOSTS selects the host `id` ("production/sample") of `stack`. */
 const selected = (id: string): boolean => WANT.includes('all') || WANT.includes(id) || WANT.includes(id.split('/')[0]);
@@ -84,8 +85,9 @@ describe('boot tier fixtures', () => {
     expect(text).not.toBe(sample);
   });
 
-  it('user-parts: the host wall\'s part first and exactly the sample\'s, the user\'s parts after it; check reads the sample\'s tables with no finding; booted gzip-compressed as EC2 receives it', () => {
-    const stacks = buildApp(new App({ outdir: path.join(os.tmpdir(), 'twinwall-boot-fixture-check') }));
+  it('user-parts: the host wall\'s part first and exactly the (iptables) sample\'s, the user\'s parts after it; check reads the sample\'s tables with no finding; booted gzip-compressed as EC2 receives it', () => {
+    // Derived from iptables/sample: the example's production stack with hostFirewall 'iptables'.
+    const stacks = buildApp(new App({ outdir: path.join(os.tmpdir(), 'twinwall-boot-fixture-check') }), { hostFirewall: 'iptables' });
     const sampleHost = stacks.find((s) => s.node.id === 'production')?.hosts.find((h) => h.node.id === 'sample') as { cloudConfig: string; rendering: { iptables: { v4: string; v6: string } } };
     const fixture = BOOT_FIXTURES.find((f) => f.name === 'user-parts') as BootFixture;
     const text = loadFixture(fixture, sampleHost.cloudConfig);

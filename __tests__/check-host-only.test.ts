@@ -33,11 +33,13 @@ const HOSTS = ['sample', 'sampleAudit', 'metadataNone', 'metadataAllUsers', 'man
 const LOCAL_FIXTURES: Record<string, () => HostPolicy> = { sampleSubnets: () => sampleServer({ subnets: ['10.0.1.0/24', '10.0.2.0/24'] }) };
 const EVERY = process.env.CI === 'true' || process.env.TWINWALL_MUTANTS === 'all' ? 1 : 4;
 
+/** The host with the iptables wall (the mutants edit its tables; check-nft.test.ts mutates the nftables wall). */
 function synth(fixture: string | HostPolicy): HostArtefact {
   const json = JSON.parse(
     Testing.synthScope((scope) => {
       new FilteredHost(scope, 'h', {
         policy: typeof fixture === 'string' ? (LOCAL_FIXTURES[fixture] ?? ROLE_FIXTURES[fixture])() : fixture,
+        hostFirewall: 'iptables',
         vpcId: 'vpc-0123456789abcdef0',
         instance: { ami: 'ami-0123456789abcdef0', instanceType: 't3.micro', subnetId: 'subnet-0123456789abcdef0' },
       });

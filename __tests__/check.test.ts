@@ -11,7 +11,8 @@ let outdir: string;
 let stacks: StackInput[];
 
 beforeAll(() => {
-  outdir = synthExample();
+  // The iptables wall: the mutations below edit its tables (check-nft.test.ts mutates the nftables wall).
+  outdir = synthExample({ hostFirewall: 'iptables' });
   stacks = readStacks(outdir);
 }, 60000);
 

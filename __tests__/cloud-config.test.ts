@@ -323,10 +323,10 @@ describe('address sets (ipset): loaded before the tables, in bootcmd and in the 
   });
 });
 
-/** A fixture's user-data as renderHost builds it (fallback per the policy's onLoadFailure), without a host name. */
+/** A fixture's user-data as renderHost builds it with the iptables wall (fallback per the policy's onLoadFailure), without a host name. */
 function fixtureUserData(name: string) {
   const policy = ROLE_FIXTURES[name]();
-  const { iptables, fallback } = renderHost(policy);
+  const { iptables, fallback } = renderHost(policy, { hostFirewall: 'iptables' });
   return renderUserData({ ...iptables, ...(fallback === undefined ? {} : { fallback }) }, { onLoadFailure: policy.options.onLoadFailure });
 }
 
@@ -444,7 +444,7 @@ describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace'
 
   it('with ipsets: bootcmd restores the sets, then the tables that match them', () => {
     if (ipset.check() !== undefined) throw new Error(`this tier needs ipset: ${ipset.check()}`);
-    const rendering = renderHost(ROLE_FIXTURES.manyAdmins());
+    const rendering = renderHost(ROLE_FIXTURES.manyAdmins(), { hostFirewall: 'iptables' });
     expect(rendering.iptables.ipsets).toBeDefined();
     const booted = namespace('s');
     const r = runBootcmd(rendering.userData.cloudConfig, booted);
@@ -537,7 +537,7 @@ describeTier('first boot: bootcmd as cloud-init runs it, in a network namespace'
 
   it('lockdown: without ipset the tables that match sets keep their fallback (which needs none), the others load, and it says which', () => {
     const policy = ROLE_FIXTURES.manyAdmins();
-    const rendering = renderHost(policy);
+    const rendering = renderHost(policy, { hostFirewall: 'iptables' });
     const fallback = renderFallback(policy);
     expect(rendering.iptables.v4).toContain(' --match-set ');
     expect(rendering.iptables.v6).not.toContain(' --match-set ');

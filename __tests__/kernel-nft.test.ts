@@ -45,11 +45,16 @@ const SUBJECTS: readonly Subject[] = [
   { name: 'sample, every address set a set', policy: () => sampleServer(), ipsetThreshold: 1 },
 ];
 
-/** The subject synthesized through FilteredHost and checked, as `twinwall check` sees it. */
+/**
+ * The subject synthesized through FilteredHost with the iptables wall and checked, as `twinwall
+ * check` sees it: verifyHost's default loader loads the user-data's iptables wall, the other run
+ * the nftables file.
+ */
 function checked(subject: Subject): HostCheck {
   const json = Testing.synthScope((scope) => {
     new FilteredHost(scope, 'host', {
       policy: subject.policy(),
+      hostFirewall: 'iptables',
       vpcId: 'vpc-0123456789abcdef0',
       instance: { ami: 'ami-0123456789abcdef0', instanceType: 't3.micro', subnetId: 'subnet-0123456789abcdef0' },
       ...(subject.ipsetThreshold === undefined ? {} : { ipsetThreshold: subject.ipsetThreshold }),
@@ -57,6 +62,8 @@ function checked(subject: Subject): HostCheck {
   });
   const report = checkStacks([{ name: 'fixture', json: JSON.parse(json) }]);
   if (report.hosts.length !== 1) throw new Error(`${subject.name}: ${report.hosts.length} hosts checked (${report.problems.join('; ')})`);
+  // Else both runs would load the nftables wall, and the differential would compare it with itself.
+  if (report.hosts[0].wall.nftables !== undefined) throw new Error(`${subject.name}: the user-data ships the nftables wall, not the iptables one`);
   return report.hosts[0];
 }
 

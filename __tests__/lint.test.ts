@@ -373,9 +373,9 @@ describe('lint in the report (artefacts, rules twinwall did not write)', () => {
 
   it('finds an IPv6 instance that ships no IPv6 table, and the metadata service open to everyone', () => {
     const s = freshStack();
-    const h = new FilteredHost(s, 'h', { vpcId: VPC, roles: [ntpClient()] });
-    // The host's user-data with the IPv6 table (and, the second time, its fallback too) taken
-    // out of write_files and bootcmd.
+    // The iptables wall, whose IPv6 table is a file of its own: the host's user-data with the IPv6
+    // table (and, the second time, its fallback too) taken out of write_files and bootcmd.
+    const h = new FilteredHost(s, 'h', { vpcId: VPC, roles: [ntpClient()], hostFirewall: 'iptables' });
     const lintOf = (removed: readonly string[]): string[] => {
       const cfg = parseYaml(h.cloudConfig) as { write_files: { path: string }[]; bootcmd?: unknown };
       cfg.write_files = cfg.write_files.filter((f) => !removed.includes(f.path));

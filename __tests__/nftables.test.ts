@@ -434,21 +434,26 @@ describe('address sets above the threshold become nftables interval sets, exactl
 describe('hostFirewall: the host wall\'s backend, per host', () => {
   const policy = sampleServer();
 
-  it(`defaults to ${DEFAULT_HOST_FIREWALL}`, () => {
-    expect(DEFAULT_HOST_FIREWALL).toBe('iptables');
-    expect(renderHostWall(policy)).toEqual({ backend: 'iptables', iptables: renderIptables(policy) });
+  it('defaults to nftables', () => {
+    expect(DEFAULT_HOST_FIREWALL).toBe('nftables');
+    expect(renderHostWall(policy)).toEqual({ backend: 'nftables', nftables: renderNftables(policy) });
+    const many = ROLE_FIXTURES.manyAdmins();
+    expect(renderHostWall(many, { ipsetThreshold: Infinity })).toEqual({ backend: 'nftables', nftables: renderNftables(many, { ipsetThreshold: Infinity }) });
   });
 
-  it('selects nftables, with the same address-set threshold', () => {
+  it('selects either backend, with the same address-set threshold', () => {
     expect(renderHostWall(policy, { hostFirewall: 'nftables' })).toEqual({ backend: 'nftables', nftables: renderNftables(policy) });
+    expect(renderHostWall(policy, { hostFirewall: 'iptables' })).toEqual({ backend: 'iptables', iptables: renderIptables(policy) });
     const many = ROLE_FIXTURES.manyAdmins();
     expect(renderHostWall(many, { hostFirewall: 'nftables', ipsetThreshold: Infinity })).toEqual({ backend: 'nftables', nftables: renderNftables(many, { ipsetThreshold: Infinity }) });
+    expect(renderHostWall(many, { hostFirewall: 'iptables', ipsetThreshold: Infinity })).toEqual({ backend: 'iptables', iptables: renderIptables(many, { ipsetThreshold: Infinity }) });
   });
 
   it('refuses an unknown backend, naming the choices', () => {
     const message = caught(() => renderHostWall(policy, { hostFirewall: 'pf' as never })).message;
     expect(message).toContain('TW161 OPTION_INVALID at sample: hostFirewall "pf" is not a host-wall backend.');
     expect(message).toContain("'iptables', 'nftables'");
+    expect(message).toContain("leave it out (default 'nftables')");
   });
 
   it('renderHost ships the backend the host chose: the nftables wall and its fallback in the user-data, or the iptables tables', () => {
@@ -462,7 +467,9 @@ describe('hostFirewall: the host wall\'s backend, per host', () => {
     expect(iptHost.hostFirewall).toBe('iptables');
     expect(iptHost.iptables).toEqual(renderIptables(policy));
     expect(iptHost.nftables).toBeUndefined();
-    expect(renderHost(policy).hostFirewall).toBe(DEFAULT_HOST_FIREWALL);
+    const byDefault = renderHost(policy);
+    expect(byDefault.hostFirewall).toBe('nftables');
+    expect(byDefault.userData).toEqual(nftHost.userData);
   });
 });
 

@@ -78,7 +78,8 @@ describe('summariseHost', () => {
   });
 
   describe('flags walls that disagree', () => {
-    const honest = renderHost(sampleServer());
+    // The iptables wall: the tampering below edits its tables.
+    const honest = renderHost(sampleServer(), { hostFirewall: 'iptables' });
 
     it('when the network wall lacks a rule', () => {
       const ssh = honest.securityGroups.rules.find((s) => s.fromPort === 22 && s.cidrIpv4 === ADMIN_LAN);
@@ -131,12 +132,14 @@ describe('one verdict: the table is the checker judging the rendering', () => {
     const { host, wall } = artefactOfRendering(r);
     return checkHost(host, wall);
   };
-  const honest = renderHost(sampleServer());
+  // The iptables wall: the tampering below edits its tables (the last test tampers with the nftables wall).
+  const honest = renderHost(sampleServer(), { hostFirewall: 'iptables' });
 
   it.each([
     ['edge', () => renderHost(edgePolicy())],
     ['edge (audit)', () => renderHost(edgePolicy({ audit: true }))],
     ['sample (nftables)', () => renderHost(sampleServer(), { hostFirewall: 'nftables' })],
+    ['sample (iptables)', () => renderHost(sampleServer(), { hostFirewall: 'iptables' })],
   ])('%s: the checker finds nothing, and neither does the table', (_name, render) => {
     const r = render();
     expect(check(r).findings).toEqual([]);

@@ -30,7 +30,7 @@ import {
   sshAdmin,
   webServer,
 } from '../lib';
-import { SgRuleSpec, renderFallback, renderIptables, renderSecurityGroupRules, renderUserData } from '../lib/render';
+import { SgRuleSpec, renderFallback, renderIptables, renderNftables, renderNftablesFallback, renderSecurityGroupRules, renderUserData } from '../lib/render';
 import { DEFAULTS, STACK_NAMES, TwinwallExampleStack, buildApp, environmentConfig, summaryText } from '../main';
 import { ADMIN_LAN, APP_TIER, RESOLVERS, ROLE_FIXTURES } from './support/fixtures';
 
@@ -128,8 +128,8 @@ describe('FilteredHost, per role fixture', () => {
       expect([...host.ingressRules, ...host.egressRules]).toHaveLength(expected.rules.length);
     });
 
-    it('exposes the user-data, base64, decoding to the rendered cloud-config', () => {
-      const userData = renderUserData({ ...renderIptables(policy), fallback: renderFallback(policy) }, { host: policy.name });
+    it('exposes the user-data, base64, decoding to the rendered cloud-config (the default backend, nftables)', () => {
+      const userData = renderUserData({ nftables: renderNftables(policy).text, fallback: renderNftablesFallback(policy).text }, { host: policy.name });
       // userDataBase64 is a lazy value (resolved at synth, after every grant); its text is the rendering's.
       expect(Token.isUnresolved(host.userDataBase64)).toBe(true);
       expect(Tokenization.resolve(host.userDataBase64, { scope: host, resolver: new DefaultTokenResolver(new StringConcat()) })).toBe(userData.base64);
@@ -137,6 +137,9 @@ describe('FilteredHost, per role fixture', () => {
       expect(decodeUserData(host.rendering.userData.base64)).toBe(userData.cloudConfig);
       expect(host.cloudConfig.startsWith('#cloud-config')).toBe(true);
       expect(host.rendering.userData.base64).not.toMatch(/TfToken|\$\{/);
+      // With hostFirewall 'iptables': the iptables tables and their fallback.
+      const iptables = synthHost('host', { policy, vpcId: VPC, hostFirewall: 'iptables' }).host;
+      expect(iptables.rendering.userData.base64).toBe(renderUserData({ ...renderIptables(policy), fallback: renderFallback(policy) }, { host: policy.name }).base64);
       // No instance asked for, so none made.
       expect(resources(tf, 'aws_instance')).toEqual({});
     });
@@ -162,8 +165,8 @@ describe('FilteredHost options', () => {
     expect(all.policy.options.instanceMetadata).toBe('all-users');
     expect(plain.rendering.iptables.v4).not.toContain('audit');
     expect(decodeUserData(audit.rendering.userData.base64)).toContain('twinwall egress audit');
-    expect(decodeUserData(plain.rendering.userData.base64)).toContain('--uid-owner 0');
-    expect(decodeUserData(all.rendering.userData.base64)).not.toContain('--uid-owner');
+    expect(decodeUserData(plain.rendering.userData.base64)).toContain('meta skuid 0');
+    expect(decodeUserData(all.rendering.userData.base64)).not.toContain('meta skuid 0');
     const hosts = [plain, audit, none, all].map((h) => h.rendering.userData.base64);
     expect(new Set(hosts).size).toBe(4);
   });
@@ -172,11 +175,17 @@ describe('FilteredHost options', () => {
     const routed = synthHost('h', { roles: [ntpClient()], vpcId: VPC, subnets: ['10.0.1.0/24'] }).host;
     expect(routed.policy.options.subnets).toEqual(['10.0.1.0/24']);
     expect(routed.rendering.iptables.v4).toContain('-A OUTPUT -d 10.0.1.1/32 -p udp -m udp --sport 68 --dport 67 ');
-    expect(routed.rendering.fallback?.v4).toContain('-A OUTPUT -d 10.0.1.1/32 -p udp -m udp --sport 68 --dport 67 -j ACCEPT');
+    expect(routed.rendering.nftablesFallback?.text).toMatch(/^\tchain output \{\n[^}]*\n\t\tip daddr 10\.0\.1\.1 udp sport 68 udp dport 67 accept/m);
+    const routedIptables = synthHost('h', { roles: [ntpClient()], vpcId: VPC, subnets: ['10.0.1.0/24'], hostFirewall: 'iptables' }).host;
+    expect(routedIptables.rendering.fallback?.v4).toContain('-A OUTPUT -d 10.0.1.1/32 -p udp -m udp --sport 68 --dport 67 -j ACCEPT');
     const open = synthHost('h', { roles: [ntpClient()], vpcId: VPC, onLoadFailure: 'open' }).host;
     expect(open.rendering.fallback).toBeUndefined();
-    expect(decodeUserData(open.rendering.userData.base64)).not.toContain('/etc/iptables/fallback.v4');
-    expect(decodeUserData(synthHost('h', { roles: [ntpClient()], vpcId: VPC }).host.rendering.userData.base64)).toContain('/etc/iptables/fallback.v4');
+    expect(open.rendering.nftablesFallback).toBeUndefined();
+    expect(decodeUserData(open.rendering.userData.base64)).not.toContain('/etc/twinwall/fallback.nft');
+    expect(decodeUserData(synthHost('h', { roles: [ntpClient()], vpcId: VPC }).host.rendering.userData.base64)).toContain('/etc/twinwall/fallback.nft');
+    const openIptables = synthHost('h', { roles: [ntpClient()], vpcId: VPC, onLoadFailure: 'open', hostFirewall: 'iptables' }).host;
+    expect(decodeUserData(openIptables.rendering.userData.base64)).not.toContain('/etc/iptables/fallback.v4');
+    expect(decodeUserData(synthHost('h', { roles: [ntpClient()], vpcId: VPC, hostFirewall: 'iptables' }).host.rendering.userData.base64)).toContain('/etc/iptables/fallback.v4');
     expect(() => synthHost('h', { roles: [ntpClient()], vpcId: VPC, onLoadFailure: 'never' as never })).toThrow(/TW161 OPTION_INVALID at .*onLoadFailure "never" is not "lockdown" or "open"/);
     const policy = HostPolicy.compose('p', [ntpClient()]);
     // @ts-expect-error subnets next to a prebuilt policy (JavaScript callers get it at synth)
@@ -185,7 +194,7 @@ describe('FilteredHost options', () => {
 
   it('adds the tags it is given to the group and the instance', () => {
     const { json } = synthHost('h', { roles: [ntpClient()], vpcId: VPC, tags: { team: 'ops' }, instance: { ...INSTANCE, tags: { tier: 'edge' } } });
-    expect(json).toHaveResourceWithProperties(SecurityGroup, { tags: { Name: 'h', team: 'ops', 'twinwall:host': 'h', 'twinwall:roles': 'ntpClient', 'twinwall:host-wall': 'audit=false hostFirewall=iptables instanceMetadata=root-only onLoadFailure=lockdown subnets=' } });
+    expect(json).toHaveResourceWithProperties(SecurityGroup, { tags: { Name: 'h', team: 'ops', 'twinwall:host': 'h', 'twinwall:roles': 'ntpClient', 'twinwall:host-wall': 'audit=false hostFirewall=nftables instanceMetadata=root-only onLoadFailure=lockdown subnets=' } });
     expect(json).toHaveResourceWithProperties(Instance, { tags: { Name: 'h', team: 'ops', tier: 'edge', 'twinwall:host': 'h' } });
   });
 

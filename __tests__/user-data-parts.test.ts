@@ -215,12 +215,22 @@ describe('the multi-part document', () => {
     expect(e.message).toMatch(/^TW231 USER_DATA_PART_INVALID at userDataParts\[0\]: .* is not a UserDataPart\. Fix: build each part with UserDataPart\.cloudConfig/);
   });
 
-  it('the checker reads it: the host wall\'s tables, no finding', () => {
+  it('the checker reads it: the host wall (the default, nftables), no finding', () => {
     const wall = readHostWall(composed.userData.document);
     expect(wall.problems).toEqual([]);
-    expect(wall.tables[4]?.text).toBe(plain.iptables.v4);
-    expect(wall.tables[6]?.text).toBe(plain.iptables.v6);
+    expect(wall.nftables?.text).toBe(plain.nftables?.text);
+    expect(wall.tables[4]?.text).toBe(plain.nftables?.text);
     expect(wall.text).toBe(composed.userData.document);
+  });
+
+  it('the checker reads it: the iptables host wall\'s tables, no finding', () => {
+    const iptables = renderHost(POLICY, { hostFirewall: 'iptables', userDataParts: [FRIENDLY, SCRIPT] });
+    const wall = readHostWall(iptables.userData.document);
+    expect(wall.problems).toEqual([]);
+    expect(wall.nftables).toBeUndefined();
+    expect(wall.tables[4]?.text).toBe(iptables.iptables.v4);
+    expect(wall.tables[6]?.text).toBe(iptables.iptables.v6);
+    expect(wall.text).toBe(iptables.userData.document);
   });
 });
 

@@ -36,7 +36,8 @@ describeTier('verify (kernel)', [root, onPath('ip'), onPath('iptables-restore'),
   const dirs: string[] = [];
 
   beforeAll(() => {
-    outdir = synthExample();
+    // The iptables wall: the mutations below edit its tables (check-nft.test.ts verifies the nftables wall).
+    outdir = synthExample({ hostFirewall: 'iptables' });
     dirs.push(outdir);
     stacks = readStacks(outdir);
   }, 60000);

@@ -76,11 +76,12 @@ export interface FilteredHostCommonProps {
    */
   readonly ipsetThreshold?: number;
   /**
-   * The host wall's backend: 'iptables' (default: iptables-restore tables per family, ipsets for
-   * long address lists, /etc/iptables/rules.v4 and rules.v6) or 'nftables' (one `nft -f` file,
-   * table inet twinwall, both families and their sets in one transaction, beside any other table,
-   * /etc/twinwall/twinwall.nft). Same semantics; the image must provide the backend's tool
-   * (iptables-restore, or nft). docs/host-firewall.md says which to choose.
+   * The host wall's backend: 'nftables' (default: one `nft -f` file, table inet twinwall, both
+   * families and their sets in one transaction, beside any other table,
+   * /etc/twinwall/twinwall.nft) or 'iptables' (iptables-restore tables per family, ipsets for
+   * long address lists, /etc/iptables/rules.v4 and rules.v6). Same semantics; the image must
+   * provide the backend's tool (nft, or iptables-restore): choose 'iptables' for an image that
+   * has iptables and not nft. docs/host-firewall.md says which to choose.
    */
   readonly hostFirewall?: HostFirewall;
   /**

@@ -1,6 +1,6 @@
 /**
  * Synthesized artefacts for the checker's tests: the example app synthesized once into a temp
- * directory, and mutations of its Terraform JSON and user-data (one change in one wall each).
+ * directory (with the iptables wall where a test edits its tables), and mutations of its Terraform JSON and user-data (one change in one wall each).
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -8,17 +8,21 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { App } from 'cdktf';
-import { buildApp } from '../../main';
+import { ExampleStackOptions, buildApp } from '../../main';
 import { StackInput } from '../../lib/check';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Json = any;
 
-/** Synthesize the example app into a fresh temp directory; returns the outdir (cdktf.out). */
-export function synthExample(): string {
+/**
+ * Synthesize the example app into a fresh temp directory; returns the outdir (cdktf.out). The
+ * hosts get the default backend (nftables) unless `options` chooses one: tests that edit
+ * iptables tables in the user-data pass `{ hostFirewall: 'iptables' }`.
+ */
+export function synthExample(options: ExampleStackOptions = {}): string {
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'twinwall-example-'));
   const app = new App({ outdir });
-  buildApp(app);
+  buildApp(app, options);
   app.synth();
   return outdir;
 }

@@ -1,13 +1,14 @@
 /**
  * Random valid host policies for property tests of the checker: random roles, CIDRs of both
  * families (including link-local service addresses and whole families), port ranges, ICMP types,
- * security-group references with host-side CIDRs, and metadata options. Synthesized through the
- * real FilteredHost, so `check` sees exactly what a user's cdktf.out would hold.
+ * security-group references with host-side CIDRs, metadata options, and either host-wall backend.
+ * Synthesized through the real FilteredHost, so `check` sees exactly what a user's cdktf.out
+ * would hold.
  */
 import * as fc from 'fast-check';
 import { Testing } from 'cdktf';
 import { FilteredHost } from '../../constructs';
-import { Cidr, Flow, MetadataAccess, Peer, Port, Role, TwinwallError, customRole, dnsClient, mailServer, ntpClient, sshAdmin, webServer } from '../../lib';
+import { Cidr, Flow, HostFirewall, MetadataAccess, Peer, Port, Role, TwinwallError, customRole, dnsClient, mailServer, ntpClient, sshAdmin, webServer } from '../../lib';
 
 const v4 = fc.tuple(fc.integer({ min: 1, max: 223 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 8, max: 32 })).map(([a, b, c, d, p]) => {
   const value = ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
@@ -56,6 +57,7 @@ const flows: fc.Arbitrary<Flow[]> = fc
 export interface RandomHost {
   readonly roles: Role[];
   readonly instanceMetadata: MetadataAccess;
+  readonly hostFirewall: HostFirewall;
 }
 
 export const randomHost: fc.Arbitrary<RandomHost> = fc
@@ -67,6 +69,7 @@ export const randomHost: fc.Arbitrary<RandomHost> = fc
     dns: fc.option(fc.array(v4, { minLength: 1, maxLength: 2 }), { nil: undefined }),
     ntp: fc.boolean(),
     instanceMetadata: fc.constantFrom<MetadataAccess>('root-only', 'all-users', 'none'),
+    hostFirewall: fc.constantFrom<HostFirewall>('iptables', 'nftables'),
   })
   .map((r) => ({
     roles: [
@@ -78,6 +81,7 @@ export const randomHost: fc.Arbitrary<RandomHost> = fc
       ...(r.ntp ? [ntpClient()] : []),
     ],
     instanceMetadata: r.instanceMetadata,
+    hostFirewall: r.hostFirewall,
   }));
 
 /**
@@ -91,6 +95,7 @@ export function synthRandomHost(h: RandomHost): unknown | undefined {
         roles: h.roles,
         vpcId: 'vpc-0123456789abcdef0',
         instanceMetadata: h.instanceMetadata,
+        hostFirewall: h.hostFirewall,
         instance: { ami: 'ami-0123456789abcdef0', instanceType: 't3.micro', subnetId: 'subnet-0123456789abcdef0' },
       });
     });

@@ -44,14 +44,14 @@ export type HostFirewall = 'iptables' | 'nftables';
 export const HOST_FIREWALLS: readonly HostFirewall[] = ['iptables', 'nftables'];
 
 /** The backend a host gets when it does not choose one. */
-export const DEFAULT_HOST_FIREWALL: HostFirewall = 'iptables';
+export const DEFAULT_HOST_FIREWALL: HostFirewall = 'nftables';
 
 /**
  * How the walls are laid out (security-group split limit, address-set threshold, host-wall
  * backend) and what the user-data says (`host`, default the policy's name).
  */
 export interface HostRenderOptions extends SecurityGroupRenderOptions, IptablesRenderOptions, UserDataOptions {
-  /** The host wall's backend (default 'iptables'); both have the same semantics. */
+  /** The host wall's backend (default 'nftables'); both have the same semantics. */
   readonly hostFirewall?: HostFirewall;
 }
 

@@ -29,11 +29,11 @@ export type FamilyName = FailingWall;
 export interface BootFixture {
   readonly name: string;
   /**
-   * The host whose user-data it is derived from: the sample server with the default backend
-   * (`production/sample`) or with the nftables one (`nftables/sample`). It is booted when that
-   * host is selected (TWINWALL_BOOT_HOSTS).
+   * The host whose user-data it is derived from: the sample server with the default backend,
+   * nftables (`production/sample`), or with the iptables one (`iptables/sample`). It is booted
+   * when that host is selected (TWINWALL_BOOT_HOSTS).
    */
-  readonly host: 'production/sample' | 'nftables/sample';
+  readonly host: 'production/sample' | 'iptables/sample';
   readonly file: string;
   /** What is wrong with it, for test names and the fixture's own header. */
   readonly mistake: string;
@@ -97,7 +97,7 @@ const NO_PROBLEMS = { 1: [], 2: [] } as const;
 export const BOOT_FIXTURES: readonly BootFixture[] = [
   {
     name: 'v4-parse-failure',
-    host: 'production/sample',
+    host: 'iptables/sample',
     file: path.join(FIXTURE_DIR, 'sample-v4-parse-failure.cloud-config'),
     mistake: 'the IPv4 table has a typo (--dprot for --dport in the admin rule), so it does not parse: IPv4 must keep its fallback, IPv6 load its table',
     // Both copies of the IPv4 table (bootcmd's and rules.v4): the admin rule is IPv4 only.
@@ -111,7 +111,7 @@ export const BOOT_FIXTURES: readonly BootFixture[] = [
   },
   {
     name: 'missing-module',
-    host: 'production/sample',
+    host: 'iptables/sample',
     file: path.join(FIXTURE_DIR, 'sample-missing-module.cloud-config'),
     mistake: `the IPv6 table carries a hand-added SSH rate limit that needs ${MISSING_MODULE}, which the image lacks: IPv6 must keep its fallback, IPv4 load its table`,
     // Both copies of the IPv6 table: after its DHCPv6 rule (the fallback's has no comment).
@@ -131,7 +131,7 @@ export const BOOT_FIXTURES: readonly BootFixture[] = [
   },
   {
     name: 'no-default-dependencies',
-    host: 'production/sample',
+    host: 'iptables/sample',
     file: path.join(FIXTURE_DIR, 'sample-no-default-dependencies.cloud-config'),
     mistake: 'the firewall unit lacks DefaultDependencies=no. The boot tier must fail on it',
     derive: (c) => header(replaceEach(c, /^ +DefaultDependencies=no\n/gm, '', 1, 'DefaultDependencies=no line'), 'the firewall unit lacks DefaultDependencies=no. The boot tier must fail on it'),
@@ -149,7 +149,7 @@ export const BOOT_FIXTURES: readonly BootFixture[] = [
   },
   {
     name: 'nft-parse-failure',
-    host: 'nftables/sample',
+    host: 'production/sample',
     file: path.join(FIXTURE_DIR, 'sample-nft-parse-failure.cloud-config'),
     mistake: 'the nftables wall has a typo (dprot for dport in the admin rule), so nft refuses the whole transaction: table inet twinwall must keep its fallback',
     // Both copies of the wall (bootcmd's and twinwall.nft); the fallback's admin rule has no comment.
@@ -166,7 +166,7 @@ export const BOOT_FIXTURES: readonly BootFixture[] = [
   },
   {
     name: 'user-parts',
-    host: 'production/sample',
+    host: 'iptables/sample',
     file: path.join(FIXTURE_DIR, 'sample-user-parts.mime'),
     mistake: "no mistake: the user's own parts (a cloud-config writing a file and adding a runcmd, a shell script) after the host wall's, in a MIME multi-part document; the wall must load exactly and each part must run",
     derive: (c) => composeUserData(c, USER_PARTS),

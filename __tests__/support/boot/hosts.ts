@@ -2,8 +2,8 @@
  * What the boot tier boots: the example app's hosts, with their user-data exactly as Terraform
  * would pass it to EC2 (the stack's `aws_instance.user_data_base64`, decoded: gzip and all), and
  * the tables the host policy synthesized, in the kernel's canonical spelling. Besides the
- * example's own stacks (the default backend), the production stack again with
- * `hostFirewall: 'nftables'` on every host: ids `nftables/sample`, `nftables/resolver` ….
+ * example's own stacks (the default backend, nftables), the production stack again with
+ * `hostFirewall: 'iptables'` on every host: ids `iptables/sample`, `iptables/resolver` ….
  */
 import { execFileSync } from 'child_process';
 import { randomBytes } from 'crypto';
@@ -15,9 +15,9 @@ import { HostFirewall } from '../../../lib';
 import { TwinwallExampleStack, buildApp, environmentConfig } from '../../../main';
 
 export interface BootHost {
-  /** "production/sample", or "nftables/sample" (the production stack with the nftables backend). */
+  /** "production/sample", or "iptables/sample" (the production stack with the iptables backend). */
   readonly id: string;
-  /** "production", "staging" or "nftables" (what TWINWALL_BOOT_HOSTS selects). */
+  /** "production", "staging" or "iptables" (what TWINWALL_BOOT_HOSTS selects). */
   readonly stack: string;
   /** The host wall's backend its user-data ships. */
   readonly backend: HostFirewall;
@@ -39,21 +39,21 @@ interface TfInstance {
   readonly '//'?: { metadata?: { path?: string } };
 }
 
-/** The stack id of the production stack synthesized with the nftables backend. */
-export const NFTABLES_STACK = 'nftables';
+/** The stack id of the production stack synthesized with the iptables backend. */
+export const IPTABLES_STACK = 'iptables';
 
 /**
  * Synthesize the example app into `outdir` (in this process), and its production stack again with
- * the nftables backend into `outdir`-nftables, and read each host's user-data back from the
+ * the iptables backend into `outdir`-iptables, and read each host's user-data back from the
  * synthesized stack JSON, the file Terraform reads.
  */
 export function synthesizeHosts(outdir: string): BootHost[] {
   const app = new App({ outdir });
   const hosts = readHosts(app, outdir, buildApp(app), (id) => id);
-  const nftDir = `${outdir}-nftables`;
-  const nftApp = new App({ outdir: nftDir });
-  const nftStack = new TwinwallExampleStack(nftApp, 'production', environmentConfig(nftApp, 'production'), { hostFirewall: 'nftables' });
-  return [...hosts, ...readHosts(nftApp, nftDir, [nftStack], () => NFTABLES_STACK)];
+  const iptDir = `${outdir}-iptables`;
+  const iptApp = new App({ outdir: iptDir });
+  const iptStack = new TwinwallExampleStack(iptApp, 'production', environmentConfig(iptApp, 'production'), { hostFirewall: 'iptables' });
+  return [...hosts, ...readHosts(iptApp, iptDir, [iptStack], () => IPTABLES_STACK)];
 }
 
 function readHosts(app: App, outdir: string, stacks: readonly TwinwallExampleStack[], label: (stack: string) => string): BootHost[] {
@@ -86,12 +86,12 @@ function readHosts(app: App, outdir: string, stacks: readonly TwinwallExampleSta
 
 /**
  * The #cloud-config text the sample server's construct renders (nothing synthesized to disk):
- * `production/sample` with the example's backend, `nftables/sample` with the nftables one.
+ * `production/sample` with the example's backend (nftables), `iptables/sample` with the iptables one.
  */
-export function sampleCloudConfig(id: 'production/sample' | 'nftables/sample'): string {
+export function sampleCloudConfig(id: 'production/sample' | 'iptables/sample'): string {
   const app = new App({ outdir: path.join(os.tmpdir(), 'twinwall-boot-fixture-check') });
   const config = environmentConfig(app, 'production');
-  const stack = id === 'production/sample' ? buildApp(app).find((s) => s.node.id === 'production') : new TwinwallExampleStack(app, 'production', config, { hostFirewall: 'nftables' });
+  const stack = id === 'production/sample' ? buildApp(app).find((s) => s.node.id === 'production') : new TwinwallExampleStack(app, 'production', config, { hostFirewall: 'iptables' });
   const host = stack?.hosts.find((h) => h.node.id === 'sample');
   if (host === undefined) throw new Error('the example app has no production/sample host');
   return host.cloudConfig;
