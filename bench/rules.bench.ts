@@ -11,10 +11,11 @@ import { Box, minimumCover } from '../__tests__/support/min-cover';
 import { FLEET_SIZE, fleetPolicy } from './fleet';
 import { BenchContext, BenchModule, BenchResult } from './types';
 
-function box(flow: Flow): Box {
+/** The boxes of a flow in one family: one per CIDR of its peer there (Peer.anywhere() has one in each). */
+function boxes(flow: Flow, family: Family): Box[] {
   const [lo, hi] = flow.port.span;
-  const cidr = flow.peer.hostCidrs[0];
-  return { protocol: flow.port.protocol === 'icmpv6' ? 'icmp' : flow.port.protocol, lo, hi, first: cidr.first, last: cidr.last };
+  const protocol = flow.port.protocol === 'icmpv6' ? 'icmp' : flow.port.protocol;
+  return flow.peer.hostCidrs.filter((c) => c.family === family).map((cidr) => ({ protocol, lo, hi, first: cidr.first, last: cidr.last }));
 }
 
 /** The independent minimum for a policy of CIDR peers: per direction and family. */
@@ -23,9 +24,10 @@ function minimum(policy: HostPolicy): { rules: number; exact: boolean } {
   let exact = true;
   for (const direction of ['ingress', 'egress'] as Direction[]) {
     for (const family of [4, 6] as Family[]) {
-      const flows = policy.flows.map((a) => a.flow).filter((f) => f.direction === direction && f.peer.kind === 'cidr' && f.peer.hostCidrs[0].family === family);
-      if (flows.length === 0) continue;
-      const r = minimumCover(flows.map(box), familyBits(family));
+      const flows = policy.flows.map((a) => a.flow).filter((f) => f.direction === direction && f.peer.kind === 'cidr');
+      const all = flows.flatMap((f) => boxes(f, family));
+      if (all.length === 0) continue;
+      const r = minimumCover(all, familyBits(family));
       rules += r.rules;
       exact &&= r.exact;
     }
