@@ -84,10 +84,17 @@ function checkIcmp(value: number, what: string): void {
   }
 }
 
-/** IPv4 type 255 is reserved, and iptables reads it as "any type": a host wall would admit every type. */
+/**
+ * The IPv4 ICMP type the kernel's iptables match reads as every type, whatever the code
+ * (ip_tables.c; iptables-save prints it as "any"). Reserved on the wire, so never a type of its
+ * own here: Port refuses it, the readers read it as every type or refuse it, learn notes it.
+ */
+export const ICMP4_ANY_TYPE = 255;
+
+/** An IPv4 ICMP type: in range, and not ICMP4_ANY_TYPE (a host wall would admit every type). */
 function checkIcmp4Type(value: number): void {
   checkIcmp(value, 'ICMP type');
-  if (value === 255) {
+  if (value === ICMP4_ANY_TYPE) {
     throw new TwinwallError('ICMP_OUT_OF_RANGE', {
       value,
       problem: 'ICMP type 255 is reserved, and iptables reads --icmp-type 255 as every ICMP type: the host wall would admit more than the security group.',

@@ -15,6 +15,7 @@
  */
 import { Family, formatAddress, parseAddress } from '../address';
 import { IntervalSet } from '../intervals';
+import { ICMP4_ANY_TYPE } from '../port';
 
 /** Why the checker will not read an input: reported as "cannot decide". */
 export class Refusal extends Error {}
@@ -287,7 +288,7 @@ function icmpType(text: string, family: Family): { type: number; codes: [number,
   const named = icmpNames(family)[text];
   if (named !== undefined) {
     const [type, lo, hi] = named;
-    if (type === 255 && family === 4) return { type, codes: [lo, hi], text: 'any' };
+    if (type === ICMP4_ANY_TYPE && family === 4) return { type, codes: [lo, hi], text: 'any' };
     return { type, codes: [lo, hi], text: lo === 0 && hi === 255 ? `${type}` : `${type}/${lo}` };
   }
   const m = /^([^/]+)(?:\/(.+))?$/.exec(text);
@@ -295,7 +296,7 @@ function icmpType(text: string, family: Family): { type: number; codes: [number,
   const type = decimal(m[1], 0, 255, 'ICMP type');
   // The IPv4 kernel match treats type 255 as "any type", whatever the code (ip_tables.c,
   // icmp_type_code_match); iptables-save prints it as "any". IPv6 has no such wildcard.
-  if (type === 255 && family === 4) {
+  if (type === ICMP4_ANY_TYPE && family === 4) {
     if (m[2] !== undefined) decimal(m[2], 0, 255, 'ICMP code');
     return { type, codes: [0, 255], text: 'any' };
   }

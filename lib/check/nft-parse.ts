@@ -45,7 +45,7 @@ import { AddressSet, Cidr, Family, familyBits } from '../address';
 import { IpsetDefinition } from './ipset';
 import { IptChain, IptDocument, IptProblem, IptRule, IptTable, parseIptablesRestore, quoteWord } from './iptables-parse';
 import { PROTOCOL_NUMBERS } from './iptables-modules';
-import { protocolName } from '../port';
+import { ICMP4_ANY_TYPE, protocolName } from '../port';
 import { IntervalSet } from './space';
 
 /** The one table twinwall's nftables wall lives in (lib/render/nftables.ts, NFT_TABLE). */
@@ -343,7 +343,7 @@ function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSet
         expect('type');
         const type = num(word('an ICMP type'), 0, 255, `${t.text} type`, line);
         // nft matches type 255 alone; to iptables (and so to this model) IPv4 type 255 is any type.
-        if (!v6 && type === 255) throw new NftRefusal('icmp type 255 has no iptables equivalent (iptables reads type 255 as any type) and is not modelled', line);
+        if (!v6 && type === ICMP4_ANY_TYPE) throw new NftRefusal('icmp type 255 has no iptables equivalent (iptables reads type 255 as any type) and is not modelled', line);
         let code: number | undefined;
         if (peek()?.text === t.text && peek(1)?.text === 'code') {
           i += 2;

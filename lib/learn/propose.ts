@@ -21,6 +21,7 @@ import { Cidr, FAMILIES, Family } from '../address';
 import { SERVICES, ServiceName } from '../catalog';
 import { checkName } from '../flow';
 import { AWS_LINK_LOCAL } from '../peer';
+import { ICMP4_ANY_TYPE } from '../port';
 import { DEFAULT_WIDEST_PREFIX, FlowReason, FlowStats } from './aggregate';
 import { coverAddresses } from './cover';
 import { keyValue } from './observation';
@@ -458,7 +459,7 @@ function proposeHost(host: string, name: string, stats: readonly FlowStats[], s:
     } else if (typeof f.protocol === 'number') {
       c.flow.why = `protocol ${f.protocol}: twinwall flows are tcp, udp, icmp or all traffic`;
       b.notes.push(`${c.flow.id}: ${summary(c.flow)}. twinwall flows are tcp, udp, icmp/icmpv6 or all traffic; if this protocol is needed, write Flow.${f.direction}(Port.allTraffic(), …) for its peers by hand.`);
-    } else if (f.protocol === 'icmp' && f.icmpType === 255) {
+    } else if (f.protocol === 'icmp' && f.icmpType === ICMP4_ANY_TYPE) {
       c.flow.why = 'ICMP type 255 is reserved, and to iptables every type';
       b.notes.push(`${c.flow.id}: ${summary(c.flow)}. ICMP type 255 is reserved, and iptables reads it as every ICMP type, so twinwall refuses Port.icmpType(255) (TW113): not proposed.`);
     } else if (f.manyPorts) {
