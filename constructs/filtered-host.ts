@@ -527,11 +527,6 @@ export class FilteredHost extends Construct implements PeerSource {
   }
 
   /**
-   * Compose the host: its roles and every grant it makes or receives, normalised into the final
-   * policy, rendered, and turned into the network wall's resources. Runs once; `trigger` says
-   * what asked first (for HOST_FINAL).
-   */
-  /**
    * Compose every host of `stack` when cdktf prepares it for synth, before it resolves any token:
    * the same moment as the first lazy value would, but from a shallow call stack. cdktf captures a
    * full stack trace for every token and nested attribute a resource creates, so resources built
@@ -552,6 +547,11 @@ export class FilteredHost extends Construct implements PeerSource {
     });
   }
 
+  /**
+   * Compose the host: its roles and every grant it makes or receives, normalised into the final
+   * policy, rendered, and turned into the network wall's resources. Runs once; `trigger` says
+   * what asked first (for HOST_FINAL).
+   */
   private compose(trigger: string): Composed {
     if (this.composed !== undefined) return this.composed;
     if (this.composeError !== undefined) throw this.composeError;
