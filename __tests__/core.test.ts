@@ -6,7 +6,7 @@ import { Cidr, Flow, HostPolicy, MailClientService, Peer, Port, Role, SERVICES, 
 import { MAIL_CLIENT_SERVICES } from '../lib/roles';
 import fc from 'fast-check';
 import * as ipaddr from 'ipaddr.js';
-import { AddressSet, formatAddress } from '../lib/address';
+import { AddressSet, dottedQuadValue, formatAddress, parseAddress } from '../lib/address';
 import { SERVICE_NAMES } from '../lib/catalog';
 import { isNumberToken, isStringToken } from '../lib/tokens';
 
@@ -59,6 +59,22 @@ describe('Cidr', () => {
     const ipaddrText = (n: number): string => ipaddr.fromByteArray([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]).toString();
     for (const n of [0, 1, 255, 256, 0x7fffffff, 0x80000000, 0xc0000201, 0xffffffff]) expect(formatAddress(4, BigInt(n))).toBe(ipaddrText(n));
     fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (n) => formatAddress(4, BigInt(n)) === ipaddrText(n)), { numRuns: 2000 });
+  });
+
+  it('reads a dotted quad exactly when ipaddr.js does (strict four-part decimal), to the same value', () => {
+    const reference = (t: string): number => (ipaddr.IPv4.isValidFourPartDecimal(t) ? ipaddr.IPv4.parse(t).toByteArray().reduce((v, b) => v * 256 + b, 0) : -1);
+    const spelled = [
+      '0.0.0.0', '255.255.255.255', '192.0.2.10', '01.2.3.4', '1.2.3.04', '00.0.0.0', '1.2.3', '1.2.3.4.5', '1..2.3', '.1.2.3', '1.2.3.',
+      '256.0.0.0', '1.2.3.256', '1000.1.1.1', '1.2.3.4 ', ' 1.2.3.4', '0x1.2.3.4', '1.2.3.4/8', '', '1', '4294967295', '1.2.3.-4', '1e2.0.0.0',
+      '::1', '::ffff:1.2.3.4', '1.2.3.4%eth0', '\u0661.2.3.4',
+    ];
+    for (const t of spelled) expect([t, dottedQuadValue(t)]).toEqual([t, reference(t)]);
+    // Text from the characters a dotted quad is made of, and near-misses.
+    const char = fc.constantFrom('0', '1', '2', '5', '9', '.', '.', '.', 'x', ':', ' ', '-', '+', 'e');
+    fc.assert(fc.property(fc.array(char, { maxLength: 18 }).map((cs) => cs.join('')), (t) => dottedQuadValue(t) === reference(t)), { numRuns: 20000 });
+    const octet = fc.oneof(fc.integer({ min: 0, max: 300 }).map(String), fc.integer({ min: 0, max: 99 }).map((n) => `0${n}`));
+    fc.assert(fc.property(fc.array(octet, { minLength: 3, maxLength: 5 }).map((os) => os.join('.')), (t) => dottedQuadValue(t) === reference(t)), { numRuns: 20000 });
+    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (n) => parseAddress(formatAddress(4, BigInt(n))).value === BigInt(n)), { numRuns: 2000 });
   });
 
   it('is a frozen value object', () => {

@@ -53,13 +53,41 @@ export function formatAddress(family: Family, value: bigint): string {
   return addr.kind() === 'ipv6' ? (addr as ipaddr.IPv6).toRFC5952String() : addr.toString();
 }
 
+/**
+ * The value of a dotted quad in the strict form ipaddr.js's `IPv4.isValidFourPartDecimal`
+ * accepts (four decimal octets 0–255, no leading zeros, nothing else), or -1 for any other
+ * text. One pass over the characters: the checker parses every address of every rule of every
+ * host, and ipaddr.js's regular expressions and objects were a tenth of check's time at 1,000
+ * hosts. A property test holds it to ipaddr.js (__tests__/core.test.ts).
+ * @internal
+ */
+export function dottedQuadValue(text: string): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (digits === 1 && octet === 0) return -1; // a leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return -1;
+    } else if (c === 46 && digits > 0 && dots < 3) {
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else return -1;
+  }
+  return digits > 0 && dots === 3 ? value * 256 + octet : -1;
+}
+
 /** Parse one address (no mask) strictly; returns its family and numeric value. */
 export function parseAddress(text: string): { family: Family; value: bigint } {
   requireLiteral(text, 'The address', '"192.0.2.10"');
   const trimmed = text.trim();
-  if (ipaddr.IPv4.isValidFourPartDecimal(trimmed)) {
-    return { family: 4, value: bytesToBigInt(ipaddr.IPv4.parse(trimmed).toByteArray()) };
-  }
+  const quad = dottedQuadValue(trimmed);
+  if (quad >= 0) return { family: 4, value: BigInt(quad) };
   if (ipaddr.IPv6.isValid(trimmed) && !trimmed.includes('%')) {
     return { family: 6, value: bytesToBigInt(ipaddr.IPv6.parse(trimmed).toByteArray()) };
   }

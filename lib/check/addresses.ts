@@ -6,8 +6,14 @@ import { AddressSet, Family, familyBits, formatAddress, parseAddress } from '../
 import { AWS_LINK_LOCAL, AwsLinkLocalService } from '../peer';
 import { IntervalSet } from './space';
 
+const FAMILY_RANGE: Record<Family, IntervalSet> = {
+  4: IntervalSet.of(0n, (1n << BigInt(familyBits(4))) - 1n),
+  6: IntervalSet.of(0n, (1n << BigInt(familyBits(6))) - 1n),
+};
+
+/** Every address of a family (an IntervalSet is immutable, so this is one value per family). */
 export function familyRange(family: Family): IntervalSet {
-  return IntervalSet.of(0n, (1n << BigInt(familyBits(family))) - 1n);
+  return FAMILY_RANGE[family];
 }
 
 function maskFromDotted(text: string): number | undefined {
@@ -57,35 +63,49 @@ const NOT_OWN: Record<Family, IntervalSet> = {
   6: ['::/128', '::1/128', 'ff00::/8', '::ffff:0:0/96'].map(cidrSet).reduce((a, b) => a.union(b)),
 };
 
+// The sets below are constants, computed once: the checker asks for them for every rule it models.
+const ROUTABLE_SOURCES: Record<Family, IntervalSet> = {
+  4: familyRange(4).subtract(cidrSet('127.0.0.0/8')),
+  6: familyRange(6).subtract(cidrSet('::1/128')),
+};
+
 /**
  * Sources a packet leaving by a non-loopback interface can carry: anything but a loopback
  * address (the kernel refuses to route 127.0.0.0/8 or ::1 off the host).
  */
 export function routableSources(family: Family): IntervalSet {
-  return familyRange(family).subtract(cidrSet(family === 4 ? '127.0.0.0/8' : '::1/128'));
+  return ROUTABLE_SOURCES[family];
 }
+
+const OWN_UNICAST: Record<Family, IntervalSet> = { 4: familyRange(4).subtract(NOT_OWN[4]), 6: familyRange(6).subtract(NOT_OWN[6]) };
 
 /** The host's own addresses on its (non-loopback) interface: some unicast address of the family. */
 export function ownUnicast(family: Family): IntervalSet {
-  return familyRange(family).subtract(NOT_OWN[family]);
+  return OWN_UNICAST[family];
 }
+
+/** The address types `-m addrtype` names that are sets of addresses, per family (UNICAST: the rest). */
+const TYPED: Record<Family, ReadonlyMap<string, IntervalSet>> = {
+  4: new Map([
+    ['MULTICAST', cidrSet('224.0.0.0/4')],
+    ['BROADCAST', cidrSet('255.255.255.255/32').union(cidrSet('0.0.0.0/8'))],
+    ['LOCAL', cidrSet('127.0.0.0/8')],
+  ]),
+  6: new Map([
+    ['MULTICAST', cidrSet('ff00::/8')],
+    ['UNSPEC', cidrSet('::/128')],
+    ['LOCAL', cidrSet('::1/128')],
+  ]),
+};
+const UNICAST: Record<Family, IntervalSet> = {
+  4: [...TYPED[4].values()].reduce((rest, s) => rest.subtract(s), familyRange(4)),
+  6: [...TYPED[6].values()].reduce((rest, s) => rest.subtract(s), familyRange(6)),
+};
 
 /** Address types as `-m addrtype` names them, for addresses that are not the host's own. */
 export function addressesOfType(family: Family, type: string): IntervalSet {
-  const all = familyRange(family);
-  const v4: Record<string, IntervalSet> = {
-    MULTICAST: cidrSet('224.0.0.0/4'),
-    BROADCAST: cidrSet('255.255.255.255/32').union(cidrSet('0.0.0.0/8')),
-    LOCAL: cidrSet('127.0.0.0/8'),
-  };
-  const v6: Record<string, IntervalSet> = {
-    MULTICAST: cidrSet('ff00::/8'),
-    UNSPEC: cidrSet('::/128'),
-    LOCAL: cidrSet('::1/128'),
-  };
-  const table = family === 4 ? v4 : v6;
-  if (type === 'UNICAST') return Object.values(table).reduce((rest, s) => rest.subtract(s), all);
-  return table[type] ?? IntervalSet.EMPTY;
+  if (type === 'UNICAST') return UNICAST[family];
+  return TYPED[family].get(type) ?? IntervalSet.EMPTY;
 }
 
 export const ADDRESS_TYPES = ['UNSPEC', 'UNICAST', 'LOCAL', 'BROADCAST', 'ANYCAST', 'MULTICAST', 'BLACKHOLE', 'UNREACHABLE', 'PROHIBIT', 'THROW', 'NAT', 'XRESOLVE'];
