@@ -61,6 +61,22 @@ describe('Cidr', () => {
     fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (n) => formatAddress(4, BigInt(n)) === ipaddrText(n)), { numRuns: 2000 });
   });
 
+  it('formats IPv6 addresses as ipaddr.js does (RFC 5952: the first longest run of two or more zero groups as ::)', () => {
+    const ipaddrText = (v: bigint): string => {
+      const bytes: number[] = [];
+      for (let i = 15; i >= 0; i--) bytes.push(Number((v >> BigInt(8 * i)) & 0xffn));
+      return (ipaddr.fromByteArray(bytes) as ipaddr.IPv6).toRFC5952String();
+    };
+    const of = (groups: number[]): bigint => groups.reduce((v, g) => (v << 16n) | BigInt(g), 0n);
+    for (const g of [[0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 1], [1, 0, 0, 0, 0, 0, 0, 0], [0x2001, 0xdb8, 0, 1, 0, 0, 0, 1], [0x2001, 0xdb8, 0, 0, 1, 0, 0, 1], [0x2001, 0xdb8, 1, 0, 1, 1, 1, 1], [0, 0, 0, 0, 0, 0xffff, 0xc000, 0x201], [0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff, 0xffff]]) {
+      expect(formatAddress(6, of(g))).toBe(ipaddrText(of(g)));
+    }
+    // Groups drawn mostly from zero, so runs of every length and position (and ties) occur.
+    const group = fc.oneof({ arbitrary: fc.constant(0), weight: 3 }, { arbitrary: fc.integer({ min: 0, max: 0xffff }), weight: 2 });
+    fc.assert(fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), (g) => formatAddress(6, of(g)) === ipaddrText(of(g))), { numRuns: 20000 });
+    fc.assert(fc.property(fc.bigInt({ min: 0n, max: (1n << 128n) - 1n }), (v) => formatAddress(6, v) === ipaddrText(v) && parseAddress(formatAddress(6, v)).value === v), { numRuns: 2000 });
+  });
+
   it('reads a dotted quad exactly when ipaddr.js does (strict four-part decimal), to the same value', () => {
     const reference = (t: string): number => (ipaddr.IPv4.isValidFourPartDecimal(t) ? ipaddr.IPv4.parse(t).toByteArray().reduce((v, b) => v * 256 + b, 0) : -1);
     const spelled = [

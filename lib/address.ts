@@ -30,17 +30,6 @@ function bytesToBigInt(bytes: number[]): bigint {
   return v;
 }
 
-function bigIntToBytes(value: bigint, family: Family): number[] {
-  const n = BITS[family] / 8;
-  const out = new Array<number>(n);
-  let v = value;
-  for (let i = n - 1; i >= 0; i--) {
-    out[i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-  return out;
-}
-
 /** Canonical text of one address (dotted quad, or RFC 5952 for IPv6). */
 export function formatAddress(family: Family, value: bigint): string {
   if (family === 4) {
@@ -49,8 +38,32 @@ export function formatAddress(family: Family, value: bigint): string {
     const n = Number(value);
     return `${Math.floor(n / 16777216) % 256}.${Math.floor(n / 65536) % 256}.${Math.floor(n / 256) % 256}.${n % 256}`;
   }
-  const addr = ipaddr.fromByteArray(bigIntToBytes(value, family));
-  return addr.kind() === 'ipv6' ? (addr as ipaddr.IPv6).toRFC5952String() : addr.toString();
+  // RFC 5952 by arithmetic, as ipaddr.js's toRFC5952String prints it (a property test holds it
+  // to ipaddr.js, __tests__/core.test.ts): eight groups in lower-case hex without leading zeros,
+  // the longest run of at least two zero groups (the first of equal runs) written "::".
+  const groups = new Array<number>(8);
+  let v = value;
+  for (let i = 7; i >= 0; i--) {
+    groups[i] = Number(v & 0xffffn);
+    v >>= 16n;
+  }
+  let run = -1;
+  let runLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > runLength) {
+      run = i;
+      runLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number): string => groups.slice(from, to).map((g) => g.toString(16)).join(':');
+  return run < 0 ? hex(0, 8) : `${hex(0, run)}::${hex(run + runLength, 8)}`;
 }
 
 /**
