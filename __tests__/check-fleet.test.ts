@@ -17,7 +17,8 @@ import { AwsProvider } from '@cdktf/provider-aws/lib/provider';
 import { FilteredHost } from '../constructs';
 import { fleetRoles, hostName } from '../bench/fleet';
 import { HostArtefact, HostVerdict, PackedPlan, StackInput, checkFleet, checkStacks, formatReport, hostLabel, packHost, packPlan, planFleet, unpackHost, verdictOf } from '../lib/check';
-import { CheckPool, checkOnWorkers, expectedWorkers, startCheckWorker, workerCount } from '../cli/check-workers';
+import { UsageError } from '../cli/artefacts';
+import { CheckPool, WORKER_HEAP_MIB, checkOnWorkers, expectedWorkers, startCheckWorker, workerCount } from '../cli/check-workers';
 import { EXIT } from '../cli/exit';
 import { Json, clone, readStacks, resourceNamed, synthExample, writeStacks } from './support/artefacts';
 
@@ -266,6 +267,28 @@ describe('worker threads', () => {
     const seen: string[] = [];
     await expect(checkOnWorkers(plan, 2, (v) => seen.push(v.label), throwing)).rejects.toThrow(/^check worker \d of 2 failed while checking \w+\/\S+.*: injected failure$/);
     expect(seen).toEqual([]);
+  });
+
+  it('a worker that runs out of its heap stops the check as unreadable input (exit 2), naming the cap and --workers 1', async () => {
+    const plan = packPlan(planFleet(readStacks(example)));
+    // A worker capped as the real ones are, but at 16 MiB, that holds on to everything it makes.
+    const hungry = () =>
+      new Worker("const held = []; require('worker_threads').parentPort.on('message', () => { for (;;) held.push(new Array(1e5).fill(held.length)); });", { eval: true, resourceLimits: { maxOldGenerationSizeMb: 16 } });
+    const seen: string[] = [];
+    const run = checkOnWorkers(plan, 2, (v) => seen.push(v.label), hungry);
+    await expect(run).rejects.toBeInstanceOf(UsageError);
+    await expect(run).rejects.toThrow(new RegExp(`^check worker \\d of 2 ran out of memory while checking \\w+/\\S+.*\\(a check worker's heap is capped at ${WORKER_HEAP_MIB} MiB\\): the check did not finish; run it with --workers 1`));
+    expect(seen).toEqual([]);
+  }, 60_000);
+
+  it("the real workers are capped (what keeps each worker's heap near its live size)", async () => {
+    const w = startCheckWorker();
+    try {
+      // resourceLimits as the worker sees them: the cap given, the rest V8's defaults.
+      expect(w.resourceLimits?.maxOldGenerationSizeMb).toBe(WORKER_HEAP_MIB);
+    } finally {
+      await w.terminate();
+    }
   });
 
   it('a worker that exits rejects the check', async () => {

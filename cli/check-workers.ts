@@ -14,6 +14,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
+import { UsageError } from './artefacts';
 import { HostVerdict, PackedPlan, checkFleet, hostLabel } from './lib-check';
 import type { CheckRequest } from './check-worker';
 
@@ -65,12 +66,25 @@ export function expectedWorkers(requested: number | undefined, files: readonly {
   return workerCount(requested, Math.floor(bytes / HOST_BYTES_ESTIMATE), cores);
 }
 
+/**
+ * The cap on each check worker's old generation, in MiB. A cap is what makes V8 keep a worker's
+ * heap near what it holds: V8 lets a heap grow by a factor of its live size between full
+ * collections, and that factor falls from 4 to about 1.6 when the cap is 1 GiB or less (V8's
+ * heap controller). A worker holds one host's check at a time (about 12 MiB live at 1,000 bench
+ * hosts), but without the cap its heap grew with every host it checked, up to some 140 MiB,
+ * twice over on two workers (issue #17: peak memory 1.37× at 1,000 hosts against 300; with the
+ * cap 1.1–1.2×). A host whose check needs more than the cap ends its worker, and `check` then
+ * stops with exit 2 saying so (see CheckPool); `--workers 1` checks in process, without the cap.
+ */
+export const WORKER_HEAP_MIB = 1024;
+
 /** Start one check worker: the compiled worker next to this file, or the sources through the dev loader. */
 export function startCheckWorker(): Worker {
-  if (path.extname(__filename) === '.js') return new Worker(path.join(__dirname, 'check-worker.js'));
+  const options = { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MIB } };
+  if (path.extname(__filename) === '.js') return new Worker(path.join(__dirname, 'check-worker.js'), options);
   const loader = path.join(__dirname, '..', 'scripts', 'ts-loader.js');
   const entry = path.join(__dirname, 'check-worker.ts');
-  return new Worker(`require(${JSON.stringify(loader)});\nrequire(${JSON.stringify(entry)});\n`, { eval: true });
+  return new Worker(`require(${JSON.stringify(loader)});\nrequire(${JSON.stringify(entry)});\n`, { eval: true, ...options });
 }
 
 function workerError(what: string, cause?: unknown): Error {
@@ -120,7 +134,12 @@ export class CheckPool {
     const slot: Slot = { worker: this.start(), name, held: new Set(), stopping: false };
     this.slots.push(slot);
     const held = (): string => (slot.held.size === 0 ? 'no host' : [...slot.held].map((i) => this.labels?.(i) ?? `host ${i}`).join(', '));
-    slot.worker.on('error', (e) => this.fail(workerError(`${slot.name} failed while checking ${held()}: ${e.message}`, e)));
+    slot.worker.on('error', (e) => {
+      // Out of its heap: not a bug, but a check this worker cannot finish; never a pass.
+      if ((e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY') {
+        this.fail(new UsageError(`${slot.name} ran out of memory while checking ${held()} (a check worker's heap is capped at ${WORKER_HEAP_MIB} MiB): the check did not finish; run it with --workers 1 (in this process, where the heap has no such cap)`));
+      } else this.fail(workerError(`${slot.name} failed while checking ${held()}: ${e.message}`, e));
+    });
     slot.worker.on('messageerror', (e) => this.fail(workerError(`${slot.name} sent a message that cannot be read: ${e.message}`, e)));
     slot.worker.on('exit', (code) => {
       if (!slot.stopping) this.fail(new Error(`${slot.name} stopped (exit code ${code}) before the check was done, holding ${slot.held.size} unjudged host(s)`));
