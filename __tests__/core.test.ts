@@ -7,6 +7,8 @@ import { MAIL_CLIENT_SERVICES } from '../lib/roles';
 import fc from 'fast-check';
 import * as ipaddr from 'ipaddr.js';
 import { AddressSet, dottedQuadValue, formatAddress, parseAddress } from '../lib/address';
+import { Box } from '../lib/check/space';
+import { IntervalSet } from '../lib/intervals';
 import { SERVICE_NAMES } from '../lib/catalog';
 import { isNumberToken, isStringToken } from '../lib/tokens';
 
@@ -96,6 +98,46 @@ describe('Cidr', () => {
   it('is a frozen value object', () => {
     const c = Cidr.ipv4('10.0.0.0/8');
     expect(Object.isFrozen(c)).toBe(true);
+  });
+});
+
+describe('IntervalSet', () => {
+  // Sets of 0..39 against a plain array of booleans.
+  const U = 40;
+  const arbSet = fc.array(fc.tuple(fc.integer({ min: 0, max: U - 1 }), fc.integer({ min: 0, max: U - 1 })), { maxLength: 5 }).map((pairs) => IntervalSet.from(pairs.map(([a, b]) => (a <= b ? [a, b] : [b, a]))));
+  const bits = (s: IntervalSet): boolean[] => Array.from({ length: U }, (_, v) => s.has(v));
+  const fromBits = (b: boolean[]): IntervalSet => IntervalSet.points(b.flatMap((x, v) => (x ? [v] : [])));
+  const same = (s: IntervalSet, b: boolean[]): boolean => s.key === fromBits(b).key;
+
+  it('union, intersection, difference, containment, overlap and equality are those of the sets they hold', () => {
+    fc.assert(
+      fc.property(arbSet, arbSet, (x, y) => {
+        const a = bits(x);
+        const b = bits(y);
+        expect(same(x.union(y), a.map((v, i) => v || b[i]))).toBe(true);
+        expect(same(x.intersect(y), a.map((v, i) => v && b[i]))).toBe(true);
+        expect(same(x.subtract(y), a.map((v, i) => v && !b[i]))).toBe(true);
+        expect(x.contains(y)).toBe(b.every((v, i) => !v || a[i]));
+        expect(x.intersects(y)).toBe(a.some((v, i) => v && b[i]));
+        expect(x.equals(y)).toBe(a.every((v, i) => v === b[i]));
+        expect(x.equals(fromBits(a))).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("a box minus a box is the difference of the points they hold, in disjoint boxes", () => {
+    const arbBox = fc.tuple(arbSet, arbSet).map(([p, q]) => new Box([p, q]));
+    const points = (bs: readonly Box[]): string[] => bs.flatMap((b) => bits(b.sets[0]).flatMap((x, i) => (x ? bits(b.sets[1]).flatMap((y, j) => (y ? [`${i},${j}`] : [])) : []))).sort();
+    fc.assert(
+      fc.property(arbBox, arbBox, (x, y) => {
+        const rest = x.subtract(y);
+        const inY = new Set(points([y]));
+        expect(points(rest)).toEqual(points([x]).filter((p) => !inY.has(p)));
+        expect(new Set(points(rest)).size).toBe(points(rest).length);
+      }),
+      { numRuns: 400 },
+    );
   });
 });
 

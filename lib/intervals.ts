@@ -73,8 +73,28 @@ export class IntervalSet {
     return false;
   }
 
+  /** Same integers: the same intervals, as both are canonical. */
   public equals(other: IntervalSet): boolean {
-    return this.key === other.key;
+    if (this === other) return true;
+    const a = this.intervals;
+    const b = other.intervals;
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i][0] !== b[i][0] || a[i][1] !== b[i][1]) return false;
+    return true;
+  }
+
+  /** Some integer in both (without building the intersection). */
+  public intersects(other: IntervalSet): boolean {
+    const a = this.intervals;
+    const b = other.intervals;
+    let i = 0;
+    let j = 0;
+    while (i < a.length && j < b.length) {
+      if (a[i][1] < b[j][0]) i++;
+      else if (b[j][1] < a[i][0]) j++;
+      else return true;
+    }
+    return false;
   }
 
   public union(other: IntervalSet): IntervalSet {
@@ -82,6 +102,11 @@ export class IntervalSet {
   }
 
   public intersect(other: IntervalSet): IntervalSet {
+    // One interval around the whole of the other set leaves that set as it is (the checker
+    // intersects with full axes all the time): the same value, nothing built.
+    if (this.isEmpty || other.isEmpty) return IntervalSet.EMPTY;
+    if (other.intervals.length === 1 && other.intervals[0][0] <= this.first && other.intervals[0][1] >= this.last) return this;
+    if (this.intervals.length === 1 && this.intervals[0][0] <= other.first && this.intervals[0][1] >= other.last) return other;
     const out: [bigint, bigint][] = [];
     let i = 0;
     let j = 0;
@@ -98,6 +123,7 @@ export class IntervalSet {
   }
 
   public subtract(other: IntervalSet): IntervalSet {
+    if (!this.intersects(other)) return this;
     // One pass over both sorted lists: `j` never moves back, so this is linear in their sizes.
     const out: [bigint, bigint][] = [];
     let j = 0;
@@ -115,6 +141,13 @@ export class IntervalSet {
   }
 
   public contains(other: IntervalSet): boolean {
-    return other.subtract(this).isEmpty;
+    // Each interval of `other` inside one interval of this (canonical: none spans a gap).
+    const a = this.intervals;
+    let i = 0;
+    for (const [lo, hi] of other.intervals) {
+      while (i < a.length && a[i][1] < lo) i++;
+      if (i === a.length || a[i][0] > lo || a[i][1] < hi) return false;
+    }
+    return true;
   }
 }

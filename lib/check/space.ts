@@ -88,8 +88,7 @@ export class Box {
 
   /** this \ other, as disjoint boxes. */
   public subtract(other: Box): Box[] {
-    const inter = this.intersect(other);
-    if (inter === undefined) return [this];
+    for (let i = 0; i < this.sets.length; i++) if (!this.sets[i].intersects(other.sets[i])) return [this];
     const out: Box[] = [];
     const cur = [...this.sets];
     for (let i = 0; i < cur.length; i++) {
