@@ -49,6 +49,9 @@ const check = (dir: string, workers: number): string[] => [process.execPath, CLI
 const threads = (dir: string, count: number): string[] => [process.execPath, '-r', LOADER, path.join(__dirname, 'check-threads.ts'), dir, String(count)];
 const loadOnly = (dir?: string): string[] => [process.execPath, '-r', LOADER, path.join(__dirname, 'check-load.ts'), ...(dir !== undefined ? [dir] : [])];
 
+/** argv as one line of sh. */
+const shellWords = (argv: readonly string[]): string => argv.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+
 /** `uptime`'s load averages, as it prints them. */
 function uptime(): string {
   const r = spawnSync('uptime', [], { encoding: 'utf8' });
@@ -98,6 +101,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
       add(key, r);
     }
     for (const [key, argv] of measured.slice(5)) add(key, timed(argv));
+    // The machine's own limit: two one-worker checks of the whole fleet at once, each on its own.
+    add('pair', timed(['sh', '-c', `${shellWords(threads(dirs[LARGE], 1))} & ${shellWords(threads(dirs[LARGE], 1))} & wait`]));
   }
   const rss = (key: string) => median(runs[key].map((r) => r.rssKb));
   const wall = (key: string) => median(runs[key].map((r) => r.wall));
@@ -131,6 +136,8 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
     };
   };
   const speed = wall(`${LARGE}/${cores}`) / wall(`${LARGE}/thread`);
+  // Two whole checks at once took `pair`: one check split perfectly in two takes at least half of it.
+  const floor = wall('pair') / 2 / wall(`${LARGE}/thread`);
   const perRound = runs[`${LARGE}/${cores}`].map((r, i) => (r.wall / runs[`${LARGE}/thread`][i].wall).toFixed(2)).join(', ');
   return [
     memory(1, names.memory),
@@ -146,6 +153,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
         [`every run, wall: ${cores} workers / one worker / in process`]: runs[`${LARGE}/${cores}`].map((r, i) => `${r.wall.toFixed(1)}/${runs[`${LARGE}/thread`][i].wall.toFixed(1)}/${runs[`${LARGE}/1`][i].wall.toFixed(1)}`).join(', '),
         [`cores each run had (CPU / wall): ${cores} workers; one worker; in process`]: `${coresUsed(`${LARGE}/${cores}`)}; ${coresUsed(`${LARGE}/thread`)}; ${coresUsed(`${LARGE}/1`)}`,
         [`${n(SMALL)} hosts, ${cores} workers / in process wall (median)`]: `${s(wall(`${SMALL}/${cores}`))} / ${s(wall(`${SMALL}/1`))}`,
+        [`the machine's floor: two one-worker checks of the ${n(LARGE)} hosts at once (median of ${rounds})`]: `${s(wall('pair'))} wall, ${s(cpu('pair'))} CPU, so one check split perfectly in two takes at least ${s(wall('pair') / 2)}: ${floor.toFixed(2)}× one worker's time (every run: ${runs.pair.map((r) => r.wall.toFixed(1)).join(', ')} s)`,
         'load (uptime) at start / end': `${loadAtStart} / ${load()}`,
       },
       ratio: Math.round(speed * 100) / 100,
