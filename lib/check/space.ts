@@ -30,7 +30,7 @@ const AXIS_INDEX: Record<Axis, number> = Object.fromEntries(AXES.map((a, i) => [
  * - hl: IPv4 TTL / IPv6 hop limit of the packet, 0–255.
  * - uid: the user owning the sending socket (egress only; 0 stands in for "n/a" on ingress).
  */
-export const FULL: Record<Axis, (bits: number) => IntervalSet> = {
+const FULL_SETS: Record<Axis, (bits: number) => IntervalSet> = {
   proto: () => IntervalSet.of(0, 255),
   point: () => IntervalSet.of(0, 65535),
   sport: () => IntervalSet.of(0, 65535),
@@ -41,15 +41,24 @@ export const FULL: Record<Axis, (bits: number) => IntervalSet> = {
   uid: () => IntervalSet.of(0n, 0xffffffffn),
 };
 
+/** Each axis's full set for 32 and 128 address bits (and 0, for the axes that are not addresses), made once (IntervalSet is immutable). */
+const FULL_BY_BITS = new Map<number, readonly IntervalSet[]>([0, 32, 128].map((bits) => [bits, AXES.map((a) => FULL_SETS[a](bits))]));
+
+function fullSet(axis: Axis, bits: number): IntervalSet {
+  return FULL_BY_BITS.get(bits)?.[AXIS_INDEX[axis]] ?? FULL_SETS[axis](bits);
+}
+
+export const FULL: Record<Axis, (bits: number) => IntervalSet> = Object.fromEntries(AXES.map((a) => [a, (bits: number) => fullSet(a, bits)])) as Record<Axis, (bits: number) => IntervalSet>;
+
 /** A product of one set per axis. Immutable. */
 export class Box {
   public static full(bits: number): Box {
-    return new Box(AXES.map((a) => FULL[a](bits)));
+    return new Box(AXES.map((a) => fullSet(a, bits)));
   }
 
   /** The full space with some axes restricted. */
   public static where(bits: number, constraints: Partial<Record<Axis, IntervalSet>>): Box {
-    return new Box(AXES.map((a) => constraints[a] ?? FULL[a](bits)));
+    return new Box(AXES.map((a) => constraints[a] ?? fullSet(a, bits)));
   }
 
   public readonly sets: readonly IntervalSet[];
@@ -88,7 +97,7 @@ export class Box {
 
   /** this \ other, as disjoint boxes. */
   public subtract(other: Box): Box[] {
-    for (let i = 0; i < this.sets.length; i++) if (!this.sets[i].intersects(other.sets[i])) return [this];
+    if (!this.overlaps(other)) return [this];
     const out: Box[] = [];
     const cur = [...this.sets];
     for (let i = 0; i < cur.length; i++) {
@@ -106,6 +115,21 @@ export class Box {
   public contains(other: Box): boolean {
     return this.sets.every((s, i) => s.contains(other.sets[i]));
   }
+
+  /** Some point in both. */
+  public overlaps(other: Box): boolean {
+    for (let i = 0; i < this.sets.length; i++) if (!this.sets[i].intersects(other.sets[i])) return false;
+    return true;
+  }
+}
+
+/** Each box of `boxes` minus `o`, appended to `out` (a box that misses `o` as it is). */
+function subtractInto(out: Box[], boxes: readonly Box[], o: Box): Box[] {
+  for (const b of boxes) {
+    if (!b.overlaps(o)) out.push(b);
+    else for (const piece of b.subtract(o)) out.push(piece);
+  }
+  return out;
 }
 
 /** A set of points: pairwise disjoint boxes. */
@@ -117,8 +141,8 @@ export class Region {
     let out: Box[] = [];
     for (const b of boxes) {
       if (b.isEmpty) continue;
-      let pieces = [b];
-      for (const o of out) pieces = pieces.flatMap((p) => p.subtract(o));
+      let pieces: Box[] = [b];
+      for (const o of out) pieces = subtractInto([], pieces, o);
       out = out.concat(pieces);
     }
     return new Region(out);
@@ -148,9 +172,9 @@ export class Region {
   }
 
   public subtract(other: Region): Region {
-    let out = [...this.boxes];
-    for (const o of other.boxes) out = out.flatMap((b) => b.subtract(o));
-    return new Region(out);
+    let out: readonly Box[] = this.boxes;
+    for (const o of other.boxes) out = subtractInto([], out, o);
+    return out === this.boxes ? this : new Region(out);
   }
 
   public union(other: Region): Region {
