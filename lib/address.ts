@@ -30,6 +30,21 @@ function bytesToBigInt(bytes: number[]): bigint {
   return v;
 }
 
+/** The number of bits of v > 0 (floor(log2 v) + 1), 32 bits at a time, without building text. */
+function bitLength(v: bigint): number {
+  let n = 0;
+  for (; v > 0xffffffffn; v >>= 32n) n += 32;
+  return n + 32 - Math.clz32(Number(v));
+}
+
+/** The number of trailing zero bits of v > 0. */
+function trailingZeros(v: bigint): number {
+  let n = 0;
+  for (; (v & 0xffffffffn) === 0n; v >>= 32n) n += 32;
+  const low = Number(v & 0xffffffffn);
+  return n + 31 - Math.clz32(low & -low);
+}
+
 /** Canonical text of one address (dotted quad, or RFC 5952 for IPv6). */
 export function formatAddress(family: Family, value: bigint): string {
   if (family === 4) {
@@ -347,8 +362,8 @@ export class AddressSet {
       while (lo <= last) {
         // log2 of the block size: as large as lo's alignment (its trailing zero bits) and the
         // room left before `last` allow.
-        const aligned = lo === 0n ? bits : (lo & -lo).toString(2).length - 1;
-        const room = (last - lo + 1n).toString(2).length - 1;
+        const aligned = lo === 0n ? bits : trailingZeros(lo);
+        const room = bitLength(last - lo + 1n) - 1;
         const size = Math.min(aligned, room, bits);
         out.push(Cidr.fromParts(this.family, lo, bits - size));
         lo += 1n << BigInt(size);
