@@ -7,6 +7,7 @@ import { MAIL_CLIENT_SERVICES } from '../lib/roles';
 import fc from 'fast-check';
 import * as ipaddr from 'ipaddr.js';
 import { AddressSet, dottedQuadValue, formatAddress, parseAddress } from '../lib/address';
+import { describeAddresses } from '../lib/check/addresses';
 import { Box } from '../lib/check/space';
 import { IntervalSet } from '../lib/intervals';
 import { SERVICE_NAMES } from '../lib/catalog';
@@ -143,6 +144,20 @@ describe('IntervalSet', () => {
       }),
       { numRuns: 400 },
     );
+  });
+});
+
+describe('describeAddresses (the checker\'s address lists)', () => {
+  const v4 = (...cidrs: string[]) => IntervalSet.from(AddressSet.of(4, cidrs.map((c) => Cidr.ipv4(c))).intervals);
+  it('writes out six blocks and counts the rest, from the shorter of the set and its complement', () => {
+    const eight = ['192.0.2.1/32', '192.0.2.3/32', '192.0.2.5/32', '192.0.2.7/32', '192.0.2.9/32', '192.0.2.11/32', '192.0.2.13/32', '192.0.2.15/32'];
+    expect(describeAddresses(4, v4(...eight))).toBe('192.0.2.1/32, 192.0.2.3/32, 192.0.2.5/32, 192.0.2.7/32, 192.0.2.9/32, 192.0.2.11/32 … (+2 more)');
+    expect(describeAddresses(4, v4(...eight.slice(0, 6)))).toBe('192.0.2.1/32, 192.0.2.3/32, 192.0.2.5/32, 192.0.2.7/32, 192.0.2.9/32, 192.0.2.11/32');
+    // Everything but one address: 32 blocks directly, one as the complement.
+    expect(describeAddresses(4, IntervalSet.of(0n, 0xffffffffn).subtract(v4('198.51.100.7/32')))).toBe('any IPv4 except 198.51.100.7/32');
+    expect(describeAddresses(4, v4('0.0.0.0/0'))).toBe('any IPv4');
+    expect(describeAddresses(4, v4('10.0.0.0/8'), v4('10.0.0.0/8'))).toBe('any IPv4 address');
+    expect(describeAddresses(4, v4('10.0.0.0/9'), v4('10.0.0.0/8'))).toBe('10.0.0.0/9');
   });
 });
 

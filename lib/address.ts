@@ -353,10 +353,12 @@ export class AddressSet {
     return new AddressSet(this.family, this.set.subtract(other.set));
   }
 
-  /** The minimal list of CIDR blocks covering exactly this set, in address order. */
-  public toCidrs(): Cidr[] {
+  /**
+   * The blocks of the minimal CIDR cover of this set, in address order, handed to `visit` until
+   * it returns false: the one cover (toCidrs, cidrCount).
+   */
+  private cover(visit: (network: bigint, prefix: number) => boolean): void {
     const bits = BITS[this.family];
-    const out: Cidr[] = [];
     for (const [first, last] of this.intervals) {
       let lo = first;
       while (lo <= last) {
@@ -365,11 +367,31 @@ export class AddressSet {
         const aligned = lo === 0n ? bits : trailingZeros(lo);
         const room = bitLength(last - lo + 1n) - 1;
         const size = Math.min(aligned, room, bits);
-        out.push(Cidr.fromParts(this.family, lo, bits - size));
+        if (!visit(lo, bits - size)) return;
         lo += 1n << BigInt(size);
       }
     }
+  }
+
+  /** The minimal list of CIDR blocks covering exactly this set, in address order (the first `limit` of them). */
+  public toCidrs(limit = Infinity): Cidr[] {
+    const out: Cidr[] = [];
+    this.cover((network, prefix) => {
+      if (out.length >= limit) return false;
+      out.push(Cidr.fromParts(this.family, network, prefix));
+      return true;
+    });
     return out;
+  }
+
+  /** How many blocks `toCidrs()` returns, without making them. */
+  public get cidrCount(): number {
+    let count = 0;
+    this.cover(() => {
+      count++;
+      return true;
+    });
+    return count;
   }
 
   private sameFamily(other: AddressSet): void {

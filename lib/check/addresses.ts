@@ -123,17 +123,21 @@ export function toCidrs(family: Family, set: IntervalSet): string[] {
   return AddressSet.fromIntervals(family, set.intervals).toCidrs().map((c) => c.text);
 }
 
-function listText(items: string[], max = 6): string {
-  return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} … (+${items.length - max} more)`;
+/** The set's cover as a list, its first `max` blocks written out and the rest counted. */
+function listText(set: AddressSet, max = 6): string {
+  const count = set.cidrCount;
+  const items = set.toCidrs(max).map((c) => c.text);
+  return count <= max ? items.join(', ') : `${items.join(', ')} … (+${count - max} more)`;
 }
 
 /** "10.0.0.0/8", "any IPv4", "any IPv6 except 2001:db8::/32", "10.0.0.1/32, 10.0.0.7/32". */
 export function describeAddresses(family: Family, set: IntervalSet, universe: IntervalSet = familyRange(family)): string {
   const name = family === 4 ? 'IPv4' : 'IPv6';
-  if (universe.subtract(set).isEmpty) return universe.equals(familyRange(family)) ? `any ${name}` : `any ${name} address`;
-  const direct = toCidrs(family, set);
+  const rest = universe.subtract(set);
   const whole = universe.equals(familyRange(family));
-  const missing = toCidrs(family, universe.subtract(set));
-  if (missing.length < direct.length) return `any ${name}${whole ? '' : ' address'} except ${listText(missing)}`;
+  if (rest.isEmpty) return whole ? `any ${name}` : `any ${name} address`;
+  const direct = AddressSet.fromIntervals(family, set.intervals);
+  const missing = AddressSet.fromIntervals(family, rest.intervals);
+  if (missing.cidrCount < direct.cidrCount) return `any ${name}${whole ? '' : ' address'} except ${listText(missing)}`;
   return listText(direct);
 }
