@@ -4,6 +4,7 @@
  */
 import { provenanceComment } from '../lib/provenance';
 import { execFileSync } from 'child_process';
+import fc from 'fast-check';
 import { Flow, HostPolicy, Peer, Port, customRole, mailServer, ntpClient, sshAdmin, webServer } from '../lib';
 import {
   AUDIT_LOGGED_MARK,
@@ -308,6 +309,23 @@ describe('renderIptables: the policy shapes', () => {
     expect(long).toHaveLength(COMMENT_MAX);
     expect(long.endsWith('...')).toBe(true);
     expect(commentText('a\n\tb')).toBe('a b');
+  });
+
+  it('writes every comment as the character-by-character rule does (the plain-text fast path included)', () => {
+    // The rule commentText's doc states, one character at a time: typographic characters
+    // transliterated, other printable ASCII kept, the rest "?", whitespace folded, cut to `max`.
+    const TRANS: Record<string, string> = { '\u2026': '...', '\u2013': '-', '\u2014': '-', '\u2018': "'", '\u2019': "'", '\u201c': "'", '\u201d': "'", '\u2192': '->', '"': "'", '\\': '/' };
+    const reference = (text: string, max: number): string => {
+      let out = '';
+      for (const ch of text.replace(/\s+/g, ' ').trim()) out += TRANS[ch] ?? (ch >= ' ' && ch <= '~' ? ch : '?');
+      return out.length <= max ? out : `${out.slice(0, max - 3)}...`;
+    };
+    const text = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      fc.string({ unit: fc.constantFrom('a', ' ', '"', '\\', '~', '\x7f', '\t', '\n', '\u2026', '\u00fc', '\u{1F600}', '!', '#', '[', ']'), maxLength: 300 }),
+      fc.string({ unit: 'grapheme', maxLength: 100 }),
+    );
+    fc.assert(fc.property(text, fc.constantFrom(COMMENT_MAX, 128, 10), (t, max) => commentText(t, max) === reference(t, max)), { numRuns: 2000 });
   });
 
   it('never builds a LOG prefix over 29 characters', () => {

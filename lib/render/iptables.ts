@@ -148,6 +148,9 @@ const TRANSLITERATE: Record<string, string> = {
   '\\': '/',
 };
 
+/** Text commentText keeps unchanged: printable ASCII but `"` and `\`. */
+const COMMENT_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 /**
  * Make text safe inside `--comment "…"` (and nftables' `comment "…"`): printable ASCII only (a few
  * typographic characters are transliterated, the rest become `?`), no double quotes or backslashes
@@ -155,8 +158,11 @@ const TRANSLITERATE: Record<string, string> = {
  * limit; nftables keeps 128).
  */
 export function commentText(text: string, max: number = COMMENT_MAX): string {
+  const folded = text.replace(/\s+/g, ' ').trim();
+  // Most comments are plain already (printable ASCII, no quote or backslash): kept as they are.
+  if (COMMENT_PLAIN.test(folded)) return cutText(folded, max, true);
   let out = '';
-  for (const ch of text.replace(/\s+/g, ' ').trim()) {
+  for (const ch of folded) {
     const mapped = TRANSLITERATE[ch];
     if (mapped !== undefined) out += mapped;
     else if (ch >= ' ' && ch <= '~') out += ch;
@@ -698,7 +704,9 @@ export interface FallbackRuleset {
  */
 export function renderFallback(policy: HostPolicy): FallbackRuleset {
   checkRenderable(policy, 'renderFallback');
-  return Object.freeze({ v4: renderFallbackFamily(policy.name, policy.options, policy.adminRules, 4), v6: renderFallbackFamily(policy.name, policy.options, policy.adminRules, 6) });
+  // Read once: HostPolicy.adminRules normalises the admin flows on every read.
+  const adminRules = policy.adminRules;
+  return Object.freeze({ v4: renderFallbackFamily(policy.name, policy.options, adminRules, 4), v6: renderFallbackFamily(policy.name, policy.options, adminRules, 6) });
 }
 
 /**

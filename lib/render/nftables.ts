@@ -326,8 +326,10 @@ export function renderNftablesFallback(policy: HostPolicy): NftablesRuleset {
   input.push('ct state established,related accept');
   input.push(`${nfproto(4)} udp sport ${DHCP_PORTS[4].server} udp dport ${DHCP_PORTS[4].client} accept`);
   input.push(`ip6 daddr ${IPV6_LINK_LOCAL} udp sport ${DHCP_PORTS[6].server} udp dport ${DHCP_PORTS[6].client} accept`);
+  // Read once: HostPolicy.adminRules normalises the admin flows on every read.
+  const adminRules = policy.adminRules;
   for (const family of FAMILIES) {
-    for (const rule of policy.adminRules) {
+    for (const rule of adminRules) {
       const p = rule.port.protocol;
       if ((p === 'icmp' && family === 6) || (p === 'icmpv6' && family === 4)) continue; // the other family's
       for (const c of rule.hostCidrs.filter((h) => h.family === family)) {
