@@ -71,15 +71,19 @@ const RESOLVER = new DefaultTokenResolver(new StringConcat());
  * roles and reasons) and which are most of a stack, so resolving them would double synth time.
  */
 function stackJson(stack: TerraformStack, skip: ReadonlySet<IConstruct>): Json {
-  const resource: Record<string, Record<string, Json>> = {};
+  // Collected in Maps and made objects once at the end: re-spreading a type's growing object for
+  // every resource took time quadratic in the stack's size. Same keys, same order, same values.
+  const byType = new Map<string, Map<string, Json>>();
   for (const c of stack.node.findAll()) {
     if (!(c instanceof TerraformResource) || !READ_TYPES.has(c.terraformResourceType) || skip.has(c)) continue;
     const fragment = Tokenization.resolve(c.toTerraform(), { scope: stack, preparing: false, resolver: RESOLVER }) as Json;
     for (const [type, byName] of Object.entries((fragment?.resource ?? {}) as Record<string, Record<string, Json>>)) {
-      resource[type] = { ...(resource[type] ?? {}), ...byName };
+      const into = byType.get(type) ?? new Map<string, Json>();
+      byType.set(type, into);
+      for (const [name, body] of Object.entries(byName)) into.set(name, body);
     }
   }
-  return { resource };
+  return { resource: Object.fromEntries([...byType].map(([type, byName]) => [type, Object.fromEntries(byName)])) };
 }
 
 function address(r: TerraformResource): string {
