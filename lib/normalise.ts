@@ -146,10 +146,12 @@ function normaliseCidrBucket(direction: Direction, family: Family, entries: read
     // to ports-first). Each is a function of the admitted traffic alone, so the choice is too.
     const portsFirst = portsFirstLayout(protocol, mine, allSet);
     const addressFirst = addressFirstLayout(protocol, family, mine, allSet);
-    let layout = ruleCount(addressFirst, allSet) < ruleCount(portsFirst, allSet) ? addressFirst : portsFirst;
+    const addressFirstCount = ruleCount(addressFirst, allSet);
+    const portsFirstCount = ruleCount(portsFirst, allSet);
+    let layout = addressFirstCount < portsFirstCount ? addressFirst : portsFirst;
     // Neither canonical layout is always minimal (two ranges that overlap in a staircase, say).
     // A third, found by exact search, replaces them only when it is strictly smaller.
-    const exact = exactLayout(protocol, family, mine, allSet, ruleCount(layout, allSet));
+    const exact = exactLayout(protocol, family, mine, allSet, Math.min(addressFirstCount, portsFirstCount));
     if (exact !== undefined) layout = exact;
     for (const item of layout) {
       for (const cidr of item.set.toCidrs()) {
