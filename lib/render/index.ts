@@ -90,7 +90,6 @@ export function renderHost(policy: HostPolicy, options: HostRenderOptions = {}):
   const hostFirewall = hostFirewallOf(policy, options);
   const securityGroups = renderSecurityGroupRules(policy, options.maxSecurityGroups === undefined ? {} : { maxSecurityGroups: options.maxSecurityGroups });
   const threshold = options.ipsetThreshold === undefined ? {} : { ipsetThreshold: options.ipsetThreshold };
-  const iptables = renderIptables(policy, threshold);
   const onLoadFailure = policy.options.onLoadFailure;
   const host = options.host ?? policy.name;
   const parts = options.userDataParts === undefined ? {} : { userDataParts: options.userDataParts };
@@ -98,8 +97,23 @@ export function renderHost(policy: HostPolicy, options: HostRenderOptions = {}):
     const nftables = renderNftables(policy, threshold);
     const nftablesFallback = onLoadFailure === 'lockdown' ? renderNftablesFallback(policy) : undefined;
     const userData = renderUserData({ nftables: nftables.text, ...(nftablesFallback === undefined ? {} : { fallback: nftablesFallback.text }) }, { host, onLoadFailure, ...parts });
-    return Object.freeze({ policy, securityGroups, hostFirewall, iptables, nftables, ...(nftablesFallback === undefined ? {} : { nftablesFallback }), userData });
+    // The iptables form of an nftables wall ships nowhere (the user-data carries the nftables
+    // file): rendered on its first read, once. renderNftables has already refused whatever
+    // renderIptables would (the same policy and threshold checks), so reading it cannot throw.
+    let iptables: IptablesRuleset | undefined;
+    return Object.freeze({
+      policy,
+      securityGroups,
+      hostFirewall,
+      get iptables(): IptablesRuleset {
+        return (iptables ??= renderIptables(policy, threshold));
+      },
+      nftables,
+      ...(nftablesFallback === undefined ? {} : { nftablesFallback }),
+      userData,
+    });
   }
+  const iptables = renderIptables(policy, threshold);
   const fallback = onLoadFailure === 'lockdown' ? renderFallback(policy) : undefined;
   const userData = renderUserData({ ...iptables, ...(fallback === undefined ? {} : { fallback }) }, { host, onLoadFailure, ...parts });
   return Object.freeze({ policy, securityGroups, hostFirewall, iptables, ...(fallback === undefined ? {} : { fallback }), userData });
