@@ -181,11 +181,13 @@ function build(policy: HostPolicy): { rules: SgRuleSpec[]; costs: SecurityGroupR
       const cidr = target.cidr;
       const family = cidr.family;
       const own = AddressSet.of(family, [cidr]);
-      const outside = own.subtract(LINK_LOCAL_SET[family]);
+      // Most CIDRs hold no link-local service address: then the wall's block is the CIDR itself.
+      const linkLocal = own.intersects(LINK_LOCAL_SET[family]);
+      const outside = linkLocal ? own.subtract(LINK_LOCAL_SET[family]) : own;
       const origin = outside.isEmpty ? 'exact' : 'within';
       hostOnly.push(...linkLocalDecisions(policy, rule, [cidr], origin));
       if (outside.isEmpty) continue;
-      const wall = smallestBlock(outside);
+      const wall = linkLocal ? smallestBlock(outside) : cidr;
       const quotaCost = { 4: family === 4 ? 1 : 0, 6: family === 6 ? 1 : 0 };
       rules.push({
         id: ruleId(rule, cidrSlug(wall)),
