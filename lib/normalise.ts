@@ -156,7 +156,7 @@ function normaliseCidrBucket(direction: Direction, family: Family, entries: read
     for (const item of layout) {
       for (const cidr of item.set.toCidrs()) {
         const one = AddressSet.of(family, [cidr]);
-        if (one.subtract(allSet).isEmpty) continue;
+        if (!allSet.isEmpty && one.subtract(allSet).isEmpty) continue;
         const [lo, hi] = item.port.span;
         // The block may reach into A (layouts are written over the union with A), so the
         // all-protocols flows it overlaps are part of why it looks the way it does.
@@ -177,7 +177,10 @@ interface LayoutItem {
 function ruleCount(layout: readonly LayoutItem[], allSet: AddressSet): number {
   let n = 0;
   for (const item of layout) {
-    for (const cidr of item.set.toCidrs()) if (!AddressSet.of(allSet.family, [cidr]).subtract(allSet).isEmpty) n++;
+    const cidrs = item.set.toCidrs();
+    // Without all-protocols flows (A empty) every block counts.
+    if (allSet.isEmpty) n += cidrs.length;
+    else for (const cidr of cidrs) if (!AddressSet.of(allSet.family, [cidr]).subtract(allSet).isEmpty) n++;
   }
   return n;
 }
