@@ -250,20 +250,30 @@ const EXACT_MAX_NODES = 50_000;
 function exactLayout(protocol: Protocol, family: Family, mine: readonly CidrEntry[], allSet: AddressSet, toBeat: number): LayoutItem[] | undefined {
   if (toBeat <= 1) return undefined;
   const pieces = sweep<AddressSet>(mine, (covering) => covering.reduce((acc, e) => acc.union((e as CidrEntry).set), allSet), (set) => set.key);
-  // A lower bound on any cover: ports where nothing beyond A is admitted (a gap between pieces,
-  // or a piece admitting A alone) split the pieces into groups, and no candidate spans two
-  // groups (its block would lie inside A, covering nothing that needs covering). Each group
-  // needs a rule of its own, so when there are at least `toBeat` groups the search cannot win.
-  let groups = 0;
+  // A lower bound on any cover; when it reaches `toBeat` the search cannot win. Ports where
+  // nothing beyond A is admitted (a gap between pieces, or a piece admitting A alone) split the
+  // pieces into groups, and no candidate spans two groups (its block would lie inside A,
+  // covering nothing that needs covering), so each group needs rules of its own. Within a group,
+  // every block covering part of a piece lies inside what that piece admits; with A empty that
+  // takes at least the piece's minimal CIDR cover (toCidrs), otherwise at least one block.
+  let bound = 0;
+  let groupNeeds = 0;
   let open = false;
   let lastHi = Number.NaN;
   for (const p of pieces) {
     const needed = !p.value.equals(allSet);
-    if (needed && !(open && p.lo === lastHi + 1)) groups++;
+    if (needed) {
+      const needs = allSet.isEmpty ? p.value.toCidrs().length : 1;
+      if (open && p.lo === lastHi + 1) groupNeeds = Math.max(groupNeeds, needs);
+      else {
+        bound += groupNeeds;
+        groupNeeds = needs;
+      }
+    }
     open = needed;
     lastHi = p.hi;
   }
-  if (groups >= toBeat) return undefined;
+  if (bound + groupNeeds >= toBeat) return undefined;
   const icmp = isIcmp(protocol);
   const pcuts = new Set<number>([0, 65536]);
   for (const p of pieces) {
