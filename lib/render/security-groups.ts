@@ -304,8 +304,9 @@ function smallestBlock(set: AddressSet): Cidr {
   const first = set.intervals[0][0];
   const last = set.intervals[set.intervals.length - 1][1];
   const bits = familyBits(set.family);
-  let prefix = bits;
-  while (prefix > 0 && first >> BigInt(bits - prefix) !== last >> BigInt(bits - prefix)) prefix--;
+  // The longest prefix first and last share: the bits below the highest one in which they differ go.
+  const differ = first ^ last;
+  const prefix = differ === 0n ? bits : bits - differ.toString(2).length;
   const network = prefix === 0 ? 0n : (first >> BigInt(bits - prefix)) << BigInt(bits - prefix);
   return Cidr.fromParts(set.family, network, prefix);
 }
