@@ -135,6 +135,12 @@ function resources(tf: Json, type: string): [string, Json][] {
   return r !== null && typeof r === 'object' ? Object.entries(r as Record<string, Json>) : [];
 }
 
+/** The resource `type`.`name`, as `resources` lists it (an own enumerable key), found without a scan. */
+function resourceNamed(tf: Json, type: string, name: string): Json | undefined {
+  const r = tf?.resource?.[type];
+  return r !== null && typeof r === 'object' && Object.prototype.propertyIsEnumerable.call(r, name) ? r[name] : undefined;
+}
+
 /** Host-side CIDRs for a reference to `ref`: the rule's tag, else the referenced group's tag. */
 function referenceCidrs(ctx: Context, ref: string, ruleTags: unknown, ruleAddress: string): { cidrs?: CidrPeer[]; source?: string; problem?: string } {
   const fromTags = (tags: unknown, where: string) => {
@@ -335,7 +341,7 @@ function blocks(value: unknown): Json[] {
 /** The CIDRs of an aws_vpc of this stack (and its IPv4 associations); undefined unless all are literal. */
 function vpcCidrs(ctx: Context, ref: string): CidrPeer[] | undefined {
   const name = ref.slice('aws_vpc.'.length);
-  const vpc = resources(ctx.tf, 'aws_vpc').find(([n]) => n === name)?.[1];
+  const vpc = resourceNamed(ctx.tf, 'aws_vpc', name);
   if (vpc === undefined) return undefined;
   const texts: unknown[] = [vpc.cidr_block, ...(vpc.ipv6_cidr_block !== undefined ? [vpc.ipv6_cidr_block] : [])];
   for (const [, a] of resources(ctx.tf, 'aws_vpc_ipv4_cidr_block_association')) if (resolveRef(a.vpc_id, 'aws_vpc') === ref) texts.push(a.cidr_block);
@@ -350,12 +356,12 @@ function vpcCidrs(ctx: Context, ref: string): CidrPeer[] | undefined {
 function hostVpc(ctx: Context, groups: readonly string[], subnetId: unknown): HostArtefact['vpc'] {
   const refs = new Set<string | undefined>();
   for (const g of groups) {
-    const body = g.startsWith('aws_security_group.') ? resources(ctx.tf, 'aws_security_group').find(([n]) => `aws_security_group.${n}` === g)?.[1] : undefined;
+    const body = g.startsWith('aws_security_group.') ? resourceNamed(ctx.tf, 'aws_security_group', g.slice('aws_security_group.'.length)) : undefined;
     refs.add(body === undefined ? undefined : resolveRef(body.vpc_id, 'aws_vpc'));
   }
   const subnet = resolveRef(subnetId, 'aws_subnet');
   if (subnet !== undefined && subnet.startsWith('aws_subnet.')) {
-    const body = resources(ctx.tf, 'aws_subnet').find(([n]) => `aws_subnet.${n}` === subnet)?.[1];
+    const body = resourceNamed(ctx.tf, 'aws_subnet', subnet.slice('aws_subnet.'.length));
     if (body !== undefined) refs.add(resolveRef(body.vpc_id, 'aws_vpc'));
   }
   if (refs.size !== 1) return undefined;
