@@ -255,7 +255,7 @@ function exactLayout(protocol: Protocol, family: Family, mine: readonly CidrEntr
   // pieces into groups, and no candidate spans two groups (its block would lie inside A,
   // covering nothing that needs covering), so each group needs rules of its own. Within a group,
   // every block covering part of a piece lies inside what that piece admits; with A empty that
-  // takes at least the piece's minimal CIDR cover (toCidrs), otherwise at least one block.
+  // takes at least the piece's minimal CIDR cover (cidrCount), otherwise at least one block.
   let bound = 0;
   let groupNeeds = 0;
   let open = false;
@@ -263,7 +263,7 @@ function exactLayout(protocol: Protocol, family: Family, mine: readonly CidrEntr
   for (const p of pieces) {
     const needed = !p.value.equals(allSet);
     if (needed) {
-      const needs = allSet.isEmpty ? p.value.toCidrs().length : 1;
+      const needs = allSet.isEmpty ? p.value.cidrCount : 1;
       if (open && p.lo === lastHi + 1) groupNeeds = Math.max(groupNeeds, needs);
       else {
         bound += groupNeeds;
