@@ -30,8 +30,11 @@ function bytesToBigInt(bytes: number[]): bigint {
   return v;
 }
 
-/** The number of bits of v > 0 (floor(log2 v) + 1), 32 bits at a time, without building text. */
-function bitLength(v: bigint): number {
+/**
+ * The number of bits of v > 0 (floor(log2 v) + 1), 32 bits at a time, without building text.
+ * @internal
+ */
+export function bitLength(v: bigint): number {
   let n = 0;
   for (; v > 0xffffffffn; v >>= 32n) n += 32;
   return n + 32 - Math.clz32(Number(v));

@@ -20,7 +20,7 @@
  *   in canonical order, 1,000 rules in all; beyond that synth fails naming the counts. A
  *   referenced prefix list counts as its max entries, as AWS counts it.
  */
-import { AddressSet, Cidr, FAMILIES, Family, familyBits } from '../address';
+import { AddressSet, Cidr, FAMILIES, Family, bitLength, familyBits } from '../address';
 import { TwinwallError, show } from '../errors';
 import { DIRECTIONS, Direction } from '../flow';
 import { AWS_LINK_LOCAL, AWS_LINK_LOCAL_LABEL, AwsLinkLocalService } from '../peer';
@@ -306,7 +306,7 @@ function smallestBlock(set: AddressSet): Cidr {
   const bits = familyBits(set.family);
   // The longest prefix first and last share: the bits below the highest one in which they differ go.
   const differ = first ^ last;
-  const prefix = differ === 0n ? bits : bits - differ.toString(2).length;
+  const prefix = differ === 0n ? bits : bits - bitLength(differ);
   const network = prefix === 0 ? 0n : (first >> BigInt(bits - prefix)) << BigInt(bits - prefix);
   return Cidr.fromParts(set.family, network, prefix);
 }
