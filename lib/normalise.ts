@@ -177,10 +177,9 @@ interface LayoutItem {
 function ruleCount(layout: readonly LayoutItem[], allSet: AddressSet): number {
   let n = 0;
   for (const item of layout) {
-    const cidrs = item.set.toCidrs();
     // Without all-protocols flows (A empty) every block counts.
-    if (allSet.isEmpty) n += cidrs.length;
-    else for (const cidr of cidrs) if (!AddressSet.of(allSet.family, [cidr]).subtract(allSet).isEmpty) n++;
+    if (allSet.isEmpty) n += item.set.cidrCount;
+    else for (const cidr of item.set.toCidrs()) if (!AddressSet.of(allSet.family, [cidr]).subtract(allSet).isEmpty) n++;
   }
   return n;
 }
