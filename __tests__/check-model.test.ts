@@ -228,6 +228,13 @@ describe('iptables-restore parser', () => {
     expect(parseIptablesRestore('*nat\n-A OUTPUT -j ACCEPT\nCOMMIT\n', 4).problems[0].message).toMatch(/filter table only/);
   });
 
+  it('refuses an implicit option that getopt would read as a longer one already known, naming every such option', () => {
+    // -m multiport is loaded, so getopt_long reads --dport as multiport's --dports.
+    refused('-A INPUT -p tcp -m multiport --dport 22 -j ACCEPT', /refused: .*--dport is the start of --dports: getopt would read it as that option/);
+    // An option no loaded match or iptables itself makes longer is read by the implicit match.
+    expect(keys('-A INPUT -p tcp --dport 22 -j ACCEPT')).toEqual(keys('-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT'));
+  });
+
   it('refuses a set the user-data does not create, or one of the other family, when it knows the sets', () => {
     const sets = { ipsets: new Map<string, 4 | 6>([['admins4', 4], ['admins6', 6]]) };
     const rule = (set: string): string => TABLE(`-A INPUT -m set --match-set ${set} src -j ACCEPT`);

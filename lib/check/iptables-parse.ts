@@ -422,14 +422,22 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
       // getopt_long reads a word that starts a longer known option as that option (--dport
       // becomes multiport's --dports when -m multiport is loaded): iptables never gets to the
       // protocol's match then.
-      // (Asked first without building the list: nearly every rule reaches this for its -p.)
+      // The names are walked, not listed first: nearly every rule reaches this for its -p.
+      function* known(): Generator<string> {
+        yield* IPTABLES_LONG_OPTIONS;
+        for (const m of matches) {
+          for (const o of m.spec.options) {
+            yield o.name;
+            if (o.aliases !== undefined) yield* o.aliases;
+          }
+        }
+        for (const o of target?.spec?.options ?? []) yield o.name;
+      }
       const starts = (k: string): boolean => k.startsWith('--') && k !== word && k.startsWith(word);
-      const startsAny =
-        word.startsWith('--') &&
-        (IPTABLES_LONG_OPTIONS.some(starts) || matches.some((m) => m.spec.options.some((o) => starts(o.name) || (o.aliases ?? []).some(starts))) || (target?.spec?.options.some((o) => starts(o.name)) ?? false));
-      if (startsAny) {
-        const known = [...IPTABLES_LONG_OPTIONS, ...matches.flatMap((m) => m.spec.options.flatMap((o) => [o.name, ...(o.aliases ?? [])])), ...(target?.spec?.options.map((o) => o.name) ?? [])];
-        refuse(`${word} is the start of ${known.filter(starts).join(', ')}: getopt would read it as that option`);
+      if (word.startsWith('--')) {
+        const longer: string[] = [];
+        for (const k of known()) if (starts(k)) longer.push(k);
+        if (longer.length > 0) refuse(`${word} is the start of ${longer.join(', ')}: getopt would read it as that option`);
       }
       implicitUsed = true;
       if (matches.some((m) => m.spec.name === spec.name)) refuse(`-m ${spec.name} loaded twice in one rule`);
