@@ -6,7 +6,7 @@ import { Family } from '../address';
 import { Direction } from '../flow';
 import { describeAddresses, ownUnicast, routableSources, toCidrs } from './addresses';
 import { NEW_ICMP_TYPES, Step, UNTRACKED_ICMP_TYPES, icmpProto, icmpTypes } from './host-model';
-import { Box, FULL, IntervalSet } from './space';
+import { Box, IntervalSet, fullSet } from './space';
 import { PROTO, allPortsText } from '../port';
 
 /** "22", "0-10,12": a set of numbers as ranges. */
@@ -38,16 +38,16 @@ export function describeTraffic(box: Box, family: Family): string {
   const parts: string[] = [];
   const point = box.get('point');
   const sport = box.get('sport');
-  const allPorts = point.contains(FULL.point(0));
+  const allPorts = point.contains(fullSet('point', 0));
   const others = proto.subtract(IntervalSet.points([PROTO.tcp, PROTO.udp, icmp]));
-  const everything = proto.has(PROTO.tcp) && proto.has(PROTO.udp) && proto.has(icmp) && others.size >= 200n && allPorts && sport.contains(FULL.sport(0));
+  const everything = proto.has(PROTO.tcp) && proto.has(PROTO.udp) && proto.has(icmp) && others.size >= 200n && allPorts && sport.contains(fullSet('sport', 0));
   if (everything) return 'all traffic';
   for (const [p, name] of [
     [PROTO.tcp, 'tcp'],
     [PROTO.udp, 'udp'],
   ] as const) {
     if (!proto.has(p)) continue;
-    const src = sport.contains(FULL.sport(0)) ? '' : ` (source port ${rangesText(sport)})`;
+    const src = sport.contains(fullSet('sport', 0)) ? '' : ` (source port ${rangesText(sport)})`;
     parts.push(`${allPorts ? allPortsText(name) : `${name}/${rangesText(point)}`}${src}`);
   }
   if (proto.has(icmp)) parts.push(icmpText(family === 4 ? 'icmp' : 'icmpv6', point, family));
@@ -66,12 +66,12 @@ export function describeConditions(box: Box, direction: Direction, family: Famil
     out.push(`when the host's own address is in ${describeAddresses(family, local, ownUnicast(family))}`);
   }
   const uid = box.get('uid');
-  if (direction === 'egress' && !uid.contains(FULL.uid(0))) {
-    const all = FULL.uid(0);
+  if (direction === 'egress' && !uid.contains(fullSet('uid', 0))) {
+    const all = fullSet('uid', 0);
     out.push(uid.size <= 3n ? `for uid ${rangesText(uid)} only` : `for every uid except ${rangesText(all.subtract(uid))}`);
   }
   const hl = box.get('hl');
-  if (!hl.contains(FULL.hl(0))) out.push(`with ${family === 4 ? 'TTL' : 'hop limit'} ${rangesText(hl)}`);
+  if (!hl.contains(fullSet('hl', 0))) out.push(`with ${family === 4 ? 'TTL' : 'hop limit'} ${rangesText(hl)}`);
   return out.join(', ');
 }
 

@@ -27,7 +27,7 @@ import { Direction } from '../flow';
 import { ADDRESS_TYPES, addressesOfType, ownUnicast, parseCidrLenient, routableSources } from './addresses';
 import { IpsetDefinition } from './ipset';
 import { IptChain, IptDocument, IptOption, IptRule, IptTable } from './iptables-parse';
-import { Axis, Box, FULL, IntervalSet, Region } from './space';
+import { Axis, Box, IntervalSet, Region, fullSet } from './space';
 import { PROTO } from '../port';
 
 
@@ -159,7 +159,7 @@ function portsSet(text: string): IntervalSet {
 
 /** An ICMP type as the parser gives it: "any", "8" (every code) or "3/4". */
 function icmpPoint(text: string): IntervalSet {
-  if (text === 'any') return FULL.point(0);
+  if (text === 'any') return fullSet('point', 0);
   const m = /^(\d{1,3})(?:\/(\d{1,3}))?$/.exec(text);
   if (!m) throw new Unknown(`ICMP type ${JSON.stringify(text)} is not one twinwall knows`);
   const type = Number(m[1]);
@@ -169,7 +169,7 @@ function icmpPoint(text: string): IntervalSet {
 /** A protocol as the parser gives it: its number ("0" for all). */
 function protocolSet(text: string): IntervalSet {
   if (!/^\d+$/.test(text)) throw new Unknown(`protocol ${JSON.stringify(text)} is not a number`);
-  return text === '0' ? FULL.proto(0) : IntervalSet.of(Number(text));
+  return text === '0' ? fullSet('proto', 0) : IntervalSet.of(Number(text));
 }
 
 /** A uid or uid range as the parser gives it: "0" or "0-10". */

@@ -44,11 +44,10 @@ const FULL_SETS: Record<Axis, (bits: number) => IntervalSet> = {
 /** Each axis's full set for 32 and 128 address bits (and 0, for the axes that are not addresses), made once (IntervalSet is immutable). */
 const FULL_BY_BITS = new Map<number, readonly IntervalSet[]>([0, 32, 128].map((bits) => [bits, AXES.map((a) => FULL_SETS[a](bits))]));
 
-function fullSet(axis: Axis, bits: number): IntervalSet {
+/** The whole of one axis for addresses of `bits` bits (0 for an axis that is not an address). */
+export function fullSet(axis: Axis, bits: number): IntervalSet {
   return FULL_BY_BITS.get(bits)?.[AXIS_INDEX[axis]] ?? FULL_SETS[axis](bits);
 }
-
-export const FULL: Record<Axis, (bits: number) => IntervalSet> = Object.fromEntries(AXES.map((a) => [a, (bits: number) => fullSet(a, bits)])) as Record<Axis, (bits: number) => IntervalSet>;
 
 /** A product of one set per axis. Immutable. */
 export class Box {

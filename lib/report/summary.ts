@@ -26,7 +26,7 @@ import { icmpProto, ruleMatch } from '../check/host-model';
 import { IptRule } from '../check/iptables-parse';
 import { protocolBox } from '../check/network-model';
 import { artefactOfRendering } from '../check/rendering';
-import { Box, FULL, IntervalSet, Region } from '../check/space';
+import { Box, IntervalSet, Region, fullSet } from '../check/space';
 import { SgRule } from '../check/terraform';
 
 /** What one wall does with one kind of new connection. */
@@ -65,7 +65,7 @@ const PROTOCOL_RANK: Record<string, number> = { tcp: 1, udp: 2, icmp: 3, icmpv6:
 /** The traffic part of a row, and its sort key: protocol, then port (or ICMP type and code). */
 function trafficOf(box: Box, family: Family): { traffic: string; order: number[] } {
   const proto = box.get('proto');
-  if (proto.contains(FULL.proto(0))) return { traffic: 'all', order: [0] };
+  if (proto.contains(fullSet('proto', 0))) return { traffic: 'all', order: [0] };
   const p = Number(proto.first);
   const name = protocolName(p);
   const point = box.get('point');
@@ -113,7 +113,7 @@ class Cells {
     for (const { proto, point, remote } of parts.values()) {
       // The other family's ICMP (a security-group ICMP rule referencing a group with IPv6 CIDRs): no such traffic.
       if (proto.size === 1n && Number(proto.first) === other) continue;
-      const protos = proto.contains(FULL.proto(0)) || proto.size > 4n ? [proto] : proto.intervals.flatMap(([a, b]) => range(Number(a), Number(b)).map((p) => IntervalSet.of(p)));
+      const protos = proto.contains(fullSet('proto', 0)) || proto.size > 4n ? [proto] : proto.intervals.flatMap(([a, b]) => range(Number(a), Number(b)).map((p) => IntervalSet.of(p)));
       for (const pr of protos) {
         for (const cidr of toCidrs(family, remote)) {
           const box = Box.where(familyBits(family), { proto: pr, point, remote: parseCidrLenient(cidr).set });
