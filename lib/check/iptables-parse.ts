@@ -155,52 +155,71 @@ function refuse(message: string): never {
 /** Characters the checker reads in rule lines: printable ASCII and tab. */
 const READABLE = /^[\t\x20-\x7e]*$/;
 
+const SPACE = 0x20;
+const TAB = 0x09;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
 /** Split a command into words exactly as iptables-restore does (see the file comment). */
 export function tokenize(line: string): Word[] {
   if (!READABLE.test(line)) {
     const bad = [...line].find((c) => !READABLE.test(c)) as string;
     refuse(`the line holds ${JSON.stringify(bad)}: twinwall reads printable ASCII and tabs only (iptables stops at a NUL byte and keeps other control characters inside words)`);
   }
+  // The line is ASCII now: one character per code unit. Words are sliced from it, not built up
+  // a character at a time.
   const out: Word[] = [];
-  let word = '';
-  let quoted = false;
-  let open = false;
-  let escaped = false;
-  const emit = (): void => {
-    if (word === '' && quoted) refuse('an empty quoted word (""): iptables releases read it differently (1.8.9 passes it on, older ones drop it)');
-    if (word.length > RESTORE_LIMITS.wordBytes) refuse(`a word of ${word.length} bytes: iptables-restore refuses words of 1,024 bytes or more`);
-    out.push({ text: word, quoted });
-    if (out.length > RESTORE_LIMITS.words) refuse(`more than ${RESTORE_LIMITS.words} words in one command`);
-    word = '';
-    quoted = false;
-  };
-  for (const ch of line) {
-    if (open) {
-      if (escaped) {
-        word += ch;
-        escaped = false;
-      } else if (ch === '\\') escaped = true;
-      else if (ch === '"') {
-        open = false;
-        emit();
-      } else word += ch;
+  const n = line.length;
+  let i = 0;
+  while (i < n) {
+    let c = line.charCodeAt(i);
+    if (c === SPACE || c === TAB) {
+      i++;
       continue;
     }
-    if (ch === '"') {
-      open = true;
-      quoted = true;
-    } else if (ch === ' ' || ch === '\t') {
-      if (word !== '') emit();
-    } else word += ch;
+    // A word: characters up to a blank or a double quote, then perhaps a quoted part, whose
+    // closing quote ends the word.
+    const start = i;
+    while (i < n && c !== SPACE && c !== TAB && c !== QUOTE) c = line.charCodeAt(++i);
+    if (i === n || c !== QUOTE) {
+      pushWord(out, line.slice(start, i), false);
+      continue;
+    }
+    let text = line.slice(start, i);
+    let from = ++i;
+    for (;;) {
+      if (i >= n) refuse('a double quote is never closed');
+      c = line.charCodeAt(i);
+      if (c === QUOTE) break;
+      if (c === BACKSLASH) {
+        // The next character, whatever it is, literally.
+        text += line.slice(from, i);
+        from = ++i;
+        if (i >= n) refuse('a double quote is never closed');
+      }
+      i++;
+    }
+    text += line.slice(from, i);
+    i++;
+    pushWord(out, text, true);
   }
-  if (open) refuse('a double quote is never closed');
-  if (word !== '') emit();
   return out;
 }
 
+function pushWord(out: Word[], text: string, quoted: boolean): void {
+  if (text === '' && quoted) refuse('an empty quoted word (""): iptables releases read it differently (1.8.9 passes it on, older ones drop it)');
+  if (text.length > RESTORE_LIMITS.wordBytes) refuse(`a word of ${text.length} bytes: iptables-restore refuses words of 1,024 bytes or more`);
+  out.push({ text, quoted });
+  if (out.length > RESTORE_LIMITS.words) refuse(`more than ${RESTORE_LIMITS.words} words in one command`);
+}
+
+/** A word written bare: printable ASCII but the blank, the double quote and the backslash. */
+const BARE_WORD = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+const QUOTED_ESCAPES = /[\\"]/g;
+
 /** How a word is written back so that iptables-restore reads the same word. */
 export function quoteWord(word: string): string {
-  return word !== '' && /^[\x21\x23-\x5b\x5d-\x7e]+$/.test(word) ? word : `"${word.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return BARE_WORD.test(word) ? word : `"${word.replace(QUOTED_ESCAPES, '\\$&')}"`;
 }
 
 const BASE_BY_NAME = new Map<string, OptionSpec>();
