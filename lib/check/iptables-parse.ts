@@ -245,8 +245,20 @@ const IPTABLES_LONG_OPTIONS = [
   'verbose', 'wait', 'wait-interval', 'exact', 'fragment', 'version', 'help', 'line-numbers', 'modprobe', 'set-counters', 'goto', 'ipv4', 'ipv6',
 ].map((n) => `--${n}`);
 
+/** Each option list's spellings (canonical names and aliases), built the first time it is asked. */
+const SPELLINGS = new WeakMap<readonly OptionSpec[], ReadonlyMap<string, OptionSpec>>();
+
+/** The option of `options` spelled `word` (its name or an alias). */
 function lookup(options: readonly OptionSpec[], word: string): OptionSpec | undefined {
-  return options.find((o) => o.name === word || (o.aliases ?? []).includes(word));
+  let byName = SPELLINGS.get(options);
+  if (byName === undefined) {
+    const m = new Map<string, OptionSpec>();
+    // The first option with the spelling wins, as a search in order would find it.
+    for (const o of options) for (const n of [o.name, ...(o.aliases ?? [])]) if (!m.has(n)) m.set(n, o);
+    SPELLINGS.set(options, m);
+    byName = m;
+  }
+  return byName.get(word);
 }
 
 /** Which protocol match `-p` loads implicitly when an option it knows follows. */
@@ -264,6 +276,20 @@ interface MatchState {
   readonly options: Map<string, ReadOption>;
   /** Options in the order given. */
   readonly order: IptOption[];
+}
+
+interface TargetState {
+  readonly how: 'jump' | 'goto';
+  readonly name: string;
+  /** undefined for a user chain. */
+  readonly spec: TargetSpec | undefined;
+  readonly options: Map<string, ReadOption>;
+  readonly order: IptOption[];
+}
+
+interface AddressList {
+  readonly cidrs: readonly { network: bigint; prefix: number; text: string }[];
+  readonly negated: boolean;
 }
 
 export interface RuleContext {
@@ -296,28 +322,76 @@ function negation(negated: boolean): string {
   return negated ? '!' : '';
 }
 
+/** `a b`: two key parts joined by a blank, an empty part left out. */
+function joined(a: string, b: string): string {
+  return a === '' ? b : b === '' ? a : `${a} ${b}`;
+}
+
 /** The key of one match: its options' keys in the spec's order, defaults filled in. */
 function matchKey(m: MatchState): string {
-  const parts: string[] = [];
+  let parts = '';
   const defaults = typeof m.spec.defaults === 'function' ? m.spec.defaults(m.options) : m.spec.defaults;
   for (const spec of m.spec.options) {
     const o = m.options.get(spec.name);
     const key = o?.value.key ?? defaults?.[spec.name];
     if (key === undefined || key === '') continue;
-    parts.push(`${spec.keyAs ?? spec.name}=${key}`);
+    parts = joined(parts, `${spec.keyAs ?? spec.name}=${key}`);
   }
-  if (parts.length === 0 && m.spec.dropWhenEmpty === true) return '';
-  return `${m.spec.name}(${parts.join(' ')})`;
+  if (parts === '' && m.spec.dropWhenEmpty === true) return '';
+  return `${m.spec.name}(${parts})`;
 }
 
-function targetKey(spec: TargetSpec | undefined, how: 'jump' | 'goto', name: string, options: ReadonlyMap<string, ReadOption>, family: Family): string {
-  if (spec === undefined) return `${how} ${name}`;
-  const parts: string[] = [];
+function targetKey(target: TargetState, family: Family): string {
+  const spec = target.spec;
+  if (spec === undefined) return `${target.how} ${target.name}`;
+  let parts = '';
   for (const o of spec.options) {
-    const key = options.get(o.name)?.value.key ?? spec.defaults?.[o.name] ?? (o.name === '--reject-with' ? defaultRejectWith(family) : undefined);
-    if (key !== undefined) parts.push(`${o.name}=${key}`);
+    const key = target.options.get(o.name)?.value.key ?? spec.defaults?.[o.name] ?? (o.name === '--reject-with' ? defaultRejectWith(family) : undefined);
+    if (key !== undefined) parts = joined(parts, `${o.name}=${key}`);
   }
-  return parts.length === 0 ? name : `${name}(${parts.join(' ')})`;
+  return parts === '' ? target.name : `${target.name}(${parts})`;
+}
+
+/** A base option's part of the key ('' when it means everything). */
+function baseKey(base: ReadonlyMap<string, ReadOption>, name: string): string {
+  const o = base.get(name);
+  return o === undefined || o.value.key === '' ? '' : `${name}=${o.value.key}`;
+}
+
+/** An address's part of the key ('' for none, and for everything not negated). */
+function addressKey(name: '-s' | '-d', c: { network: bigint; prefix: number } | undefined, negated: boolean): string {
+  return c === undefined || (c.prefix === 0 && !negated) ? '' : `${name}=${negation(negated)}${c.network.toString(16)}/${c.prefix}`;
+}
+
+/** The words an option takes, from `at` (the rule's words `w`). */
+function takeArgs(w: readonly string[], spec: OptionSpec, at: number): string[] {
+  if (spec.words === 0) return [];
+  if (at >= w.length) refuse(`${spec.name} needs a value`);
+  if (w[at] === '!') refuse(`"${spec.name} !": a "!" after an option (old-style negation) is refused; write "! ${spec.name} …"`);
+  if (spec.words === 1) return [w[at]];
+  if (at + 1 >= w.length || w[at + 1].startsWith('-') || w[at + 1].startsWith('!')) refuse(`${spec.name} needs two values`);
+  return [w[at], w[at + 1]];
+}
+
+/**
+ * The known long options that `word` is the start of: getopt_long reads a word that starts a
+ * longer known option as that option (--dport becomes multiport's --dports when -m multiport is
+ * loaded). Known: iptables' own, then every loaded match's, then the target's.
+ */
+function longerOptions(word: string, matches: readonly MatchState[], target: TargetState | undefined): string[] {
+  const longer: string[] = [];
+  const add = (k: string): void => {
+    if (k.startsWith('--') && k !== word && k.startsWith(word)) longer.push(k);
+  };
+  for (const k of IPTABLES_LONG_OPTIONS) add(k);
+  for (const m of matches) {
+    for (const o of m.spec.options) {
+      add(o.name);
+      if (o.aliases !== undefined) for (const a of o.aliases) add(a);
+    }
+  }
+  if (target?.spec !== undefined) for (const o of target.spec.options) add(o.name);
+  return longer;
 }
 
 /** Read one command's words (after any `[packets:bytes]`). Throws Refusal with the reason. */
@@ -336,23 +410,18 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
     position = decimal(w[i], 1, 2147483647, 'rule number');
     i++;
   }
+  /** Where the rule's text starts: after the command, the chain and an -I position. */
+  const first = i;
   const base = new Map<string, ReadOption>();
-  const baseOrder: { spec: OptionSpec; negated: boolean; raw: string }[] = [];
+  const baseOrder: { spec: OptionSpec; negated: boolean }[] = [];
   const matches: MatchState[] = [];
   let implicitUsed = false;
-  let target: { how: 'jump' | 'goto'; name: string; spec?: TargetSpec; options: Map<string, ReadOption>; order: IptOption[] } | undefined;
+  let target: TargetState | undefined;
   let protocol: { number: number; negated: boolean } | undefined;
   let negated = false;
-  const addresses: Record<'-s' | '-d', { cidrs: { network: bigint; prefix: number; text: string }[]; negated: boolean } | undefined> = { '-s': undefined, '-d': undefined };
+  let sources: AddressList | undefined;
+  let destinations: AddressList | undefined;
   const vctx = { family: ctx.family };
-  const takeArgs = (spec: OptionSpec, at: number): string[] => {
-    if (spec.words === 0) return [];
-    if (at >= w.length) refuse(`${spec.name} needs a value`);
-    if (w[at] === '!') refuse(`"${spec.name} !": a "!" after an option (old-style negation) is refused; write "! ${spec.name} …"`);
-    if (spec.words === 1) return [w[at]];
-    if (at + 1 >= w.length || w[at + 1].startsWith('-') || w[at + 1].startsWith('!')) refuse(`${spec.name} needs two values`);
-    return [w[at], w[at + 1]];
-  };
   while (i < w.length) {
     const word = w[i];
     if (word === '!') {
@@ -383,54 +452,66 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
       if (target !== undefined) refuse('two targets (-j/-g) in one rule');
       if (i + 1 >= w.length) refuse(`${word} without a target`);
       const name = w[i + 1];
-      const spec = TARGETS[name];
+      const spec: TargetSpec | undefined = TARGETS[name];
       if (spec === undefined) {
         if (isTargetName(name)) refuse(`target ${name} is not one twinwall reads (ACCEPT, DROP, RETURN, LOG, REJECT, CONNMARK or a chain)`);
         if (!ctx.chains.has(name)) refuse(`${word} ${name}: the chain is not declared before this line (iptables-restore refuses it)`);
         if (BUILTIN_CHAINS[ctx.table].includes(name)) refuse(`${word} ${name}: a built-in chain cannot be a target`);
       } else if (special === 'goto') refuse(`-g ${name}: goto takes a user chain`);
-      target = { how: special, name, ...(spec !== undefined ? { spec } : {}), options: new Map(), order: [] };
+      target = { how: special, name, spec, options: new Map(), order: [] };
       i += 2;
       continue;
     }
     const baseSpec = BASE_BY_NAME.get(word);
     if (baseSpec !== undefined) {
-      if (base.has(baseSpec.name) || addresses[baseSpec.name as '-s' | '-d'] !== undefined) refuse(`${baseSpec.name} given twice (iptables refuses it)`);
+      const address = baseSpec.name === '-s' || baseSpec.name === '-d';
+      if (base.has(baseSpec.name) || (baseSpec.name === '-s' && sources !== undefined) || (baseSpec.name === '-d' && destinations !== undefined)) refuse(`${baseSpec.name} given twice (iptables refuses it)`);
       if (negated && !baseSpec.invert) refuse(`"!" before ${word}`);
-      const args = takeArgs(baseSpec, i + 1);
-      if (baseSpec.name === '-s' || baseSpec.name === '-d') {
+      const args = takeArgs(w, baseSpec, i + 1);
+      if (address) {
         const parts = args[0].split(',');
         if (parts.some((p) => p === '')) refuse(`${word} ${JSON.stringify(args[0])} has an empty entry`);
         const cidrs = parts.map((p) => literalCidr(p, ctx.family));
         if (negated && cidrs.some((c) => c.prefix === 0)) refuse(`"! ${word} …/0" never matches (iptables-nft refuses it)`);
-        addresses[baseSpec.name] = { cidrs, negated };
+        if (baseSpec.name === '-s') sources = { cidrs, negated };
+        else destinations = { cidrs, negated };
       } else {
         const value = baseSpec.read(args, negated, vctx);
         base.set(baseSpec.name, { spec: baseSpec, negated, value });
         if (baseSpec.name === '-p') protocol = { number: Number(value.args[0]), negated };
       }
-      baseOrder.push({ spec: baseSpec, negated, raw: word });
+      baseOrder.push({ spec: baseSpec, negated });
       negated = false;
       i += 1 + baseSpec.words;
       continue;
     }
     // A match's or the target's option.
     // Of two comment matches, the later takes the option (iptables marks the earlier complete).
-    const found = matches.filter((m) => lookup(m.spec.options, word) !== undefined);
-    const owners = found.length > 1 && found.every((m) => m.spec.name === 'comment') ? [found[found.length - 1]] : found;
+    let found = 0;
+    let firstFound: MatchState | undefined;
+    let lastFound: MatchState | undefined;
+    let allComments = true;
+    for (const m of matches) {
+      if (lookup(m.spec.options, word) === undefined) continue;
+      found++;
+      firstFound ??= m;
+      lastFound = m;
+      if (m.spec.name !== 'comment') allComments = false;
+    }
+    const owners = found > 1 && allComments ? 1 : found;
     const targetSpec = target?.spec !== undefined ? lookup(target.spec.options, word) : undefined;
-    if (owners.length + (targetSpec !== undefined ? 1 : 0) > 1) refuse(`${word} belongs to more than one loaded match or target`);
+    if (owners + (targetSpec !== undefined ? 1 : 0) > 1) refuse(`${word} belongs to more than one loaded match or target`);
     if (targetSpec !== undefined && target !== undefined) {
       if (negated) refuse(`"!" before ${word}`);
       if (target.options.has(targetSpec.name)) refuse(`${word} given twice`);
-      const args = takeArgs(targetSpec, i + 1);
+      const args = takeArgs(w, targetSpec, i + 1);
       const value = targetSpec.read(args, false, vctx);
       target.options.set(targetSpec.name, { spec: targetSpec, negated: false, value });
       target.order.push({ name: targetSpec.name, negated: false, args: value.args });
       i += 1 + targetSpec.words;
       continue;
     }
-    let owner = owners[0];
+    let owner = found > 1 && allComments ? lastFound : firstFound;
     if (owner === undefined) {
       // getopt does not know the option: iptables loads the protocol's match once, then retries.
       const implicit = protocol !== undefined && !implicitUsed ? implicitModule(protocol.number, ctx.family) : undefined;
@@ -438,24 +519,10 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
       if (spec === undefined || lookup(spec.options, word) === undefined) {
         refuse(`unknown option ${JSON.stringify(word)} (twinwall reads full option names only, of the matches loaded before them)`);
       }
-      // getopt_long reads a word that starts a longer known option as that option (--dport
-      // becomes multiport's --dports when -m multiport is loaded): iptables never gets to the
-      // protocol's match then.
-      // The names are walked, not listed first: nearly every rule reaches this for its -p.
-      function* known(): Generator<string> {
-        yield* IPTABLES_LONG_OPTIONS;
-        for (const m of matches) {
-          for (const o of m.spec.options) {
-            yield o.name;
-            if (o.aliases !== undefined) yield* o.aliases;
-          }
-        }
-        for (const o of target?.spec?.options ?? []) yield o.name;
-      }
-      const starts = (k: string): boolean => k.startsWith('--') && k !== word && k.startsWith(word);
+      // getopt_long reads a word that starts a longer known option as that option: iptables
+      // never gets to the protocol's match then.
       if (word.startsWith('--')) {
-        const longer: string[] = [];
-        for (const k of known()) if (starts(k)) longer.push(k);
+        const longer = longerOptions(word, matches, target);
         if (longer.length > 0) refuse(`${word} is the start of ${longer.join(', ')}: getopt would read it as that option`);
       }
       implicitUsed = true;
@@ -466,7 +533,7 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
     const spec = lookup(owner.spec.options, word) as OptionSpec;
     if (owner.options.has(spec.name)) refuse(`${word} given twice in -m ${owner.spec.name} (iptables refuses it)`);
     if (negated && !spec.invert) refuse(`"!" before ${word}, which cannot be negated`);
-    const args = takeArgs(spec, i + 1);
+    const args = takeArgs(w, spec, i + 1);
     const value: OptionValue = spec.read(args, negated, vctx);
     owner.options.set(spec.name, { spec, negated, value });
     owner.order.push({ module: owner.spec.name, name: spec.name, negated, args: value.args });
@@ -492,30 +559,39 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
       if (family !== ctx.family) refuse(`ipset ${set} is IPv${family}, used in the IPv${ctx.family} table (iptables-restore refuses it)`);
     }
   }
-  if (target?.spec?.check !== undefined) target.spec.check(target.options, { ...vctx, ...(protocol !== undefined ? { protocol } : {}) });
+  if (target?.spec?.check !== undefined) target.spec.check(target.options, { family: ctx.family, protocol });
 
   // The meaning, shared by every rule the address lists expand to.
-  const baseKey = (name: string): string => {
-    const o = base.get(name);
-    return o === undefined || o.value.key === '' ? '' : `${name}=${o.value.key}`;
-  };
+  const modules = matches.map((m) => m.spec.name);
   const matchKeys = matches.map((m) => ({ module: m.spec.name, implicit: m.implicit, key: matchKey(m) }));
-  const keyedMatches = matchKeys.filter((m) => m.key !== '');
-  const tKey = target === undefined ? '' : targetKey(target.spec, target.how, target.name, target.options, ctx.family);
-  const comments = matches.filter((m) => m.spec.name === 'comment').map((m) => m.options.get('--comment')?.value.args[0] as string);
-  const addrKey = (name: '-s' | '-d', c: { network: bigint; prefix: number } | undefined, neg: boolean): string =>
-    c === undefined || (c.prefix === 0 && !neg) ? '' : `${name}=${negation(neg)}${c.network.toString(16)}/${c.prefix}`;
-  const several = (addresses['-s']?.cidrs.length ?? 0) > 1 || (addresses['-d']?.cidrs.length ?? 0) > 1;
-  if (several && (addresses['-s']?.negated === true || addresses['-d']?.negated === true)) refuse('"!" on -s or -d in a rule with an address list (iptables refuses it)');
-  const src = addresses['-s']?.cidrs ?? [undefined];
-  const dst = addresses['-d']?.cidrs ?? [undefined];
+  let matchesKey = '';
+  let verdictMatchesKey = '';
+  for (const m of matchKeys) {
+    matchesKey = joined(matchesKey, m.key);
+    if (m.module !== 'comment') verdictMatchesKey = joined(verdictMatchesKey, m.key);
+  }
+  const tKey = target === undefined ? '' : targetKey(target, ctx.family);
+  let comment: string | undefined;
+  for (const m of matches) {
+    if (m.spec.name !== 'comment') continue;
+    const c = m.options.get('--comment')?.value.args[0] as string;
+    comment = comment === undefined ? c : `${comment} ${c}`;
+  }
+  const several = (sources?.cidrs.length ?? 0) > 1 || (destinations?.cidrs.length ?? 0) > 1;
+  if (several && (sources?.negated === true || destinations?.negated === true)) refuse('"!" on -s or -d in a rule with an address list (iptables refuses it)');
+  const src = sources?.cidrs ?? [undefined];
+  const dst = destinations?.cidrs ?? [undefined];
   if (command === 'insert' && src.length * dst.length > 1) refuse('-I with an address list (the order iptables inserts the rules in is not specified)');
   const rules: Omit<IptRule, 'number' | 'line'>[] = [];
+  const ruleTarget: IptTarget | undefined = target === undefined ? undefined : { how: target.how, name: target.name, options: target.order };
   for (const s of src) {
     for (const d of dst) {
-      const head = [baseKey('-p'), addrKey('-s', s, addresses['-s']?.negated ?? false), addrKey('-d', d, addresses['-d']?.negated ?? false), baseKey('-i'), baseKey('-o'), baseKey('-f')].filter((x) => x !== '');
-      const key = (withComments: boolean): string =>
-        [chain, head.join(' '), keyedMatches.filter((m) => withComments || m.module !== 'comment').map((m) => m.key).join(' '), tKey].join(' | ');
+      let head = baseKey(base, '-p');
+      head = joined(head, addressKey('-s', s, sources?.negated ?? false));
+      head = joined(head, addressKey('-d', d, destinations?.negated ?? false));
+      head = joined(head, baseKey(base, '-i'));
+      head = joined(head, baseKey(base, '-o'));
+      head = joined(head, baseKey(base, '-f'));
       const options: IptOption[] = [];
       // Options in the order given: base options where they stood, then each match's options.
       for (const b of baseOrder) {
@@ -527,42 +603,48 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
           options.push({ name: b.spec.name, negated: b.negated, args: o.value.args });
         }
       }
-      for (const m of matches) options.push(...m.order);
-      const text = textOf(w.slice(i0(command, position)), s, d);
-      rules.push({
-        chain,
-        text,
-        modules: matches.map((m) => m.spec.name),
-        matches: matchKeys,
-        options,
-        ...(target !== undefined ? { target: { how: target.how, name: target.name, options: target.order } } : {}),
-        ...(comments.length > 0 ? { comment: comments.join(' ') } : {}),
-        key: key(true),
-        verdictKey: key(false),
-      });
+      for (const m of matches) for (const o of m.order) options.push(o);
+      const text = textOf(w, first, s, d);
+      const key = `${chain} | ${head} | ${matchesKey} | ${tKey}`;
+      const verdictKey = `${chain} | ${head} | ${verdictMatchesKey} | ${tKey}`;
+      rules.push(ruleOf(chain, text, modules, matchKeys, options, ruleTarget, comment, key, verdictKey));
     }
   }
-  return { command, chain, ...(position !== undefined ? { position } : {}), rules };
+  return position === undefined ? { command, chain, rules } : { command, chain, position, rules };
 }
 
-/** Index of the first word after the command, chain and -I position. */
-function i0(command: 'append' | 'insert', position: number | undefined): number {
-  return command === 'insert' && position !== undefined ? 3 : 2;
+/** A rule's fields in their order; `target` and `comment` only when there is one. */
+function ruleOf(
+  chain: string,
+  text: string,
+  modules: readonly string[],
+  matches: readonly IptMatch[],
+  options: readonly IptOption[],
+  target: IptTarget | undefined,
+  comment: string | undefined,
+  key: string,
+  verdictKey: string,
+): Omit<IptRule, 'number' | 'line'> {
+  if (target !== undefined) {
+    return comment !== undefined ? { chain, text, modules, matches, options, target, comment, key, verdictKey } : { chain, text, modules, matches, options, target, key, verdictKey };
+  }
+  return comment !== undefined ? { chain, text, modules, matches, options, comment, key, verdictKey } : { chain, text, modules, matches, options, key, verdictKey };
 }
 
-/** The words after the command, re-quoted; an address list replaced by the one address of this rule. */
-function textOf(words: readonly string[], s: { text: string } | undefined, d: { text: string } | undefined): string {
-  const out: string[] = [];
-  for (let i = 0; i < words.length; i++) {
-    out.push(quoteWord(words[i]));
+/** The words from `first` on, re-quoted; an address list replaced by the one address of this rule. */
+function textOf(words: readonly string[], first: number, s: { text: string } | undefined, d: { text: string } | undefined): string {
+  let out = '';
+  for (let i = first; i < words.length; i++) {
+    if (i > first) out += ' ';
+    out += quoteWord(words[i]);
     const name = BASE_BY_NAME.get(words[i])?.name;
     if ((name === '-s' || name === '-d') && i + 1 < words.length && words[i + 1].includes(',')) {
       const c = name === '-s' ? s : d;
-      out.push(quoteWord(c?.text ?? words[i + 1]));
+      out += ` ${quoteWord(c?.text ?? words[i + 1])}`;
       i++;
     }
   }
-  return out.join(' ');
+  return out;
 }
 
 /** Parse one rule line in a filter table where every chain is declared (for tests and tools). */
