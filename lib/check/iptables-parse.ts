@@ -672,7 +672,8 @@ const USER_CHAIN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 export function parseIptablesRestore(text: string, family: Family, options: ParseOptions = {}): IptDocument {
   const tables = new Map<string, Map<string, MutableChain>>();
   const problems: IptProblem[] = [];
-  let current: { name: string; chains: Map<string, MutableChain> } | undefined;
+  /** The table block being read, its chains, and what its rule lines are read in (the chains declared so far). */
+  let current: { name: string; chains: Map<string, MutableChain>; ctx: RuleContext & { chains: Set<string> } } | undefined;
   const lines = text.split('\n');
   if (lines[lines.length - 1] === '') lines.pop();
   lines.forEach((line, idx) => {
@@ -690,7 +691,7 @@ export function parseIptablesRestore(text: string, family: Family, options: Pars
         if (tables.has(name)) refuse(`a second *${name} block (it would flush the first)`);
         const chains = new Map<string, MutableChain>();
         for (const c of BUILTIN_CHAINS[name]) chains.set(c, { name: c, policy: 'ACCEPT', builtin: true, rules: [] });
-        current = { name, chains };
+        current = { name, chains, ctx: { family, table: name, chains: new Set(chains.keys()), ipsets: options.ipsets } };
         return;
       }
       if (line === 'COMMIT') {
@@ -712,13 +713,14 @@ export function parseIptablesRestore(text: string, family: Family, options: Pars
         if (name.length > 28 || !USER_CHAIN.test(name) || isTargetName(name)) refuse(`chain name ${JSON.stringify(name)}: twinwall reads user chains named with letters, digits, _ . - (at most 28, not all capitals like a target)`);
         if (policy !== '-') refuse(`user chain ${name} has a policy (${policy}); write "-"`);
         current.chains.set(name, { name, builtin: false, rules: [] });
+        current.ctx.chains.add(name);
         return;
       }
       if (line.startsWith('*')) refuse(`*${line.slice(1)} starts before *${current.name} is committed`);
       const counters = COUNTERS.exec(line);
       if (line.startsWith('[') && !counters) refuse('a "[" that does not start "[packets:bytes]"');
       const words = tokenize(counters ? line.slice(counters[0].length) : line);
-      const parsed = parseCommand(words, { family, table: current.name, chains: new Set(current.chains.keys()), ...(options.ipsets !== undefined ? { ipsets: options.ipsets } : {}) });
+      const parsed = parseCommand(words, current.ctx);
       const chain = current.chains.get(parsed.chain) as MutableChain;
       const entries = parsed.rules.map((rule) => ({ rule, line: lineNo }));
       if (parsed.command === 'insert') {
