@@ -43,7 +43,7 @@
  */
 import { AddressSet, Cidr, Family, familyBits } from '../address';
 import { IpsetDefinition } from './ipset';
-import { IptChain, IptDocument, IptProblem, IptRule, IptTable, parseIptablesRestore, quoteWord } from './iptables-parse';
+import { IptChain, IptDocument, IptProblem, IptRule, IptTable, parseIptablesRestore, placedRule, quoteWord } from './iptables-parse';
 import { PROTOCOL_NUMBERS } from './iptables-modules';
 import { ICMP4_ANY_TYPE, protocolName } from '../port';
 import { IntervalSet } from './space';
@@ -769,7 +769,7 @@ function renumber(doc: IptDocument, origin: ReadonlyMap<number, NftRuleSource>):
     for (const [cname, c] of table.chains) {
       const rules: IptRule[] = c.rules.map((r) => {
         const o = origin.get(r.line);
-        return o === undefined ? r : { ...r, number: o.position, line: o.line };
+        return o === undefined ? r : placedRule(r, o.position, o.line);
       });
       chains.set(cname, { ...c, rules });
     }
