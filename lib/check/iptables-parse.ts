@@ -180,7 +180,7 @@ export function tokenize(line: string): Word[] {
     // A word: characters up to a blank or a double quote, then perhaps a quoted part, whose
     // closing quote ends the word.
     const start = i;
-    while (i < n && c !== SPACE && c !== TAB && c !== QUOTE) c = line.charCodeAt(++i);
+    while (c !== SPACE && c !== TAB && c !== QUOTE && ++i < n) c = line.charCodeAt(i);
     if (i === n || c !== QUOTE) {
       pushWord(out, line.slice(start, i), false);
       continue;
@@ -396,7 +396,10 @@ function longerOptions(word: string, matches: readonly MatchState[], target: Tar
 
 /** Read one command's words (after any `[packets:bytes]`). Throws Refusal with the reason. */
 export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCommand {
-  const w = words.map((x) => x.text);
+  // Arrays the reader walks are built by push, not map: V8 then sees one array shape whether or
+  // not they are empty, and keeps its optimised code.
+  const w: string[] = [];
+  for (const x of words) w.push(x.text);
   if (w.length === 0) refuse('a line of blanks (iptables-restore: "no command specified")');
   const command = SPECIAL[w[0]];
   if (command !== 'append' && command !== 'insert') refuse(`${JSON.stringify(w[0])} is not -A or -I (the only commands twinwall reads in a table)`);
@@ -404,14 +407,34 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
   const chain = w[1];
   if (!ctx.chains.has(chain)) refuse(`chain ${JSON.stringify(chain)} is not declared before this line (iptables-restore refuses it)`);
   if (ctx.table !== 'filter') refuse(`a rule in the ${ctx.table} table: twinwall reads rules of the filter table only`);
-  let i = 2;
+  let first = 2;
   let position: number | undefined;
-  if (command === 'insert' && i < w.length && !w[i].startsWith('-') && !w[i].startsWith('!')) {
-    position = decimal(w[i], 1, 2147483647, 'rule number');
-    i++;
+  if (command === 'insert' && first < w.length && !w[first].startsWith('-') && !w[first].startsWith('!')) {
+    position = decimal(w[first], 1, 2147483647, 'rule number');
+    first++;
   }
-  /** Where the rule's text starts: after the command, the chain and an -I position. */
-  const first = i;
+  // Three steps, each its own function (V8 compiles and re-optimises each alone): the options,
+  // what iptables checks of them as a whole, and the kernel rules they make.
+  const reading = readOptions(w, first, ctx);
+  checkRule(chain, reading, ctx);
+  const rules = rulesOf(command, chain, w, first, reading, ctx);
+  return position === undefined ? { command, chain, rules } : { command, chain, position, rules };
+}
+
+/** A rule's options, read (readOptions). */
+interface RuleReading {
+  readonly base: ReadonlyMap<string, ReadOption>;
+  /** Base options in the order given (addresses included). */
+  readonly baseOrder: readonly { spec: OptionSpec; negated: boolean }[];
+  readonly matches: readonly MatchState[];
+  readonly target: TargetState | undefined;
+  readonly protocol: { number: number; negated: boolean } | undefined;
+  readonly sources: AddressList | undefined;
+  readonly destinations: AddressList | undefined;
+}
+
+/** Walk the options from word `i` on, as getopt_long and iptables read them. */
+function readOptions(w: readonly string[], i: number, ctx: RuleContext): RuleReading {
   const base = new Map<string, ReadOption>();
   const baseOrder: { spec: OptionSpec; negated: boolean }[] = [];
   const matches: MatchState[] = [];
@@ -471,7 +494,8 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
       if (address) {
         const parts = args[0].split(',');
         if (parts.some((p) => p === '')) refuse(`${word} ${JSON.stringify(args[0])} has an empty entry`);
-        const cidrs = parts.map((p) => literalCidr(p, ctx.family));
+        const cidrs: { network: bigint; prefix: number; text: string }[] = [];
+        for (const p of parts) cidrs.push(literalCidr(p, ctx.family));
         if (negated && cidrs.some((c) => c.prefix === 0)) refuse(`"! ${word} …/0" never matches (iptables-nft refuses it)`);
         if (baseSpec.name === '-s') sources = { cidrs, negated };
         else destinations = { cidrs, negated };
@@ -541,6 +565,11 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
     i += 1 + spec.words;
   }
   if (negated) refuse('"!" at the end of the rule (iptables: nothing appropriate following !)');
+  return { base, baseOrder, matches, target, protocol, sources, destinations };
+}
+
+/** What iptables (and the kernel) check of a rule's options as a whole. */
+function checkRule(chain: string, { base, matches, target, protocol }: RuleReading, ctx: RuleContext): void {
   if (chain === 'INPUT' && base.has('-o')) refuse('-o in INPUT (iptables refuses it)');
   if (chain === 'OUTPUT' && base.has('-i')) refuse('-i in OUTPUT (iptables refuses it)');
   for (const m of matches) {
@@ -551,7 +580,7 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
     for (const group of s.required ?? []) if (!group.some((n) => m.options.has(n))) refuse(`-m ${s.name} needs ${group.join(' or ')}`);
     for (const group of s.exclusive ?? []) if (group.filter((n) => m.options.has(n)).length > 1) refuse(`-m ${s.name}: ${group.join(', ')} exclude each other`);
     if (s.needsOption === true && m.options.size === 0) refuse(`-m ${s.name} without an option (iptables refuses it)`);
-    s.check?.(m.options, vctx);
+    s.check?.(m.options, ctx);
     const set = m.options.get('--match-set')?.value.args[0];
     if (set !== undefined && ctx.ipsets !== undefined) {
       const family = ctx.ipsets.get(set);
@@ -560,10 +589,18 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
     }
   }
   if (target?.spec?.check !== undefined) target.spec.check(target.options, { family: ctx.family, protocol });
+}
 
+/** The kernel rules a command makes: one, or one per address pair of its lists. */
+function rulesOf(command: 'append' | 'insert', chain: string, w: readonly string[], first: number, reading: RuleReading, ctx: RuleContext): Omit<IptRule, 'number' | 'line'>[] {
+  const { base, baseOrder, matches, target, sources, destinations } = reading;
   // The meaning, shared by every rule the address lists expand to.
-  const modules = matches.map((m) => m.spec.name);
-  const matchKeys = matches.map((m) => ({ module: m.spec.name, implicit: m.implicit, key: matchKey(m) }));
+  const modules: string[] = [];
+  const matchKeys: IptMatch[] = [];
+  for (const m of matches) {
+    modules.push(m.spec.name);
+    matchKeys.push({ module: m.spec.name, implicit: m.implicit, key: matchKey(m) });
+  }
   let matchesKey = '';
   let verdictMatchesKey = '';
   for (const m of matchKeys) {
@@ -610,7 +647,7 @@ export function parseCommand(words: readonly Word[], ctx: RuleContext): ParsedCo
       rules.push(ruleOf(chain, text, modules, matchKeys, options, ruleTarget, comment, key, verdictKey));
     }
   }
-  return position === undefined ? { command, chain, rules } : { command, chain, position, rules };
+  return rules;
 }
 
 /** A rule's fields in their order; `target` and `comment` only when there is one. */
@@ -757,13 +794,20 @@ export function parseIptablesRestore(text: string, family: Family, options: Pars
         name: cname,
         builtin: c.builtin,
         ...(c.policy !== undefined ? { policy: c.policy } : {}),
-        rules: c.rules.map(({ rule, line }, i) => placedRule(rule, i + 1, line)),
+        rules: placedRules(c.rules),
       });
     }
     out.set(name, { name, chains: frozen });
   }
   for (const table of out.values()) problems.push(...loopProblems(table), ...hookProblems(table));
   return { family, tables: out, problems };
+}
+
+/** A chain's rules numbered in order (pushed, not mapped: see parseCommand). */
+function placedRules(rules: readonly { rule: Omit<IptRule, 'number' | 'line'>; line: number }[]): IptRule[] {
+  const out: IptRule[] = [];
+  for (const { rule, line } of rules) out.push(placedRule(rule, out.length + 1, line));
+  return out;
 }
 
 /** Deepest chain nesting the checker reads (the kernel's limit is about that; beyond it, it refuses the table). */

@@ -177,12 +177,15 @@ const CT_STATES = ['invalid', 'established', 'related', 'new', 'untracked'];
 const RATE_UNITS: Record<string, string> = { second: 'sec', minute: 'min', hour: 'hour', day: 'day' };
 
 function ctStates(text: string, line: number): string {
-  const out = text.split(',').map((s) => {
-    if (CT_STATES.includes(s)) return s.toUpperCase();
-    const bit = CT_STATE_BITS[s.toLowerCase()];
-    if (bit === undefined) throw new NftRefusal(`ct state ${JSON.stringify(s)} is not one twinwall reads`, line);
-    return bit;
-  });
+  const out: string[] = [];
+  for (const s of text.split(',')) {
+    if (CT_STATES.includes(s)) out.push(s.toUpperCase());
+    else {
+      const bit = CT_STATE_BITS[s.toLowerCase()];
+      if (bit === undefined) throw new NftRefusal(`ct state ${JSON.stringify(s)} is not one twinwall reads`, line);
+      out.push(bit);
+    }
+  }
   return out.join(',');
 }
 
@@ -586,7 +589,7 @@ function parseChain(cur: Cursor, line: number): ChainDef {
   cur.skipSeparators();
   if (cur.peek()?.text === 'type') {
     const head = cur.statement();
-    const h = head.map((t) => t.text);
+    const h = textsOf(head);
     if (h.length !== 6 || h[0] !== 'type' || h[1] !== 'filter' || h[2] !== 'hook' || h[4] !== 'priority' || !(h[5] === 'filter' || h[5] === '0')) {
       throw new NftRefusal(`base chain ${name.text}: "${h.join(' ')}" — twinwall reads "type filter hook input|forward|output priority filter" only (another priority runs before or after conntrack and other tables)`, head[0].line);
     }
@@ -596,7 +599,7 @@ function parseChain(cur: Cursor, line: number): ChainDef {
     def.policy = 'ACCEPT';
     cur.skipSeparators();
     if (cur.peek()?.text === 'policy') {
-      const p = cur.statement().map((t) => t.text);
+      const p = textsOf(cur.statement());
       if (p.length !== 2 || (p[1] !== 'drop' && p[1] !== 'accept')) throw new NftRefusal(`"${p.join(' ')}" is not "policy drop" or "policy accept"`, head[0].line);
       def.policy = p[1] === 'drop' ? 'DROP' : 'ACCEPT';
     }
@@ -618,9 +621,21 @@ function parseChain(cur: Cursor, line: number): ChainDef {
   return def;
 }
 
+/** The tokens' texts, in an array built by push (one array shape for V8, empty or not). */
+function textsOf(tokens: readonly Token[]): string[] {
+  const out: string[] = [];
+  for (const t of tokens) out.push(t.text);
+  return out;
+}
+
 function ruleText(tokens: readonly Token[]): string {
   const cut = tokens.findIndex((t) => t.kind === 'word' && t.text === 'comment');
-  return (cut >= 0 ? tokens.slice(0, cut) : tokens).map((t) => (t.kind === 'string' ? `"${t.text}"` : t.text)).join(' ');
+  let text = '';
+  for (let k = 0; k < (cut >= 0 ? cut : tokens.length); k++) {
+    const t = tokens[k];
+    text += `${k > 0 ? ' ' : ''}${t.kind === 'string' ? `"${t.text}"` : t.text}`;
+  }
+  return text;
 }
 
 function failed(form: 'file' | 'listing', problems: IptProblem[]): NftablesWall {
@@ -646,13 +661,15 @@ export function parseNftables(text: string, options: { form?: 'file' | 'listing'
       for (const verb of ['add', 'delete']) {
         const start = cur.i;
         const s = cur.raw();
-        if (s.map((t) => t.text).join(' ') !== `${verb} table ${table}`) cur.i = start;
-        if (s.map((t) => t.text).join(' ') !== `${verb} table ${table}`) throw new NftRefusal(`the file does not begin "add table ${table}" then "delete table ${table}" (so that loading it replaces the table, in one transaction)`, s[0]?.line ?? 1);
+        const said = textsOf(s).join(' ');
+        if (said !== `${verb} table ${table}`) cur.i = start;
+        if (said !== `${verb} table ${table}`) throw new NftRefusal(`the file does not begin "add table ${table}" then "delete table ${table}" (so that loading it replaces the table, in one transaction)`, s[0]?.line ?? 1);
         cur.skipSeparators();
       }
     }
     const head = [cur.take('table'), cur.take('inet'), cur.take('twinwall')];
-    if (head.map((t) => t.text).join(' ') !== `table ${table}`) throw new NftRefusal(`"${head.map((t) => t.text).join(' ')}" is not "table ${table}" (twinwall reads its own table only)`, head[0].line);
+    const said = textsOf(head).join(' ');
+    if (said !== `table ${table}`) throw new NftRefusal(`"${said}" is not "table ${table}" (twinwall reads its own table only)`, head[0].line);
     cur.expect('{');
     setDefs = [];
     chainDefs = [];
@@ -709,7 +726,9 @@ export function parseNftables(text: string, options: { form?: 'file' | 'listing'
         for (const family of [4, 6] as const) {
           if (r.family !== undefined && r.family !== family) continue;
           const b = built[family];
-          b.lines.push(['-A', chain, ...r.words].map(quoteWord).join(' '));
+          let command = `-A ${quoteWord(chain)}`;
+          for (const w of r.words) command += ` ${quoteWord(w)}`;
+          b.lines.push(command);
           b.origin.set(b.lines.length, source);
         }
       } catch (e) {
@@ -767,10 +786,11 @@ function renumber(doc: IptDocument, origin: ReadonlyMap<number, NftRuleSource>):
   for (const [name, table] of doc.tables) {
     const chains = new Map<string, IptChain>();
     for (const [cname, c] of table.chains) {
-      const rules: IptRule[] = c.rules.map((r) => {
+      const rules: IptRule[] = [];
+      for (const r of c.rules) {
         const o = origin.get(r.line);
-        return o === undefined ? r : placedRule(r, o.position, o.line);
-      });
+        rules.push(o === undefined ? r : placedRule(r, o.position, o.line));
+      }
       chains.set(cname, { ...c, rules });
     }
     out.set(name, { name, chains });
