@@ -97,6 +97,10 @@ interface Token {
 
 const WORD = /^[A-Za-z0-9_.:/@!=&|-]$/;
 const STRING_CHAR = /^[\x20-\x21\x23-\x7e]$/;
+/** The two classes above as a table by character code (ASCII; nothing else is either). */
+const CHAR_CLASS = Uint8Array.from({ length: 128 }, (_, code) => (WORD.test(String.fromCharCode(code)) ? 1 : 0) | (STRING_CHAR.test(String.fromCharCode(code)) ? 2 : 0));
+const isWordChar = (code: number): boolean => code < 128 && (CHAR_CLASS[code] & 1) !== 0;
+const isStringChar = (code: number): boolean => code < 128 && (CHAR_CLASS[code] & 2) !== 0;
 
 /** Split the text into tokens: words, "strings", { } ; , and line ends. */
 function tokenizeNft(text: string): Token[] {
@@ -128,7 +132,7 @@ function tokenizeNft(text: string): Token[] {
     if (c === '"') {
       let j = i + 1;
       while (j < text.length && text[j] !== '"') {
-        if (!STRING_CHAR.test(text[j])) throw new NftRefusal(`a string holds ${JSON.stringify(text[j])}: twinwall reads printable ASCII without "\\" in strings`, line);
+        if (!isStringChar(text.charCodeAt(j))) throw new NftRefusal(`a string holds ${JSON.stringify(text[j])}: twinwall reads printable ASCII without "\\" in strings`, line);
         if (text[j] === '\\') throw new NftRefusal('a string holds "\\"', line);
         j++;
       }
@@ -142,9 +146,9 @@ function tokenizeNft(text: string): Token[] {
       i++;
       continue;
     }
-    if (!WORD.test(c)) throw new NftRefusal(`the character ${JSON.stringify(c)} is not one twinwall reads in an nftables file`, line);
+    if (!isWordChar(text.charCodeAt(i))) throw new NftRefusal(`the character ${JSON.stringify(c)} is not one twinwall reads in an nftables file`, line);
     let j = i;
-    while (j < text.length && WORD.test(text[j])) j++;
+    while (j < text.length && isWordChar(text.charCodeAt(j))) j++;
     out.push({ kind: 'word', text: text.slice(i, j), line });
     i = j;
   }
