@@ -27,7 +27,7 @@ import { Direction } from '../flow';
 import { ADDRESS_TYPES, addressesOfType, ownUnicast, parseCidrLenient, routableSources } from './addresses';
 import { IpsetDefinition } from './ipset';
 import { IptChain, IptDocument, IptOption, IptRule, IptTable } from './iptables-parse';
-import { Axis, Box, IntervalSet, Region, fullSet } from './space';
+import { Axis, Box, IntervalSet, Region, carve, fullSet } from './space';
 import { PROTO } from '../port';
 
 
@@ -67,6 +67,16 @@ export function icmpTypes(types: readonly number[]): IntervalSet {
  * other address (kind 1).
  */
 export function universe(direction: Direction, family: Family): Region {
+  // A constant of the direction and family, made once (regions are immutable).
+  const key = `${direction} ${family}`;
+  let made = UNIVERSES.get(key);
+  if (made === undefined) UNIVERSES.set(key, (made = makeUniverse(direction, family)));
+  return made;
+}
+
+const UNIVERSES = new Map<string, Region>();
+
+function makeUniverse(direction: Direction, family: Family): Region {
   const bits = familyBits(family);
   const icmp = icmpProto(family);
   // The other family's ICMP (protocol 58 in IPv4, 1 in IPv6) is no protocol a host stack
@@ -183,9 +193,12 @@ function box(ctx: ModelContext, constraints: Partial<Record<Axis, IntervalSet>>)
   return Region.of([Box.where(familyBits(ctx.family), constraints)]);
 }
 
+/** The whole flow space of the context's family, made once per family (regions are immutable). */
 function full(ctx: ModelContext): Region {
-  return Region.of([Box.full(familyBits(ctx.family))]);
+  return FULL_REGIONS[ctx.family];
 }
+
+const FULL_REGIONS: Record<Family, Region> = { 4: Region.of([Box.full(familyBits(4))]), 6: Region.of([Box.full(familyBits(6))]) };
 
 /** Which axis an address option talks about: source/destination → remote/local. */
 function addressAxis(ctx: ModelContext, which: 'src' | 'dst'): 'remote' | 'local' {
@@ -427,18 +440,23 @@ function walk(table: IptTable, ctx: ModelContext, chain: IptChain, input: Flowin
     live = next;
     if (hit.length === 0) continue;
     const name = target.name;
-    const taken = (f: Flowing, action: string): Flowing => ({ ...f, path: [...f.path, step(chain, rule, action)] });
-    if (name === 'ACCEPT') out.accepted.push(...hit.map((f) => taken(f, 'ACCEPT')));
-    else if (name === 'DROP' || name === 'REJECT') out.dropped.push(...hit.map((f) => taken(f, name)));
-    else if (name === 'RETURN') out.returned.push(...hit.map((f) => taken(f, 'RETURN')));
+    // One step per rule and action, shared by every piece that takes it.
+    const taken = (action: string): ((f: Flowing) => Flowing) => {
+      const s = step(chain, rule, action);
+      return (f) => ({ ...f, path: [...f.path, s] });
+    };
+    if (name === 'ACCEPT') out.accepted.push(...hit.map(taken('ACCEPT')));
+    else if (name === 'DROP' || name === 'REJECT') out.dropped.push(...hit.map(taken(name)));
+    else if (name === 'RETURN') out.returned.push(...hit.map(taken('RETURN')));
     else if (table.chains.has(name) && !table.chains.get(name)?.builtin) {
       const sub = table.chains.get(name) as IptChain;
       const how = target.how === 'goto' ? 'goto' : 'jump';
       if (stack.includes(name) || stack.length > MAX_DEPTH) {
-        out.undecided.push(...hit.map((f) => ({ ...taken(f, `${how} ${name}`), reason: `chain ${name} is entered again from itself (a loop iptables-restore rejects)` })));
+        const t = taken(`${how} ${name}`);
+        out.undecided.push(...hit.map((f) => ({ ...t(f), reason: `chain ${name} is entered again from itself (a loop iptables-restore rejects)` })));
         continue;
       }
-      const r = walk(table, ctx, sub, hit.map((f) => taken(f, `${how} ${name}`)), [...stack, name]);
+      const r = walk(table, ctx, sub, hit.map(taken(`${how} ${name}`)), [...stack, name]);
       out.accepted.push(...r.accepted);
       out.dropped.push(...r.dropped);
       out.undecided.push(...r.undecided);
@@ -446,7 +464,8 @@ function walk(table: IptTable, ctx: ModelContext, chain: IptChain, input: Flowin
       if (how === 'jump') live = live.concat(r.returned);
       else out.returned.push(...r.returned);
     } else {
-      out.undecided.push(...hit.map((f) => ({ ...taken(f, name), reason: `target ${name} is not modelled` })));
+      const t = taken(name);
+      out.undecided.push(...hit.map((f) => ({ ...t(f), reason: `target ${name} is not modelled` })));
     }
   }
   out.returned.push(...live);
@@ -466,12 +485,10 @@ function minus<T extends { box: Box }>(list: readonly T[], region: Region): T[] 
 /** Keep the first of overlapping pieces (forked branches may cover the same packets). */
 function disjoint<T extends { box: Box }>(list: readonly T[]): T[] {
   const out: T[] = [];
-  let covered = Region.EMPTY;
-  for (const f of list) {
-    const rest = Region.of([f.box]).subtract(covered);
-    for (const b of rest.boxes) out.push({ ...f, box: b });
-    covered = covered.union(rest);
-  }
+  carve(
+    list.map((f) => f.box),
+    (box, from) => out.push({ ...list[from], box }),
+  );
   return out;
 }
 

@@ -122,28 +122,55 @@ export class Box {
   }
 }
 
-/** Each box of `boxes` minus `o`, appended to `out` (a box that misses `o` as it is). */
-function subtractInto(out: Box[], boxes: readonly Box[], o: Box): Box[] {
-  for (const b of boxes) {
-    if (!b.overlaps(o)) out.push(b);
-    else for (const piece of b.subtract(o)) out.push(piece);
+/**
+ * Each box of `boxes` minus `o` (a box that misses `o` as it is): `boxes` itself when no box
+ * meets `o`, so the common case — most pieces miss most boxes — builds nothing.
+ */
+function subtractAll(boxes: readonly Box[], o: Box): readonly Box[] {
+  let out: Box[] | undefined;
+  for (let i = 0; i < boxes.length; i++) {
+    const b = boxes[i];
+    if (!b.overlaps(o)) {
+      out?.push(b);
+      continue;
+    }
+    out ??= boxes.slice(0, i);
+    for (const piece of b.subtract(o)) out.push(piece);
   }
-  return out;
+  return out ?? boxes;
+}
+
+/**
+ * Cut `boxes` into pairwise disjoint pieces that cover the same points: each box minus every box
+ * before it, so a point belongs to the piece of the first box that holds it. `piece` gets each
+ * piece in order with the index of the box it came from (empty boxes give none).
+ */
+export function carve(boxes: readonly Box[], piece: (box: Box, from: number) => void): void {
+  const done: Box[] = [];
+  for (let i = 0; i < boxes.length; i++) {
+    const b = boxes[i];
+    if (b.isEmpty) continue;
+    let pieces: readonly Box[] = [b];
+    for (const o of done) {
+      pieces = subtractAll(pieces, o);
+      if (pieces.length === 0) break;
+    }
+    for (const p of pieces) {
+      done.push(p);
+      piece(p, i);
+    }
+  }
 }
 
 /** A set of points: pairwise disjoint boxes. */
 export class Region {
   public static readonly EMPTY = new Region([]);
 
+  /** The points of `boxes`: each box minus the boxes before it (see `carve`). */
   public static of(boxes: readonly Box[]): Region {
-    // Make disjoint.
-    let out: Box[] = [];
-    for (const b of boxes) {
-      if (b.isEmpty) continue;
-      let pieces: Box[] = [b];
-      for (const o of out) pieces = subtractInto([], pieces, o);
-      out = out.concat(pieces);
-    }
+    if (boxes.length === 1) return boxes[0].isEmpty ? Region.EMPTY : new Region([boxes[0]]);
+    const out: Box[] = [];
+    carve(boxes, (piece) => out.push(piece));
     return new Region(out);
   }
 
@@ -167,12 +194,17 @@ export class Region {
   }
 
   public intersectBox(box: Box): Region {
-    return new Region(this.boxes.map((b) => b.intersect(box)).filter((b): b is Box => b !== undefined));
+    let out: Box[] | undefined;
+    for (const b of this.boxes) {
+      const i = b.intersect(box);
+      if (i !== undefined) (out ??= []).push(i);
+    }
+    return out === undefined ? Region.EMPTY : new Region(out);
   }
 
   public subtract(other: Region): Region {
     let out: readonly Box[] = this.boxes;
-    for (const o of other.boxes) out = subtractInto([], out, o);
+    for (const o of other.boxes) out = subtractAll(out, o);
     return out === this.boxes ? this : new Region(out);
   }
 
