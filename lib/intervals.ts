@@ -105,6 +105,7 @@ export class IntervalSet {
     // One interval around the whole of the other set leaves that set as it is (the checker
     // intersects with full axes all the time): the same value, nothing built.
     if (this.isEmpty || other.isEmpty) return IntervalSet.EMPTY;
+    if (this === other) return this;
     if (other.intervals.length === 1 && other.intervals[0][0] <= this.first && other.intervals[0][1] >= this.last) return this;
     if (this.intervals.length === 1 && this.intervals[0][0] <= other.first && this.intervals[0][1] >= other.last) return other;
     const out: [bigint, bigint][] = [];
@@ -124,6 +125,8 @@ export class IntervalSet {
 
   public subtract(other: IntervalSet): IntervalSet {
     if (!this.intersects(other)) return this;
+    // One interval around the whole of this set (a full axis, most often) leaves nothing.
+    if (this === other || (other.intervals.length === 1 && other.intervals[0][0] <= this.first && other.intervals[0][1] >= this.last)) return IntervalSet.EMPTY;
     // One pass over both sorted lists: `j` never moves back, so this is linear in their sizes.
     const out: [bigint, bigint][] = [];
     let j = 0;
