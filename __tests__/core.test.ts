@@ -30,7 +30,7 @@ describe('Cidr', () => {
     expect(Cidr.anyIpv6().contains(Cidr.ipv6('2001:db8::/32'))).toBe(true);
   });
 
-  it('covers any set with the fewest CIDR blocks, in address order (against a bit-by-bit cover)', () => {
+  it('covers any set with the fewest CIDR blocks, in address order, and counts them (against a bit-by-bit cover)', () => {
     // The reference grows each block one bit at a time while it stays aligned and inside.
     const reference = (bits: number, intervals: readonly (readonly [bigint, bigint])[]): string[] => {
       const out: string[] = [];
@@ -56,7 +56,9 @@ describe('Cidr', () => {
       fc.assert(
         fc.property(fc.array(fc.tuple(point, point), { maxLength: 6 }), (pairs) => {
           const set = AddressSet.fromIntervals(family, pairs.map(([a, b]) => (a <= b ? [a, b] : [b, a])));
-          expect(set.toCidrs().map((c) => `${c.network}/${c.prefix}`)).toEqual(reference(bits, set.intervals));
+          const cover = reference(bits, set.intervals);
+          expect(set.toCidrs().map((c) => `${c.network}/${c.prefix}`)).toEqual(cover);
+          expect(set.cidrCount).toBe(cover.length);
         }),
         { numRuns: 300 },
       );

@@ -120,7 +120,7 @@ export function linkLocalServices(family: Family): { service: AwsLinkLocalServic
 
 /** The minimal CIDR list covering exactly the set (AddressSet.toCidrs, the one cover). */
 export function toCidrs(family: Family, set: IntervalSet): string[] {
-  return AddressSet.fromIntervals(family, set.intervals).toCidrs().map((c) => c.text);
+  return AddressSet.fromSet(family, set).toCidrs().map((c) => c.text);
 }
 
 /** The set's cover as a list, its first `max` blocks written out and the rest counted. */
@@ -136,8 +136,8 @@ export function describeAddresses(family: Family, set: IntervalSet, universe: In
   const rest = universe.subtract(set);
   const whole = universe.equals(familyRange(family));
   if (rest.isEmpty) return whole ? `any ${name}` : `any ${name} address`;
-  const direct = AddressSet.fromIntervals(family, set.intervals);
-  const missing = AddressSet.fromIntervals(family, rest.intervals);
+  const direct = AddressSet.fromSet(family, set);
+  const missing = AddressSet.fromSet(family, rest);
   if (missing.cidrCount < direct.cidrCount) return `any ${name}${whole ? '' : ' address'} except ${listText(missing)}`;
   return listText(direct);
 }
