@@ -243,6 +243,33 @@ describe('iptables-restore parser', () => {
     expect(parseIptablesRestore(rule('admins6'), 4, sets).problems[0].message).toMatch(/is IPv6, used in the IPv4 table/);
   });
 
+  it('reads a line seen before in another context as that context says (commands are read once per distinct context)', () => {
+    // The same line, read first where everything it names exists, then where something does not:
+    // each reading must depend on its own document (the family, the chains declared before the
+    // line, the ipsets), never on an earlier one.
+    const jump = '-A INPUT -p tcp --dport 22 -j admin';
+    expect(parseIptablesRestore(`*filter\n:admin - [0:0]\n${jump}\nCOMMIT\n`, 4).problems).toEqual([]);
+    expect(parseIptablesRestore(`*filter\n${jump}\nCOMMIT\n`, 4).problems[0].message).toMatch(/the chain is not declared before this line/);
+    // Declared after the line: still refused, as iptables-restore refuses it.
+    expect(parseIptablesRestore(`*filter\n${jump}\n:admin - [0:0]\nCOMMIT\n`, 4).problems[0].message).toMatch(/the chain is not declared before this line/);
+    const set = '-A INPUT -m set --match-set admins src -j ACCEPT';
+    expect(parseIptablesRestore(TABLE(set), 4, { ipsets: new Map([['admins', 4 as const]]) }).problems).toEqual([]);
+    expect(parseIptablesRestore(TABLE(set), 4, { ipsets: new Map([['admins', 6 as const]]) }).problems[0].message).toMatch(/is IPv6, used in the IPv4 table/);
+    expect(parseIptablesRestore(TABLE(set), 4, { ipsets: new Map() }).problems[0].message).toMatch(/not created before the table loads/);
+    const v4 = '-A INPUT -s 192.0.2.1 -j ACCEPT';
+    expect(parseIptablesRestore(TABLE(v4), 4).problems).toEqual([]);
+    expect(parseIptablesRestore(TABLE(v4), 6).problems.length).toBe(1);
+    // A shared reading keeps each document's own rule numbers and lines.
+    const twice = parseIptablesRestore(`*filter\n-A INPUT -i lo -j ACCEPT\n${v4}\n${v4}\nCOMMIT\n`, 4);
+    const rules = twice.tables.get('filter')?.chains.get('INPUT')?.rules ?? [];
+    expect(rules.map((r) => [r.number, r.line, r.text])).toEqual([
+      [1, 2, '-i lo -j ACCEPT'],
+      [2, 3, '-s 192.0.2.1 -j ACCEPT'],
+      [3, 4, '-s 192.0.2.1 -j ACCEPT'],
+    ]);
+    expect(parseIptablesRestore(TABLE(v4), 4).tables.get('filter')?.chains.get('INPUT')?.rules.map((r) => [r.number, r.line])).toEqual([[1, 5]]);
+  });
+
   it('reads every table the renderer writes without a problem', () => {
     for (const f of Object.keys(ROLE_FIXTURES)) {
       const r = renderIptables(ROLE_FIXTURES[f]());
