@@ -361,8 +361,26 @@ function optionRegion(ctx: ModelContext, chain: string, o: IptOption): Region {
   }
 }
 
-/** The region a rule matches, and what about it is undecidable. */
+/**
+ * Regions of rules already matched, by the rule's options (the iptables reader shares one parsed
+ * command, and so one options list, between every host that has the same line in the same
+ * context), then by family, direction, chain and modules. A rule that matches an ipset is matched anew:
+ * its region depends on the host's own set definitions.
+ */
+const MATCHED = new WeakMap<readonly IptOption[], Map<string, RuleMatch>>();
+
+/** The region a rule matches, and what about it is undecidable (see MATCHED). */
 export function ruleMatch(ctx: ModelContext, rule: IptRule): RuleMatch {
+  if (rule.modules.includes('set')) return matchRule(ctx, rule);
+  let byContext = MATCHED.get(rule.options);
+  if (byContext === undefined) MATCHED.set(rule.options, (byContext = new Map()));
+  const key = `${ctx.family} ${ctx.direction} ${rule.chain} ${rule.modules.join(',')}`;
+  let match = byContext.get(key);
+  if (match === undefined) byContext.set(key, (match = matchRule(ctx, rule)));
+  return match;
+}
+
+function matchRule(ctx: ModelContext, rule: IptRule): RuleMatch {
   let region = full(ctx);
   const unknown: string[] = [];
   for (const m of rule.modules) if (!KNOWN_MODULES.has(m)) unknown.push(`-m ${m} is not modelled`);
