@@ -85,12 +85,10 @@ export class Box {
   }
 
   public intersect(other: Box): Box | undefined {
+    // Most boxes the checker intersects miss each other: ask first, without building anything.
+    if (!this.overlaps(other)) return undefined;
     const sets: IntervalSet[] = [];
-    for (let i = 0; i < this.sets.length; i++) {
-      const s = this.sets[i].intersect(other.sets[i]);
-      if (s.isEmpty) return undefined;
-      sets.push(s);
-    }
+    for (let i = 0; i < this.sets.length; i++) sets.push(this.sets[i].intersect(other.sets[i]));
     return new Box(sets);
   }
 
