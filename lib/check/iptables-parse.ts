@@ -709,30 +709,48 @@ export function parseRuleLine(line: string, family: Family = 4, chains: readonly
 }
 
 /**
- * Commands already read, by everything reading one depends on: the family, the table, the chains
- * declared so far, the ipsets and the command's text. parseCommand is a pure function of these
- * (its tables are constants), so a command seen before is the same ParsedCommand, shared (its
- * parts are readonly). A fleet's hosts repeat most of their lines — the bench fleet's 1,000
- * hosts hold about 130,000 rule lines and 1,200 distinct ones —, so a check reads each once. A
- * refusal is not kept: its line is read again, and refused again. Bounded: the memo is emptied
- * when it holds COMMANDS_MAX commands.
+ * Commands already read, by everything reading one depends on: its context (the family, the
+ * table, the chains declared so far, the ipsets), then its text. parseCommand is a pure function
+ * of these (its tables are constants), so a command seen before is the same ParsedCommand,
+ * shared (its parts are readonly). A fleet's hosts repeat most of their lines — the bench
+ * fleet's 1,000 hosts hold about 130,000 rule lines and 1,200 distinct ones —, so a check reads
+ * each once. A refusal is not kept: its line is read again, and refused again. Bounded: the memo
+ * is emptied when it holds COMMANDS_MAX commands or CONTEXTS_MAX contexts.
  */
-const COMMANDS = new Map<string, ParsedCommand>();
+const COMMANDS = new Map<string, Map<string, ParsedCommand>>();
 const COMMANDS_MAX = 8192;
+const CONTEXTS_MAX = 256;
+let commandsKept = 0;
 
-/** The part of a command's memo key that holds for a whole table block (see COMMANDS): no line feed in it. */
+function forgetCommands(): void {
+  for (const m of COMMANDS.values()) m.clear();
+  COMMANDS.clear();
+  commandsKept = 0;
+}
+
+/** The part of a command's memo key that holds for a whole table block (see COMMANDS). */
 function contextKey(ctx: RuleContext, ipsetsKey: string): string {
   return `${ctx.family}\t${ctx.table}\t${[...ctx.chains].join(' ')}\t${ipsetsKey}`;
 }
 
-/** parseCommand(tokenize(text), ctx) once per distinct command and context (see COMMANDS). */
-function readCommand(text: string, ctx: RuleContext, ctxKey: string): ParsedCommand {
-  const key = `${ctxKey}\n${text}`;
-  const seen = COMMANDS.get(key);
+/** The commands read in one context (see COMMANDS), by their text. */
+function commandsIn(ctxKey: string): Map<string, ParsedCommand> {
+  let kept = COMMANDS.get(ctxKey);
+  if (kept === undefined) {
+    if (COMMANDS.size >= CONTEXTS_MAX) forgetCommands();
+    COMMANDS.set(ctxKey, (kept = new Map()));
+  }
+  return kept;
+}
+
+/** parseCommand(tokenize(text), ctx) once per distinct command and context (`kept`: commandsIn(ctx's key)). */
+function readCommand(text: string, ctx: RuleContext, kept: Map<string, ParsedCommand>): ParsedCommand {
+  const seen = kept.get(text);
   if (seen !== undefined) return seen;
   const parsed = parseCommand(tokenize(text), ctx);
-  if (COMMANDS.size >= COMMANDS_MAX) COMMANDS.clear();
-  COMMANDS.set(key, parsed);
+  if (commandsKept >= COMMANDS_MAX) forgetCommands();
+  kept.set(text, parsed);
+  commandsKept++;
   return parsed;
 }
 
@@ -754,7 +772,7 @@ export function parseIptablesRestore(text: string, family: Family, options: Pars
   const problems: IptProblem[] = [];
   let current: { name: string; chains: Map<string, MutableChain> } | undefined;
   // The context of the rules of the current table block, made again when a chain is declared.
-  let ctx: { readonly rule: RuleContext; readonly key: string } | undefined;
+  let ctx: { readonly rule: RuleContext; readonly kept: Map<string, ParsedCommand> } | undefined;
   // Chain names are letters, digits and _ . - (USER_CHAIN); ipset names are written as JSON.
   const ipsetsKey = options.ipsets === undefined ? '-' : JSON.stringify([...options.ipsets]);
   const lines = text.split('\n');
@@ -762,7 +780,8 @@ export function parseIptablesRestore(text: string, family: Family, options: Pars
   lines.forEach((line, idx) => {
     const lineNo = idx + 1;
     try {
-      if (Buffer.byteLength(line) > RESTORE_LIMITS.lineBytes) {
+      // UTF-8 takes at most 3 bytes per UTF-16 unit: most lines need no count.
+      if (line.length * 3 > RESTORE_LIMITS.lineBytes && Buffer.byteLength(line) > RESTORE_LIMITS.lineBytes) {
         refuse(`a line of ${Buffer.byteLength(line)} bytes: iptables-restore reads lines in pieces of ${RESTORE_LIMITS.lineBytes} bytes and would read the rest as a line of its own`);
       }
       if (line === '' || line.startsWith('#')) return;
@@ -805,9 +824,9 @@ export function parseIptablesRestore(text: string, family: Family, options: Pars
       if (line.startsWith('[') && !counters) refuse('a "[" that does not start "[packets:bytes]"');
       if (ctx === undefined) {
         const rule: RuleContext = { family, table: current.name, chains: new Set(current.chains.keys()), ipsets: options.ipsets };
-        ctx = { rule, key: contextKey(rule, ipsetsKey) };
+        ctx = { rule, kept: commandsIn(contextKey(rule, ipsetsKey)) };
       }
-      const parsed = readCommand(counters ? line.slice(counters[0].length) : line, ctx.rule, ctx.key);
+      const parsed = readCommand(counters ? line.slice(counters[0].length) : line, ctx.rule, ctx.kept);
       const chain = current.chains.get(parsed.chain) as MutableChain;
       const entries = parsed.rules.map((rule) => ({ rule, line: lineNo }));
       if (parsed.command === 'insert') {
