@@ -31,7 +31,8 @@
  */
 import { AddressSet, Cidr, FAMILIES, Family } from '../address';
 import { AWS_LINK_LOCAL } from '../peer';
-import { HostPolicy, PolicyRule } from '../policy';
+import { HostPolicy, PolicyRule, ResolvedHostPolicyOptions } from '../policy';
+import { Memo } from '../memo';
 import {
   AUDIT_LOGGED_MARK,
   DHCP_PORTS,
@@ -219,7 +220,7 @@ function inputRules(verdict: { invalid: string; drop: string }): string[] {
   return r;
 }
 
-function outputRules(policy: HostPolicy): string[] {
+function outputRules(options: ResolvedHostPolicyOptions): string[] {
   const C = IPTABLES_CHAINS;
   const u4 = UNSPECIFIED_SOURCE[4];
   const u6 = UNSPECIFIED_SOURCE[6];
@@ -241,14 +242,14 @@ function outputRules(policy: HostPolicy): string[] {
   for (const family of FAMILIES) {
     const { client, server } = DHCP_PORTS[family];
     const v = family === 6 ? 'DHCPv6' : 'DHCP';
-    for (const d of dhcpDestinations(policy.options, family)) {
+    for (const d of dhcpDestinations(options, family)) {
       r.push(`${ipOf(family)} daddr ${address(d.cidr)} udp sport ${client} udp dport ${server} accept ${comment(ownRuleComment(`${v} client to ${d.what} only, so leases renew`))}`);
     }
   }
   for (const family of FAMILIES) {
     const imds = `${ipOf(family)} daddr ${AWS_LINK_LOCAL.instanceMetadata[family]}`;
     const http = `tcp dport ${INSTANCE_METADATA_PORT}`;
-    switch (policy.options.instanceMetadata) {
+    switch (options.instanceMetadata) {
       case 'root-only':
         r.push(`${imds} ${http} meta skuid 0 ct state new accept ${comment(ownRuleComment('instance metadata, root only (instanceMetadata root-only)'))}`);
         r.push(`${imds} jump ${C.egressMetadata} ${comment(ownRuleComment('instance metadata, anyone but root'))}`);
@@ -296,9 +297,7 @@ export function renderNftables(policy: HostPolicy, options: NftablesRenderOption
   out.push(`delete table ${table}`);
   out.push(`table ${table} {`);
   for (const { layout } of layouts) for (const set of layout.sets) out.push(...setBlock(set));
-  out.push(...baseChain(NFT_BASE_CHAINS.input, 'input', inputRules({ invalid: C.ingressInvalid, drop: C.ingressDrop })));
-  out.push(...baseChain(NFT_BASE_CHAINS.forward, 'forward', [`jump ${C.forwardDrop} ${comment(ownRuleComment('this host forwards nothing'))}`]));
-  out.push(...baseChain(NFT_BASE_CHAINS.output, 'output', outputRules(policy)));
+  out.push(...baseChains(policy.options));
   for (const [chain, direction] of [
     [C.ingress, 'ingress'],
     [C.egress, 'egress'],
@@ -306,9 +305,29 @@ export function renderNftables(policy: HostPolicy, options: NftablesRenderOption
     const lines = layouts.flatMap(({ family, layout }) => layout.entries.filter((e) => e.rule.direction === direction).map((e) => policyLine(e, family)));
     out.push(`\tchain ${chain} {`, ...lines.map((l) => `\t\t${l}`), '\t}');
   }
-  for (const v of verdicts) out.push(...verdictChainBlock(v, audit));
+  out.push(...verdictBlocks(verdicts, audit));
   out.push('}');
   return Object.freeze({ text: `${out.join('\n')}\n` });
+}
+
+/** Lines that depend on a few host options only, shared by the hosts that have the same. */
+const OPTION_LINES = new Memo<readonly string[]>();
+
+/** The three base chains (input, forward, output): they depend on instanceMetadata and the subnets only. */
+function baseChains(options: ResolvedHostPolicyOptions): readonly string[] {
+  const C = IPTABLES_CHAINS;
+  return OPTION_LINES.get(`base\u0000${options.instanceMetadata}\u0000${options.subnets.join(' ')}`, () =>
+    Object.freeze([
+      ...baseChain(NFT_BASE_CHAINS.input, 'input', inputRules({ invalid: C.ingressInvalid, drop: C.ingressDrop })),
+      ...baseChain(NFT_BASE_CHAINS.forward, 'forward', [`jump ${C.forwardDrop} ${comment(ownRuleComment('this host forwards nothing'))}`]),
+      ...baseChain(NFT_BASE_CHAINS.output, 'output', outputRules(options)),
+    ]),
+  );
+}
+
+/** The log-and-drop (or audit) chains: they depend on audit and which chains there are (instanceMetadata) only. */
+function verdictBlocks(verdicts: readonly VerdictChain[], audit: boolean): readonly string[] {
+  return OPTION_LINES.get(`verdict\u0000${audit}\u0000${verdicts.map((v) => v.chain).join(' ')}`, () => Object.freeze(verdicts.flatMap((v) => verdictChainBlock(v, audit))));
 }
 
 /**
