@@ -220,7 +220,7 @@ function inputRules(verdict: { invalid: string; drop: string }): string[] {
   return r;
 }
 
-function outputRules(options: ResolvedHostPolicyOptions): string[] {
+function outputRules(options: BaseChainOptions): string[] {
   const C = IPTABLES_CHAINS;
   const u4 = UNSPECIFIED_SOURCE[4];
   const u6 = UNSPECIFIED_SOURCE[6];
@@ -313,21 +313,26 @@ export function renderNftables(policy: HostPolicy, options: NftablesRenderOption
 /** Lines that depend on a few host options only, shared by the hosts that have the same. */
 const OPTION_LINES = new Memo<readonly string[]>();
 
-/** The three base chains (input, forward, output): they depend on instanceMetadata and the subnets only. */
-function baseChains(options: ResolvedHostPolicyOptions): readonly string[] {
+/** What the base chains depend on: outputRules takes these options and no other, so the key holds all it reads. */
+type BaseChainOptions = Pick<ResolvedHostPolicyOptions, 'instanceMetadata' | 'subnets'>;
+
+/** The three base chains (input, forward, output); the same for every host with the same BaseChainOptions. */
+function baseChains(options: BaseChainOptions): readonly string[] {
   const C = IPTABLES_CHAINS;
-  return OPTION_LINES.get(`base\u0000${options.instanceMetadata}\u0000${options.subnets.join(' ')}`, () =>
+  const used: BaseChainOptions = { instanceMetadata: options.instanceMetadata, subnets: options.subnets };
+  return OPTION_LINES.get(`base\u0000${used.instanceMetadata}\u0000${used.subnets.join(' ')}`, () =>
     Object.freeze([
       ...baseChain(NFT_BASE_CHAINS.input, 'input', inputRules({ invalid: C.ingressInvalid, drop: C.ingressDrop })),
       ...baseChain(NFT_BASE_CHAINS.forward, 'forward', [`jump ${C.forwardDrop} ${comment(ownRuleComment('this host forwards nothing'))}`]),
-      ...baseChain(NFT_BASE_CHAINS.output, 'output', outputRules(options)),
+      ...baseChain(NFT_BASE_CHAINS.output, 'output', outputRules(used)),
     ]),
   );
 }
 
-/** The log-and-drop (or audit) chains: they depend on audit and which chains there are (instanceMetadata) only. */
+/** The log-and-drop (or audit) chains; the same for every host with the same chains and audit. */
 function verdictBlocks(verdicts: readonly VerdictChain[], audit: boolean): readonly string[] {
-  return OPTION_LINES.get(`verdict\u0000${audit}\u0000${verdicts.map((v) => v.chain).join(' ')}`, () => Object.freeze(verdicts.flatMap((v) => verdictChainBlock(v, audit))));
+  const key = verdicts.map((v) => `${v.chain} ${v.direction} ${v.reason ?? ''} ${v.uid}`).join('\u0000');
+  return OPTION_LINES.get(`verdict\u0000${audit}\u0000${key}`, () => Object.freeze(verdicts.flatMap((v) => verdictChainBlock(v, audit))));
 }
 
 /**
