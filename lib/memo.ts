@@ -1,10 +1,12 @@
 /**
- * A small bounded cache for the parts of a rendering that depend on a few plain inputs only (a
- * host wall's base chains depend on instanceMetadata and the subnets, not on the roles): most
- * hosts of a fleet share them, and a synth renders each host once, mostly in code the JavaScript
- * engine has not optimised yet, so making them once per distinct input saves that work on every
- * other host. The renderers are pure, so a remembered value is the value; values must be
- * immutable (strings, frozen arrays). At most `max` keys are kept, the oldest dropped first.
+ * A small bounded cache for work that depends on a few plain inputs only and repeats across the
+ * hosts of a fleet: a host wall's base chains depend on instanceMetadata and the subnets, not on
+ * the roles (lib/render/nftables.ts); a rule line read by the checker depends on its text and
+ * its table's context, not on the host (lib/check/iptables-parse.ts). A synth renders, and a
+ * check reads, each host once, mostly in code the JavaScript engine has not optimised yet, so
+ * making each value once per distinct input saves that work on every other host. What is
+ * remembered must be a pure function of the key, and immutable (strings, frozen or readonly
+ * data). At most `max` keys are kept, the oldest dropped first.
  */
 export class Memo<T> {
   private readonly values = new Map<string, T>();

@@ -31,6 +31,7 @@
  * tier proves that on random rules against iptables-save (kernel-parse.property.test.ts).
  */
 import { Family } from '../address';
+import { Memo } from '../memo';
 import {
   BASE_OPTIONS,
   MODULES,
@@ -713,20 +714,11 @@ export function parseRuleLine(line: string, family: Family = 4, chains: readonly
  * table, the chains declared so far, the ipsets), then its text. parseCommand is a pure function
  * of these (its tables are constants), so a command seen before is the same ParsedCommand,
  * shared (its parts are readonly). A fleet's hosts repeat most of their lines — the bench
- * fleet's 1,000 hosts hold about 130,000 rule lines and 1,200 distinct ones —, so a check reads
- * each once. A refusal is not kept: its line is read again, and refused again. Bounded: the memo
- * is emptied when it holds COMMANDS_MAX commands or CONTEXTS_MAX contexts.
+ * fleet's 1,000 hosts hold about 130,000 rule lines, 1,200 distinct ones, in 8 contexts —, so a
+ * check reads each once. A refusal is not kept: its line is read again, and refused again.
+ * Bounded (lib/memo.ts): 16 contexts of 2,048 commands each, the oldest dropped first.
  */
-const COMMANDS = new Map<string, Map<string, ParsedCommand>>();
-const COMMANDS_MAX = 8192;
-const CONTEXTS_MAX = 256;
-let commandsKept = 0;
-
-function forgetCommands(): void {
-  for (const m of COMMANDS.values()) m.clear();
-  COMMANDS.clear();
-  commandsKept = 0;
-}
+const COMMANDS = new Memo<Memo<ParsedCommand>>(16);
 
 /** The part of a command's memo key that holds for a whole table block (see COMMANDS). */
 function contextKey(ctx: RuleContext, ipsetsKey: string): string {
@@ -734,24 +726,8 @@ function contextKey(ctx: RuleContext, ipsetsKey: string): string {
 }
 
 /** The commands read in one context (see COMMANDS), by their text. */
-function commandsIn(ctxKey: string): Map<string, ParsedCommand> {
-  let kept = COMMANDS.get(ctxKey);
-  if (kept === undefined) {
-    if (COMMANDS.size >= CONTEXTS_MAX) forgetCommands();
-    COMMANDS.set(ctxKey, (kept = new Map()));
-  }
-  return kept;
-}
-
-/** parseCommand(tokenize(text), ctx) once per distinct command and context (`kept`: commandsIn(ctx's key)). */
-function readCommand(text: string, ctx: RuleContext, kept: Map<string, ParsedCommand>): ParsedCommand {
-  const seen = kept.get(text);
-  if (seen !== undefined) return seen;
-  const parsed = parseCommand(tokenize(text), ctx);
-  if (commandsKept >= COMMANDS_MAX) forgetCommands();
-  kept.set(text, parsed);
-  commandsKept++;
-  return parsed;
+function commandsIn(ctxKey: string): Memo<ParsedCommand> {
+  return COMMANDS.get(ctxKey, () => new Memo<ParsedCommand>(2048));
 }
 
 interface MutableChain {
@@ -772,7 +748,7 @@ export function parseIptablesRestore(text: string, family: Family, options: Pars
   const problems: IptProblem[] = [];
   let current: { name: string; chains: Map<string, MutableChain> } | undefined;
   // The context of the rules of the current table block, made again when a chain is declared.
-  let ctx: { readonly rule: RuleContext; readonly kept: Map<string, ParsedCommand> } | undefined;
+  let ctx: { readonly rule: RuleContext; readonly kept: Memo<ParsedCommand> } | undefined;
   // Chain names are letters, digits and _ . - (USER_CHAIN); ipset names are written as JSON.
   const ipsetsKey = options.ipsets === undefined ? '-' : JSON.stringify([...options.ipsets]);
   const lines = text.split('\n');
@@ -826,7 +802,9 @@ export function parseIptablesRestore(text: string, family: Family, options: Pars
         const rule: RuleContext = { family, table: current.name, chains: new Set(current.chains.keys()), ipsets: options.ipsets };
         ctx = { rule, kept: commandsIn(contextKey(rule, ipsetsKey)) };
       }
-      const parsed = readCommand(counters ? line.slice(counters[0].length) : line, ctx.rule, ctx.kept);
+      const command = counters ? line.slice(counters[0].length) : line;
+      const rule = ctx.rule;
+      const parsed = ctx.kept.get(command, () => parseCommand(tokenize(command), rule));
       const chain = current.chains.get(parsed.chain) as MutableChain;
       const entries = parsed.rules.map((rule) => ({ rule, line: lineNo }));
       if (parsed.command === 'insert') {
