@@ -115,6 +115,28 @@ describe('the nftables reader', () => {
     expect(parseNftables(table('0x5/33'), { form: 'listing' }).problems.map((p) => p.message).join()).toMatch(/33 bits is wider/);
   });
 
+  it('translates a rule seen before in another table as that table says (rules are translated once per distinct context)', () => {
+    // The same rule, first where everything it names exists, then where the set is of the other
+    // family, or missing, or the chain it jumps to is not there: each reading depends on its own
+    // table, never on an earlier one.
+    const wall = (sets: string, chains: string, rule: string): string =>
+      `add table inet twinwall\ndelete table inet twinwall\ntable inet twinwall {\n${sets}${chains}\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\t${rule}\n\t}\n}\n`;
+    const set = (type: string) => `\tset admins {\n\t\ttype ${type}\n\t\tflags interval\n\t\telements = { ${type === 'ipv4_addr' ? '192.0.2.0/24' : '2001:db8::/32'} }\n\t}\n`;
+    const extra = '\tchain extra {\n\t\taccept\n\t}\n';
+    const problems = (text: string): string => parseNftables(text).problems.map((p) => p.message).join('\n');
+    const bySet = 'ip saddr @admins tcp dport 22 ct state new accept';
+    expect(problems(wall(set('ipv4_addr'), '', bySet))).toBe('');
+    expect(problems(wall(set('ipv6_addr'), '', bySet))).toMatch(/holds IPv6 addresses/);
+    expect(problems(wall('', '', bySet))).toMatch(/set admins is not defined/);
+    const jump = 'tcp dport 22 ct state new jump extra';
+    expect(problems(wall('', extra, jump))).toBe('');
+    expect(problems(wall('', '', jump))).toMatch(/no such regular chain/);
+    // The same rule at another place keeps its own line and position.
+    const twice = parseNftables(wall('', '', 'iifname "lo" accept\n\t\ttcp dport 22 accept\n\t\ttcp dport 22 accept'));
+    const input = twice.documents[4].tables.get('filter')?.chains.get('INPUT')?.rules ?? [];
+    expect(input.map((r) => [r.number, r.line])).toEqual([[1, 6], [2, 7], [3, 8]]);
+  });
+
   const sample = renderNftables(ROLE_FIXTURES.sample()).text;
   const REFUSED: [string, (t: string) => string, RegExp][] = [
     ['a file that does not replace the table first', (t) => t.replace('delete table inet twinwall\n', ''), /does not begin/],

@@ -47,6 +47,7 @@ import { IptChain, IptDocument, IptProblem, IptRule, IptTable, parseIptablesRest
 import { PROTOCOL_NUMBERS } from './iptables-modules';
 import { ICMP4_ANY_TYPE, protocolName } from '../port';
 import { IntervalSet } from './space';
+import { Memo } from '../memo';
 
 /** The one table twinwall's nftables wall lives in (lib/render/nftables.ts, NFT_TABLE). */
 export const NFT_READ_TABLE = { family: 'inet', name: 'twinwall' } as const;
@@ -221,6 +222,29 @@ interface Match {
 }
 
 /** One rule's statements → the family it can match and the iptables words with its meaning. */
+/** A rule's translation as parseNftables uses it: its family, its iptables words quoted after "-A chain", its text. */
+interface TranslatedRule {
+  readonly family?: Family;
+  readonly command: string;
+  readonly text: string;
+}
+
+/**
+ * Rules already translated, by the document's context (the form, the regular chains, each set's
+ * name and family: all translateRule reads besides the rule) and then the rule's tokens (kind and
+ * text; their line numbers only go into refusals, which are not kept). The hosts of a fleet
+ * repeat most rules; each is translated once. Bounded (lib/memo.ts): 16 contexts of 2,048 rules.
+ */
+const TRANSLATED = new Memo<Memo<TranslatedRule>>(16);
+
+function translatedRule(tokens: readonly Token[], sets: ReadonlyMap<string, NftSetDefinition>, chains: ReadonlySet<string>, form: 'file' | 'listing'): TranslatedRule {
+  const r = translateRule(tokens, sets, chains, form);
+  let command = '';
+  for (const w of r.words) command += ` ${quoteWord(w)}`;
+  const text = ruleText(tokens);
+  return r.family !== undefined ? { family: r.family, command, text } : { command, text };
+}
+
 function translateRule(words: readonly Token[], sets: ReadonlyMap<string, NftSetDefinition>, chains: ReadonlySet<string>, form: 'file' | 'listing'): { family?: Family; words: string[]; comment?: string } {
   const line = words[0].line;
   let family: Family | undefined;
@@ -721,18 +745,21 @@ export function parseNftables(text: string, options: { form?: 'file' | 'listing'
     for (const hook of Object.values(HOOKS)) b.lines.push(`:${hook} ${byHook.get(hook)?.policy ?? 'ACCEPT'} [0:0]`);
     for (const c of chainDefs) if (c.hook === undefined) b.lines.push(`:${c.name} - [0:0]`);
   }
+  // Chain and set names are letters, digits and _ . - (the grammar above).
+  const kept = TRANSLATED.get(`${form}\t${[...regular].join(' ')}\t${[...sets.values()].map((s) => `${s.name}=${s.family}`).join(' ')}`, () => new Memo<TranslatedRule>(2048));
   for (const c of chainDefs) {
     const chain = c.hook ?? c.name;
     c.rules.forEach((tokens, k) => {
       try {
-        const r = translateRule(tokens, sets, regular, form);
-        const source: NftRuleSource = { chain: c.name, position: k + 1, line: tokens[0].line, text: ruleText(tokens) };
+        // A token's text holds no NUL (printable ASCII or a line end), so this key is the token list.
+        let key = '';
+        for (const t of tokens) key += `${t.kind[0]}${t.text}\0`;
+        const r = kept.get(key, () => translatedRule(tokens, sets, regular, form));
+        const source: NftRuleSource = { chain: c.name, position: k + 1, line: tokens[0].line, text: r.text };
         for (const family of [4, 6] as const) {
           if (r.family !== undefined && r.family !== family) continue;
           const b = built[family];
-          let command = `-A ${quoteWord(chain)}`;
-          for (const w of r.words) command += ` ${quoteWord(w)}`;
-          b.lines.push(command);
+          b.lines.push(`-A ${quoteWord(chain)}${r.command}`);
           b.origin.set(b.lines.length, source);
         }
       } catch (e) {
