@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import * as ipaddr from 'ipaddr.js';
 import { AddressSet, dottedQuadValue, formatAddress, parseAddress } from '../lib/address';
 import { describeAddresses } from '../lib/check/addresses';
-import { Box } from '../lib/check/space';
+import { Box, Region, carve } from '../lib/check/space';
 import { IntervalSet } from '../lib/intervals';
 import { SERVICE_NAMES } from '../lib/catalog';
 import { isNumberToken, isStringToken } from '../lib/tokens';
@@ -145,6 +145,35 @@ describe('IntervalSet', () => {
         expect(new Set(points(rest)).size).toBe(points(rest).length);
       }),
       { numRuns: 400 },
+    );
+  });
+
+  it('regions hold the points of their boxes once each: made, carved, intersected and subtracted as the point sets are', () => {
+    const arbBox = fc.tuple(arbSet, arbSet).map(([p, q]) => new Box([p, q]));
+    const pointsOf = (b: Box): string[] => bits(b.sets[0]).flatMap((x, i) => (x ? bits(b.sets[1]).flatMap((y, j) => (y ? [`${i},${j}`] : [])) : []));
+    const points = (bs: readonly Box[]): string[] => bs.flatMap(pointsOf).sort();
+    const union = (bs: readonly Box[]): string[] => [...new Set(points(bs))].sort();
+    fc.assert(
+      fc.property(fc.array(arbBox, { maxLength: 5 }), fc.array(arbBox, { maxLength: 4 }), fc.oneof(fc.constant(undefined), arbBox), (xs, ys, z) => {
+        const a = Region.of(xs);
+        const b = Region.of(ys);
+        // Disjoint pieces (each point once) holding exactly the union.
+        expect(points(a.boxes)).toEqual(union(xs));
+        const inB = new Set(union(ys));
+        expect(points(a.subtract(b).boxes)).toEqual(union(xs).filter((p) => !inB.has(p)));
+        expect(points(a.intersect(b).boxes)).toEqual(union(xs).filter((p) => inB.has(p)));
+        if (z !== undefined) {
+          const inZ = new Set(pointsOf(z));
+          expect(points(a.intersectBox(z).boxes)).toEqual(union(xs).filter((p) => inZ.has(p)));
+        }
+        // carve: each point in the piece of the first box that holds it.
+        const first = new Map<string, number>();
+        xs.forEach((x, i) => pointsOf(x).forEach((p) => first.has(p) || first.set(p, i)));
+        const carved: [string, number][] = [];
+        carve(xs, (piece, from) => pointsOf(piece).forEach((p) => carved.push([p, from])));
+        expect(carved.sort()).toEqual([...first].sort());
+      }),
+      { numRuns: 1000 },
     );
   });
 });
