@@ -3,7 +3,7 @@
  * oldest key goes first, and a host's wall does not depend on which hosts were rendered before.
  */
 import { HostPolicy, Peer, sshAdmin } from '../lib';
-import { renderNftables } from '../lib/render';
+import { renderIptables, renderNftables } from '../lib/render';
 import { Memo } from '../lib/memo';
 
 describe('Memo', () => {
@@ -47,5 +47,29 @@ describe('renderNftables with shared option lines', () => {
     expect(first).not.toContain('instanceMetadata none');
     expect(first).not.toContain('10.0.1.1');
     expect(first).not.toContain('ct mark set ct mark');
+  });
+});
+
+describe('renderIptables with shared option lines', () => {
+  const roles = () => [sshAdmin({ from: [Peer.ipv4('198.51.100.0/24')] })];
+  const plain = () => HostPolicy.compose('plain', roles());
+  const other = () => HostPolicy.compose('other', roles(), { instanceMetadata: 'none', audit: true, subnets: ['10.0.1.0/24'] });
+
+  it('renders a host the same whichever hosts were rendered before it, its own name first', () => {
+    const first = renderIptables(plain());
+    const between = renderIptables(other());
+    const again = renderIptables(plain());
+    expect(again.v4).toBe(first.v4);
+    expect(again.v6).toBe(first.v6);
+    expect(first.v4.split('\n')[0]).toBe('# twinwall host wall for host plain, IPv4 (iptables-restore, filter table).');
+    expect(between.v6.split('\n')[0]).toBe('# twinwall host wall for host other, IPv6 (iptables-restore, filter table).');
+    expect(between.v4).toContain('instance metadata, nobody (instanceMetadata none)');
+    expect(between.v4).toContain('-d 10.0.1.1/32');
+    expect(between.v4).toContain('CONNMARK');
+    expect(first.v4).not.toContain('instanceMetadata none');
+    expect(first.v4).not.toContain('10.0.1.1');
+    expect(first.v4).not.toContain('CONNMARK');
+    // The policy's own lines sit between the shared parts.
+    expect(first.v4).toMatch(/# The policy: [^\n]*\n-A tw-in -s 198\.51\.100\.0\/24 /);
   });
 });

@@ -28,6 +28,7 @@ import { TwinwallError, show } from '../errors';
 import { checkName } from '../flow';
 import { HostPolicy, PolicyRule, Provenance, ResolvedHostPolicyOptions, subnetRouter, uniqueProvenance } from '../policy';
 import { Port, portSlug } from '../port';
+import { Memo } from '../memo';
 import { cutText } from '../text';
 import { Verdict, VerdictReason, logPrefix } from '../log-prefix';
 import { ownRuleComment, provenanceComment } from '../provenance';
@@ -121,7 +122,7 @@ export interface VerdictChain {
  * The log-and-drop chains of a host wall, in the order they are written. The metadata chain
  * exists only when metadata access is narrowed (`instanceMetadata` other than 'all-users').
  */
-export function verdictChains(policy: { readonly options: ResolvedHostPolicyOptions }): readonly VerdictChain[] {
+export function verdictChains(policy: { readonly options: Pick<ResolvedHostPolicyOptions, 'instanceMetadata'> }): readonly VerdictChain[] {
   const C = IPTABLES_CHAINS;
   const all: VerdictChain[] = [
     { chain: C.ingressInvalid, direction: 'ingress', reason: 'inv', uid: false },
@@ -504,7 +505,7 @@ function ruleLine(chain: string, match: string, target: string, why: string | un
  * only. (IPv4's first DHCPDISCOVER, from 0.0.0.0, is its own rule: it must come before the
  * forged-source drop.)
  */
-function dhcpLines(options: ResolvedHostPolicyOptions, family: Family, comments: boolean): { input: string[]; output: string[] } {
+function dhcpLines(options: Pick<ResolvedHostPolicyOptions, 'subnets'>, family: Family, comments: boolean): { input: string[]; output: string[] } {
   const { client, server } = DHCP_PORTS[family];
   const why = (text: string): string | undefined => (comments ? ownRuleComment(text) : undefined);
   const v = family === 6 ? 'DHCPv6' : 'DHCP';
@@ -520,11 +521,24 @@ function dhcpDiscover(comments: boolean): string {
   return ruleLine('OUTPUT', `-s ${u.source} -d ${u.dhcpDiscover} -p udp -m udp --sport ${client} --dport ${server}`, 'ACCEPT', comments ? ownRuleComment('DHCP discover before the host has an address') : undefined);
 }
 
-function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: Family, section: PolicySection): string {
+/** What a family's table depends on besides the host's name and its policy: familyLines takes these options and no other. */
+type FamilyOptions = Pick<ResolvedHostPolicyOptions, 'audit' | 'instanceMetadata' | 'subnets'>;
+
+/** The lines around the policy's, shared by the hosts with the same family and FamilyOptions (lib/memo.ts). */
+const FAMILY_LINES = new Memo<{ readonly head: readonly string[]; readonly tail: readonly string[] }>();
+
+function renderFamily(host: string, options: FamilyOptions, family: Family, section: PolicySection): string {
+  const used: FamilyOptions = { audit: options.audit, instanceMetadata: options.instanceMetadata, subnets: options.subnets };
+  const { head, tail } = FAMILY_LINES.get(`${family}\u0000${used.audit}\u0000${used.instanceMetadata}\u0000${used.subnets.join(' ')}`, () => familyLines(used, family));
+  const first = `# twinwall host wall for host ${host}, ${family === 6 ? 'IPv6' : 'IPv4'} (iptables-restore, filter table).`;
+  return `${[first, ...head, ...section.lines, ...tail].join('\n')}\n`;
+}
+
+/** A family's table but its first line (which names the host) and the policy's lines, which go between `head` and `tail`. */
+function familyLines(options: FamilyOptions, family: Family): { readonly head: readonly string[]; readonly tail: readonly string[] } {
   const { audit, instanceMetadata } = options;
   const C = IPTABLES_CHAINS;
   const v6 = family === 6;
-  const ip = v6 ? 'IPv6' : 'IPv4';
   const imds = AWS_LINK_LOCAL.instanceMetadata[family];
   const imdsCidr = `${imds}/${v6 ? 128 : 32}`;
   const verdicts = verdictChains({ options });
@@ -535,7 +549,6 @@ function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: 
     out.push(s);
   };
 
-  line(`# twinwall host wall for host ${host}, ${ip} (iptables-restore, filter table).`);
   line('# Rendered from the host policy: change the roles, not this file.');
   if (audit) {
     line('# AUDIT MODE: every packet the enforcing rules would drop is logged ("twinwall ... audit ...")');
@@ -608,14 +621,14 @@ function renderFamily(host: string, options: ResolvedHostPolicyOptions, family: 
 
   // ---- the policy
   line('# The policy: one ACCEPT per rule and host CIDR, in the policy\'s canonical order');
-  for (const l of section.lines) line(l);
+  const head = Object.freeze(out.splice(0));
 
   // ---- log, then drop (or accept in audit mode)
   line(audit ? '# Log each connection once, then accept (audit mode)' : '# Log, then drop');
   const verdict: Verdict = audit ? 'audit' : 'drop';
   for (const v of verdicts) out.push(...verdictChain(v.chain, logPrefix(v.direction, verdict, v.reason), audit, v.uid));
   line('COMMIT');
-  return `${out.join('\n')}\n`;
+  return { head, tail: Object.freeze(out) };
 }
 
 /**
