@@ -312,17 +312,19 @@ export class AddressSet {
 
   /** A set from inclusive [first, last] intervals (any order, overlaps allowed). */
   public static fromIntervals(family: Family, intervals: readonly Interval[]): AddressSet {
-    const max = (1n << BigInt(BITS[family])) - 1n;
-    for (const [a, b] of intervals) {
-      if (a < 0n || b > max || a > b) throw new RangeError(`interval ${a}-${b} is not within IPv${family}`);
-    }
+    for (const [a, b] of intervals) AddressSet.within(family, a, b);
     return new AddressSet(family, IntervalSet.from(intervals));
   }
 
   /** A set from an `IntervalSet` of address values, as it is (already canonical: nothing to sort). */
   public static fromSet(family: Family, set: IntervalSet): AddressSet {
-    if (!set.isEmpty && (set.first < 0n || set.last > (1n << BigInt(BITS[family])) - 1n)) throw new RangeError(`interval ${set.first}-${set.last} is not within IPv${family}`);
+    if (!set.isEmpty) AddressSet.within(family, set.first, set.last);
     return new AddressSet(family, set);
+  }
+
+  /** Throws unless [a, b] is an interval of the family's addresses. */
+  private static within(family: Family, a: bigint, b: bigint): void {
+    if (a < 0n || b > (1n << BigInt(BITS[family])) - 1n || a > b) throw new RangeError(`interval ${a}-${b} is not within IPv${family}`);
   }
 
   public readonly family: Family;
