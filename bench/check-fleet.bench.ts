@@ -10,7 +10,11 @@
  *   (bench/check-load.ts), over the same process reading nothing;
  * - wall time of the 1,000-host check on one worker per core against one worker thread
  *   (bench/check-threads.ts: the CLI's `--workers 1` is in process, so a single worker has no
- *   flag), and against in process.
+ *   flag), and against in process; beside it two bounds that no split of the same work beats:
+ *   the machine's floor (two one-worker checks run at once, halved) and one worker's own CPU time
+ *   (all its threads) spread evenly over the cores. A single worker already keeps more than one
+ *   core busy (V8 compiles and collects on threads of its own), so even a split that adds no work
+ *   stays above half of one worker's wall time.
  *
  * Runs alternate, and each round starts with a different one, so each side meets the same
  * load; figures are medians of TWINWALL_BENCH_ROUNDS rounds (default 3). Wall time is the
@@ -138,6 +142,10 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const speed = wall(`${LARGE}/${cores}`) / wall(`${LARGE}/thread`);
   // Two whole checks at once took `pair`: one check split perfectly in two takes at least half of it.
   const floor = wall('pair') / 2 / wall(`${LARGE}/thread`);
+  // One worker's own CPU time (every thread: main, worker, V8's compiler and collector threads)
+  // spread evenly over the cores, with nothing added for the split: no split of the same work
+  // onto `cores` cores ends sooner.
+  const bound = cpu(`${LARGE}/thread`) / cores / wall(`${LARGE}/thread`);
   const perRound = runs[`${LARGE}/${cores}`].map((r, i) => (r.wall / runs[`${LARGE}/thread`][i].wall).toFixed(2)).join(', ');
   return [
     memory(1, names.memory),
@@ -154,6 +162,7 @@ export async function run(ctx: BenchContext): Promise<BenchResult[]> {
         [`cores each run had (CPU / wall): ${cores} workers; one worker; in process`]: `${coresUsed(`${LARGE}/${cores}`)}; ${coresUsed(`${LARGE}/thread`)}; ${coresUsed(`${LARGE}/1`)}`,
         [`${n(SMALL)} hosts, ${cores} workers / in process wall (median)`]: `${s(wall(`${SMALL}/${cores}`))} / ${s(wall(`${SMALL}/1`))}`,
         [`the machine's floor: two one-worker checks of the ${n(LARGE)} hosts at once (median of ${rounds})`]: `${s(wall('pair'))} wall, ${s(cpu('pair'))} CPU, so one check split perfectly in two takes at least ${s(wall('pair') / 2)}: ${floor.toFixed(2)}× one worker's time (every run: ${runs.pair.map((r) => r.wall.toFixed(1)).join(', ')} s)`,
+        [`the bound of one worker's own CPU time: ${s(cpu(`${LARGE}/thread`))} over ${cores} cores, with nothing added for the split`]: `at least ${s(cpu(`${LARGE}/thread`) / cores)}: ${bound.toFixed(2)}× one worker's time`,
         'load (uptime) at start / end': `${loadAtStart} / ${load()}`,
       },
       ratio: Math.round(speed * 100) / 100,
