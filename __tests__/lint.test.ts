@@ -8,7 +8,7 @@ import { Instance } from '@cdktf/provider-aws/lib/instance';
 import { SecurityGroupRule } from '@cdktf/provider-aws/lib/security-group-rule';
 import { VpcSecurityGroupEgressRule } from '@cdktf/provider-aws/lib/vpc-security-group-egress-rule';
 import { VpcSecurityGroupIngressRule } from '@cdktf/provider-aws/lib/vpc-security-group-ingress-rule';
-import { FilteredHost, FilteredHostProps, TwinwallLint, TwinwallPrefixList, lintStack } from '../constructs';
+import { FilteredHost, FilteredHostProps, TwinwallLint, TwinwallPrefixList, lintStack, stackJson } from '../constructs';
 import { ERROR_CODES, Flow, Peer, Port, customRole, dnsClient, mailServer, ntpClient, serve, sshAdmin, use } from '../lib';
 import { LINT_IDS, LINT_REGISTRY, LINT_RULES, LintFinding, LintId, LintSgRule, LintSubject, SUPPRESSION_TAG_PREFIX, lintHost, lintRule } from '../lib/lint';
 import * as fs from 'fs';
@@ -337,6 +337,23 @@ describe('lint at synth', () => {
     const over = findingsOf(build(11)).findings.filter((f) => f.id === 'TWL007');
     expect(over.map((f) => f.message)).toEqual(['the group holds 61 IPv4 ingress rules; AWS allows 60 per direction per address family, so the apply fails.']);
     expect(findingsOf(build(10)).findings.filter((f) => f.id === 'TWL007')).toEqual([]);
+  });
+
+  it('reads the resources it judges exactly as cdk.tf.json holds them (tokens, nested blocks, overrides)', () => {
+    const s = freshStack();
+    const h = new FilteredHost(s, 'h', { vpcId: VPC, instance: { ...INSTANCE, tags: { team: 'mail' } }, roles: [mailServer()] });
+    const own = new Instance(s, 'own', { ami: INSTANCE.ami, instanceType: 't3.small', subnetId: INSTANCE.subnetId, metadataOptions: { httpEndpoint: 'disabled' } });
+    h.attachTo(own);
+    own.addOverride('ipv6_address_count', 1);
+    own.addOverride('root_block_device.volume_size', 20);
+    new SecurityGroupRule(s, 'byHand', { type: 'ingress', securityGroupId: h.securityGroup.id, protocol: 'tcp', fromPort: 22, toPort: 22, cidrBlocks: ['10.0.0.0/8'] });
+    // After synth, which composes the host (its rule resources exist from then on).
+    const synthesized = JSON.parse(Testing.synth(s)).resource as Record<string, Record<string, unknown>>;
+    const read = stackJson(s, new Set()).resource as Record<string, Record<string, unknown>>;
+    expect(Object.keys(read).sort()).toEqual(['aws_instance', 'aws_security_group', 'aws_security_group_rule', 'aws_vpc_security_group_egress_rule', 'aws_vpc_security_group_ingress_rule']);
+    // Testing.synth leaves out each resource's "//" metadata, which lint does not read.
+    const bodies = (byName: Record<string, unknown>) => Object.fromEntries(Object.entries(byName).map(([name, body]) => [name, { ...(body as object), '//': undefined }]));
+    for (const type of Object.keys(read)) expect({ type, resources: bodies(read[type]) }).toEqual({ type, resources: synthesized[type] });
   });
 
   it('finds no error or warning in the example app', () => {

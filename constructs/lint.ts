@@ -65,18 +65,42 @@ type Json = any;
 
 const RESOLVER = new DefaultTokenResolver(new StringConcat());
 
+/** A key Terraform JSON writes literally (an attribute name), never a token a resolver would change. */
+const PLAIN_KEY = /^[A-Za-z0-9_-]+$/;
+
+/**
+ * `value` without the entries of plain objects whose value is undefined, for `Tokenization.resolve`:
+ * it drops those entries itself, but only after resolving each key and value, and a provider's
+ * `toTerraform()` lists every attribute it knows (an aws_instance: 47 undefined of 67). Tokens,
+ * arrays' own elements and other values are kept as they are, so the resolved JSON is the same.
+ */
+function withoutUndefined(value: Json): Json {
+  if (Array.isArray(value)) return value.map(withoutUndefined);
+  if (value === null || typeof value !== 'object' || typeof value.resolve === 'function') return value;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Json = {};
+  for (const key of Object.keys(value)) {
+    const v = value[key];
+    if (v === undefined && PLAIN_KEY.test(key)) continue;
+    out[key] = withoutUndefined(v);
+  }
+  return out;
+}
+
 /**
  * The stack's relevant resources as Terraform JSON (tokens resolved), like cdk.tf.json holds them,
  * minus `skip`: the hosts' own rendered rules, which lint judges from the rendering (with their
  * roles and reasons) and which are most of a stack, so resolving them would double synth time.
+ * Exported for tests only (not part of the package's API).
  */
-function stackJson(stack: TerraformStack, skip: ReadonlySet<IConstruct>): Json {
+export function stackJson(stack: TerraformStack, skip: ReadonlySet<IConstruct>): Json {
   // Collected in Maps and made objects once at the end: re-spreading a type's growing object for
   // every resource took time quadratic in the stack's size. Same keys, same order, same values.
   const byType = new Map<string, Map<string, Json>>();
   for (const c of stack.node.findAll()) {
     if (!(c instanceof TerraformResource) || !READ_TYPES.has(c.terraformResourceType) || skip.has(c)) continue;
-    const fragment = Tokenization.resolve(c.toTerraform(), { scope: stack, preparing: false, resolver: RESOLVER }) as Json;
+    const fragment = Tokenization.resolve(withoutUndefined(c.toTerraform()), { scope: stack, preparing: false, resolver: RESOLVER }) as Json;
     for (const [type, byName] of Object.entries((fragment?.resource ?? {}) as Record<string, Record<string, Json>>)) {
       const into = byType.get(type) ?? new Map<string, Json>();
       byType.set(type, into);
