@@ -30,7 +30,7 @@ import {
   sshAdmin,
   webServer,
 } from '../lib';
-import { SgRuleSpec, renderFallback, renderIptables, renderNftables, renderNftablesFallback, renderSecurityGroupRules, renderUserData } from '../lib/render';
+import { HostRenderOptions, SgRuleSpec, UserDataPart, renderFallback, renderHost, renderIptables, renderNftables, renderNftablesFallback, renderSecurityGroupRules, renderUserData } from '../lib/render';
 import { DEFAULTS, STACK_NAMES, TwinwallExampleStack, buildApp, environmentConfig, summaryText } from '../main';
 import { ADMIN_LAN, APP_TIER, RESOLVERS, ROLE_FIXTURES } from './support/fixtures';
 
@@ -143,6 +143,46 @@ describe('FilteredHost, per role fixture', () => {
       // No instance asked for, so none made.
       expect(resources(tf, 'aws_instance')).toEqual({});
     });
+  });
+});
+
+describe('the user-data text a host does not keep', () => {
+  // FilteredHost keeps the base64 and renders cloudConfig / document again on their first read:
+  // each must be the text renderHost gives for the host's policy and every render option, and
+  // the very document the kept base64 carries.
+  const peers = ['10.1.0.0/24', '10.2.0.0/24', '10.3.0.0/24'].map((c) => Peer.ipv4(c));
+  const cases: { what: string; props: FilteredHostProps; options: HostRenderOptions }[] = [
+    { what: 'the defaults (nftables, lockdown)', props: { roles: [mailServer()], vpcId: VPC }, options: {} },
+    {
+      what: 'iptables with address sets, the user\'s own parts, audit, onLoadFailure open',
+      props: { roles: [sshAdmin({ from: peers })], vpcId: VPC, hostFirewall: 'iptables', ipsetThreshold: 2, audit: true, onLoadFailure: 'open', userDataParts: [UserDataPart.shellScript('#!/bin/sh\necho hello\n')] },
+      options: { hostFirewall: 'iptables', ipsetThreshold: 2, userDataParts: [UserDataPart.shellScript('#!/bin/sh\necho hello\n')] },
+    },
+    { what: 'nftables with sets and two groups at most', props: { roles: [sshAdmin({ from: peers }), webServer()], vpcId: VPC, ipsetThreshold: 2, maxSecurityGroups: 2 }, options: { ipsetThreshold: 2, maxSecurityGroups: 2 } },
+  ];
+  it.each(cases)('$what', ({ props, options }) => {
+    const { host } = synthHost('h', props);
+    const expected = renderHost(host.policy, options).userData;
+    const kept = host.rendering.userData;
+    expect(Object.keys(kept)).toEqual(Object.keys(expected));
+    expect({ ...kept }).toEqual({ ...expected });
+    expect(decodeUserData(kept.base64)).toBe(kept.document);
+    expect(host.cloudConfig).toBe(expected.cloudConfig);
+  });
+
+  it('is the composed policy\'s text on a host with grants', () => {
+    const { hosts } = synth((scope) => {
+      const db = new FilteredHost(scope, 'db', { roles: [sshAdmin({ from: [Peer.ipv4(ADMIN_LAN)] })], vpcId: VPC, addresses: ['10.0.3.0/24'], hostFirewall: 'iptables' });
+      const app = new FilteredHost(scope, 'app', { roles: [ntpClient()], vpcId: VPC, addresses: [APP_TIER] });
+      db.allowFrom(app, Port.tcp(5432), 'the app reads its database');
+      return [db, app];
+    });
+    for (const [h, options] of [[hosts.db, { hostFirewall: 'iptables' }], [hosts.app, {}]] as const) {
+      const kept = h.rendering.userData;
+      expect(kept.document).toContain('5432');
+      expect({ ...kept }).toEqual({ ...renderHost(h.policy, options).userData });
+      expect(decodeUserData(kept.base64)).toBe(kept.document);
+    }
   });
 });
 

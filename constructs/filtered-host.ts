@@ -16,7 +16,7 @@ import { Role } from '../lib/flow';
 import { CONNECTIONS_ROLE, Grant, GrantPorts, HostEndpoint, connectionFlows, endpointLabel, endpointPeer } from '../lib/connections';
 import { Peer, PeerSource } from '../lib/peer';
 import { HostPolicy, LoadFailureMode, MetadataAccess } from '../lib/policy';
-import { HostFirewall, HostRendering, SgRuleSpec, UserDataPart, renderHost } from '../lib/render';
+import { HostFirewall, HostRendering, SgRuleSpec, UserData, UserDataPart, renderHost } from '../lib/render';
 import { hostCidrsTags, hostWallTags } from '../lib/check/record';
 import { Suppression, SuppressionInput, checkSuppressions, suppressionTags } from '../lib/lint';
 import { HOST_BRAND, TwinwallLint } from './lint';
@@ -191,6 +191,35 @@ function checkNoToken(rendering: HostRendering): void {
   }
 }
 
+/**
+ * A host's rendering, checked for tokens (checkNoToken), to keep: the same values, except that
+ * the user-data's plain text (`cloudConfig` and `document`, the biggest strings of a host: 28 KB
+ * on each bench host, where the gzipped base64 is 5 KB) is not kept. Nothing at synth reads it
+ * again (the instance takes `base64`), and a thousand hosts' texts kept alive made every young
+ * collection copy them and the peak memory 40 MB higher. A read renders it again, once, with
+ * `render` (the same pure renderer, the same policy and options, so the same text) and keeps it.
+ * The getter `iptables` of an nftables rendering stays a getter (render on first read).
+ */
+function withoutUserDataText(rendering: HostRendering, render: () => HostRendering): HostRendering {
+  const { base64, gzipped, bytes, plainBytes } = rendering.userData;
+  let again: UserData | undefined;
+  const text = (): UserData => (again ??= render().userData);
+  const userData: UserData = Object.freeze({
+    get cloudConfig(): string {
+      return text().cloudConfig;
+    },
+    get document(): string {
+      return text().document;
+    },
+    base64,
+    gzipped,
+    bytes,
+    plainBytes,
+  });
+  const fields = Object.getOwnPropertyDescriptors(rendering);
+  return Object.freeze(Object.defineProperties({}, { ...fields, userData: { ...fields.userData, value: userData } }) as HostRendering);
+}
+
 /** A reference's host-side CIDRs, recorded for `twinwall check` (lib/check/record.ts). */
 function referenceRecord(spec: SgRuleSpec): { tags?: Record<string, string> } {
   return spec.hostCidrs === undefined ? {} : { tags: hostCidrsTags(spec.hostCidrs) };
@@ -301,8 +330,11 @@ export class FilteredHost extends Construct implements PeerSource {
       };
       // Rendered now, so what is wrong with the host's own roles fails here, at its construction;
       // it is the final rendering unless grants reach the host.
-      this.baseRendering = renderHost(this.basePolicy, this.renderOptions);
-      checkNoToken(this.baseRendering);
+      const rendering = renderHost(this.basePolicy, this.renderOptions);
+      checkNoToken(rendering);
+      const basePolicy = this.basePolicy;
+      const renderOptions = this.renderOptions;
+      this.baseRendering = withoutUserDataText(rendering, () => renderHost(basePolicy, renderOptions));
       // Checked now (masks, host bits, tokens), so a bad value fails here rather than at a grant.
       const fixedIp = props.instance?.privateIp;
       this.addresses = props.addresses !== undefined ? [...props.addresses] : fixedIp !== undefined ? [`${fixedIp}/32`] : undefined;
@@ -575,8 +607,14 @@ export class FilteredHost extends Construct implements PeerSource {
             [...this.basePolicy.roles, Role.of(CONNECTIONS_ROLE, 'Grants between this host and other hosts (allowTo, allowFrom, allowInternally).', flows)],
             this.basePolicy.options,
           );
-    const rendering = flows.length === 0 ? this.baseRendering : renderHost(policy, this.renderOptions);
-    checkNoToken(rendering);
+    // The base rendering was checked at construction.
+    let rendering = this.baseRendering;
+    if (flows.length > 0) {
+      const renderOptions = this.renderOptions;
+      rendering = renderHost(policy, renderOptions);
+      checkNoToken(rendering);
+      rendering = withoutUserDataText(rendering, () => renderHost(policy, renderOptions));
+    }
     this.securityGroup.tags = this.groupTags(0, policy);
     // More than one group only when the quota forces a split: the first keeps its id, name and
     // description, so a host that grows past 60 rules gains groups without replacing it.
