@@ -128,10 +128,15 @@ export function lintStack(stack: TerraformStack): { host: LintableHost; findings
   return hosts.map((h) => {
     const groups = h.securityGroups ?? [h.securityGroup];
     const groupKeys = groups.map(address);
-    const rendered = new Set([...h.ingressRules, ...h.egressRules].map(address));
+    // Made only for a group with rules in `tf` (a resource's address is a hash of its path).
+    let rendered: Set<string> | undefined;
     const extraRules = new Map<number, LintSgRule[]>();
     groupKeys.forEach((key, j) => {
-      const extra = (groupRules.get(key) ?? []).filter((r) => !rendered.has(r.address)).map(lintRuleFromArtefact).filter((r): r is LintSgRule => r !== undefined);
+      const onGroup = groupRules.get(key) ?? [];
+      if (onGroup.length === 0) return;
+      rendered ??= new Set([...h.ingressRules, ...h.egressRules].map(address));
+      const mine = rendered;
+      const extra = onGroup.filter((r) => !mine.has(r.address)).map(lintRuleFromArtefact).filter((r): r is LintSgRule => r !== undefined);
       if (extra.length > 0) extraRules.set(j, extra);
     });
     const attached = [...new Set(groupKeys.flatMap((g) => byGroup.get(g) ?? []))];
