@@ -30,7 +30,7 @@ import {
   sshAdmin,
   webServer,
 } from '../lib';
-import { HostRenderOptions, SgRuleSpec, UserDataPart, renderFallback, renderHost, renderIptables, renderNftables, renderNftablesFallback, renderSecurityGroupRules, renderUserData } from '../lib/render';
+import { HostRenderOptions, HostRendering, SgRuleSpec, UserDataPart, renderFallback, renderHost, renderIptables, renderNftables, renderNftablesFallback, renderSecurityGroupRules, renderUserData } from '../lib/render';
 import { DEFAULTS, STACK_NAMES, TwinwallExampleStack, buildApp, environmentConfig, summaryText } from '../main';
 import { ADMIN_LAN, APP_TIER, RESOLVERS, ROLE_FIXTURES } from './support/fixtures';
 
@@ -146,10 +146,10 @@ describe('FilteredHost, per role fixture', () => {
   });
 });
 
-describe('the user-data text a host does not keep', () => {
-  // FilteredHost keeps the base64 and renders cloudConfig / document again on their first read:
-  // each must be the text renderHost gives for the host's policy and every render option, and
-  // the very document the kept base64 carries.
+describe('the texts a host does not keep', () => {
+  // FilteredHost keeps the user-data's base64 and renders its texts (cloudConfig / document, the
+  // host wall's tables) again on their first read: each must be the text renderHost gives for the
+  // host's policy and every render option, and the document the very one the kept base64 carries.
   const peers = ['10.1.0.0/24', '10.2.0.0/24', '10.3.0.0/24'].map((c) => Peer.ipv4(c));
   const cases: { what: string; props: FilteredHostProps; options: HostRenderOptions }[] = [
     { what: 'the defaults (nftables, lockdown)', props: { roles: [mailServer()], vpcId: VPC }, options: {} },
@@ -160,14 +160,21 @@ describe('the user-data text a host does not keep', () => {
     },
     { what: 'nftables with sets and two groups at most', props: { roles: [sshAdmin({ from: peers }), webServer()], vpcId: VPC, ipsetThreshold: 2, maxSecurityGroups: 2 }, options: { ipsetThreshold: 2, maxSecurityGroups: 2 } },
   ];
+  const wallTexts = (r: HostRendering) => ({ hostFirewall: r.hostFirewall, iptables: r.iptables, fallback: r.fallback, nftables: r.nftables, nftablesFallback: r.nftablesFallback });
   it.each(cases)('$what', ({ props, options }) => {
     const { host } = synthHost('h', props);
-    const expected = renderHost(host.policy, options).userData;
+    const whole = renderHost(host.policy, options);
+    const expected = whole.userData;
     const kept = host.rendering.userData;
     expect(Object.keys(kept)).toEqual(Object.keys(expected));
     expect({ ...kept }).toEqual({ ...expected });
     expect(decodeUserData(kept.base64)).toBe(kept.document);
     expect(host.cloudConfig).toBe(expected.cloudConfig);
+    // Every field, the host wall's texts included, in the same order.
+    expect(Object.keys(host.rendering)).toEqual(Object.keys(whole));
+    expect(wallTexts(host.rendering)).toEqual(wallTexts(whole));
+    expect(host.rendering.securityGroups).toEqual(whole.securityGroups);
+    expect(Object.isFrozen(host.rendering)).toBe(true);
   });
 
   it('is the composed policy\'s text on a host with grants', () => {
@@ -182,6 +189,7 @@ describe('the user-data text a host does not keep', () => {
       expect(kept.document).toContain('5432');
       expect({ ...kept }).toEqual({ ...renderHost(h.policy, options).userData });
       expect(decodeUserData(kept.base64)).toBe(kept.document);
+      expect(wallTexts(h.rendering)).toEqual(wallTexts(renderHost(h.policy, options)));
     }
   });
 });

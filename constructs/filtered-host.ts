@@ -193,23 +193,25 @@ function checkNoToken(rendering: HostRendering): void {
 
 /**
  * A host's rendering, checked for tokens (checkNoToken), to keep: the same values, except that
- * the user-data's plain text (`cloudConfig` and `document`, the biggest strings of a host: 28 KB
- * on each bench host, where the gzipped base64 is 5 KB) is not kept. Nothing at synth reads it
- * again (the instance takes `base64`), and a thousand hosts' texts kept alive made every young
- * collection copy them and the peak memory 40 MB higher. A read renders it again, once, with
- * `render` (the same pure renderer, the same policy and options, so the same text) and keeps it.
- * The getter `iptables` of an nftables rendering stays a getter (render on first read).
+ * its texts are not kept: the user-data's plain text (`cloudConfig` and `document`, 28 KB on each
+ * bench host, where the gzipped base64 is 5 KB) and the host wall's (`nftables` and
+ * `nftablesFallback`, or `iptables` and `fallback`: 9 KB more). Nothing at synth reads them again
+ * (the instance takes `base64`, lint the rule specs and the policy), and a thousand hosts' texts
+ * kept alive made every young collection copy them and the peak memory 50 MB higher. The first
+ * read of any of them renders the host again with `render` (the same pure renderer, the same
+ * policy and options, so the same texts) and keeps that rendering. A getter stays a getter
+ * (`iptables` of an nftables rendering renders on its first read).
  */
-function withoutUserDataText(rendering: HostRendering, render: () => HostRendering): HostRendering {
+function withoutTexts(rendering: HostRendering, render: () => HostRendering): HostRendering {
   const { base64, gzipped, bytes, plainBytes } = rendering.userData;
-  let again: UserData | undefined;
-  const text = (): UserData => (again ??= render().userData);
+  let again: HostRendering | undefined;
+  const rendered = (): HostRendering => (again ??= render());
   const userData: UserData = Object.freeze({
     get cloudConfig(): string {
-      return text().cloudConfig;
+      return rendered().userData.cloudConfig;
     },
     get document(): string {
-      return text().document;
+      return rendered().userData.document;
     },
     base64,
     gzipped,
@@ -217,7 +219,13 @@ function withoutUserDataText(rendering: HostRendering, render: () => HostRenderi
     plainBytes,
   });
   const fields = Object.getOwnPropertyDescriptors(rendering);
-  return Object.freeze(Object.defineProperties({}, { ...fields, userData: { ...fields.userData, value: userData } }) as HostRendering);
+  const lean: PropertyDescriptorMap = { ...fields, userData: { ...fields.userData, value: userData } };
+  for (const key of ['iptables', 'fallback', 'nftables', 'nftablesFallback'] as const) {
+    const field = fields[key];
+    if (field === undefined || field.get !== undefined) continue;
+    lean[key] = { enumerable: field.enumerable, configurable: false, get: () => rendered()[key] };
+  }
+  return Object.freeze(Object.defineProperties({}, lean) as HostRendering);
 }
 
 /** A reference's host-side CIDRs, recorded for `twinwall check` (lib/check/record.ts). */
@@ -334,7 +342,7 @@ export class FilteredHost extends Construct implements PeerSource {
       checkNoToken(rendering);
       const basePolicy = this.basePolicy;
       const renderOptions = this.renderOptions;
-      this.baseRendering = withoutUserDataText(rendering, () => renderHost(basePolicy, renderOptions));
+      this.baseRendering = withoutTexts(rendering, () => renderHost(basePolicy, renderOptions));
       // Checked now (masks, host bits, tokens), so a bad value fails here rather than at a grant.
       const fixedIp = props.instance?.privateIp;
       this.addresses = props.addresses !== undefined ? [...props.addresses] : fixedIp !== undefined ? [`${fixedIp}/32`] : undefined;
@@ -613,7 +621,7 @@ export class FilteredHost extends Construct implements PeerSource {
       const renderOptions = this.renderOptions;
       rendering = renderHost(policy, renderOptions);
       checkNoToken(rendering);
-      rendering = withoutUserDataText(rendering, () => renderHost(policy, renderOptions));
+      rendering = withoutTexts(rendering, () => renderHost(policy, renderOptions));
     }
     this.securityGroup.tags = this.groupTags(0, policy);
     // More than one group only when the quota forces a split: the first keeps its id, name and
